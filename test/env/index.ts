@@ -1,0 +1,79 @@
+// The test environment: real servers on 127.0.0.1 with random ports. Under `make test` the global
+// setup starts them once and hands their facts to every test file through a JSON file; a test file
+// run on its own starts the parts it asks for and stops them when it ends.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { startKube } from './kube.ts';
+import { startMinio } from './minio.ts';
+import { startOidc } from './oidc.ts';
+import type { RunningPart } from './part.ts';
+import { startPostgres } from './postgres.ts';
+import { startSshd } from './sshd.ts';
+import type { EnvPart, TestEnvInfo } from './types.ts';
+
+export type { RunningPart } from './part.ts';
+export type * from './types.ts';
+
+export const ALL_PARTS: readonly EnvPart[] = ['kube', 'minio', 'postgres', 'sshd', 'oidc'];
+export const ENV_FILE_VARIABLE = 'CHAPERONE_TEST_ENV_FILE';
+
+const starters: { [P in EnvPart]: (dir: string) => Promise<RunningPart<NonNullable<TestEnvInfo[P]>>> } = {
+  kube: startKube,
+  minio: startMinio,
+  postgres: startPostgres,
+  sshd: startSshd,
+  oidc: startOidc,
+};
+
+export interface RunningEnv {
+  info: TestEnvInfo;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the given parts concurrently under a fresh temporary directory. */
+export async function startEnv(parts: readonly EnvPart[]): Promise<RunningEnv> {
+  const dir = await mkdtemp(join(tmpdir(), 'chaperone-env-'));
+  const running: RunningPart<unknown>[] = [];
+  const info: TestEnvInfo = {};
+  const results = await Promise.allSettled(
+    parts.map(async (part) => {
+      const started = await starters[part](join(dir, part));
+      running.push(started);
+      (info as Record<string, unknown>)[part] = started.info;
+    }),
+  );
+  const stop = async () => {
+    await Promise.allSettled(running.map((r) => r.stop()));
+    await rm(dir, { recursive: true, force: true });
+  };
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length > 0) {
+    await stop();
+    throw new AggregateError(
+      failed.map((f) => f.reason),
+      `test environment failed to start: ${failed.map((f) => String(f.reason?.message ?? f.reason)).join('; ')}`,
+    );
+  }
+  return { info, dir, stop };
+}
+
+type EnvWith<P extends EnvPart> = TestEnvInfo & { [K in P]-?: NonNullable<TestEnvInfo[K]> };
+
+/**
+ * The facts of the parts a test needs. Reads the shared environment when the global setup
+ * started one; otherwise starts the parts now and stops them after the test file.
+ */
+export async function testEnv<P extends EnvPart>(parts: readonly P[]): Promise<EnvWith<P>> {
+  const file = process.env[ENV_FILE_VARIABLE];
+  if (file) {
+    const shared = JSON.parse(await readFile(file, 'utf8')) as TestEnvInfo;
+    const missing = parts.filter((p) => shared[p] === undefined);
+    if (missing.length === 0) return shared as EnvWith<P>;
+  }
+  const env = await startEnv(parts);
+  after(() => env.stop());
+  return env.info as EnvWith<P>;
+}

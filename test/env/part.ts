@@ -1,0 +1,5 @@
+/** A server of the test environment, started and owned by whoever called its start function. */
+export interface RunningPart<T> {
+  info: T;
+  stop(): Promise<void>;
+}

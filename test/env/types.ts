@@ -1,0 +1,73 @@
+// Connection facts of the real servers the test environment runs. Plain JSON, so the global setup
+// can hand them to test files (each runs in its own process) through a file.
+
+export interface KubeInfo {
+  /** https://127.0.0.1:<port> of kube-apiserver. */
+  server: string;
+  /** A kubeconfig whose user is a client-cert admin in system:masters. */
+  kubeconfigPath: string;
+  /** PEM of the CA that signed the apiserver's serving cert and the client certs. */
+  caPem: string;
+  /** The service-account issuer; the apiserver serves its OIDC discovery and JWKS. */
+  serviceAccountIssuer: string;
+  /** Absolute paths of kubectl and helm binaries matching this apiserver. */
+  kubectl: string;
+  helm: string;
+  /** Directory for the control plane's certs and data (removed on stop). */
+  dataDir: string;
+}
+
+export interface MinioInfo {
+  /** http://127.0.0.1:<port> */
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** A bucket created with Object Lock enabled (versioning on). */
+  bucket: string;
+}
+
+export interface PostgresInfo {
+  host: string;
+  port: number;
+  /** Superuser, authenticated with SCRAM-SHA-256 over TCP. */
+  user: string;
+  password: string;
+  database: string;
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Directory with psql, pgbench, pg_ctl of the running server's major version. */
+  binDir: string;
+}
+
+export interface SshdInfo {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** OpenSSH private key accepted for `user`. */
+  privateKeyPath: string;
+  /** known_hosts line(s) for [host]:port. */
+  knownHostsPath: string;
+}
+
+export interface OidcInfo {
+  /** Issuer URL; /.well-known/openid-configuration and JWKS served under it. */
+  issuer: string;
+  /** A confidential client allowed the client_credentials grant. */
+  clientId: string;
+  clientSecret: string;
+  /** The audience (resource indicator) its access tokens are JWTs for. */
+  audience: string;
+  tokenEndpoint: string;
+}
+
+export type EnvPart = 'kube' | 'minio' | 'postgres' | 'sshd' | 'oidc';
+
+export interface TestEnvInfo {
+  kube?: KubeInfo;
+  minio?: MinioInfo;
+  postgres?: PostgresInfo;
+  sshd?: SshdInfo;
+  oidc?: OidcInfo;
+}
