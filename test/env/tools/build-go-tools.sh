@@ -9,9 +9,8 @@ cache=${CHAPERONE_CACHE:-$HOME/.cache/chaperone}
 bin=$cache/bin
 mkdir -p "$bin"
 
-KUBE_VERSION=${KUBE_VERSION:-v1.34.4}
-ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
-MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
+# shellcheck source=versions.env
+source "$here/versions.env"
 
 export GOFLAGS=-mod=mod
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}

