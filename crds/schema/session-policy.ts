@@ -1,0 +1,281 @@
+// SessionPolicy: the single source of truth for the CRD (crds/generate.ts renders it) and for the
+// policy half of the sidecar config (sidecar/config renders from it).
+import { z } from 'zod';
+import {
+  conditionSchema,
+  dnsLabelSchema,
+  labelSelectorSchema,
+  portSchema,
+  protocolSchema,
+  re2PatternSchema,
+  secretKeyRefSchema,
+  secretRefSchema,
+} from './common.ts';
+
+export const tlsSchema = z
+  .object({
+    mode: z
+      .enum(['disable', 'require', 'verify-full'])
+      .default('disable')
+      .describe('TLS from the sidecar to the upstream. verify-full checks the chain and the host name.'),
+    caSecret: secretKeyRefSchema.optional().describe('CA bundle (PEM) to trust for the upstream.'),
+    serverName: z.string().optional().describe('Name to verify instead of upstream.host.'),
+  })
+  .describe('TLS settings towards the upstream.');
+
+export const targetSchema = z
+  .object({
+    name: dnsLabelSchema.describe('Target name; agents see it as env var prefix and in recordings.'),
+    protocol: protocolSchema,
+    upstream: z
+      .object({
+        host: z.string().min(1).max(253).describe('Host name or IP of the real server.'),
+        port: portSchema.describe('Port of the real server.'),
+        database: z
+          .string()
+          .optional()
+          .describe('postgres: database to connect to upstream (default: the one the agent asks for).'),
+      })
+      .describe('The real server the sidecar connects to.'),
+    listenPort: z
+      .number()
+      .int()
+      .min(1024)
+      .max(65535)
+      .describe('Port on 127.0.0.1 in the pod where the sidecar accepts the agent for this target.'),
+    credentialsSecret: secretRefSchema
+      .optional()
+      .describe(
+        'Upstream credentials, mounted only into the sidecar. postgres: keys username, password. ssh: username and privateKey or password. http/kubernetes: token.',
+      ),
+    tls: tlsSchema.optional(),
+    transparent: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also REDIRECT TCP from agent containers to upstream host:port to listenPort (host must be an IP).',
+      ),
+  })
+  .describe('One upstream the agent may reach, only through the sidecar.');
+export type Target = z.infer<typeof targetSchema>;
+
+export const issuerSchema = z
+  .object({
+    issuer: z.url().describe('Issuer URL; its OIDC discovery document names the JWKS.'),
+    audiences: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe('Accepted audiences (aud claim); at least one must match.'),
+    jwksUri: z.url().optional().describe('JWKS URL, when discovery is not served.'),
+    kubernetes: z
+      .boolean()
+      .default(false)
+      .describe("The cluster's own service-account issuer (discovery served by the apiserver)."),
+  })
+  .describe('A token issuer the sidecar trusts.');
+export type Issuer = z.infer<typeof issuerSchema>;
+
+export const identitySchema = z
+  .object({
+    issuers: z.array(issuerSchema).default([]).describe('Trusted issuers of the token the agent presents.'),
+    tokenRequired: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Refuse sessions without a valid token. When false, the pod's service account is the identity.",
+      ),
+    deniedSubjects: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Subjects (sub claim or system:serviceaccount:ns:name) refused outright, with an alert.'),
+  })
+  .describe('How the agent proves who it is.');
+export type Identity = z.infer<typeof identitySchema>;
+
+export const sqlClassSchema = z.enum([
+  'drop',
+  'truncate',
+  'deleteWithoutWhere',
+  'updateWithoutWhere',
+  'alterRole',
+  'createRole',
+  'grant',
+  'copyToProgram',
+  'copyFromProgram',
+  'multiStatement',
+  'ddl',
+  'write',
+  'read',
+  'unparseable',
+]);
+export type SqlClass = z.infer<typeof sqlClassSchema>;
+
+export const guardrailActionSchema = z.enum(['allow', 'block', 'requireApproval', 'alert']);
+export type GuardrailAction = z.infer<typeof guardrailActionSchema>;
+
+export const guardrailSchema = z
+  .object({
+    name: dnsLabelSchema.describe('Rule name, recorded with every decision it makes.'),
+    targets: z.array(dnsLabelSchema).optional().describe('Targets the rule applies to (default: all).'),
+    match: z
+      .object({
+        sqlClasses: z
+          .array(sqlClassSchema)
+          .optional()
+          .describe('postgres: statement classes found by parsing the SQL (any matches).'),
+        statementTypes: z
+          .array(z.string().min(1))
+          .optional()
+          .describe('postgres: parse-tree node names, e.g. DropStmt, VacuumStmt (any matches).'),
+        sqlPattern: re2PatternSchema.optional().describe('postgres: RE2 run on the statement text.'),
+        commandPattern: re2PatternSchema
+          .optional()
+          .describe('ssh: RE2 run on exec commands and shell lines.'),
+        httpMethods: z.array(z.string().min(1)).optional().describe('http/kubernetes: request methods.'),
+        pathPattern: re2PatternSchema.optional().describe('http/kubernetes: RE2 run on the request path.'),
+      })
+      .describe('All given fields must match.'),
+    action: guardrailActionSchema.describe(
+      'What happens on a match. Rules are evaluated in order; first match wins.',
+    ),
+    message: z.string().max(512).optional().describe('Shown to the agent when blocked.'),
+  })
+  .describe('A guardrail rule.');
+export type Guardrail = z.infer<typeof guardrailSchema>;
+
+export const maskStrategySchema = z
+  .enum(['redact', 'partial', 'hash'])
+  .describe('redact: replace with ****; partial: keep the last 4 characters; hash: keyed SHA-256 prefix.');
+
+export const maskingSchema = z
+  .object({
+    columns: z
+      .array(
+        z.object({
+          pattern: re2PatternSchema.describe('RE2 on the column name.'),
+          strategy: maskStrategySchema.default('redact'),
+        }),
+      )
+      .default([]),
+    detectors: z
+      .array(
+        z.object({
+          type: z.enum(['creditCard', 'email', 'iban', 'nationalId', 'custom']),
+          pattern: re2PatternSchema.optional().describe('custom: RE2 on the value.'),
+          strategy: maskStrategySchema.default('redact'),
+        }),
+      )
+      .default([]),
+    keepOriginals: z
+      .boolean()
+      .default(false)
+      .describe('Also record unmasked values (the recording then holds the sensitive data).'),
+  })
+  .describe('What the agent never sees.');
+export type Masking = z.infer<typeof maskingSchema>;
+
+export const approvalsSchema = z
+  .object({
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(86400)
+      .default(300)
+      .describe('How long a statement waits for a decision.'),
+    reviewers: z
+      .object({ users: z.array(z.string()).default([]), groups: z.array(z.string()).default([]) })
+      .optional()
+      .describe('Who may decide (also enforced by RBAC on SessionApproval).'),
+  })
+  .describe('Just-in-time approvals for requireApproval rules.');
+
+export const alertsSchema = z
+  .object({
+    webhookUrl: z.url().optional().describe('Slack-compatible incoming webhook receiving policy hits.'),
+    webhookUrlSecret: secretKeyRefSchema.optional().describe('The webhook URL from a Secret instead.'),
+    on: z
+      .array(z.enum(['blocked', 'approval', 'deniedSubject', 'alert', 'invalidToken']))
+      .default(['blocked', 'approval', 'deniedSubject', 'alert']),
+  })
+  .describe('Where policy hits are sent.');
+
+export const recordingSchema = z
+  .object({
+    store: z
+      .object({
+        url: z
+          .string()
+          .regex(/^(s3|file):\/\//, 'must start with s3:// or file://')
+          .describe('s3://bucket/prefix or file:///dir (single machine only).'),
+        endpoint: z.url().optional().describe('S3 endpoint for S3-compatible stores (MinIO).'),
+        region: z.string().default('us-east-1'),
+        forcePathStyle: z.boolean().default(true),
+        credentialsSecret: secretRefSchema
+          .optional()
+          .describe('Keys accessKeyId and secretAccessKey; absent: the default AWS credential chain.'),
+      })
+      .describe('Where sealed segments are stored.'),
+    signingKeySecret: secretRefSchema.describe(
+      'Ed25519 private key (key privateKey, PEM) that signs segment manifests.',
+    ),
+    retentionDays: z.number().int().min(1).max(36500).default(365),
+    objectLock: z
+      .object({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']) })
+      .optional()
+      .describe('Object Lock retain-until on every segment (bucket must have Object Lock enabled).'),
+    failMode: z
+      .enum(['failClosed', 'failOpen'])
+      .default('failClosed')
+      .describe(
+        'Store down and spool full: failClosed makes new work wait; failOpen lets traffic go on with a signed gap.',
+      ),
+    segment: z
+      .object({
+        maxBytes: z
+          .number()
+          .int()
+          .min(65536)
+          .default(4 * 1024 * 1024),
+        maxSeconds: z.number().int().min(1).default(10),
+      })
+      .prefault({}),
+    spoolLimitBytes: z
+      .number()
+      .int()
+      .min(1048576)
+      .default(512 * 1024 * 1024),
+  })
+  .describe('Recording and storage.');
+export type RecordingPolicy = z.infer<typeof recordingSchema>;
+
+export const sessionPolicySpecSchema = z
+  .object({
+    podSelector: labelSelectorSchema.prefault({}),
+    targets: z.array(targetSchema).min(1).describe('Upstreams reached only through the sidecar.'),
+    identity: identitySchema.prefault({}),
+    guardrails: z.array(guardrailSchema).default([]),
+    masking: maskingSchema.prefault({}),
+    approvals: approvalsSchema.prefault({}),
+    alerts: alertsSchema.optional(),
+    recording: recordingSchema,
+  })
+  .describe('Which pods are recorded, which upstreams they reach, and the rules of their sessions.');
+export type SessionPolicySpec = z.infer<typeof sessionPolicySpecSchema>;
+export type SessionPolicySpecInput = z.input<typeof sessionPolicySpecSchema>;
+
+export const sessionPolicyStatusSchema = z.object({
+  observedGeneration: z.number().int().optional(),
+  conditions: z.array(conditionSchema).optional(),
+  configMapName: z.string().optional(),
+  networkPolicyName: z.string().optional(),
+});
+
+export const SESSION_POLICY = {
+  group: 'chaperone.dev',
+  version: 'v1alpha1',
+  kind: 'SessionPolicy',
+  plural: 'sessionpolicies',
+  singular: 'sessionpolicy',
+  shortNames: ['spol'],
+} as const;

@@ -1,0 +1,87 @@
+// The sidecar's configuration: what the operator renders into a ConfigMap (and what a user writes
+// by hand for standalone use). Policy rules come straight from the SessionPolicy schema; Secret
+// references become paths of the files the webhook mounts into the sidecar.
+import { z } from 'zod';
+import {
+  alertsSchema,
+  approvalsSchema,
+  guardrailSchema,
+  identitySchema,
+  issuerSchema,
+  maskingSchema,
+  recordingSchema,
+  targetSchema,
+} from '../../crds/index.ts';
+
+/** Where the webhook mounts things into the sidecar; the operator renders config with these paths. */
+export const SIDECAR_PATHS = {
+  configFile: '/etc/chaperone/config/config.json',
+  credentialsDir: (target: string) => `/var/run/chaperone/credentials/${target}`,
+  signingKeyFile: '/var/run/chaperone/signing-key/privateKey',
+  storeCredentialsDir: '/var/run/chaperone/store-credentials',
+  serviceAccountTokenFile: '/var/run/chaperone/token/token',
+  spoolDir: '/var/run/chaperone/spool',
+} as const;
+
+const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: true }).extend({
+  credentialsDir: z
+    .string()
+    .optional()
+    .describe('Directory holding the upstream credentials as files (username, password, privateKey, token).'),
+  tls: z
+    .object({
+      mode: z.enum(['disable', 'require', 'verify-full']).default('disable'),
+      caFile: z.string().optional(),
+      serverName: z.string().optional(),
+    })
+    .prefault({}),
+});
+export type SidecarTarget = z.infer<typeof sidecarTargetSchema>;
+
+const sidecarIssuerSchema = issuerSchema.extend({
+  caFile: z
+    .string()
+    .optional()
+    .describe('CA bundle for the issuer over HTTPS (the in-cluster CA for kubernetes issuers).'),
+});
+
+export const sidecarConfigSchema = z
+  .object({
+    apiVersion: z.literal('chaperone.dev/sidecar-v1'),
+    policy: z
+      .object({ name: z.string(), namespace: z.string().optional(), generation: z.number().int().optional() })
+      .describe('The SessionPolicy this config was rendered from (recorded in every session header).'),
+    listenHost: z.string().default('127.0.0.1'),
+    adminPort: z.number().int().min(1).max(65535).default(15090).describe('/healthz, /readyz and /metrics.'),
+    shutdownGraceSeconds: z.number().int().min(0).default(20),
+    targets: z.array(sidecarTargetSchema).min(1),
+    identity: identitySchema.extend({ issuers: z.array(sidecarIssuerSchema).default([]) }).prefault({}),
+    guardrails: z.array(guardrailSchema).default([]),
+    masking: maskingSchema.prefault({}),
+    approvals: approvalsSchema
+      .extend({
+        backend: z
+          .enum(['none', 'local', 'kubernetes'])
+          .default('none')
+          .describe(
+            'none: requireApproval rules deny; local: decisions as files in localDir; kubernetes: SessionApproval objects.',
+          ),
+        localDir: z.string().optional(),
+      })
+      .prefault({}),
+    alerts: alertsSchema
+      .omit({ webhookUrlSecret: true })
+      .extend({ webhookUrlFile: z.string().optional() })
+      .optional(),
+    recording: recordingSchema.omit({ signingKeySecret: true, store: true }).extend({
+      store: recordingSchema.shape.store.omit({ credentialsSecret: true }).extend({
+        credentialsDir: z.string().optional().describe('Files accessKeyId and secretAccessKey.'),
+      }),
+      signingKeyFile: z.string(),
+      keyId: z.string().optional(),
+      spoolDir: z.string(),
+    }),
+  })
+  .describe('Configuration of one chaperone sidecar.');
+export type SidecarConfig = z.infer<typeof sidecarConfigSchema>;
+export type SidecarConfigInput = z.input<typeof sidecarConfigSchema>;
