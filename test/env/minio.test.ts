@@ -57,6 +57,24 @@ test('a version under COMPLIANCE retention cannot be deleted', async () => {
   assert.equal(await got.Body?.transformToString(), 'sealed segment');
 });
 
+test("an Object Lock put with only the SDK's default CRC32 checksum is accepted", async () => {
+  // Newer SDKs send x-amz-checksum-crc32 instead of Content-MD5; MinIO takes it for Object Lock.
+  const key = `smoke/${randomUUID()}`;
+  const put = await s3.send(
+    new PutObjectCommand({
+      Bucket: minio.bucket,
+      Key: key,
+      Body: 'default checksum',
+      ObjectLockMode: 'GOVERNANCE',
+      ObjectLockRetainUntilDate: new Date(Date.now() + 3600_000),
+    }),
+  );
+  assert.ok(put.ChecksumCRC32, 'the SDK sent a CRC32 checksum');
+  await assert.rejects(
+    s3.send(new DeleteObjectCommand({ Bucket: minio.bucket, Key: key, VersionId: put.VersionId })),
+  );
+});
+
 test('a wrong SHA-256 checksum is refused', async () => {
   await assert.rejects(
     s3.send(

@@ -10,7 +10,11 @@ import type { MinioInfo } from './types.ts';
 
 export const MINIO_BUCKET = 'chaperone-test';
 
-/** An S3 client for the test MinIO: path-style addressing, its region and root credentials. */
+/**
+ * An S3 client for the test MinIO: path-style addressing, its region and root credentials. The
+ * SDK's default flexible checksums (CRC32, also on Object Lock puts) are accepted by this MinIO,
+ * so no WHEN_REQUIRED override is needed (minio.test.ts checks it).
+ */
 export function s3ClientFor(info: MinioInfo): S3Client {
   return new S3Client({
     endpoint: info.endpoint,
