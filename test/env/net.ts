@@ -202,12 +202,12 @@ export function run(
       uid: options.uid,
       gid: options.gid,
       cwd: options.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
     child.once('error', reject);
     child.once('close', (code, signal) => {
       const stdout = Buffer.concat(out).toString('utf8');
@@ -221,6 +221,27 @@ export function run(
         );
       }
     });
-    child.stdin.end(options.input ?? '');
+    if (child.stdin) {
+      // A command may exit without reading its input; its exit code tells what happened.
+      child.stdin.on('error', () => {});
+      child.stdin.end(options.input);
+    }
   });
+}
+
+// MinIO: 'port is already in use'; sshd: 'Address already in use'; postgres: 'could not bind'.
+const PORT_TAKEN = /already in use|could not bind|cannot bind/i;
+
+/**
+ * Runs `attempt` again (it picks fresh ports) when it failed because a port chosen by freePort()
+ * was taken by someone else in the meantime.
+ */
+export async function retryIfPortTaken<T>(attempt: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (i >= attempts || !PORT_TAKEN.test(String((err as Error).message))) throw err;
+    }
+  }
 }
