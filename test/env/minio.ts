@@ -4,11 +4,20 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { requireBinary } from './binaries.ts';
-import { freePorts, httpOk, LOOPBACK, type OwnedProcess, spawnOwned, waitUntil } from './net.ts';
+import {
+  freePorts,
+  httpOk,
+  LOOPBACK,
+  type OwnedProcess,
+  retryIfPortTaken,
+  spawnOwned,
+  waitUntil,
+} from './net.ts';
 import type { RunningPart } from './part.ts';
 import type { MinioInfo } from './types.ts';
 
 export const MINIO_BUCKET = 'chaperone-test';
+const REGION = 'us-east-1';
 
 /**
  * An S3 client for the test MinIO: path-style addressing, its region and root credentials. The
@@ -39,52 +48,62 @@ export async function startMinioServer(dir: string): Promise<MinioServer> {
   const binary = requireBinary('minio');
   const dataDir = join(dir, 'data');
   await mkdir(dataDir, { recursive: true });
-  const [port, consolePort] = (await freePorts(2)) as [number, number];
-  const info: MinioInfo = {
-    endpoint: `http://${LOOPBACK}:${port}`,
-    region: 'us-east-1',
-    accessKeyId: `chaperone${randomBytes(4).toString('hex')}`,
-    secretAccessKey: randomBytes(24).toString('base64url'),
-    bucket: MINIO_BUCKET,
-  };
+  const accessKeyId = `chaperone${randomBytes(4).toString('hex')}`;
+  const secretAccessKey = randomBytes(24).toString('base64url');
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: dir,
-    MINIO_ROOT_USER: info.accessKeyId,
-    MINIO_ROOT_PASSWORD: info.secretAccessKey,
-    MINIO_REGION: info.region,
+    MINIO_ROOT_USER: accessKeyId,
+    MINIO_ROOT_PASSWORD: secretAccessKey,
+    MINIO_REGION: REGION,
     MINIO_BROWSER: 'off',
     MINIO_UPDATE: 'off',
     MINIO_CALLHOME_ENABLE: 'off',
   };
-  const args = [
-    'server',
-    dataDir,
-    '--address',
-    `${LOOPBACK}:${port}`,
-    '--console-address',
-    `${LOOPBACK}:${consolePort}`,
-    '--certs-dir',
-    join(dir, 'certs'),
-    '--quiet',
-  ];
-  let proc: OwnedProcess | undefined;
-  const server: MinioServer = {
-    info,
-    get running() {
-      return proc?.running ?? false;
-    },
-    async start() {
-      if (proc?.running) return;
-      proc = spawnOwned(binary, args, { name: 'minio', logFile: join(dir, 'minio.log'), env });
-      await waitUntil('minio', () => httpOk(`${info.endpoint}/minio/health/ready`), { process: proc });
-    },
-    async stop() {
-      await proc?.stop();
-    },
-  };
-  await server.start();
-  return server;
+  return retryIfPortTaken(async () => {
+    const [port, consolePort] = (await freePorts(2)) as [number, number];
+    const info: MinioInfo = {
+      endpoint: `http://${LOOPBACK}:${port}`,
+      region: REGION,
+      accessKeyId,
+      secretAccessKey,
+      bucket: MINIO_BUCKET,
+    };
+    const args = [
+      'server',
+      dataDir,
+      '--address',
+      `${LOOPBACK}:${port}`,
+      '--console-address',
+      `${LOOPBACK}:${consolePort}`,
+      '--certs-dir',
+      join(dir, 'certs'),
+      '--quiet',
+    ];
+    let proc: OwnedProcess | undefined;
+    const server: MinioServer = {
+      info,
+      get running() {
+        return proc?.running ?? false;
+      },
+      async start() {
+        if (proc?.running) return;
+        const started = spawnOwned(binary, args, { name: 'minio', logFile: join(dir, 'minio.log'), env });
+        proc = started;
+        await waitUntil('minio', () => httpOk(`${info.endpoint}/minio/health/ready`), {
+          process: started,
+        }).catch(async (err: unknown) => {
+          await started.stop();
+          throw err;
+        });
+      },
+      async stop() {
+        await proc?.stop();
+      },
+    };
+    await server.start();
+    return server;
+  });
 }
 
 /** Starts MinIO under `dir` with the Object Lock bucket of MinioInfo. */

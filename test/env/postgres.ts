@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { chmod, chown, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { freePort, LOOPBACK, run, spawnOwned, waitUntil } from './net.ts';
+import { freePort, LOOPBACK, retryIfPortTaken, run, spawnOwned, waitUntil } from './net.ts';
 import type { RunningPart } from './part.ts';
 import { unprivilegedUser } from './postgres-user.ts';
 import type { PostgresInfo } from './types.ts';
@@ -78,6 +78,7 @@ export async function startPostgres(dir: string): Promise<RunningPart<PostgresIn
   }
   const user = 'postgres';
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : {};
+  const logFile = join(dir, 'postgres.log');
   await run(
     join(binDir, 'initdb'),
     [
@@ -97,44 +98,42 @@ export async function startPostgres(dir: string): Promise<RunningPart<PostgresIn
   await writeFile(join(dataDir, 'pg_hba.conf'), renderPgHba());
   if (owner) await chown(join(dataDir, 'pg_hba.conf'), owner.uid, owner.gid);
 
-  const port = await freePort();
-  const settings = Object.entries(serverSettings(port, socketDir)).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
-  const proc = spawnOwned(join(binDir, 'postgres'), ['-D', dataDir, ...settings], {
-    name: 'postgres',
-    logFile: join(dir, 'postgres.log'),
-    ...ids,
-    env: { PATH: process.env.PATH, LANG: 'C' },
-    // SIGQUIT is an immediate shutdown that still removes shared memory and the socket lock.
-    deathSignal: 'SIGQUIT',
-    // SIGINT is the fast shutdown: sessions are ended, no checkpoint wait for clients.
-    stopSignal: 'SIGINT',
-  });
-  if (owner) await chown(join(dir, 'postgres.log'), owner.uid, owner.gid);
-  const info: PostgresInfo = {
-    host: LOOPBACK,
-    port,
-    user,
-    password,
-    database: 'postgres',
-    url: `postgres://${user}:${encodeURIComponent(password)}@${LOOPBACK}:${port}/postgres`,
-    binDir,
-  };
-  try {
-    await waitUntil(
-      'postgres',
-      () =>
+  return retryIfPortTaken(async () => {
+    const port = await freePort();
+    const settings = Object.entries(serverSettings(port, socketDir)).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+    const proc = spawnOwned(join(binDir, 'postgres'), ['-D', dataDir, ...settings], {
+      name: 'postgres',
+      logFile,
+      ...ids,
+      env: { PATH: process.env.PATH, LANG: 'C' },
+      // SIGQUIT is an immediate shutdown that still removes shared memory and the socket lock.
+      deathSignal: 'SIGQUIT',
+      // SIGINT is the fast shutdown: sessions are ended, no checkpoint wait for clients.
+      stopSignal: 'SIGINT',
+    });
+    const info: PostgresInfo = {
+      host: LOOPBACK,
+      port,
+      user,
+      password,
+      database: 'postgres',
+      url: `postgres://${user}:${encodeURIComponent(password)}@${LOOPBACK}:${port}/postgres`,
+      binDir,
+    };
+    try {
+      const ready = () =>
         run(join(binDir, 'pg_isready'), ['-q', '-h', LOOPBACK, '-p', String(port)]).then(
           () => true,
           () => false,
-        ),
-      { process: proc, intervalMs: 100 },
-    );
-    await psql(info, `CREATE ROLE ${MD5_GROUP} NOLOGIN`);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return { info, stop: () => proc.stop() };
+        );
+      await waitUntil('postgres', ready, { process: proc, intervalMs: 100 });
+      await psql(info, `CREATE ROLE ${MD5_GROUP} NOLOGIN`);
+    } catch (err) {
+      await proc.stop();
+      throw err;
+    }
+    return { info, stop: () => proc.stop() };
+  });
 }
 
 async function allowTraversal(path: string): Promise<void> {

@@ -2,7 +2,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort, LOOPBACK, run, spawnOwned, waitUntil } from './net.ts';
+import { freePort, LOOPBACK, retryIfPortTaken, run, spawnOwned, waitUntil } from './net.ts';
 import type { RunningPart } from './part.ts';
 import { ensureTestUser, SSHD_TEST_USER } from './sshd-user.ts';
 import type { SshdInfo } from './types.ts';
@@ -84,34 +84,34 @@ export async function startSshd(dir: string): Promise<RunningPart<SshdInfo>> {
     keygen(privateKeyPath, 'chaperone-test-client'),
   ]);
   await writeFile(authorizedKeysPath, `${clientPub}\n`, { mode: 0o644 });
-  const port = await freePort();
-  const knownHostsPath = join(dir, 'known_hosts');
-  const [keyType, keyBlob] = hostPub.split(' ');
-  await writeFile(knownHostsPath, `[${LOOPBACK}]:${port} ${keyType} ${keyBlob}\n`);
-  const configPath = join(dir, 'sshd_config');
-  await writeFile(
-    configPath,
-    renderSshdConfig({
-      port,
-      hostKeyPath,
-      authorizedKeysPath,
-      pidFile: join(dir, 'sshd.pid'),
-      user: user.name,
-    }),
-  );
-  const proc = spawnOwned(SSHD, ['-D', '-e', '-f', configPath], {
-    name: 'sshd',
-    logFile: join(dir, 'sshd.log'),
-    env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', LANG: 'C.UTF-8' },
-  });
-  try {
-    await waitUntil('sshd', () => sendsBanner(port), { process: proc });
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return {
-    info: {
+  return retryIfPortTaken(async () => {
+    const port = await freePort();
+    const knownHostsPath = join(dir, 'known_hosts');
+    const [keyType, keyBlob] = hostPub.split(' ');
+    await writeFile(knownHostsPath, `[${LOOPBACK}]:${port} ${keyType} ${keyBlob}\n`);
+    const configPath = join(dir, 'sshd_config');
+    await writeFile(
+      configPath,
+      renderSshdConfig({
+        port,
+        hostKeyPath,
+        authorizedKeysPath,
+        pidFile: join(dir, 'sshd.pid'),
+        user: user.name,
+      }),
+    );
+    const proc = spawnOwned(SSHD, ['-D', '-e', '-f', configPath], {
+      name: 'sshd',
+      logFile: join(dir, 'sshd.log'),
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', LANG: 'C.UTF-8' },
+    });
+    try {
+      await waitUntil('sshd', () => sendsBanner(port), { process: proc });
+    } catch (err) {
+      await proc.stop();
+      throw err;
+    }
+    const info: SshdInfo = {
       host: LOOPBACK,
       port,
       user: SSHD_TEST_USER,
@@ -119,7 +119,7 @@ export async function startSshd(dir: string): Promise<RunningPart<SshdInfo>> {
       privateKeyPath,
       knownHostsPath,
       homeDir: user.home,
-    },
-    stop: () => proc.stop(),
-  };
+    };
+    return { info, stop: () => proc.stop() };
+  });
 }
