@@ -166,6 +166,20 @@ async function expectStatus(
 
 /** Starts etcd, kube-apiserver and kube-controller-manager with their state under `dir`. */
 export async function startKubeControlPlane(dir: string): Promise<KubeControlPlane> {
+  // Ports are reserved and released before the servers bind them, so another process can take
+  // one in between; that start fails with "address already in use" and is retried afresh.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(dir);
+    } catch (error) {
+      const portTaken = error instanceof Error && /address already in use/.test(error.message);
+      if (!portTaken || attempt >= 3) throw error;
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+async function startOnce(dir: string): Promise<KubeControlPlane> {
   const bin = {
     etcd: requireBinary('etcd'),
     apiserver: requireBinary('kubeApiserver'),
