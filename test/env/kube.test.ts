@@ -189,6 +189,24 @@ describe('kube control plane', () => {
     assert.equal(asAgent.status, 401);
   });
 
+  it('admits pods right after their namespace is created, with the service-account token volume', async () => {
+    // No wait for the default ServiceAccount: the ServiceAccount admission plugin waits for the
+    // controller manager to create it, as in a real cluster.
+    const namespace = await createNamespace('pods');
+    const pod = await core.createNamespacedPod({
+      namespace,
+      body: { metadata: { name: 'agent' }, spec: { containers: [{ name: 'agent', image: 'agent:latest' }] } },
+    });
+    assert.equal(pod.spec?.serviceAccountName, 'default');
+    const tokenVolume = pod.spec?.volumes?.find((v) =>
+      v.projected?.sources?.some((s) => s.serviceAccountToken),
+    );
+    assert.ok(tokenVolume, 'the ServiceAccount admission plugin added no projected token volume');
+    // Nothing schedules or runs pods here.
+    assert.equal(pod.status?.phase, 'Pending');
+    assert.equal(pod.spec?.nodeName, undefined);
+  });
+
   it('calls admission webhooks registered by URL on 127.0.0.1', async () => {
     const namespace = await createNamespace('webhook');
     const pki = await generateControlPlanePki();
