@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { Client } from 'ssh2';
 import { testEnv } from './index.ts';
-import { tcpAccepts } from './net.ts';
+import { tcpAccepts, waitUntil } from './net.ts';
 import { startSshd } from './sshd.ts';
 import type { SshdInfo } from './types.ts';
 
@@ -140,12 +140,13 @@ test('an sshd of its own starts, and stop() shuts it down', async (t) => {
   t.diagnostic(`warm start of sshd: ${Date.now() - started} ms`);
   assert.ok(await tcpAccepts(own.info.host, own.info.port));
   await own.stop();
-  if (await tcpAccepts(own.info.host, own.info.port)) {
-    // Name whoever answers, should it ever be someone else that took the freed port.
-    const { stdout } = await exec('ss', [
-      '-Htanp',
-      `( sport = :${own.info.port} or dport = :${own.info.port} )`,
-    ]);
-    assert.fail(`port ${own.info.port} still accepts after stop():\n${stdout}`);
-  }
+  // A connection child forked just before the stop holds the listening socket for a moment (until
+  // it closes it and re-execs), so the port closes shortly after the listener exits, not at once.
+  await waitUntil(
+    'the stopped sshd port to close',
+    async () => !(await tcpAccepts(own.info.host, own.info.port)),
+    {
+      timeoutMs: 10_000,
+    },
+  );
 });
