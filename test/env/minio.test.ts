@@ -91,13 +91,18 @@ test('a wrong SHA-256 checksum is refused', async () => {
 
 test('a MinIO server can be stopped and restarted on the same port with its data', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'chaperone-minio-restart-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
   const started = Date.now();
-  const server = await startMinioServer(dir);
+  const server = await startMinioServer(dir).catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  });
   t.diagnostic(`warm start of minio: ${Date.now() - started} ms`);
-  t.after(() => server.stop());
   const client = s3ClientFor(server.info);
-  t.after(() => client.destroy());
+  t.after(async () => {
+    client.destroy();
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
   await client.send(new CreateBucketCommand({ Bucket: 'restart' }));
   await client.send(new PutObjectCommand({ Bucket: 'restart', Key: 'before', Body: 'survives' }));
 

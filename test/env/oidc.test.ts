@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
-import { testEnv } from './index.ts';
+import { startEnv, testEnv } from './index.ts';
 import { httpOk } from './net.ts';
-import { oidcToken, startOidc } from './oidc.ts';
+import { oidcToken } from './oidc.ts';
 
 const { oidc } = await testEnv(['oidc']);
 const discovery = (await (await fetch(`${oidc.issuer}/.well-known/openid-configuration`)).json()) as {
@@ -59,11 +56,12 @@ test('a wrong client secret is refused', async () => {
 
 test('a provider of its own starts, and stop() shuts it down', async (t) => {
   const started = Date.now();
-  const dir = await mkdtemp(join(tmpdir(), 'chaperone-oidc-own-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const own = await startOidc(join(dir, 'oidc'));
+  const own = await startEnv(['oidc']);
+  t.after(() => own.stop());
+  const info = own.info.oidc;
+  assert.ok(info);
   t.diagnostic(`warm start of oidc: ${Date.now() - started} ms`);
-  assert.notEqual(own.info.issuer, oidc.issuer);
+  assert.notEqual(info.issuer, oidc.issuer);
   await own.stop();
-  assert.equal(await httpOk(`${own.info.issuer}/.well-known/openid-configuration`), false);
+  assert.equal(await httpOk(`${info.issuer}/.well-known/openid-configuration`), false);
 });

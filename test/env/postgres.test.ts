@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
-import { testEnv } from './index.ts';
+import { startEnv, testEnv } from './index.ts';
 import { tcpAccepts } from './net.ts';
-import { createRole, psql, startPostgres } from './postgres.ts';
+import { createRole, psql } from './postgres.ts';
 
 const { postgres } = await testEnv(['postgres']);
 
@@ -96,12 +93,13 @@ test('200 sessions at once fit', async () => {
 });
 
 test('a cluster of its own starts, and stop() shuts it down', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'chaperone-pg-own-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
   const started = Date.now();
-  const own = await startPostgres(join(dir, 'postgres'));
+  const own = await startEnv(['postgres']);
+  t.after(() => own.stop());
+  const info = own.info.postgres;
+  assert.ok(info);
   t.diagnostic(`warm start of postgres: ${Date.now() - started} ms`);
-  assert.equal((await psql(own.info, 'SELECT 1')).trim(), '1');
+  assert.equal((await psql(info, 'SELECT 1')).trim(), '1');
   await own.stop();
-  assert.equal(await tcpAccepts(own.info.host, own.info.port), false);
+  assert.equal(await tcpAccepts(info.host, info.port), false);
 });

@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { Client } from 'ssh2';
-import { testEnv } from './index.ts';
+import { startEnv, testEnv } from './index.ts';
 import { tcpAccepts, waitUntil } from './net.ts';
-import { startSshd } from './sshd.ts';
 import type { SshdInfo } from './types.ts';
 
 const { sshd } = await testEnv(['sshd']);
@@ -133,20 +132,17 @@ test('ssh2 with a wrong password is refused', async () => {
 });
 
 test('an sshd of its own starts, and stop() shuts it down', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'chaperone-sshd-own-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
   const started = Date.now();
-  const own = await startSshd(join(dir, 'sshd'));
+  const own = await startEnv(['sshd']);
+  t.after(() => own.stop());
+  const info = own.info.sshd;
+  assert.ok(info);
   t.diagnostic(`warm start of sshd: ${Date.now() - started} ms`);
-  assert.ok(await tcpAccepts(own.info.host, own.info.port));
+  assert.ok(await tcpAccepts(info.host, info.port));
   await own.stop();
   // A connection child forked just before the stop holds the listening socket for a moment (until
   // it closes it and re-execs), so the port closes shortly after the listener exits, not at once.
-  await waitUntil(
-    'the stopped sshd port to close',
-    async () => !(await tcpAccepts(own.info.host, own.info.port)),
-    {
-      timeoutMs: 10_000,
-    },
-  );
+  await waitUntil('the stopped sshd port to close', async () => !(await tcpAccepts(info.host, info.port)), {
+    timeoutMs: 10_000,
+  });
 });
