@@ -1,6 +1,8 @@
 // The test environment: real servers on 127.0.0.1 with random ports. Under `make test` the global
 // setup starts them once and hands their facts to every test file through a JSON file; a test file
-// run on its own starts the parts it asks for and stops them when it ends.
+// run on its own starts the parts it asks for and stops them when it ends. Servers die with the
+// process that started them (net.ts); CHAPERONE_TEST_ENV_PARTS=minio,postgres limits the global
+// setup to some parts.
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
