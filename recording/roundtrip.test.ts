@@ -37,7 +37,7 @@ function assertSameEvents(got: RecordedEvent[], sent: EventInput[]): void {
       assert.equal(e.monoNs, String(s.at.monoNs));
     }
   });
-  got.forEach((e, i) => assert.equal(e.seq, i, 'seqs are 0..n-1 without holes'));
+  for (const [i, e] of got.entries()) assert.equal(e.seq, i, 'seqs are 0..n-1 without holes');
 }
 
 describe('round trip through the file:// store', () => {
