@@ -30,7 +30,9 @@ async function runAndKill(config: object, enough: number): Promise<Map<string, n
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const acked = new Map<string, number>();
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    child.on('exit', (_code, signal) => resolve(signal)),
+  );
   for await (const line of createInterface({ input: child.stdout })) {
     const [what, id, n] = line.split(' ');
     if (what === 'started') acked.set(id!, 0);
@@ -54,21 +56,32 @@ describe('writer killed with SIGKILL', () => {
     const key = generateSigningKey();
     const url = s3UrlFor(env.minio, 'crash');
     const spoolDir = join(dir, 'spool');
-    const acked = await runAndKill({ spoolDir, store: url, s3, signingKey: key.privateKeyPem, sessions: 3 }, 6000);
+    const acked = await runAndKill(
+      { spoolDir, store: url, s3, signingKey: key.privateKeyPem, sessions: 3 },
+      6000,
+    );
     assert.equal(acked.size, 3);
     assert.ok((await readdir(join(spoolDir, 'journal'))).length > 0, 'the dead writer left its journal');
 
     const rec = await openRecorder({ spoolDir, store: url, s3, signingKey: key.privateKeyPem });
     assert.equal(rec.status().recoveredSessions, 3);
     await rec.close({ deadlineMs: 60_000 });
-    assert.deepEqual(await readdir(join(spoolDir, 'sessions')), [], 'the spool is empty once the store has it');
+    assert.deepEqual(
+      await readdir(join(spoolDir, 'sessions')),
+      [],
+      'the spool is empty once the store has it',
+    );
 
     const store = openStore(url, s3);
     for (const [id, n] of acked) {
       const events = await eventsOf(url, id);
       const ns = events.filter((e) => e.kind === 'pg.query').map((e) => e.payload.n as number);
       assert.ok(ns.length >= n, `session ${id}: ${ns.length} events kept, ${n} acknowledged`);
-      assert.deepEqual(ns.slice(0, n), Array.from({ length: n }, (_, i) => i), 'acknowledged events in order, none missing');
+      assert.deepEqual(
+        ns.slice(0, n),
+        Array.from({ length: n }, (_, i) => i),
+        'acknowledged events in order, none missing',
+      );
       const recovered = events.find((e) => e.kind === 'recording.recovered');
       assert.ok(recovered, 'a recording.recovered event');
       assert.equal(events.at(-1)!.kind, 'session.end');
@@ -100,17 +113,28 @@ describe('writer killed with SIGKILL', () => {
     // A record whose write was cut by the crash: header and session id, then half its body.
     const journals = (await readdir(join(spoolDir, 'journal'))).sort();
     const tag = Buffer.concat([Buffer.from([id.length]), Buffer.from(id)]);
-    const body = Buffer.concat([tag, Buffer.from(`{"seq":999999,"wallMs":1,"monoNs":"1","direction":"client","kind":"pg.query","payload":{"n":-1}}`)]);
+    const body = Buffer.concat([
+      tag,
+      Buffer.from(
+        `{"seq":999999,"wallMs":1,"monoNs":"1","direction":"client","kind":"pg.query","payload":{"n":-1}}`,
+      ),
+    ]);
     const header = Buffer.alloc(8);
     header.writeUInt32LE(body.length, 0);
     header.writeUInt32LE(crc32(body), 4);
-    await appendFile(join(spoolDir, 'journal', journals.at(-1)!), Buffer.concat([header, body.subarray(0, body.length - 40)]));
+    await appendFile(
+      join(spoolDir, 'journal', journals.at(-1)!),
+      Buffer.concat([header, body.subarray(0, body.length - 40)]),
+    );
 
     const rec = await openRecorder({ spoolDir, store: url, signingKey: key.privateKeyPem });
     await rec.close();
     const events = await eventsOf(url, id);
     const ns = events.filter((e) => e.kind === 'pg.query').map((e) => e.payload.n as number);
-    assert.deepEqual(ns.slice(0, n), Array.from({ length: n }, (_, i) => i));
+    assert.deepEqual(
+      ns.slice(0, n),
+      Array.from({ length: n }, (_, i) => i),
+    );
     assert.ok(!ns.includes(-1), 'the torn record is cut');
     const gap = events.find((e) => e.kind === 'recording.gap');
     assert.ok(gap, 'a gap event notes the cut');

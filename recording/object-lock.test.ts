@@ -1,9 +1,15 @@
 // Object Lock: uploaded segments carry a retention date; MinIO refuses to delete or replace them.
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { testEnv } from '../test/env/index.ts';
 import { generateSigningKey, openRecorder, openStore, StoreError, verifySession } from './index.ts';
 import { rawS3, s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents, tempDir } from './testing/fixtures.ts';
@@ -34,12 +40,19 @@ test('a segment under retention cannot be deleted or overwritten in MinIO', asyn
   const head = await client.send(new HeadObjectCommand({ Bucket, Key }));
   assert.equal(head.ObjectLockMode, 'COMPLIANCE');
   const until = head.ObjectLockRetainUntilDate!.getTime();
-  assert.ok(until > Date.now() + 23 * 3_600_000 && until < Date.now() + 25 * 3_600_000, `retain until ${head.ObjectLockRetainUntilDate}`);
-  const original = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket, Key }))).Body!.transformToByteArray());
+  assert.ok(
+    until > Date.now() + 23 * 3_600_000 && until < Date.now() + 25 * 3_600_000,
+    `retain until ${head.ObjectLockRetainUntilDate}`,
+  );
+  const original = Buffer.from(
+    await (await client.send(new GetObjectCommand({ Bucket, Key }))).Body!.transformToByteArray(),
+  );
 
   // Deleting the version itself is refused, even when asking to bypass governance.
   await assert.rejects(
-    client.send(new DeleteObjectCommand({ Bucket, Key, VersionId: head.VersionId!, BypassGovernanceRetention: true })),
+    client.send(
+      new DeleteObjectCommand({ Bucket, Key, VersionId: head.VersionId!, BypassGovernanceRetention: true }),
+    ),
     (err: Error) => /WORM|AccessDenied|InvalidRequest/.test(`${err.name} ${err.message}`),
   );
   // A conditional overwrite is refused; an unconditional one only adds a newer version.
@@ -51,7 +64,10 @@ test('a segment under retention cannot be deleted or overwritten in MinIO', asyn
   forged.write('forged', forged.length - 10);
   await client.send(new PutObjectCommand({ Bucket, Key, Body: forged }));
   const kept = await client.send(new GetObjectCommand({ Bucket, Key, VersionId: head.VersionId! }));
-  assert.ok(Buffer.from(await kept.Body!.transformToByteArray()).equals(original), 'the locked version is unchanged');
+  assert.ok(
+    Buffer.from(await kept.Body!.transformToByteArray()).equals(original),
+    'the locked version is unchanged',
+  );
   // ... and the newer version does not pass verification.
   const report = await verifySession(openStore(url, s3), s.sessionId, key.publicKeyPem);
   assert.equal(report.failure?.reason, 'segment-tampered');

@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMinio } from '../test/env/minio.ts';
-import { generateSigningKey, openRecorder, openStore, type RecordedEvent, readSession, verifySession } from './index.ts';
+import {
+  generateSigningKey,
+  openRecorder,
+  openStore,
+  type RecordedEvent,
+  readSession,
+  verifySession,
+} from './index.ts';
 import { s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents, tempDir } from './testing/fixtures.ts';
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
@@ -49,7 +56,10 @@ describe('store outage', async () => {
     const during = rec.status();
     assert.equal(during.storeHealthy, false);
     assert.ok(during.pendingSegments > 0, 'sealed segments wait in the spool');
-    assert.ok(during.lastStoreError && /unreachable|ECONNREFUSED/.test(during.lastStoreError), during.lastStoreError);
+    assert.ok(
+      during.lastStoreError && /unreachable|ECONNREFUSED/.test(during.lastStoreError),
+      during.lastStoreError,
+    );
     await minio.server.start();
     await appendSome(100);
     await s.end({ reason: 'done' });

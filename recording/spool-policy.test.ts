@@ -76,12 +76,20 @@ describe('spool limit with the store down', async () => {
     assert.equal(status.storeHealthy, false);
     await assert.rejects(rec.startSession(sampleHeader()), (err: unknown) => {
       assert.ok(err instanceof SpoolFullError);
-      assert.match((err as Error).message, /spool full .* store unreachable .*new sessions are refused \(failClosed\)/);
+      assert.match(
+        (err as Error).message,
+        /spool full .* store unreachable .*new sessions are refused \(failClosed\)/,
+      );
       return true;
     });
     // More appends queue behind, in order.
     const resolved: number[] = [];
-    const queued = [pending, ...Array.from({ length: 5 }, (_, i) => s.append({ kind: 'pg.query', direction: 'client', payload: { n: n + i } }))];
+    const queued = [
+      pending,
+      ...Array.from({ length: 5 }, (_, i) =>
+        s.append({ kind: 'pg.query', direction: 'client', payload: { n: n + i } }),
+      ),
+    ];
     queued.forEach((p, i) => void p.then(() => resolved.push(i)));
     await sleep(500);
     assert.deepEqual(resolved, [], 'nothing is acknowledged while the store is down and the spool full');
@@ -119,8 +127,12 @@ describe('spool limit with the store down', async () => {
     assert.equal(rec.status().blockedSessions, 0, 'failOpen never waits');
     const s2 = await rec.startSession(sampleHeader({ sessionId: 'new-during-outage' }));
     await minio.server.start();
-    await waitFor('the spool to drain', () => rec.status().pendingSegments === 0 && rec.status().spooledBytes < LIMIT);
-    for (let i = 0; i < 10; i++) await s.append({ kind: 'pg.query', direction: 'client', payload: { n: n + i } });
+    await waitFor(
+      'the spool to drain',
+      () => rec.status().pendingSegments === 0 && rec.status().spooledBytes < LIMIT,
+    );
+    for (let i = 0; i < 10; i++)
+      await s.append({ kind: 'pg.query', direction: 'client', payload: { n: n + i } });
     await s2.end({ reason: 'done' });
     await s.end({ reason: 'done' });
     await rec.close({ deadlineMs: 60_000 });
@@ -134,7 +146,10 @@ describe('spool limit with the store down', async () => {
     for (const g of gaps) {
       const p = g.payload as Record<string, number | string>;
       assert.equal(p.cause, 'spool-full');
-      assert.match(String(p.reason), /spool full \(\d+ of 49152 bytes\); store unreachable since .*ECONNREFUSED/);
+      assert.match(
+        String(p.reason),
+        /spool full \(\d+ of 49152 bytes\); store unreachable since .*ECONNREFUSED/,
+      );
       const from = p.fromSeq as number;
       const to = p.toSeq as number;
       assert.equal(p.events, to - from + 1);
@@ -146,8 +161,15 @@ describe('spool limit with the store down', async () => {
     // Every seq is either kept or accounted for by a gap event.
     const maxSeq = events.at(-1)!.seq;
     assert.equal(kept.size + lost, maxSeq + 1);
-    const last10 = events.filter((e) => e.kind === 'pg.query').slice(-10).map((e) => e.payload.n);
-    assert.deepEqual(last10, Array.from({ length: 10 }, (_, i) => n + i), 'recording resumes after the gap');
+    const last10 = events
+      .filter((e) => e.kind === 'pg.query')
+      .slice(-10)
+      .map((e) => e.payload.n);
+    assert.deepEqual(
+      last10,
+      Array.from({ length: 10 }, (_, i) => n + i),
+      'recording resumes after the gap',
+    );
     const report = await verifySession(openStore(url, s3), s.sessionId, key.publicKeyPem);
     assert.equal(report.ok, true, JSON.stringify(report.failure));
     assert.equal(report.lostEvents, lost);

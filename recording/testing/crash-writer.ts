@@ -20,7 +20,9 @@ const rec = await openRecorder({
   seal: { maxBytes: 16 * 1024, maxMs: 200 },
 });
 const sessions = await Promise.all(
-  Array.from({ length: config.sessions }, (_, i) => rec.startSession(sampleHeader({ identity: { pod: `crash-${i}`, namespace: 'crash' } }))),
+  Array.from({ length: config.sessions }, (_, i) =>
+    rec.startSession(sampleHeader({ identity: { pod: `crash-${i}`, namespace: 'crash' } })),
+  ),
 );
 for (const s of sessions) process.stdout.write(`started ${s.sessionId}\n`);
 await Promise.all(
@@ -28,7 +30,13 @@ await Promise.all(
     for (let n = 0; ; ) {
       const batch = [];
       for (let i = 0; i < 20; i++, n++) {
-        batch.push(s.append({ kind: 'pg.query', direction: 'client', payload: { n, sql: `UPDATE accounts SET balance = balance - 1 WHERE id = ${n}` } }));
+        batch.push(
+          s.append({
+            kind: 'pg.query',
+            direction: 'client',
+            payload: { n, sql: `UPDATE accounts SET balance = balance - 1 WHERE id = ${n}` },
+          }),
+        );
       }
       await Promise.all(batch);
       // Everything up to n-1 is acknowledged: the parent may rely on it.
