@@ -112,18 +112,22 @@ export class Journal {
 
   /**
    * Adds one record to the current group and copies the event line into `sink` (the session's
-   * open segment). Returns the record's size in the journal. Call commit() to wait for it.
+   * open segment). The line is `head + body + "}"`, written in pieces so no joined string is built.
+   * Returns the record's size in the journal. Call commit() to wait for it.
    */
-  append(tag: Buffer, line: string, sink: SegmentBuffer): number {
+  append(tag: Buffer, head: string, body: string, sink: SegmentBuffer): number {
     if (this.failure) throw this.failure;
-    const maxLine = line.length > 65536 ? Buffer.byteLength(line) : line.length * 3;
+    const chars = head.length + body.length + 1;
+    const maxLine = chars > 65536 ? Buffer.byteLength(head) + Buffer.byteLength(body) + 1 : chars * 3;
     this.ensure(RECORD_HEADER + tag.length + maxLine);
     const buf = this.active;
     const start = this.activeLength;
     const bodyStart = start + RECORD_HEADER;
     tag.copy(buf, bodyStart);
     const lineStart = bodyStart + tag.length;
-    const end = lineStart + buf.write(line, lineStart, 'utf8');
+    let end = lineStart + buf.write(head, lineStart, 'utf8');
+    end += buf.write(body, end, 'utf8');
+    buf[end++] = 0x7d; // '}'
     if (end - bodyStart > MAX_RECORD)
       throw new RangeError(`event too large for the journal (${end - bodyStart} bytes)`);
     buf.writeUInt32LE(end - bodyStart, start);

@@ -3,8 +3,9 @@
 import type { KeyObject } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { z } from 'zod';
+import { Compressor } from './compressor.ts';
 import { RecorderClosedError, RecordingError, SpoolFullError } from './errors.ts';
 import { type SessionHeader, type SessionHeaderInput, SessionHeaderInputSchema } from './events.ts';
 import { emptyTotals } from './index-record.ts';
@@ -54,6 +55,8 @@ export interface RecorderStatus {
   storeHealthy: boolean;
   spoolLimitBytes: number;
   failMode: 'failClosed' | 'failOpen';
+  /** Raw bytes sealed but not compressed yet (appends wait when this passes 2 segments). */
+  sealBacklogBytes: number;
   liveSessions: number;
   blockedSessions: number;
   lastStoreError?: string;
@@ -96,7 +99,7 @@ class RecorderImpl implements Recorder, RecorderHost {
   readonly log: Logger;
   readonly sealMaxBytes: number;
   readonly sealMaxMs: number;
-  readonly compressionLevel: number;
+  readonly compressor: Compressor;
   readonly indexRefreshMs: number;
   readonly failMode: 'failClosed' | 'failOpen';
   readonly limit: number;
@@ -104,6 +107,10 @@ class RecorderImpl implements Recorder, RecorderHost {
   private readonly blockedSessions = new Set<SessionWriter>();
   private readonly gapSessions = new Set<SessionWriter>();
   spooledBytes = 0;
+  private sealBacklogBytes = 0;
+  private readonly sealBacklogLimit: number;
+  private sealRoomWaiters: (() => void)[] = [];
+  private sealRoomPromise: Promise<void> | undefined;
   private forcedSeal = false;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -122,10 +129,11 @@ class RecorderImpl implements Recorder, RecorderHost {
     this.log = parts.log;
     this.sealMaxBytes = o.seal?.maxBytes ?? 4 * 1024 * 1024;
     this.sealMaxMs = o.seal?.maxMs ?? 10_000;
-    this.compressionLevel = o.compressionLevel ?? 3;
+    this.compressor = new Compressor(o.compressionLevel ?? 3);
     this.indexRefreshMs = o.indexRefreshMs ?? 60_000;
     this.failMode = o.failMode ?? 'failClosed';
     this.limit = o.spoolLimitBytes ?? 1024 * 1024 * 1024;
+    this.sealBacklogLimit = 2 * this.sealMaxBytes + 1024 * 1024;
     this.uploader = new Uploader(
       parts.store,
       parts.spool,
@@ -161,6 +169,22 @@ class RecorderImpl implements Recorder, RecorderHost {
         for (const s of this.live.values()) s.sealNow(false);
       });
     }
+  }
+
+  sealBacklog(delta: number): void {
+    this.sealBacklogBytes += delta;
+    if (this.sealBacklogBytes <= this.sealBacklogLimit && this.sealRoomPromise) {
+      const waiters = this.sealRoomWaiters;
+      this.sealRoomWaiters = [];
+      this.sealRoomPromise = undefined;
+      for (const w of waiters) w();
+    }
+  }
+
+  sealRoom(): Promise<void> | undefined {
+    if (this.sealBacklogBytes <= this.sealBacklogLimit) return undefined;
+    this.sealRoomPromise ??= new Promise((resolve) => this.sealRoomWaiters.push(resolve));
+    return this.sealRoomPromise;
   }
 
   private freeSpooled(bytes: number): void {
@@ -270,6 +294,7 @@ class RecorderImpl implements Recorder, RecorderHost {
       storeHealthy: this.uploader.healthy,
       spoolLimitBytes: this.limit,
       failMode: this.failMode,
+      sealBacklogBytes: this.sealBacklogBytes,
       liveSessions: this.live.size,
       blockedSessions: this.blockedSessions.size,
       ...(this.uploader.lastError && !this.uploader.healthy
@@ -303,6 +328,7 @@ class RecorderImpl implements Recorder, RecorderHost {
     const uploaded = await this.uploader.drain(deadline);
     this.uploader.stop();
     await this.journal.close();
+    this.compressor.close();
     if (this.live.size === 0) {
       // Every event is sealed into the spool's session folders: the journal has served its purpose.
       await this.journal.deleteBefore(Number.MAX_SAFE_INTEGER);
@@ -412,6 +438,22 @@ async function beforeDeadline(p: Promise<unknown>, deadline: number): Promise<bo
   return r;
 }
 
+/** Default logger: discards everything (the sidecar passes its pino logger). */
+function silentLogger(): Logger {
+  const noop = () => {};
+  const log = {
+    level: 'silent',
+    trace: noop,
+    debug: noop,
+    info: noop,
+    warn: noop,
+    error: noop,
+    fatal: noop,
+    silent: noop,
+  };
+  return { ...log, child: () => log } as unknown as Logger;
+}
+
 export async function openRecorder(options: RecorderOptions): Promise<Recorder> {
   const parsed = OptionsSchema.safeParse(options);
   if (!parsed.success) {
@@ -423,7 +465,7 @@ export async function openRecorder(options: RecorderOptions): Promise<Recorder> 
     typeof options.store === 'string'
       ? openStore(options.store, { maxAttempts: 1, ...options.s3 })
       : options.store;
-  const log = options.logger ?? pino({ level: 'silent' });
+  const log = options.logger ?? silentLogger();
   const spool = new Spool(options.spoolDir);
   await spool.init();
   await spool.lock();

@@ -1,8 +1,6 @@
 // One recorded session: assigns sequence numbers, journals each event (group commit), buffers the
 // open segment in memory, and seals it (compress, hash, chain, sign, persist) off the append path.
 import { createHash } from 'node:crypto';
-import { promisify } from 'node:util';
-import { constants as zlibConstants, zstdCompress } from 'node:zlib';
 import { RecordingError } from './errors.ts';
 import {
   DirectionSchema,
@@ -16,10 +14,9 @@ import { sessionTag } from './journal.ts';
 import type { SessionLocation } from './layout.ts';
 import { buildManifest, encodeManifest } from './manifest.ts';
 import type { RecorderHost } from './recorder-host.ts';
-import { SegmentBuffer } from './segment-buffer.ts';
+import { recycleChunks, SegmentBuffer } from './segment-buffer.ts';
 import type { SessionState } from './spool.ts';
 
-const compress = promisify(zstdCompress);
 const RESOLVED = Promise.resolve();
 
 export interface SessionRecording {
@@ -47,7 +44,8 @@ interface OpenGap {
 }
 
 interface Snapshot {
-  raw: Buffer;
+  raw: Buffer[];
+  rawBytes: number;
   firstSeq: number;
   lastSeq: number;
   events: number;
@@ -83,16 +81,19 @@ function checkInput(input: EventInput): RecordingError | undefined {
   return undefined;
 }
 
-/** One event line; field order is fixed (seq first: the journal reader relies on it). */
-function formatLine(
-  seq: number,
-  wallMs: number,
-  monoNs: bigint,
-  direction: string,
-  kind: string,
-  payloadJson: string,
-): string {
-  return `{"seq":${seq},"wallMs":${wallMs},"monoNs":"${monoNs}","direction":"${direction}","kind":${JSON.stringify(kind)},"payload":${payloadJson}}`;
+const kindJson = new Map<string, string>();
+
+/**
+ * The start of an event line, up to the payload; the line is head + payload JSON + "}". Field
+ * order is fixed (seq first: the journal reader relies on it).
+ */
+function lineHead(seq: number, wallMs: number, monoNs: bigint, direction: string, kind: string): string {
+  let k = kindJson.get(kind);
+  if (k === undefined) {
+    k = JSON.stringify(kind);
+    if (kindJson.size < 10_000) kindJson.set(kind, k);
+  }
+  return `{"seq":${seq},"wallMs":${wallMs},"monoNs":"${monoNs}","direction":"${direction}","kind":${k},"payload":`;
 }
 
 const hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -190,8 +191,8 @@ export class SessionWriter implements SessionRecording {
     if (payloadJson === undefined)
       return Promise.reject(new RecordingError(`payload of ${input.kind} is not JSON`));
     if (this.host.failMode === 'failOpen' && this.host.isFull()) {
-      const line = formatLine(this.nextSeq, wallMs, monoNs, input.direction, input.kind, payloadJson);
-      this.drop(Buffer.byteLength(line) + 1, wallMs);
+      const head = lineHead(this.nextSeq, wallMs, monoNs, input.direction, input.kind);
+      this.drop(Buffer.byteLength(head) + Buffer.byteLength(payloadJson) + 2, wallMs);
       return RESOLVED;
     }
     if (this.gap) this.flushGap();
@@ -200,7 +201,10 @@ export class SessionWriter implements SessionRecording {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.host.journal.commit();
+    const committed = this.host.journal.commit();
+    // Compression behind the writers: hold acknowledgements so snapshots do not pile up in memory.
+    const room = this.host.sealRoom();
+    return room ? Promise.all([committed, room]).then(() => {}) : committed;
   }
 
   /** failOpen with a full spool: the event is not kept; its seq and size go into the open gap. */
@@ -266,9 +270,9 @@ export class SessionWriter implements SessionRecording {
     summary: string | undefined,
   ): void {
     const seq = this.nextSeq;
-    const line = formatLine(seq, wallMs, monoNs, direction, kind, payloadJson);
+    const head = lineHead(seq, wallMs, monoNs, direction, kind);
     const before = this.seg.length;
-    const recordBytes = this.host.journal.append(this.tag, line, this.seg);
+    const recordBytes = this.host.journal.append(this.tag, head, payloadJson, this.seg);
     this.nextSeq++;
     this.noteOpen(seq, wallMs);
     this.segJournalBytes += recordBytes;
@@ -351,8 +355,10 @@ export class SessionWriter implements SessionRecording {
 
   sealNow(final: boolean): void {
     if (this.segEvents === 0) return;
+    const rawBytes = this.seg.length;
     const snap: Snapshot = {
       raw: this.seg.take(),
+      rawBytes,
       firstSeq: this.segFirstSeq,
       lastSeq: this.segLastSeq,
       events: this.segEvents,
@@ -366,6 +372,7 @@ export class SessionWriter implements SessionRecording {
     this.segEvents = 0;
     this.segJournalBytes = 0;
     this.inflightJournalNos.push(journalNo);
+    this.host.sealBacklog(rawBytes);
     this.chain = this.chain.then(() => this.seal(snap));
   }
 
@@ -402,9 +409,13 @@ export class SessionWriter implements SessionRecording {
   }
 
   private async seal(snap: Snapshot): Promise<void> {
-    const compressed = await compress(snap.raw, {
-      params: { [zlibConstants.ZSTD_c_compressionLevel]: this.host.compressionLevel },
-    });
+    const rawHash = createHash('sha256');
+    for (const c of snap.raw) rawHash.update(c);
+    const rawSha256 = rawHash.digest('hex');
+    const compressed = await this.host.compressor.compress(snap.raw);
+    recycleChunks(snap.raw);
+    snap.raw = [];
+    this.host.sealBacklog(-snap.rawBytes);
     const sha256 = hex(compressed);
     const index = this.nextIndex;
     const manifest = encodeManifest(
@@ -419,8 +430,8 @@ export class SessionWriter implements SessionRecording {
           lastWallMs: snap.lastWallMs,
           bytes: compressed.length,
           sha256,
-          rawBytes: snap.raw.length,
-          rawSha256: hex(snap.raw),
+          rawBytes: snap.rawBytes,
+          rawSha256,
           prevSha256: this.prevSha,
           final: snap.final,
           sealedAt: new Date().toISOString(),

@@ -3,14 +3,7 @@
 // never replaced, and Object Lock retention when asked.
 
 import { createHash } from 'node:crypto';
-import {
-  GetObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import type { ListObjectsV2CommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { StoreError } from '../errors.ts';
 import type { PutOptions, SegmentStore } from './store.ts';
 
@@ -117,14 +110,26 @@ export class S3Store implements SegmentStore {
   readonly url: string;
   readonly bucket: string;
   readonly prefix: string;
-  readonly client: S3Client;
+  private readonly config: S3ClientConfig;
+  private sdk: Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> | undefined;
 
   constructor(url: string, options: S3Options = {}) {
     this.url = url;
     const { bucket, prefix } = parseS3Url(url);
     this.bucket = bucket;
     this.prefix = prefix;
-    this.client = new S3Client(s3ClientConfig(options));
+    this.config = s3ClientConfig(options);
+  }
+
+  /** The AWS SDK is large (~35 MiB resident); it is loaded only when an S3 store is used. */
+  private load(): Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> {
+    this.sdk ??= import('@aws-sdk/client-s3').then((sdk) => ({ sdk, client: new sdk.S3Client(this.config) }));
+    return this.sdk;
+  }
+
+  /** The underlying client (for tests and tools). */
+  async client(): Promise<S3Client> {
+    return (await this.load()).client;
   }
 
   private where(key: string): string {
@@ -132,9 +137,10 @@ export class S3Store implements SegmentStore {
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    const { client, sdk } = await this.load();
     try {
-      await this.client.send(
-        new PutObjectCommand({
+      await client.send(
+        new sdk.PutObjectCommand({
           Bucket: this.bucket,
           Key: this.prefix + key,
           Body: body,
@@ -163,9 +169,10 @@ export class S3Store implements SegmentStore {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
+    const { client, sdk } = await this.load();
     try {
-      const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
+      const out = await client.send(
+        new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
       );
       if (!out.Body) return Buffer.alloc(0);
       return Buffer.from(await out.Body.transformToByteArray());
@@ -188,12 +195,13 @@ export class S3Store implements SegmentStore {
   }
 
   private async *pages(prefix: string, delimiter?: string): AsyncIterable<ListObjectsV2CommandOutput> {
+    const { client, sdk } = await this.load();
     let token: string | undefined;
     do {
       let page: ListObjectsV2CommandOutput;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({
+        page = await client.send(
+          new sdk.ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
             ...(delimiter ? { Delimiter: delimiter } : {}),
