@@ -1,0 +1,156 @@
+// Recording pipeline benchmark: writer + upload to a real MinIO.
+//   node bench/recording.bench.ts            default run (a few minutes at most on 2 cores)
+//   node bench/recording.bench.ts --full     also the 1 GiB single-session RSS case
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListObjectsV2Command, type ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
+import { generateSigningKey, openRecorder, type S3Options } from '../recording/index.ts';
+import { sampleHeader, sqlEvents } from '../recording/testing/fixtures.ts';
+import { startEnv } from '../test/env/index.ts';
+
+const full = process.argv.includes('--full');
+const MiB = 1024 * 1024;
+const env = await startEnv(['minio']);
+const minio = env.info.minio!;
+const s3: S3Options = {
+  endpoint: minio.endpoint,
+  region: minio.region,
+  forcePathStyle: true,
+  credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
+};
+const client = new S3Client({ ...s3, requestChecksumCalculation: 'WHEN_REQUIRED' });
+
+async function storedBytes(prefix: string): Promise<{ bytes: number; objects: number }> {
+  let bytes = 0;
+  let objects = 0;
+  let token: string | undefined;
+  do {
+    const page: ListObjectsV2CommandOutput = await client.send(
+      new ListObjectsV2Command({
+        Bucket: minio.bucket,
+        Prefix: prefix,
+        ...(token ? { ContinuationToken: token } : {}),
+      }),
+    );
+    for (const o of page.Contents ?? []) {
+      bytes += o.Size ?? 0;
+      objects++;
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return { bytes, objects };
+}
+
+/** Many concurrent sessions, each appending a statement + its result and waiting for both (as a gateway does). */
+async function throughput(sessions: number, statementsPerSession: number) {
+  const dir = await mkdtemp(join(tmpdir(), 'chaperone-bench-'));
+  const prefix = `bench-throughput-${sessions}`;
+  const rec = await openRecorder({
+    spoolDir: dir,
+    store: `s3://${minio.bucket}/${prefix}`,
+    s3,
+    signingKey: generateSigningKey().privateKeyPem,
+  });
+  const started = performance.now();
+  const open = await Promise.all(
+    Array.from({ length: sessions }, (_, i) =>
+      rec.startSession(sampleHeader({ identity: { pod: `bench-${i}`, namespace: 'bench' } })),
+    ),
+  );
+  let payloadBytes = 0;
+  let lineBytes = 0;
+  const cpu0 = process.cpuUsage();
+  await Promise.all(
+    open.map(async (s, si) => {
+      for (let i = 0; i < statementsPerSession; i++) {
+        const [q, r] = sqlEvents(i + si);
+        payloadBytes +=
+          Buffer.byteLength(JSON.stringify(q.payload)) + Buffer.byteLength(JSON.stringify(r.payload));
+        await Promise.all([s.append(q), s.append(r)]);
+      }
+    }),
+  );
+  const appendS = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await Promise.all(open.map((s) => s.end({ reason: 'done' })));
+  await rec.close({ deadlineMs: 600_000 });
+  const totalS = (performance.now() - started) / 1000;
+  const stored = await storedBytes(`${prefix}/`);
+  await rm(dir, { recursive: true, force: true });
+  const events = sessions * statementsPerSession * 2;
+  // Event line bytes: the JSON Lines the segments hold before compression.
+  lineBytes = payloadBytes + events * 95;
+  return {
+    sessions,
+    events,
+    appendSeconds: +appendS.toFixed(2),
+    eventsPerSecond: Math.round(events / appendS),
+    payloadMiBPerSecond: +(payloadBytes / MiB / appendS).toFixed(1),
+    endToEndSeconds: +totalS.toFixed(2),
+    endToEndEventsPerSecond: Math.round(events / totalS),
+    cpuUserSeconds: +(cpu.user / 1e6).toFixed(2),
+    cpuSystemSeconds: +(cpu.system / 1e6).toFixed(2),
+    payloadMiB: +(payloadBytes / MiB).toFixed(1),
+    approxEventLineMiB: +(lineBytes / MiB).toFixed(1),
+    storedMiB: +(stored.bytes / MiB).toFixed(2),
+    storedObjects: stored.objects,
+    storedPerPayload: +(stored.bytes / payloadBytes).toFixed(3),
+  };
+}
+
+async function rss(bytes: number) {
+  const prefix = `bench-rss-${bytes}`;
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        new URL('./recording-rss.ts', import.meta.url).pathname,
+        JSON.stringify({ store: `s3://${minio.bucket}/${prefix}`, s3, bytes }),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let text = '';
+    child.stdout.on('data', (d) => {
+      text += d;
+    });
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`rss child exited ${code}`))));
+  });
+  const r = JSON.parse(out) as {
+    events: number;
+    eventBytes: number;
+    appendSeconds: number;
+    totalSeconds: number;
+    maxRssBytes: number;
+    rssSamplesMiB: number[];
+  };
+  const stored = await storedBytes(`${prefix}/`);
+  return {
+    sessionMiB: +(r.eventBytes / MiB).toFixed(0),
+    events: r.events,
+    appendSeconds: +r.appendSeconds.toFixed(1),
+    eventMiBPerSecond: +(r.eventBytes / MiB / r.appendSeconds).toFixed(1),
+    totalSeconds: +r.totalSeconds.toFixed(1),
+    peakRssMiB: +(r.maxRssBytes / MiB).toFixed(1),
+    rssSamplesMiB: r.rssSamplesMiB,
+    storedMiB: +(stored.bytes / MiB).toFixed(1),
+    storedObjects: stored.objects,
+  };
+}
+
+try {
+  const results: Record<string, unknown> = {};
+  results.sqlWorkload_1session = await throughput(1, 20_000);
+  results.sqlWorkload_50sessions = await throughput(50, 2_000);
+  results.sqlWorkload_200sessions = await throughput(200, 500);
+  results.rss_256MiB = await rss(256 * MiB);
+  if (full) results.rss_1GiB = await rss(1024 * MiB);
+  for (const [name, r] of Object.entries(results)) process.stdout.write(`${name}: ${JSON.stringify(r)}\n`);
+} finally {
+  client.destroy();
+  await env.stop();
+}

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { Journal, journalFileName, listJournalFiles, readJournalFile, sessionTag } from './journal.ts';
+import { SegmentBuffer } from './segment-buffer.ts';
+import { tempDir } from './testing/fixtures.ts';
+
+const line = (seq: number, extra = '') => [`{"seq":${seq},"kind":"k","payload":`, `{"x":"${extra}"}`] as const;
+
+describe('journal', () => {
+  test('appends made in one turn share one fdatasync; concurrent writers share groups', async () => {
+    const dir = await tempDir('journal-group');
+    const j = await Journal.open(dir, 64 * 1024 * 1024);
+    const sink = new SegmentBuffer();
+    const tag = sessionTag('s1');
+    const first = [];
+    for (let i = 0; i < 1000; i++) {
+      j.append(tag, ...line(i), sink);
+      first.push(j.commit());
+    }
+    await Promise.all(first);
+    assert.equal(j.commits, 1, 'one group commit for 1000 appends');
+    // 50 writers, each waiting for its own append before the next: groups form while fsyncs run.
+    let seq = 1000;
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        for (let i = 0; i < 20; i++) {
+          j.append(tag, ...line(seq++), sink);
+          await j.commit();
+        }
+      }),
+    );
+    assert.ok(j.commits <= 1 + 40, `1000 waited-for appends took ${j.commits - 1} commits`);
+    await j.close();
+    const seqs = [...readJournalFile(join(dir, journalFileName(j.fileNo)))].map((e) => (e.type === 'record' ? e.seq : -1));
+    assert.equal(seqs.length, 2000);
+    assert.deepEqual(
+      [...seqs].sort((a, b) => a - b),
+      Array.from({ length: 2000 }, (_, i) => i),
+    );
+    // The sink (open segment) got every line followed by a newline.
+    const text = Buffer.concat(sink.take()).toString('utf8');
+    assert.equal(text.split('\n').length, 2001);
+    assert.equal(text.split('\n')[0], '{"seq":0,"kind":"k","payload":{"x":""}}');
+  });
+
+  test('records read back with their session; a torn tail and a bad CRC are reported, not returned', async () => {
+    const dir = await tempDir('journal-torn');
+    const j = await Journal.open(dir, 64 * 1024 * 1024);
+    const sink = new SegmentBuffer();
+    j.append(sessionTag('alpha'), ...line(0, 'ünï'), sink);
+    j.append(sessionTag('beta'), ...line(0, 'x'.repeat(3000)), sink);
+    j.append(sessionTag('alpha'), ...line(1), sink);
+    await j.commit();
+    await j.close();
+    const path = join(dir, journalFileName(j.fileNo));
+    const whole = await readFile(path);
+    const entries = [...readJournalFile(path, 512)];
+    assert.deepEqual(
+      entries.map((e) => (e.type === 'record' ? `${e.sessionId}:${e.seq}` : 'torn')),
+      ['alpha:0', 'beta:0', 'alpha:1'],
+    );
+    const first = entries[0]!;
+    assert.equal(first.type === 'record' && first.line.toString('utf8'), '{"seq":0,"kind":"k","payload":{"x":"ünï"}}');
+
+    // Cut the last record in the middle: the first two survive, the cut is reported for 'alpha'.
+    await writeFile(path, whole.subarray(0, whole.length - 10));
+    const cut = [...readJournalFile(path)];
+    assert.equal(cut.length, 3);
+    const torn = cut[2]!;
+    assert.equal(torn.type, 'torn');
+    assert.equal(torn.type === 'torn' && torn.sessionId, 'alpha');
+    assert.match(torn.type === 'torn' ? torn.why : '', /cut short/);
+
+    // Flip a byte inside the second record: it and everything after are reported as torn.
+    const flipped = Buffer.from(whole);
+    flipped[8 + 8 + 6 + 30 + 20]! ^= 0x20;
+    await writeFile(path, flipped);
+    const bad = [...readJournalFile(path)];
+    assert.equal(bad.length, 2);
+    assert.equal(bad[1]!.type === 'torn' && bad[1]!.why, 'record checksum mismatch');
+    assert.equal(bad[1]!.type === 'torn' && bad[1]!.bytes, whole.length - (bad[1] as { offset: number }).offset);
+
+    // A few stray bytes after the last record (header cut short).
+    await writeFile(path, whole);
+    await appendFile(path, Buffer.from([1, 2, 3]));
+    const stray = [...readJournalFile(path)];
+    assert.equal(stray.length, 4);
+    assert.equal(stray[3]!.type === 'torn' && stray[3]!.bytes, 3);
+  });
+
+  test('rotates files at the size limit; old files can be deleted, the current one never', async () => {
+    const dir = await tempDir('journal-rotate');
+    const j = await Journal.open(dir, 4096);
+    const sink = new SegmentBuffer();
+    for (let i = 0; i < 50; i++) {
+      j.append(sessionTag('s'), ...line(i, 'y'.repeat(500)), sink);
+      await j.commit();
+    }
+    const files = await listJournalFiles(dir);
+    assert.ok(files.length > 3, `rotated into ${files.length} files`);
+    const seqs = files.flatMap((f) => [...readJournalFile(join(dir, journalFileName(f)))].map((e) => (e.type === 'record' ? e.seq : -1)));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+    await j.deleteBefore(Number.MAX_SAFE_INTEGER);
+    assert.deepEqual(await listJournalFiles(dir), [j.fileNo]);
+    await j.close();
+    // A new journal never reuses an existing file.
+    const j2 = await Journal.open(dir, 4096);
+    assert.equal(j2.fileNo, j.fileNo + 1);
+    await j2.close();
+  });
+});
