@@ -52,7 +52,6 @@ describe('local approval backend', () => {
     await decideLocalApproval(dir, pending!.id, { approved: true, approver: 'ann', reason: 'looks fine' });
     assert.deepEqual(await decision, { approved: true, approver: 'ann', reason: 'looks fine' });
     assert.deepEqual(await listPendingLocalApprovals(dir), []);
-    await new Promise((r) => setTimeout(r, 50));
     const closed = JSON.parse(await readFile(join(dir, `${pending!.id}.closed.json`), 'utf8'));
     assert.equal(closed.outcome.approved, true);
   });
@@ -78,7 +77,6 @@ describe('local approval backend', () => {
     const decision = await backend.request(request(200));
     assert.equal(decision.approved, false);
     assert.equal(decision.timedOut, true);
-    await new Promise((r) => setTimeout(r, 50));
     const files = await readdir(dir);
     assert.ok(files.some((f) => f.endsWith('.closed.json')));
     assert.deepEqual(await listPendingLocalApprovals(dir), []);

@@ -102,14 +102,17 @@ export function createLocalApprovalBackend(dir: string, options: LocalApprovalOp
         };
         void poll();
       });
-      return boundDecision(decision, req.timeoutMs, signal, (outcome) => {
+      const outcome = await boundDecision(decision, req.timeoutMs, signal, () => {
         stopped = true;
         clearTimeout(timer);
-        const closed = { id, closedAt: new Date().toISOString(), outcome };
-        writeAtomically(join(dir, `${id}.closed.json`), `${JSON.stringify(closed, null, 2)}\n`).catch(() => {
-          // Best effort: the decision itself was returned to the caller and is recorded there.
-        });
       });
+      const closed = { id, closedAt: new Date().toISOString(), outcome };
+      await writeAtomically(join(dir, `${id}.closed.json`), `${JSON.stringify(closed, null, 2)}\n`).catch(
+        () => {
+          // Best effort: the outcome goes back to the caller, which records it.
+        },
+      );
+      return outcome;
     },
   };
 }
