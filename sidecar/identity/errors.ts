@@ -1,0 +1,29 @@
+export type IdentityErrorCode =
+  | 'missing'
+  | 'malformed'
+  | 'signature'
+  | 'algorithm'
+  | 'expired'
+  | 'notYetValid'
+  | 'issuer'
+  | 'audience'
+  | 'denied'
+  | 'unavailable';
+
+/**
+ * Why an agent was not let in. The message names what was wrong (issuer, audience, expiry, ...) and
+ * never contains the token. `unavailable` means the token could not be checked (issuer discovery or
+ * JWKS unreachable), not that it is invalid; `denied` means a valid identity the policy refuses.
+ */
+export class IdentityError extends Error {
+  readonly code: IdentityErrorCode;
+  /** The subject, when it is known (denied subjects; claims that failed after the signature held). */
+  readonly subject?: string;
+
+  constructor(code: IdentityErrorCode, message: string, options: { cause?: unknown; subject?: string } = {}) {
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = 'IdentityError';
+    this.code = code;
+    if (options.subject !== undefined) this.subject = options.subject;
+  }
+}
