@@ -1,0 +1,3 @@
+export { type AlertSinkOptions, createAlertSink } from './sink.ts';
+export { escapeMrkdwn, type SlackPayload, slackPayload } from './slack.ts';
+export type { Alert, AlertKind, AlertSink } from './types.ts';

@@ -1,0 +1,57 @@
+// Slack-compatible incoming-webhook payloads ({text, blocks}); Mattermost, Rocket.Chat and Teams'
+// Slack-compatible endpoints read `text` and ignore what they do not know.
+import type { Alert, AlertKind } from './types.ts';
+
+const TITLES: Record<AlertKind, string> = {
+  blocked: ':no_entry: Chaperone blocked a statement',
+  approval: ':raised_hand: Chaperone approval',
+  deniedSubject: ':no_entry_sign: Chaperone refused a denied subject',
+  alert: ':warning: Chaperone policy alert',
+  invalidToken: ':closed_lock_with_key: Chaperone rejected an invalid token',
+};
+
+const MAX_STATEMENT = 2000;
+
+/** Slack mrkdwn control characters (https://api.slack.com/reference/surfaces/formatting#escaping). */
+export function escapeMrkdwn(s: string): string {
+  return s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+}
+
+function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length - max} more characters)`;
+}
+
+export interface SlackPayload {
+  text: string;
+  blocks: unknown[];
+}
+
+export function slackPayload(alert: Alert): SlackPayload {
+  const title = TITLES[alert.kind];
+  const fields = [
+    ['Target', alert.target],
+    ['Rule', alert.rule],
+    ['Subject', alert.subject],
+    ['Session', alert.sessionId],
+  ]
+    .filter((f): f is [string, string] => f[1] !== undefined && f[1] !== '')
+    .map(([name, value]) => ({ type: 'mrkdwn', text: `*${name}*\n${escapeMrkdwn(truncate(value, 500))}` }));
+  const blocks: unknown[] = [
+    {
+      type: 'section',
+      text: { type: 'mrkdwn', text: `*${title}*\n${escapeMrkdwn(truncate(alert.message, 1000))}` },
+    },
+  ];
+  if (fields.length > 0) blocks.push({ type: 'section', fields });
+  if (alert.statement) {
+    // Three backticks inside would end the code block early.
+    const statement = truncate(alert.statement, MAX_STATEMENT).replaceAll('```', '`\u200b``');
+    blocks.push({
+      type: 'section',
+      text: { type: 'mrkdwn', text: `\`\`\`${escapeMrkdwn(statement)}\`\`\`` },
+    });
+  }
+  const where = alert.rule ? ` (target ${alert.target}, rule ${alert.rule})` : ` (target ${alert.target})`;
+  const plainTitle = title.replace(/^:[a-z_]+: /, '');
+  return { text: escapeMrkdwn(`${plainTitle}: ${truncate(alert.message, 1000)}${where}`), blocks };
+}

@@ -1,0 +1,19 @@
+export type AlertKind = 'blocked' | 'approval' | 'deniedSubject' | 'alert' | 'invalidToken';
+
+/** A policy hit worth telling a human about. Alerts are notifications; the recording is the evidence. */
+export interface Alert {
+  kind: AlertKind;
+  sessionId?: string;
+  subject?: string;
+  target: string;
+  rule?: string;
+  statement?: string;
+  message: string;
+}
+
+export interface AlertSink {
+  /** Logs the alert and queues it for the webhook; returns at once and never throws. */
+  send(alert: Alert): void;
+  /** Tries to deliver what is queued (bounded wait), then stops. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,42 @@
+// Public face of sidecar/policy: guardrails for SQL, masking of result rows, approvals and alerts.
+export {
+  type Alert,
+  type AlertKind,
+  type AlertSink,
+  type AlertSinkOptions,
+  createAlertSink,
+} from './alerts/index.ts';
+export {
+  type ApprovalBackend,
+  type ApprovalDecision,
+  type ApprovalRequest,
+  createApprovalBackend,
+  createDenyingApprovalBackend,
+  createLocalApprovalBackend,
+  createManualApprovalBackend,
+  decideLocalApproval,
+  type LocalDecision,
+  listPendingLocalApprovals,
+  type ManualApprovalBackend,
+  type PendingApproval,
+} from './approvals/index.ts';
+export {
+  type ColumnInfo,
+  type ColumnPlanSummary,
+  createMasker,
+  type Masker,
+  type MaskerOptions,
+  type MaskResult,
+  type MaskStrategy,
+  PG_TYPE,
+  type RowMasker,
+} from './masking/index.ts';
+export {
+  classifySql,
+  createSqlGuard,
+  loadSqlParser,
+  type SqlClassification,
+  type SqlDecision,
+  type SqlGuard,
+  type SqlGuardOptions,
+} from './sql/index.ts';

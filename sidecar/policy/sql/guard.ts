@@ -1,0 +1,117 @@
+// Guardrail rules for SQL: evaluated in order, first match wins, default allow.
+import { RE2JS } from 're2js';
+import type { Guardrail, GuardrailAction, SqlClass } from '../../../crds/index.ts';
+import { classifySql, loadSqlParser, type SqlClassification } from './classify.ts';
+
+export interface SqlDecision {
+  action: GuardrailAction;
+  /** Name of the rule that matched; absent for the default allow. */
+  rule?: string;
+  message?: string;
+  classes: SqlClass[];
+  statementTypes: string[];
+  parseError?: string;
+}
+
+export interface SqlGuard {
+  /** Synchronous and never throws; decisions are frozen and may be shared between calls. */
+  evaluate(sql: string): SqlDecision;
+}
+
+export interface SqlGuardOptions {
+  /** Distinct statements whose decision is remembered (agents repeat their queries). 0 disables. */
+  cacheSize?: number;
+  /** Statements longer than this (characters) are not cached. */
+  cacheMaxLength?: number;
+}
+
+interface CompiledRule {
+  name: string;
+  action: GuardrailAction;
+  message?: string;
+  classes?: ReadonlySet<SqlClass>;
+  statementTypes?: ReadonlySet<string>;
+  pattern?: RE2JS;
+}
+
+/** Rules meant for other protocols (ssh commands, http paths) never match SQL. */
+function appliesToSql(rule: Guardrail): boolean {
+  const m = rule.match;
+  return m.commandPattern === undefined && m.httpMethods === undefined && m.pathPattern === undefined;
+}
+
+export function compileSqlRules(rules: readonly Guardrail[], target: string): CompiledRule[] {
+  return rules
+    .filter((r) => (r.targets === undefined || r.targets.includes(target)) && appliesToSql(r))
+    .map((r) => ({
+      name: r.name,
+      action: r.action,
+      message: r.message,
+      classes: r.match.sqlClasses ? new Set(r.match.sqlClasses) : undefined,
+      statementTypes: r.match.statementTypes ? new Set(r.match.statementTypes) : undefined,
+      pattern: r.match.sqlPattern !== undefined ? RE2JS.compile(r.match.sqlPattern) : undefined,
+    }));
+}
+
+function matches(rule: CompiledRule, sql: string, c: SqlClassification): boolean {
+  if (rule.classes && !c.classes.some((cls) => rule.classes!.has(cls))) return false;
+  if (rule.statementTypes && !c.statementTypes.some((t) => rule.statementTypes!.has(t))) return false;
+  if (rule.pattern && !rule.pattern.test(sql)) return false;
+  return true;
+}
+
+export function decide(rules: readonly CompiledRule[], sql: string, c: SqlClassification): SqlDecision {
+  const base = {
+    classes: Object.freeze(c.classes) as SqlClass[],
+    statementTypes: Object.freeze(c.statementTypes) as string[],
+    ...(c.parseError !== undefined ? { parseError: c.parseError } : {}),
+  };
+  for (const rule of rules) {
+    if (matches(rule, sql, c)) {
+      return Object.freeze({
+        action: rule.action,
+        rule: rule.name,
+        ...(rule.message !== undefined ? { message: rule.message } : {}),
+        ...base,
+      });
+    }
+  }
+  return Object.freeze({ action: 'allow' as const, ...base });
+}
+
+/** Loads the SQL parser (once per process) and compiles the rules that apply to `target`. */
+export async function createSqlGuard(
+  rules: readonly Guardrail[],
+  target: string,
+  options: SqlGuardOptions = {},
+): Promise<SqlGuard> {
+  await loadSqlParser();
+  const compiled = compileSqlRules(rules, target);
+  const cacheSize = options.cacheSize ?? 512;
+  const cacheMaxLength = options.cacheMaxLength ?? 8192;
+  const cache = new Map<string, SqlDecision>();
+  const evaluateUncached = (sql: string): SqlDecision => {
+    try {
+      return decide(compiled, sql, classifySql(sql));
+    } catch (err) {
+      const parseError = `guardrail evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
+      return decide(compiled, sql, { classes: ['unparseable'], statementTypes: [], parseError });
+    }
+  };
+  return {
+    evaluate(sql: string): SqlDecision {
+      if (cacheSize === 0 || sql.length > cacheMaxLength) return evaluateUncached(sql);
+      const hit = cache.get(sql);
+      if (hit) {
+        // Refresh recency: Map iteration order is insertion order, so the first key is the oldest.
+        cache.delete(sql);
+        cache.set(sql, hit);
+        return hit;
+      }
+      const decision = evaluateUncached(sql);
+      cache.set(sql, decision);
+      if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
+      return decision;
+    },
+  };
+}
