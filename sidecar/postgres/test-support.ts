@@ -133,6 +133,12 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
     },
     ...options.config,
   } as SidecarConfigInput;
+  input.approvals = {
+    backend: 'local',
+    localDir: approvalsDir,
+    timeoutSeconds: 30,
+    ...options.config?.approvals,
+  };
   const config = sidecarConfigSchema.parse(input);
   const logs: Record<string, unknown>[] = [];
   const logger = pino(

@@ -1,11 +1,11 @@
-// TEMPORARY: thin stand-ins for sidecar/identity, sidecar/policy and recording/ (built in parallel in
+// TEMPORARY: thin stand-ins for sidecar/identity and recording/ (built in parallel in
 // other branches), shaped exactly like their contracts. Removed when those branches are merged.
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Guardrail, GuardrailAction, Masking, Protocol, SqlClass } from '../../crds/index.ts';
+import type { Protocol } from '../../crds/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 
 export interface PodIdentity {
@@ -76,135 +76,6 @@ export function createIdentityVerifier(
     },
     close() {},
   };
-}
-
-export interface SqlDecision {
-  action: GuardrailAction;
-  rule?: string;
-  message?: string;
-  classes: SqlClass[];
-  statementTypes: string[];
-  parseError?: string;
-}
-export interface SqlGuard {
-  evaluate(sql: string): SqlDecision;
-}
-function classesOf(sql: string): SqlClass[] {
-  const s = sql.trim().toLowerCase();
-  const out: SqlClass[] = [];
-  if (/^drop\b/.test(s)) out.push('drop', 'ddl');
-  if (/^delete\b/.test(s) && !/\bwhere\b/.test(s)) out.push('deleteWithoutWhere');
-  if (/^(insert|update|delete)\b/.test(s)) out.push('write');
-  if (/^select\b/.test(s)) out.push('read');
-  return out;
-}
-export async function createSqlGuard(rules: Guardrail[], target: string): Promise<SqlGuard> {
-  const applicable = rules.filter((r) => !r.targets || r.targets.includes(target));
-  return {
-    evaluate(sql) {
-      const classes = classesOf(sql);
-      for (const r of applicable) {
-        const m = r.match;
-        if (m.sqlClasses && !m.sqlClasses.some((c) => classes.includes(c))) continue;
-        if (m.sqlPattern && !new RegExp(m.sqlPattern).test(sql)) continue;
-        if (!m.sqlClasses && !m.sqlPattern) continue;
-        return { action: r.action, rule: r.name, message: r.message, classes, statementTypes: [] };
-      }
-      return { action: 'allow', classes, statementTypes: [] };
-    },
-  };
-}
-export interface ColumnInfo {
-  name: string;
-  dataTypeID: number;
-  format: 'text' | 'binary';
-}
-export interface RowMasker {
-  maskRow(values: (Buffer | null)[]): { values: (Buffer | null)[]; maskedCells: number };
-  readonly active: boolean;
-}
-export interface Masker {
-  forColumns(columns: ColumnInfo[]): RowMasker;
-}
-export function createMasker(masking: Masking): Masker {
-  const cols = masking.columns.map((c) => new RegExp(c.pattern));
-  const card = masking.detectors.some((d) => d.type === 'creditCard');
-  return {
-    forColumns(columns) {
-      const byName = columns.map((c) => cols.some((re) => re.test(c.name)));
-      return {
-        active: card || byName.some(Boolean),
-        maskRow(values) {
-          let maskedCells = 0;
-          const out = values.map((v, i) => {
-            if (v === null) return v;
-            if (byName[i] || (card && /\b\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}\b/.test(v.toString()))) {
-              maskedCells++;
-              return Buffer.from('****');
-            }
-            return v;
-          });
-          return { values: out, maskedCells };
-        },
-      };
-    },
-  };
-}
-export interface ApprovalRequest {
-  sessionId: string;
-  policy: string;
-  rule: string;
-  target: string;
-  protocol: Protocol;
-  subject: string;
-  pod?: string;
-  statement: string;
-  timeoutMs: number;
-}
-export interface ApprovalDecision {
-  approved: boolean;
-  approver?: string;
-  reason?: string;
-  timedOut?: boolean;
-}
-export interface ApprovalBackend {
-  request(req: ApprovalRequest, signal?: AbortSignal): Promise<ApprovalDecision>;
-}
-export function createLocalApprovalBackend(dir: string): ApprovalBackend {
-  return {
-    async request(req, signal) {
-      const id = randomUUID();
-      await writeFile(join(dir, `${id}.request.json`), JSON.stringify(req));
-      const deadline = Date.now() + req.timeoutMs;
-      while (Date.now() < deadline && !signal?.aborted) {
-        try {
-          return JSON.parse(await readFile(join(dir, `${id}.decision.json`), 'utf8')) as ApprovalDecision;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      return { approved: false, timedOut: true, reason: 'timed out' };
-    },
-  };
-}
-export function createDenyingApprovalBackend(): ApprovalBackend {
-  return { request: async () => ({ approved: false, reason: 'no approval backend configured' }) };
-}
-export interface Alert {
-  kind: 'blocked' | 'approval' | 'deniedSubject' | 'alert' | 'invalidToken';
-  sessionId?: string;
-  subject?: string;
-  target: string;
-  rule?: string;
-  statement?: string;
-  message: string;
-}
-export interface AlertSink {
-  send(alert: Alert): void;
-  close(): Promise<void>;
-}
-export function createAlertSink(_config: SidecarConfig['alerts'], logger: Logger): AlertSink {
-  return { send: (alert) => logger.warn({ alert }, 'alert'), close: async () => {} };
 }
 
 // recording/ stand-in: one JSON-lines file per session under the file:// store directory.
