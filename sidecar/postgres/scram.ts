@@ -28,17 +28,19 @@ function attributes(message: string): Map<string, string> {
 export class ScramClient {
   private readonly password: string;
   private readonly clientNonce: string;
+  private readonly user: string;
   private clientFirstBare = '';
   private expectedServerSignature: Buffer | undefined;
 
-  constructor(password: string, clientNonce = randomBytes(18).toString('base64')) {
+  /** PostgreSQL ignores the SCRAM user name (it takes the startup packet's), hence "*". */
+  constructor(password: string, clientNonce = randomBytes(18).toString('base64'), user = '*') {
     this.password = password;
     this.clientNonce = clientNonce;
+    this.user = user;
   }
 
-  /** client-first-message: the user name is empty, PostgreSQL takes it from the startup packet. */
   clientFirst(): string {
-    this.clientFirstBare = `n=*,r=${this.clientNonce}`;
+    this.clientFirstBare = `n=${this.user},r=${this.clientNonce}`;
     return `n,,${this.clientFirstBare}`;
   }
 
