@@ -1,0 +1,21 @@
+// Canonical JSON (RFC 8785 / JCS for the values we sign: objects, arrays, strings, integers,
+// booleans, null). Signatures cover these bytes, so any verifier in any language can rebuild them
+// from the parsed object: keys sorted by UTF-16 code units, no whitespace, ECMAScript number and
+// string serialisation (which JSON.stringify already follows).
+
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError('canonical JSON cannot hold a non-finite number');
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value))
+    return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  if (typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  throw new TypeError(`canonical JSON cannot hold a ${typeof value}`);
+}

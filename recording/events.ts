@@ -1,0 +1,151 @@
+// The event model. Every recorded line of a segment is a RecordedEvent; the first event of a
+// session (seq 0) is `session.start` whose payload is the SessionHeader; the last is `session.end`.
+// Kinds starting with `session.` and `recording.` are written by the recorder itself.
+import { z } from 'zod';
+
+export const DirectionSchema = z.enum(['client', 'server', 'internal']);
+export type Direction = z.infer<typeof DirectionSchema>;
+
+export const ProtocolSchema = z.enum(['postgres', 'ssh', 'http', 'kubernetes']);
+
+const sessionIdPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const SessionIdSchema = z
+  .string()
+  .regex(sessionIdPattern, 'session id: 1-128 of [A-Za-z0-9._-], not starting with . _ -');
+
+export const SessionHeaderInputSchema = z.object({
+  sessionId: SessionIdSchema.optional(),
+  protocol: ProtocolSchema,
+  target: z.object({
+    name: z.string().min(1),
+    host: z.string().min(1),
+    port: z.number().int().min(0).max(65535),
+  }),
+  identity: z.object({
+    subject: z.string().optional(),
+    issuer: z.string().optional(),
+    claims: z.record(z.string(), z.unknown()).optional(),
+    serviceAccount: z.string().optional(),
+    pod: z.string().optional(),
+    namespace: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'namespace must be a DNS label')
+      .max(63)
+      .optional(),
+    node: z.string().optional(),
+    podUid: z.string().optional(),
+    source: z.string().optional(),
+  }),
+  policy: z
+    .object({ name: z.string(), namespace: z.string().optional(), generation: z.number().int().optional() })
+    .optional(),
+  sidecarVersion: z.string().min(1),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+export type SessionHeaderInput = z.input<typeof SessionHeaderInputSchema>;
+
+/** Payload of `session.start`: the header as given plus what the recorder adds. */
+export const SessionHeaderSchema = SessionHeaderInputSchema.extend({
+  sessionId: SessionIdSchema,
+  startedAt: z.string(),
+  startedAtMs: z.number().int(),
+  recorder: z.object({
+    format: z.literal('chaperone.recording/v1'),
+    keyId: z.string(),
+    keyFingerprint: z.string(),
+  }),
+});
+export type SessionHeader = z.infer<typeof SessionHeaderSchema>;
+
+export const RecordedEventSchema = z.object({
+  seq: z.number().int().min(0),
+  wallMs: z.number().int(),
+  /** Monotonic clock of the writer process in ns, decimal string (comparable within one process). */
+  monoNs: z.string().regex(/^\d+$/),
+  direction: DirectionSchema,
+  kind: z.string().min(1),
+  payload: z.record(z.string(), z.unknown()),
+});
+export type RecordedEvent = z.infer<typeof RecordedEventSchema>;
+
+export interface EventInput {
+  kind: string;
+  direction: Direction;
+  payload: Record<string, unknown>;
+  /** When the bytes were seen, if not "now". */
+  at?: { wallMs: number; monoNs: bigint };
+  /** Short human text for the session index's command summary (SQL text, shell command, ...). */
+  summary?: string;
+}
+
+// Policy decisions.
+export const PolicyBlockedSchema = z.object({
+  rule: z.string(),
+  reason: z.string(),
+  command: z.string().optional(),
+});
+export const PolicyMaskedSchema = z.object({
+  rule: z.string(),
+  fields: z.array(z.string()),
+  count: z.number().int().min(0).optional(),
+});
+export const ApprovalRequestedSchema = z.object({
+  approval: z.string(),
+  reason: z.string().optional(),
+  command: z.string().optional(),
+});
+export const ApprovalDecidedSchema = z.object({
+  approval: z.string(),
+  approver: z.string().min(1),
+  reason: z.string().optional(),
+});
+
+// Written by the recorder.
+export const GapSchema = z.object({
+  cause: z.enum(['spool-full', 'torn-record']),
+  reason: z.string(),
+  /** First and last sequence number that could not be kept (absent when unknown, e.g. torn). */
+  fromSeq: z.number().int().optional(),
+  toSeq: z.number().int().optional(),
+  /** For torn records: the last seq that was kept before the cut. */
+  afterSeq: z.number().int().optional(),
+  events: z.number().int().min(0),
+  bytes: z.number().int().min(0),
+  fromWallMs: z.number().int().optional(),
+  toWallMs: z.number().int().optional(),
+});
+export type Gap = z.infer<typeof GapSchema>;
+
+export const RecoveredSchema = z.object({
+  reason: z.string(),
+  lastSealedSeq: z.number().int(),
+  recoveredEvents: z.number().int().min(0),
+  tornRecords: z.number().int().min(0),
+  tornBytes: z.number().int().min(0),
+});
+
+export const SessionEndSchema = z.object({
+  reason: z.string(),
+  counts: z.record(z.string(), z.number()).optional(),
+  events: z.number().int(),
+  rawBytes: z.number().int(),
+  gaps: z.number().int(),
+  lostEvents: z.number().int(),
+  recovered: z.boolean(),
+});
+
+export const knownPayloadSchemas: Record<string, z.ZodType> = {
+  'policy.blocked': PolicyBlockedSchema,
+  'policy.masked': PolicyMaskedSchema,
+  'approval.requested': ApprovalRequestedSchema,
+  'approval.granted': ApprovalDecidedSchema,
+  'approval.denied': ApprovalDecidedSchema,
+  'recording.gap': GapSchema,
+  'recording.recovered': RecoveredSchema,
+  'session.start': SessionHeaderSchema,
+  'session.end': SessionEndSchema,
+};
+
+export function isReservedKind(kind: string): boolean {
+  return kind.startsWith('session.') || kind.startsWith('recording.');
+}

@@ -1,0 +1,62 @@
+// Public API of recording/: the sidecar writes through openRecorder, the CLI and auditors read and
+// verify through openStore / listSessions / readSession / verifySession.
+export { canonicalJson } from './canonical-json.ts';
+export {
+  KeyError,
+  RecorderClosedError,
+  RecordingError,
+  SessionNotFoundError,
+  SpoolFullError,
+  StoreError,
+} from './errors.ts';
+export type {
+  Direction,
+  EventInput,
+  Gap,
+  RecordedEvent,
+  SessionHeader,
+  SessionHeaderInput,
+} from './events.ts';
+export {
+  ApprovalDecidedSchema,
+  ApprovalRequestedSchema,
+  GapSchema,
+  PolicyBlockedSchema,
+  PolicyMaskedSchema,
+  RecordedEventSchema,
+  SessionHeaderInputSchema,
+  SessionHeaderSchema,
+} from './events.ts';
+export { type SessionIndex, SessionIndexSchema } from './index-record.ts';
+export {
+  generateSigningKey,
+  loadPublicKeys,
+  loadSigningKey,
+  type PublicKeysInput,
+  publicKeyFingerprint,
+} from './keys.ts';
+export {
+  indexKey,
+  newSessionId,
+  pointerKey,
+  type SessionLocation,
+  segmentName,
+  sessionPrefix,
+} from './layout.ts';
+export { type SegmentManifest, SegmentManifestSchema } from './manifest.ts';
+export {
+  getSessionIndex,
+  type ListedSession,
+  listSessions,
+  type ReadOptions,
+  readSession,
+  type SessionFilter,
+  type VerifyReport,
+  verifySession,
+} from './reader.ts';
+export { openRecorder, type Recorder, type RecorderOptions, type RecorderStatus } from './recorder.ts';
+export { locateSession, VerificationError, type VerifyReason } from './session-walk.ts';
+export type { SessionRecording } from './session-writer.ts';
+export { openStore } from './stores/open-store.ts';
+export type { S3Options } from './stores/s3-store.ts';
+export type { PutOptions, SegmentStore } from './stores/store.ts';

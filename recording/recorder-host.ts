@@ -1,0 +1,31 @@
+// What a SessionWriter needs from its recorder (kept as an interface to avoid an import cycle).
+import type { Logger } from 'pino';
+import type { Journal } from './journal.ts';
+import type { SigningKey } from './keys.ts';
+import type { SessionWriter } from './session-writer.ts';
+import type { Spool } from './spool.ts';
+import type { Uploader } from './uploader.ts';
+
+export interface RecorderHost {
+  readonly journal: Journal;
+  readonly key: SigningKey;
+  readonly spool: Spool;
+  readonly uploader: Uploader;
+  readonly log: Logger;
+  readonly sealMaxBytes: number;
+  readonly compressionLevel: number;
+  readonly indexRefreshMs: number;
+  readonly failMode: 'failClosed' | 'failOpen';
+  isFull(): boolean;
+  /** Why the spool is full, for gap events and errors. */
+  fullReason(): string;
+  addSpooled(bytes: number): void;
+  /** A segment is persisted in the spool: its journal bytes are replaced by the stored bytes. */
+  sealed(session: SessionWriter, journalBytes: number, storedBytes: number, index: number): void;
+  blocked(session: SessionWriter): void;
+  unblocked(session: SessionWriter): void;
+  gapOpened(session: SessionWriter): void;
+  gapClosed(session: SessionWriter): void;
+  /** The final segment is persisted. */
+  finished(session: SessionWriter): void;
+}

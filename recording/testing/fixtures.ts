@@ -1,0 +1,99 @@
+// Helpers for recording/ tests and benchmarks (not part of the public API).
+
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { MinioInfo } from '../../test/env/types.ts';
+import type { SessionHeaderInput } from '../events.ts';
+import type { S3Options } from '../stores/s3-store.ts';
+
+export async function tempDir(name: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `chaperone-${name}-`));
+  after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function sampleHeader(overrides: Partial<SessionHeaderInput> = {}): SessionHeaderInput {
+  return {
+    protocol: 'postgres',
+    target: { name: 'orders-db', host: '10.0.0.7', port: 5432 },
+    identity: {
+      subject: 'system:serviceaccount:agents:report-bot',
+      issuer: 'https://kubernetes.default.svc',
+      claims: { aud: ['chaperone'] },
+      serviceAccount: 'report-bot',
+      pod: 'report-bot-7f9c',
+      namespace: 'agents',
+      node: 'node-1',
+      podUid: '6c1e0c1e-0000-4000-8000-000000000001',
+      source: '127.0.0.1:51234',
+    },
+    policy: { name: 'db-agents', namespace: 'agents', generation: 3 },
+    sidecarVersion: '0.1.0-test',
+    labels: { dbUser: 'reporter' },
+    ...overrides,
+  };
+}
+
+export function s3OptionsFor(info: MinioInfo): S3Options {
+  return {
+    endpoint: info.endpoint,
+    region: info.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey },
+  };
+}
+
+/** A fresh prefix in the MinIO bucket, so test files sharing one MinIO do not see each other. */
+export function s3UrlFor(info: MinioInfo, name: string): string {
+  return `s3://${info.bucket}/${name}-${randomBytes(4).toString('hex')}`;
+}
+
+/** A plain S3 client, as an auditor or attacker would use it. */
+export function rawS3(info: MinioInfo): S3Client {
+  const client = new S3Client({
+    endpoint: info.endpoint,
+    region: info.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  after(() => client.destroy());
+  return client;
+}
+
+/** A SQL-ish event pair, as the PostgreSQL gateway would append per statement. */
+export function sqlEvents(
+  i: number,
+): [
+  { kind: string; direction: 'client'; payload: Record<string, unknown>; summary: string },
+  { kind: string; direction: 'server'; payload: Record<string, unknown> },
+] {
+  const sql = `SELECT id, customer, total FROM orders WHERE customer_id = $1 AND created_at > now() - interval '7 days' /* ${i % 10} */`;
+  return [
+    {
+      kind: 'pg.query',
+      direction: 'client',
+      payload: { sql, params: [String(1000 + (i % 977))] },
+      summary: sql,
+    },
+    {
+      kind: 'pg.result',
+      direction: 'server',
+      payload: {
+        command: 'SELECT',
+        rows: i % 5,
+        sample: Array.from({ length: i % 5 }, (_, r) => [
+          1000 + r,
+          `customer-${(i * 7 + r) % 131}`,
+          ((i * 13 + r) % 10000) / 100,
+        ]),
+        durationUs: 150 + (i % 400),
+      },
+    },
+  ];
+}
