@@ -260,7 +260,7 @@ describe('node-postgres through the sidecar', () => {
         ['approval.requested', null, undefined],
         ['approval.denied', 'carol@example.com', false],
         ['approval.requested', null, undefined],
-        ['approval.denied', null, true],
+        ['approval.denied', 'chaperone:timeout', true],
       ],
     );
     assert.deepEqual(

@@ -30,11 +30,16 @@ export class RecordingChannel {
     return this.recording?.sessionId;
   }
 
-  add(kind: string, direction: 'client' | 'server' | 'internal', payload: Record<string, unknown>): void {
+  add(
+    kind: string,
+    direction: 'client' | 'server' | 'internal',
+    payload: Record<string, unknown>,
+    summary?: string,
+  ): void {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
     if (!this.recording || this.failed) return;
     this.pending++;
-    this.recording.append({ kind, direction, payload }).then(this.settled, this.rejected);
+    this.recording.append({ kind, direction, payload, summary }).then(this.settled, this.rejected);
   }
 
   private readonly settled = () => {

@@ -188,6 +188,7 @@ export class PostgresSession {
   private waiting = false;
   private copyIn: StatementRecord | undefined;
   private approvalAbort: AbortController | undefined;
+  private approvals = 0;
   private rec: RecordingChannel | undefined;
   private subject: string | undefined;
   private logger: Logger;
@@ -601,7 +602,13 @@ export class PostgresSession {
       case F.functionCall: {
         // The fast-path function call runs a function by OID, out of sight of the SQL guard.
         const message = 'chaperone: the function call protocol is not allowed through the sidecar';
-        rec.add('policy.blocked', 'internal', { rule: 'function-call', sql: '', protocol: 'functionCall' });
+        rec.add('policy.blocked', 'internal', {
+          rule: 'function-call',
+          reason: message,
+          command: '',
+          sql: '',
+          protocol: 'functionCall',
+        });
         this.sendSubstitute(message, 'simple', upstream, undefined);
         return undefined;
       }
@@ -635,13 +642,18 @@ export class PostgresSession {
     }
     const bind = portal?.bind;
     const stmt = this.newStatementRecord(statement?.sql ?? '', portal);
-    this.rec!.add('pg.query', 'client', {
-      sql: stmt.sql,
-      params: bind?.params.map((v, i) => paramValue(v, formatOf(bind.paramFormats, i))),
-      statementName: portal?.statementName,
-      portal: portalName,
-      protocol: 'extended',
-    });
+    this.rec!.add(
+      'pg.query',
+      'client',
+      {
+        sql: stmt.sql,
+        params: bind?.params.map((v, i) => paramValue(v, formatOf(bind.paramFormats, i))),
+        statementName: portal?.statementName,
+        portal: portalName,
+        protocol: 'extended',
+      },
+      stmt.sql,
+    );
     this.expected.push(expectation(Expect.Execute, { stmt, portal }));
     upstream.write(m.raw);
   }
@@ -687,7 +699,7 @@ export class PostgresSession {
     metrics.statement(this.targetName, decision.action);
     const rec = this.rec!;
     const policyPayload = {
-      rule: decision.rule,
+      rule: decision.rule ?? 'policy',
       classes: decision.classes,
       statementTypes: decision.statementTypes,
       sql,
@@ -706,7 +718,7 @@ export class PostgresSession {
         return undefined;
       case 'block': {
         const message = `chaperone: statement blocked by rule ${decision.rule ?? 'policy'}: ${decision.message ?? 'not allowed by policy'}`;
-        rec.add('policy.blocked', 'internal', { ...policyPayload, message });
+        rec.add('policy.blocked', 'internal', { ...policyPayload, reason: message, command: sql });
         rt.alerts.send(this.alert(rt, 'blocked', decision, sql, message));
         this.logger.info({ rule: decision.rule }, 'statement blocked');
         this.sendSubstitute(message, protocol, upstream, statementName);
@@ -747,8 +759,11 @@ export class PostgresSession {
   ): Promise<string | undefined> {
     const rule = decision.rule ?? 'policy';
     const rec = this.rec!;
+    const approval = `${rec.sessionId ?? 'session'}-approval-${++this.approvals}`;
     rec.add('approval.requested', 'internal', {
+      approval,
       rule,
+      command: sql,
       sql,
       classes: decision.classes,
       timeoutMs: rt.approvalTimeoutMs,
@@ -784,8 +799,10 @@ export class PostgresSession {
     if (abort.signal.aborted && !result.approved)
       result = { approved: false, reason: 'canceled by the agent' };
     const payload = {
+      approval,
       rule,
-      approver: result.approver,
+      // Every decision names who made it; without a reviewer it was the sidecar (timeout, no backend).
+      approver: result.approver ?? (result.timedOut ? 'chaperone:timeout' : 'chaperone:no-reviewer'),
       reason: result.reason,
       timedOut: result.timedOut ?? false,
       sql,
@@ -813,7 +830,7 @@ export class PostgresSession {
   ): void {
     if (protocol === 'simple') {
       const stmt = this.newStatementRecord(sql, undefined);
-      this.rec!.add('pg.query', 'client', { sql, protocol: 'simple' });
+      this.rec!.add('pg.query', 'client', { sql, protocol: 'simple' }, sql);
       this.expected.push(expectation(Expect.Query, { stmt }));
     } else {
       this.statements.set(statementName ?? '', { sql, blocked: false, describePending: false });
@@ -1098,7 +1115,18 @@ export class PostgresSession {
     if (stmt.sample.length > 0) payload.rowsSample = stmt.sample;
     rec.add('pg.result', 'server', payload);
     if (stmt.maskedCells > 0) {
+      const plans = stmt.rowMasker?.plans ?? [];
+      const fields = plans.filter((p) => p !== null).map((p) => p.column);
+      const rules = new Set<string>();
+      for (const p of plans) {
+        if (!p) continue;
+        if (p.byName) rules.add(`column:${p.byName.pattern}`);
+        for (const d of p.detectors) rules.add(`detector:${d}`);
+      }
       rec.add('policy.masked', 'internal', {
+        rule: [...rules].join(',') || 'masking',
+        fields,
+        count: stmt.maskedCells,
         sql: stmt.sql,
         maskedCells: stmt.maskedCells,
         columns: payload.columns,

@@ -1,19 +1,21 @@
 // The one seam to the identity, policy and recording modules.
-export * from '../policy/index.ts';
-// TEMPORARY: identity and recording stand-ins until the sidecar-policy (identity) and recording
-// branches have them.
 export {
-  type AgentIdentity,
-  createIdentityVerifier,
   generateSigningKey,
-  IdentityError,
-  type IdentityVerifier,
   listSessions,
   openRecorder,
   openStore,
-  type PodIdentity,
-  podIdentityFromEnv,
   type Recorder,
+  type RecorderOptions,
   readSession,
   type SessionRecording,
+} from '../../recording/index.ts';
+export * from '../policy/index.ts';
+// TEMPORARY: identity stand-in until the sidecar-policy branch has sidecar/identity.
+export {
+  type AgentIdentity,
+  createIdentityVerifier,
+  IdentityError,
+  type IdentityVerifier,
+  type PodIdentity,
+  podIdentityFromEnv,
 } from '../postgres/testing-stubs.ts';
