@@ -1,11 +1,4 @@
-// TEMPORARY: thin stand-in for sidecar/identity (built in parallel in
-// other branches), shaped exactly like their contracts. Removed when those branches are merged.
-import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Protocol } from '../../crds/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 
 export interface PodIdentity {
