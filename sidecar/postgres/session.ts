@@ -10,9 +10,11 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import type { Logger } from 'pino';
+import type { TargetMetrics } from '../server/metrics.ts';
 import type { ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
 import { IdentityError } from '../server/modules.ts';
 import { type BackendFrame, BackendFramer, decodeBackend } from './backend.ts';
+import { WriteCoalescer } from './coalesce.ts';
 import type { GatewayServices, PostgresRuntime } from './context.ts';
 import {
   type BindMessage,
@@ -178,6 +180,9 @@ export class PostgresSession {
   private readonly parser: FrontendParser;
   private readonly framer = new BackendFramer();
   private upstream: Socket | undefined;
+  private up: WriteCoalescer | undefined;
+  private readonly down: WriteCoalescer;
+  private readonly metrics: TargetMetrics;
   private readonly expected = new Queue<Expectation>();
   private readonly statements = new Map<string, StatementState>();
   private readonly portals = new Map<string, PortalState>();
@@ -212,6 +217,8 @@ export class PostgresSession {
     this.source = `${client.remoteAddress}:${client.remotePort}`;
     this.logger = services.logger.child({ target: this.targetName, source: this.source });
     this.parser = new FrontendParser(rt.limits.maxMessageBytes);
+    this.down = new WriteCoalescer(client);
+    this.metrics = services.metrics.forTarget(this.targetName);
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
@@ -230,14 +237,14 @@ export class PostgresSession {
         this.fatal(SQLSTATE.protocolViolation, 'chaperone: startup timed out');
       }
     }, rt.limits.startupTimeoutMs);
-    services.metrics.sessionStarted(this.targetName);
+    this.metrics.sessionStarted();
   }
 
   // ---------------------------------------------------------------- agent -> sidecar
 
   private onClientData(chunk: Buffer): void {
     if (this.phase === 'closed') return;
-    if (this.phase === 'ready') this.services.metrics.bytes(this.targetName, 'client', chunk.length);
+    if (this.phase === 'ready') this.metrics.bytes('client', chunk.length);
     this.parser.push(chunk);
     this.drive();
   }
@@ -411,12 +418,13 @@ export class PostgresSession {
       }
       return;
     }
-    this.services.metrics.upstreamConnectSeconds(rt.target.name, Number(nowNs() - started) / 1e9);
+    this.metrics.upstreamConnectSeconds(Number(nowNs() - started) / 1e9);
     if (this.phase !== 'login') {
       up.socket.destroy();
       return;
     }
     this.upstream = up.socket;
+    this.up = new WriteCoalescer(up.socket);
     this.upstreamKey = up.backendKey;
     this.txStatus = up.txStatus;
     this.ownKey = this.services.cancels.register(this);
@@ -439,7 +447,10 @@ export class PostgresSession {
     upstream.on('end', () => this.close('upstream closed the connection'));
     upstream.on('close', () => this.close('upstream closed the connection'));
     upstream.on('error', (err) => {
-      this.logger.warn({ err: err.message }, 'upstream socket error');
+      // A reset after the agent left is the upstream hanging up on a closing session: not news.
+      if (this.phase === 'closed')
+        this.logger.debug({ err: err.message }, 'upstream socket error after close');
+      else this.logger.warn({ err: err.message }, 'upstream socket error');
       this.close('upstream connection error');
     });
     upstream.on('drain', () => {
@@ -493,13 +504,14 @@ export class PostgresSession {
           this.protocolViolation(m.message);
           break;
         }
-        const wait = this.onClientMessage(m, upstream);
+        const wait = this.onClientMessage(m);
         if (wait) {
           this.waiting = true;
           this.client.pause();
           wait.then(
             () => {
               this.waiting = false;
+              this.up?.flush();
               if (this.phase !== 'ready') return;
               if (upstream.writableNeedDrain) return; // resumed on drain
               this.client.resume();
@@ -514,26 +526,27 @@ export class PostgresSession {
         }
       }
     } finally {
+      this.up?.flush();
       upstream.uncork();
     }
     if (upstream.writableNeedDrain) this.client.pause();
   }
 
   /** Handles one agent message; returns a promise when the session must wait before the next. */
-  private onClientMessage(m: FrontendMessage, upstream: Socket): Promise<void> | undefined {
+  private onClientMessage(m: FrontendMessage): Promise<void> | undefined {
     const rec = this.rec!;
     switch (m.type) {
       case F.query: {
         const sql = decodeQuery(m.raw);
         if (sql instanceof ProtocolError) return this.protocolViolation(sql.message);
         const wait = rec.backpressure();
-        if (wait) return wait.then(() => this.onStatement(sql, 'simple', m, upstream));
-        return this.onStatement(sql, 'simple', m, upstream);
+        if (wait) return wait.then(() => this.onStatement(sql, 'simple', m));
+        return this.onStatement(sql, 'simple', m);
       }
       case F.parse: {
         const p = decodeParse(m.raw);
         if (p instanceof ProtocolError) return this.protocolViolation(p.message);
-        return this.onStatement(p.sql, 'extended', m, upstream, p.name);
+        return this.onStatement(p.sql, 'extended', m, p.name);
       }
       case F.bind: {
         const b = decodeBind(m.raw);
@@ -545,7 +558,7 @@ export class PostgresSession {
           describePending: false,
         });
         this.expected.push(expectation(Expect.Bind));
-        upstream.write(m.raw);
+        this.up!.forward(m.raw);
         return undefined;
       }
       case F.describe: {
@@ -560,15 +573,15 @@ export class PostgresSession {
           if (portal) portal.describePending = true;
           this.expected.push(expectation(Expect.DescribePortal, { portal }));
         }
-        upstream.write(m.raw);
+        this.up!.forward(m.raw);
         return undefined;
       }
       case F.execute: {
         const e = decodeExecute(m.raw);
         if (e instanceof ProtocolError) return this.protocolViolation(e.message);
         const wait = rec.backpressure();
-        if (wait) return wait.then(() => this.onExecute(e.portal, m, upstream));
-        this.onExecute(e.portal, m, upstream);
+        if (wait) return wait.then(() => this.onExecute(e.portal, m));
+        this.onExecute(e.portal, m);
         return undefined;
       }
       case F.close: {
@@ -577,27 +590,27 @@ export class PostgresSession {
         if (c.kind === 'S') this.statements.delete(c.name);
         else this.portals.delete(c.name);
         this.expected.push(expectation(Expect.Close));
-        upstream.write(m.raw);
+        this.up!.forward(m.raw);
         return undefined;
       }
       case F.sync:
         this.expected.push(expectation(Expect.Sync));
-        upstream.write(m.raw);
+        this.up!.forward(m.raw);
         return undefined;
       case F.flush:
-        upstream.write(m.raw);
+        this.up!.forward(m.raw);
         return undefined;
       case F.copyData:
         if (this.copyIn?.copy) this.copyIn.copy.bytes += m.raw.length - 5;
-        upstream.write(m.raw);
+        this.up!.forward(m.raw);
         return undefined;
       case F.copyDone:
       case F.copyFail:
-        upstream.write(m.raw);
+        this.up!.forward(m.raw);
         return undefined;
       case F.terminate:
         this.closeReason = 'client terminated the session';
-        upstream.write(m.raw);
+        this.up!.forward(m.raw);
         return undefined;
       case F.functionCall: {
         // The fast-path function call runs a function by OID, out of sight of the SQL guard.
@@ -609,7 +622,7 @@ export class PostgresSession {
           sql: '',
           protocol: 'functionCall',
         });
-        this.sendSubstitute(message, 'simple', upstream, undefined);
+        this.sendSubstitute(message, 'simple', undefined);
         return undefined;
       }
       default:
@@ -617,14 +630,14 @@ export class PostgresSession {
     }
   }
 
-  private onExecute(portalName: string, m: FrontendMessage, upstream: Socket): void {
+  private onExecute(portalName: string, m: FrontendMessage): void {
     const rt = this.rt();
     const portal = this.portals.get(portalName);
     const statement = portal?.statement;
     if (statement?.blocked) {
       // Part of a batch whose Parse was blocked: the upstream skips it after the substitute's error.
       this.expected.push(expectation(Expect.Execute, { portal }));
-      upstream.write(m.raw);
+      this.up!.forward(m.raw);
       return;
     }
     if (
@@ -638,7 +651,7 @@ export class PostgresSession {
       // Masking needs the result's columns before the first row; ask for them ourselves.
       portal.describePending = true;
       this.expected.push(expectation(Expect.DescribePortal, { portal, injected: true }));
-      upstream.write(serialize.describe({ type: 'P', name: portalName }));
+      this.up!.send(serialize.describe({ type: 'P', name: portalName }));
     }
     const bind = portal?.bind;
     const stmt = this.newStatementRecord(statement?.sql ?? '', portal);
@@ -655,7 +668,7 @@ export class PostgresSession {
       stmt.sql,
     );
     this.expected.push(expectation(Expect.Execute, { stmt, portal }));
-    upstream.write(m.raw);
+    this.up!.forward(m.raw);
   }
 
   private newStatementRecord(sql: string, portal: PortalState | undefined): StatementRecord {
@@ -678,7 +691,6 @@ export class PostgresSession {
     sql: string,
     protocol: 'simple' | 'extended',
     m: FrontendMessage,
-    upstream: Socket,
     statementName?: string,
   ): Promise<void> | undefined {
     const rt = this.rt();
@@ -695,8 +707,7 @@ export class PostgresSession {
         statementTypes: [],
       };
     }
-    const metrics = this.services.metrics;
-    metrics.statement(this.targetName, decision.action);
+    this.metrics.statement(decision.action);
     const rec = this.rec!;
     const policyPayload = {
       rule: decision.rule ?? 'policy',
@@ -707,28 +718,28 @@ export class PostgresSession {
     };
     switch (decision.action) {
       case 'allow':
-        this.forwardStatement(sql, protocol, m, upstream, statementName);
+        this.forwardStatement(sql, protocol, m, statementName);
         return undefined;
       case 'alert':
         rec.add('policy.alert', 'internal', policyPayload);
         rt.alerts.send(
           this.alert(rt, 'alert', decision, sql, `statement matched alert rule ${decision.rule}`),
         );
-        this.forwardStatement(sql, protocol, m, upstream, statementName);
+        this.forwardStatement(sql, protocol, m, statementName);
         return undefined;
       case 'block': {
         const message = `chaperone: statement blocked by rule ${decision.rule ?? 'policy'}: ${decision.message ?? 'not allowed by policy'}`;
         rec.add('policy.blocked', 'internal', { ...policyPayload, reason: message, command: sql });
         rt.alerts.send(this.alert(rt, 'blocked', decision, sql, message));
         this.logger.info({ rule: decision.rule }, 'statement blocked');
-        this.sendSubstitute(message, protocol, upstream, statementName);
+        this.sendSubstitute(message, protocol, statementName);
         return undefined;
       }
       case 'requireApproval':
         return this.awaitApproval(rt, decision, sql).then((denial) => {
           if (this.phase !== 'ready') return;
-          if (denial === undefined) this.forwardStatement(sql, protocol, m, upstream, statementName);
-          else this.sendSubstitute(denial, protocol, upstream, statementName);
+          if (denial === undefined) this.forwardStatement(sql, protocol, m, statementName);
+          else this.sendSubstitute(denial, protocol, statementName);
         });
     }
   }
@@ -809,12 +820,12 @@ export class PostgresSession {
     };
     if (result.approved) {
       rec.add('approval.granted', 'internal', payload);
-      this.services.metrics.statement(this.targetName, 'approved');
+      this.metrics.statement('approved');
       this.logger.info({ rule, approver: result.approver }, 'statement approved');
       return undefined;
     }
     rec.add('approval.denied', 'internal', payload);
-    this.services.metrics.statement(this.targetName, 'denied');
+    this.metrics.statement('denied');
     this.logger.info({ rule, reason: result.reason, timedOut: result.timedOut }, 'statement not approved');
     if (result.timedOut)
       return `chaperone: approval for rule ${rule} timed out after ${Math.round(rt.approvalTimeoutMs / 1000)} s`;
@@ -825,7 +836,6 @@ export class PostgresSession {
     sql: string,
     protocol: 'simple' | 'extended',
     m: FrontendMessage,
-    upstream: Socket,
     statementName?: string,
   ): void {
     if (protocol === 'simple') {
@@ -836,20 +846,19 @@ export class PostgresSession {
       this.statements.set(statementName ?? '', { sql, blocked: false, describePending: false });
       this.expected.push(expectation(Expect.Parse, { sql }));
     }
-    upstream.write(m.raw);
+    this.up!.forward(m.raw);
   }
 
   /** Makes the upstream raise `message` in place of the statement (see the file comment). */
   private sendSubstitute(
     message: string,
     protocol: 'simple' | 'extended',
-    upstream: Socket,
     statementName: string | undefined,
   ): void {
     const sql = raiseStatement(message);
     if (protocol === 'simple') {
       this.expected.push(expectation(Expect.Query, { substitute: message }));
-      upstream.write(serialize.query(sql));
+      this.up!.send(serialize.query(sql));
       return;
     }
     // A blocked unnamed statement replaces the unnamed one, as a failed Parse does in PostgreSQL; a
@@ -858,28 +867,33 @@ export class PostgresSession {
     this.statements.set(statementName ?? '', { sql: '', blocked: true, describePending: false });
     if (name !== '') {
       this.expected.push(expectation(Expect.Close, { injected: true }));
-      upstream.write(serialize.close({ type: 'S', name }));
+      this.up!.send(serialize.close({ type: 'S', name }));
     }
     this.expected.push(expectation(Expect.Parse, { injected: true }));
-    upstream.write(serialize.parse({ name, text: sql }));
+    this.up!.send(serialize.parse({ name, text: sql }));
     this.expected.push(expectation(Expect.Bind, { injected: true }));
-    upstream.write(serialize.bind({ portal: name, statement: name }));
+    this.up!.send(serialize.bind({ portal: name, statement: name }));
     this.expected.push(expectation(Expect.Execute, { injected: true, substitute: message }));
-    upstream.write(serialize.execute({ portal: name }));
+    this.up!.send(serialize.execute({ portal: name }));
   }
 
   // ---------------------------------------------------------------- upstream -> agent
 
   private onUpstreamData(chunk: Buffer): void {
     if (this.phase !== 'ready') return;
-    this.services.metrics.bytes(this.targetName, 'server', chunk.length);
+    this.metrics.bytes('server', chunk.length);
     this.framer.push(chunk);
     const client = this.client;
+    const down = this.down;
     client.cork();
     try {
-      for (let f = this.framer.next(); f !== undefined; f = this.framer.next())
-        this.onBackendMessage(f, client);
+      for (let f = this.framer.next(); f !== undefined; f = this.framer.next()) {
+        const out = this.onBackendMessage(f);
+        if (out === undefined) down.forward(f.raw);
+        else if (out !== null) down.send(out);
+      }
     } finally {
+      down.flush();
       client.uncork();
     }
     if (this.framer.error) {
@@ -890,7 +904,8 @@ export class PostgresSession {
     if (client.writableNeedDrain) this.upstream?.pause();
   }
 
-  private onBackendMessage(f: BackendFrame, client: Socket): void {
+  /** undefined: forward the message as is; null: drop it; a Buffer: send that instead. */
+  private onBackendMessage(f: BackendFrame): Buffer | null | undefined {
     const head = this.expected.peek();
     switch (f.type) {
       case B.dataRow: {
@@ -926,11 +941,7 @@ export class PostgresSession {
             ),
           );
         }
-        if (raw !== f.raw) {
-          client.write(raw);
-          return;
-        }
-        break;
+        return raw !== f.raw ? raw : undefined;
       }
       case B.commandComplete:
       case B.emptyQuery:
@@ -962,7 +973,7 @@ export class PostgresSession {
           head.portal.describePending = false;
         }
         this.expected.shift();
-        if (head.injected) return;
+        if (head.injected) return null;
         break;
       }
       case B.noData:
@@ -976,23 +987,22 @@ export class PostgresSession {
             head.portal.describePending = false;
           }
           this.expected.shift();
-          if (head.injected) return;
+          if (head.injected) return null;
         }
         break;
       case B.parameterDescription:
-        if (head?.injected) return;
+        if (head?.injected) return null;
         break;
       case B.parseComplete:
       case B.bindComplete:
       case B.closeComplete:
         if (head && head.kind !== Expect.Query) {
           this.expected.shift();
-          if (head.injected) return;
+          if (head.injected) return null;
         }
         break;
       case B.error:
-        if (this.onBackendError(f, head, client)) return;
-        break;
+        return this.onBackendError(f, head);
       case B.readyForQuery: {
         this.txStatus = String.fromCharCode(f.raw[5]!) as 'I' | 'T' | 'E';
         // Everything up to and including the Sync or Query this answers is settled.
@@ -1027,26 +1037,27 @@ export class PostgresSession {
       default:
         break;
     }
-    client.write(f.raw);
+    return undefined;
   }
 
-  /** Returns true when the error was replaced (and written) here. */
-  private onBackendError(f: BackendFrame, head: Expectation | undefined, client: Socket): boolean {
+  /** The replacement of the error, or undefined to forward it as is. */
+  private onBackendError(f: BackendFrame, head: Expectation | undefined): Buffer | undefined {
     const fields = errorFields(f.raw);
     const rec = this.rec;
-    let replaced = false;
+    let replaced: Buffer | undefined;
     if (head?.substitute && fields.C === SQLSTATE.insufficientPrivilege && fields.M === head.substitute) {
       // Our own substitute raised it: give the agent a clean error without PL/pgSQL context.
-      client.write(
-        errorResponse({ severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: head.substitute }),
-      );
+      replaced = errorResponse({
+        severity: 'ERROR',
+        code: SQLSTATE.insufficientPrivilege,
+        message: head.substitute,
+      });
       rec?.add('pg.error', 'server', {
         sqlstate: fields.C,
         message: head.substitute,
         severity: 'ERROR',
         blocked: true,
       });
-      replaced = true;
     } else {
       rec?.add('pg.error', 'server', {
         sqlstate: fields.C,
@@ -1131,7 +1142,7 @@ export class PostgresSession {
         maskedCells: stmt.maskedCells,
         columns: payload.columns,
       });
-      this.services.metrics.maskedCells(this.targetName, stmt.maskedCells);
+      this.metrics.maskedCells(stmt.maskedCells);
     }
     // A simple Query may hold several statements: the next result starts afresh.
     stmt.rows = 0;
@@ -1243,7 +1254,7 @@ export class PostgresSession {
     if (this.ending) return;
     this.phase = 'closed';
     if (this.ownKey) this.services.cancels.unregister(this.ownKey.pid);
-    this.services.metrics.sessionEnded(this.targetName);
+    this.metrics.sessionEnded();
     this.logger.info({ reason, counts: this.rec?.counts }, 'session ended');
     this.ending = (this.rec?.end(reason) ?? Promise.resolve()).finally(() => this.resolveDone());
   }

@@ -2,13 +2,18 @@
 // children are cached so the data path does a map lookup, not a label-set build, per update.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
+/** Metrics of one target, label children bound once (the data path does no label lookups). */
+export interface TargetMetrics {
+  sessionStarted(): void;
+  sessionEnded(): void;
+  statement(action: string): void;
+  bytes(direction: 'client' | 'server', n: number): void;
+  maskedCells(n: number): void;
+  upstreamConnectSeconds(seconds: number): void;
+}
+
 export interface GatewayMetrics {
-  sessionStarted(target: string): void;
-  sessionEnded(target: string): void;
-  statement(target: string, action: string): void;
-  bytes(target: string, direction: 'client' | 'server', n: number): void;
-  maskedCells(target: string, n: number): void;
-  upstreamConnectSeconds(target: string, seconds: number): void;
+  forTarget(target: string): TargetMetrics;
 }
 
 export interface SidecarMetrics extends GatewayMetrics {
@@ -75,28 +80,42 @@ export function createMetrics(): SidecarMetrics {
     registers: [registry],
   });
 
-  const cache = new Map<string, { inc(n?: number): void }>();
-  const child = (metric: Counter<string>, ...labels: string[]) => {
-    const key = `${(metric as unknown as { name: string }).name}\0${labels.join('\0')}`;
-    let c = cache.get(key);
-    if (!c) {
-      c = metric.labels(...labels);
-      cache.set(key, c);
-    }
-    return c;
+  const targets = new Map<string, TargetMetrics>();
+  const forTarget = (t: string): TargetMetrics => {
+    let m = targets.get(t);
+    if (m) return m;
+    const activeT = active.labels(t);
+    const totalT = total.labels(t);
+    const clientBytes = bytes.labels(t, 'client');
+    const serverBytes = bytes.labels(t, 'server');
+    const maskedT = masked.labels(t);
+    const connectT = connect.labels(t);
+    const byAction = new Map<string, { inc(): void }>();
+    m = {
+      sessionStarted: () => {
+        activeT.inc();
+        totalT.inc();
+      },
+      sessionEnded: () => activeT.dec(),
+      statement: (action) => {
+        let c = byAction.get(action);
+        if (!c) {
+          c = statements.labels(t, action);
+          byAction.set(action, c);
+        }
+        c.inc();
+      },
+      bytes: (direction, n) => (direction === 'client' ? clientBytes : serverBytes).inc(n),
+      maskedCells: (n) => maskedT.inc(n),
+      upstreamConnectSeconds: (s) => connectT.observe(s),
+    };
+    targets.set(t, m);
+    return m;
   };
 
   return {
     registry,
-    sessionStarted: (t) => {
-      active.labels(t).inc();
-      child(total, t).inc();
-    },
-    sessionEnded: (t) => active.labels(t).dec(),
-    statement: (t, a) => child(statements, t, a).inc(),
-    bytes: (t, d, n) => child(bytes, t, d).inc(n),
-    maskedCells: (t, n) => child(masked, t).inc(n),
-    upstreamConnectSeconds: (t, s) => connect.labels(t).observe(s),
+    forTarget,
     setSpoolBytes: (b) => spool.set(b),
     setConfigGeneration: (g) => generation.set(g),
     configReload: (r) => reloads.labels(r).inc(),
