@@ -27,10 +27,14 @@ interface Endpoint {
   port: number;
   user: string;
   password: string;
+  /** The proxy process whose CPU time is measured. */
+  pid?: number;
 }
 
 interface Result {
   tps: number;
+  /** CPU time of the proxy process (sidecar or pgbouncer) per transaction, in microseconds. */
+  proxyCpuUsPerTx?: number;
   p50Ms: number;
   p99Ms: number;
   statements: { sql: string; avgMs: number }[];
@@ -106,7 +110,7 @@ async function startPgbouncer(
   pgPort: number,
   user: string,
   password: string,
-): Promise<{ port: number; stop(): Promise<void> }> {
+): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const owner = await unprivilegedUser(); // pgbouncer refuses to run as root
   const port = await freePort();
   await mkdir(dir, { recursive: true });
@@ -139,7 +143,7 @@ async function startPgbouncer(
     stopSignal: 'SIGINT',
   });
   await waitUntil('pgbouncer', () => tcpAccepts('127.0.0.1', port), { process: proc });
-  return { port, stop: () => proc.stop() };
+  return { port, pid: proc.pid, stop: () => proc.stop() };
 }
 
 async function startSidecar(
@@ -168,6 +172,13 @@ async function startSidecar(
       await exited;
     },
   };
+}
+
+/** utime + stime of a process in seconds (Linux /proc). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
@@ -247,8 +258,8 @@ async function main(): Promise<void> {
     const agentToken = 'valid:bench-agent'; // TEMPORARY identity stand-in accepts valid:<subject>
     const endpoints: Endpoint[] = [
       { name: 'direct', port: pg.port, user, password },
-      { name: 'pgbouncer', port: bouncer.port, user, password },
-      { name: 'sidecar', port: sidecarPort, user: 'agent', password: agentToken },
+      { name: 'pgbouncer', port: bouncer.port, user, password, pid: bouncer.pid },
+      { name: 'sidecar', port: sidecarPort, user: 'agent', password: agentToken, pid: sidecar.child.pid },
     ];
     const results: Record<string, Record<string, Result>> = {};
     const modes = (process.env.BENCH_MODES ?? 'select-only,tpcb').split(',') as ('select-only' | 'tpcb')[];
@@ -260,7 +271,10 @@ async function main(): Promise<void> {
         const logDir = join(dir, `log-${mode}-${ep.name}`);
         await mkdir(logDir, { recursive: true });
         process.stderr.write(`[bench] ${mode} via ${ep.name}: ${SECONDS} s\n`);
-        results[mode][ep.name] = await pgbench(pg.binDir, ep, mode, SECONDS, logDir);
+        const cpuBefore = ep.pid ? await cpuSeconds(ep.pid) : 0;
+        const r = await pgbench(pg.binDir, ep, mode, SECONDS, logDir);
+        if (ep.pid) r.proxyCpuUsPerTx = (((await cpuSeconds(ep.pid)) - cpuBefore) / (r.tps * SECONDS)) * 1e6;
+        results[mode][ep.name] = r;
       }
     }
     const lines: string[] = [];
@@ -273,10 +287,12 @@ async function main(): Promise<void> {
       const s = byEp.sidecar!;
       const perTx = mode === 'select-only' ? 1 : s.statements.length || 1;
       lines.push(`\n${mode}:`);
-      lines.push('| path | TPS | tx p50 ms | tx p99 ms |');
-      lines.push('| --- | ---: | ---: | ---: |');
+      lines.push('| path | TPS | tx p50 ms | tx p99 ms | proxy CPU us/tx |');
+      lines.push('| --- | ---: | ---: | ---: | ---: |');
       for (const [name, r] of Object.entries(byEp))
-        lines.push(`| ${name} | ${fmt(r.tps, 0)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} |`);
+        lines.push(
+          `| ${name} | ${fmt(r.tps, 0)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${r.proxyCpuUsPerTx === undefined ? '-' : fmt(r.proxyCpuUsPerTx, 0)} |`,
+        );
       lines.push(`sidecar/direct TPS: ${fmt(s.tps / d.tps)}   sidecar/pgbouncer TPS: ${fmt(s.tps / b.tps)}`);
       lines.push(
         `added latency per statement vs direct: p50 ${fmt(((s.p50Ms - d.p50Ms) / perTx) * 1000, 0)} us, p99 ${fmt(((s.p99Ms - d.p99Ms) / perTx) * 1000, 0)} us (${perTx} statement(s) per transaction)`,
