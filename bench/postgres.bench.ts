@@ -1,0 +1,319 @@
+// PostgreSQL gateway benchmark: pgbench (select-only and TPC-B-like, 16 clients) straight to the
+// database, through pgbouncer (session pooling), and through the chaperone sidecar recording to
+// MinIO, all in one run on this machine. Prints TPS ratios and added latency.
+//
+//   node bench/postgres.bench.ts            (BENCH_SECONDS=20 per run, BENCH_CLIENTS=16, BENCH_SCALE=10)
+//
+// The sidecar runs as its own process (node sidecar/main.ts) with tokenRequired: true; pgbench
+// presents a token through PGPASSWORD (see `agentToken` below for where it comes from).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { generateSigningKey } from '../recording/index.ts';
+import { startEnv } from '../test/env/index.ts';
+import { freePort, run, spawnOwned, tcpAccepts, waitUntil } from '../test/env/net.ts';
+import { createRole, psql } from '../test/env/postgres.ts';
+import { unprivilegedUser } from '../test/env/postgres-user.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
+const SCALE = Number(process.env.BENCH_SCALE ?? 10);
+const WARMUP_SECONDS = 3;
+const CPU_PROFILE = process.env.BENCH_CPU_PROF === '1';
+
+interface Endpoint {
+  name: 'direct' | 'pgbouncer' | 'sidecar';
+  port: number;
+  user: string;
+  password: string;
+  /** The proxy process whose CPU time is measured. */
+  pid?: number;
+}
+
+interface Result {
+  tps: number;
+  /** CPU time of the proxy process (sidecar or pgbouncer) per transaction, in microseconds. */
+  proxyCpuUsPerTx?: number;
+  p50Ms: number;
+  p99Ms: number;
+  statements: { sql: string; avgMs: number }[];
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function pgbench(
+  binDir: string,
+  ep: Endpoint,
+  mode: 'select-only' | 'tpcb',
+  seconds: number,
+  logDir?: string,
+): Promise<Result> {
+  const args = [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(ep.port),
+    '-U',
+    ep.user,
+    '-c',
+    String(CLIENTS),
+    '-j',
+    '2',
+    '-T',
+    String(seconds),
+    '-r',
+    '-n',
+  ];
+  if (mode === 'select-only') args.push('-S');
+  if (logDir) args.push('--log', `--log-prefix=${join(logDir, 'tx')}`);
+  args.push('bench');
+  const out = await run(join(binDir, 'pgbench'), args, {
+    env: { PATH: process.env.PATH, PGPASSWORD: ep.password },
+    cwd: logDir,
+  });
+  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1]);
+  const statements: Result['statements'] = [];
+  let inLatencies = false;
+  for (const line of out.split('\n')) {
+    if (/statement latencies in milliseconds/.test(line)) inLatencies = true;
+    else if (inLatencies) {
+      const m = /^\s+([\d.]+)\s+(?:\d+\s+)?(.+)$/.exec(line);
+      if (m && !m[2]!.startsWith('\\')) statements.push({ avgMs: Number(m[1]), sql: m[2]!.trim() });
+    }
+  }
+  let p50Ms = Number.NaN;
+  let p99Ms = Number.NaN;
+  if (logDir) {
+    const latencies: number[] = [];
+    for (const f of await readdir(logDir)) {
+      if (!f.startsWith('tx')) continue;
+      for (const line of (await readFile(join(logDir, f), 'utf8')).split('\n')) {
+        const parts = line.split(' ');
+        if (parts.length >= 3) latencies.push(Number(parts[2]) / 1000);
+      }
+      await rm(join(logDir, f));
+    }
+    latencies.sort((a, b) => a - b);
+    p50Ms = percentile(latencies, 50);
+    p99Ms = percentile(latencies, 99);
+  }
+  if (!Number.isFinite(tps)) throw new Error(`pgbench output without tps:\n${out}`);
+  return { tps, p50Ms, p99Ms, statements };
+}
+
+async function startPgbouncer(
+  dir: string,
+  pgPort: number,
+  user: string,
+  password: string,
+): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
+  const owner = await unprivilegedUser(); // pgbouncer refuses to run as root
+  const port = await freePort();
+  await mkdir(dir, { recursive: true });
+  const ini = [
+    '[databases]',
+    `bench = host=127.0.0.1 port=${pgPort} dbname=bench`,
+    '[pgbouncer]',
+    'listen_addr = 127.0.0.1',
+    `listen_port = ${port}`,
+    `unix_socket_dir = ${dir}`,
+    'auth_type = scram-sha-256',
+    `auth_file = ${join(dir, 'userlist.txt')}`,
+    'pool_mode = session',
+    `default_pool_size = ${CLIENTS + 4}`,
+    'max_client_conn = 200',
+    `logfile = ${join(dir, 'pgbouncer.log')}`,
+    'log_connections = 0',
+    'log_disconnections = 0',
+    '',
+  ].join('\n');
+  await writeFile(join(dir, 'pgbouncer.ini'), ini);
+  await writeFile(join(dir, 'userlist.txt'), `"${user}" "${password}"\n`, { mode: 0o600 });
+  if (owner)
+    for (const f of ['', 'pgbouncer.ini', 'userlist.txt']) await chown(join(dir, f), owner.uid, owner.gid);
+  const proc = spawnOwned('/usr/sbin/pgbouncer', [join(dir, 'pgbouncer.ini')], {
+    name: 'pgbouncer',
+    logFile: join(dir, 'stdout.log'),
+    uid: owner?.uid,
+    gid: owner?.gid,
+    stopSignal: 'SIGINT',
+  });
+  await waitUntil('pgbouncer', () => tcpAccepts('127.0.0.1', port), { process: proc });
+  return { port, pid: proc.pid, stop: () => proc.stop() };
+}
+
+async function startSidecar(
+  dir: string,
+  config: Record<string, unknown>,
+  adminPort: number,
+): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
+  const configPath = join(dir, 'sidecar.yaml');
+  await writeFile(configPath, stringify(config));
+  const args = [];
+  if (CPU_PROFILE) args.push('--cpu-prof', `--cpu-prof-dir=${join(process.cwd(), 'bench', 'out')}`);
+  args.push(new URL('../sidecar/main.ts', import.meta.url).pathname, '--config', configPath);
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, CHAPERONE_ADMIN_HOST: '127.0.0.1', CHAPERONE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await waitUntil(
+    'sidecar',
+    async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined))?.ok === true,
+  );
+  return {
+    child,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** utime + stime of a process in seconds (Linux /proc). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const env = await startEnv(['postgres', 'minio']);
+  const { postgres: pg, minio } = env.info as Required<typeof env.info>;
+  const dir = join(env.dir, 'bench');
+  await mkdir(dir, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const user = 'bench_user';
+    const password = 'bench-password-not-shown-to-agents';
+    await createRole(pg, { name: user, password });
+    await psql(pg, `CREATE DATABASE bench OWNER ${user}`);
+    process.stderr.write(`[bench] pgbench -i -s ${SCALE}\n`);
+    await run(
+      join(pg.binDir, 'pgbench'),
+      ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(pg.port), '-U', user, 'bench'],
+      {
+        env: { PATH: process.env.PATH, PGPASSWORD: password },
+      },
+    );
+
+    const bouncer = await startPgbouncer(join(dir, 'pgbouncer'), pg.port, user, password);
+    stops.push(bouncer.stop);
+
+    const creds = join(dir, 'creds');
+    await mkdir(creds, { recursive: true });
+    await writeFile(join(creds, 'username'), user, { mode: 0o600 });
+    await writeFile(join(creds, 'password'), password, { mode: 0o600 });
+    const storeCreds = join(dir, 'store-creds');
+    await mkdir(storeCreds, { recursive: true });
+    await writeFile(join(storeCreds, 'accessKeyId'), minio.accessKeyId);
+    await writeFile(join(storeCreds, 'secretAccessKey'), minio.secretAccessKey);
+    const key = generateSigningKey();
+    await writeFile(join(dir, 'signing.pem'), key.privateKeyPem, { mode: 0o600 });
+    const sidecarPort = await freePort();
+    const adminPort = await freePort();
+    const sidecar = await startSidecar(
+      dir,
+      {
+        apiVersion: 'chaperone.dev/sidecar-v1',
+        policy: { name: 'bench', generation: 1 },
+        adminPort,
+        targets: [
+          {
+            name: 'bench-db',
+            protocol: 'postgres',
+            upstream: { host: '127.0.0.1', port: pg.port },
+            listenPort: sidecarPort,
+            credentialsDir: creds,
+          },
+        ],
+        identity: { tokenRequired: true },
+        guardrails: [
+          { name: 'no-drop', match: { sqlClasses: ['drop'] }, action: 'block' },
+          { name: 'no-mass-delete', match: { sqlClasses: ['deleteWithoutWhere'] }, action: 'block' },
+        ],
+        recording: {
+          store: {
+            url: `s3://${minio.bucket}/bench`,
+            endpoint: minio.endpoint,
+            region: minio.region,
+            credentialsDir: storeCreds,
+          },
+          signingKeyFile: join(dir, 'signing.pem'),
+          keyId: key.keyId,
+          spoolDir: join(dir, 'spool'),
+        },
+      },
+      adminPort,
+    );
+    stops.push(sidecar.stop);
+
+    const agentToken = 'valid:bench-agent'; // TEMPORARY identity stand-in accepts valid:<subject>
+    const endpoints: Endpoint[] = [
+      { name: 'direct', port: pg.port, user, password },
+      { name: 'pgbouncer', port: bouncer.port, user, password, pid: bouncer.pid },
+      { name: 'sidecar', port: sidecarPort, user: 'agent', password: agentToken, pid: sidecar.child.pid },
+    ];
+    const results: Record<string, Record<string, Result>> = {};
+    const modes = (process.env.BENCH_MODES ?? 'select-only,tpcb').split(',') as ('select-only' | 'tpcb')[];
+    for (const mode of modes) {
+      results[mode] = {};
+      for (const ep of endpoints) {
+        if (process.env.BENCH_PATHS && !process.env.BENCH_PATHS.split(',').includes(ep.name)) continue;
+        await pgbench(pg.binDir, ep, mode, WARMUP_SECONDS);
+        const logDir = join(dir, `log-${mode}-${ep.name}`);
+        await mkdir(logDir, { recursive: true });
+        process.stderr.write(`[bench] ${mode} via ${ep.name}: ${SECONDS} s\n`);
+        const cpuBefore = ep.pid ? await cpuSeconds(ep.pid) : 0;
+        const r = await pgbench(pg.binDir, ep, mode, SECONDS, logDir);
+        if (ep.pid) r.proxyCpuUsPerTx = (((await cpuSeconds(ep.pid)) - cpuBefore) / (r.tps * SECONDS)) * 1e6;
+        results[mode][ep.name] = r;
+      }
+    }
+    const lines: string[] = [];
+    lines.push(
+      `pgbench, ${CLIENTS} clients, -j 2, scale ${SCALE}, ${SECONDS} s per run, ${new Date().toISOString().slice(0, 10)}`,
+    );
+    for (const [mode, byEp] of Object.entries(results)) {
+      const d = byEp.direct!;
+      const b = byEp.pgbouncer!;
+      const s = byEp.sidecar!;
+      const perTx = mode === 'select-only' ? 1 : s.statements.length || 1;
+      lines.push(`\n${mode}:`);
+      lines.push('| path | TPS | tx p50 ms | tx p99 ms | proxy CPU us/tx |');
+      lines.push('| --- | ---: | ---: | ---: | ---: |');
+      for (const [name, r] of Object.entries(byEp))
+        lines.push(
+          `| ${name} | ${fmt(r.tps, 0)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${r.proxyCpuUsPerTx === undefined ? '-' : fmt(r.proxyCpuUsPerTx, 0)} |`,
+        );
+      lines.push(`sidecar/direct TPS: ${fmt(s.tps / d.tps)}   sidecar/pgbouncer TPS: ${fmt(s.tps / b.tps)}`);
+      lines.push(
+        `added latency per statement vs direct: p50 ${fmt(((s.p50Ms - d.p50Ms) / perTx) * 1000, 0)} us, p99 ${fmt(((s.p99Ms - d.p99Ms) / perTx) * 1000, 0)} us (${perTx} statement(s) per transaction)`,
+      );
+      const avgAdded = s.statements.map((st, i) => (st.avgMs - (d.statements[i]?.avgMs ?? 0)) * 1000);
+      lines.push(
+        `added mean latency per statement (pgbench -r): ${avgAdded.map((n) => `${fmt(n, 0)} us`).join(', ')}`,
+      );
+    }
+    lines.push(`\ntotal bench time ${Math.round((Date.now() - started) / 1000)} s`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+    const json = join(process.cwd(), 'bench', 'out');
+    await mkdir(json, { recursive: true });
+    await writeFile(
+      join(json, 'postgres.json'),
+      JSON.stringify({ clients: CLIENTS, scale: SCALE, seconds: SECONDS, results }, null, 2),
+    );
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await env.stop();
+  }
+}
+
+await main();

@@ -1,0 +1,81 @@
+// A session's recording as the gateway uses it: appends never block the data path one by one, but a
+// session that runs too far ahead of the spool waits (backpressure), and a failing recording is
+// reported once instead of per event.
+import type { Logger } from 'pino';
+import type { SessionRecording } from '../server/modules.ts';
+
+export class RecordingChannel {
+  private pending = 0;
+  private waiters: (() => void)[] = [];
+  private readonly recording: SessionRecording | undefined;
+  private readonly logger: Logger;
+  private readonly maxPending: number;
+  private readonly onFailure: (err: Error) => void;
+  failed: Error | undefined;
+  readonly counts: Record<string, number> = {};
+
+  constructor(
+    recording: SessionRecording | undefined,
+    logger: Logger,
+    maxPending: number,
+    onFailure: (err: Error) => void,
+  ) {
+    this.recording = recording;
+    this.logger = logger;
+    this.maxPending = maxPending;
+    this.onFailure = onFailure;
+  }
+
+  get sessionId(): string | undefined {
+    return this.recording?.sessionId;
+  }
+
+  add(
+    kind: string,
+    direction: 'client' | 'server' | 'internal',
+    payload: Record<string, unknown>,
+    summary?: string,
+  ): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + 1;
+    if (!this.recording || this.failed) return;
+    this.pending++;
+    this.recording.append({ kind, direction, payload, summary }).then(this.settled, this.rejected);
+  }
+
+  private readonly settled = () => {
+    this.pending--;
+    if (this.waiters.length > 0 && this.pending <= this.maxPending / 2) {
+      const w = this.waiters;
+      this.waiters = [];
+      for (const resolve of w) resolve();
+    }
+  };
+
+  private readonly rejected = (err: Error) => {
+    this.settled();
+    if (this.failed) return;
+    this.failed = err;
+    this.logger.error({ err }, 'recording append failed');
+    this.onFailure(err);
+  };
+
+  /** A promise to wait on when too many appends are unsettled; undefined (no allocation) otherwise. */
+  backpressure(): Promise<void> | undefined {
+    if (this.pending <= this.maxPending || this.failed) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Waits for every append, then writes the session end. */
+  async end(reason: string): Promise<void> {
+    if (!this.recording) return;
+    while (this.pending > 0 && !this.failed) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      if (this.pending > 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    try {
+      await this.recording.end({ reason, counts: this.counts });
+    } catch (err) {
+      this.logger.error({ err }, 'recording end failed');
+    }
+  }
+}

@@ -1,0 +1,168 @@
+// Hostile and heavy traffic: malformed frames end only their own session; 200 concurrent sessions
+// of 500 statements each are all executed and all recorded, exactly once.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { serialize } from 'pg-protocol/dist/serializer.js';
+import { testEnv } from '../../test/env/index.ts';
+import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { B, errorFields, startupMessage } from './protocol.ts';
+import { RawClient } from './raw-client.ts';
+import { type Harness, kinds, startHarness, VALID_TOKEN } from './test-support.ts';
+
+const env = await testEnv(['postgres']);
+const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
+
+describe('malformed frames', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness(env.postgres, { limits: { maxMessageBytes: 1024 * 1024 } });
+  });
+  after(() => h.close());
+
+  const cases: [string, Buffer, RegExp][] = [
+    ['bad length', Buffer.from([0x51, 0, 0, 0, 1]), /invalid message length 1/],
+    ['huge length', Buffer.from([0x51, 0x40, 0, 0, 0, 0x53]), /exceeds the limit of 1048576 bytes/],
+    [
+      'garbage',
+      Buffer.from('\x00\x01garbage that is no protocol at all', 'latin1'),
+      /unknown message type 0x00/,
+    ],
+    ['negative length', Buffer.from([0x50, 0x80, 0, 0, 0]), /invalid message length/],
+    [
+      'bad body',
+      Buffer.concat([Buffer.from([0x42, 0, 0, 0, 8]), Buffer.from([0, 0, 0xff, 0xff])]),
+      /malformed Bind message/,
+    ],
+  ];
+
+  test('each closes its own session with 08P01 and a log line; a concurrent session keeps working', async () => {
+    const healthy = new pg.Client(h.clientConfig());
+    await healthy.connect();
+    const busy = (async () => {
+      // a steady stream of statements while the bad sessions come and go
+      for (let i = 0; i < 200; i++)
+        assert.equal((await healthy.query('SELECT $1::int AS i', [i])).rows[0].i, i);
+    })();
+    for (const [name, bytes, reason] of cases) {
+      const c = await RawClient.login(h.port, VALID_TOKEN);
+      c.send(bytes);
+      const frames = await c.untilClosed();
+      const err = frames.find((f) => f.type === B.error);
+      assert.ok(err, `${name}: an ErrorResponse before the close`);
+      const fields = errorFields(err.raw);
+      assert.equal(fields.C, '08P01', name);
+      assert.match(fields.M ?? '', reason, name);
+      assert.ok(
+        h.logs.some(
+          (l) => l.msg === 'protocol violation from agent; closing session' && reason.test(String(l.reason)),
+        ),
+        `${name}: logged`,
+      );
+    }
+    // garbage instead of a startup packet, and a frame cut short by the client going away
+    const g = await RawClient.open(h.port);
+    g.send(Buffer.from([0, 0, 0, 3, 1, 2, 3]));
+    const gFrames = await g.untilClosed();
+    assert.match(
+      errorFields(gFrames.find((f) => f.type === B.error)!.raw).M ?? '',
+      /invalid startup packet length 3/,
+    );
+    const t = await RawClient.login(h.port, VALID_TOKEN);
+    t.send(serialize.query('SELECT 1').subarray(0, 7));
+    await new Promise((r) => setTimeout(r, 100));
+    t.socket.end();
+    await t.untilClosed();
+    await busy;
+    assert.equal((await healthy.query('SELECT 7 AS seven')).rows[0].seven, 7);
+    await healthy.end();
+    assert.ok(
+      await waitForLog(
+        h,
+        (l) =>
+          l.msg === 'agent closed the connection inside a message (truncated frame)' && l.pendingBytes === 7,
+      ),
+      'truncated frame logged',
+    );
+    // a bad session's partial statement never reached the database
+    const recorded = await h.waitForSession((evs) =>
+      evs.some((e) => e.kind === 'pg.error' && /Bind/.test(String(e.payload.message))),
+    );
+    assert.equal(kinds(recorded, 'pg.query').length, 0);
+  });
+
+  test('a startup packet with a wrong protocol version is refused clearly', async () => {
+    const c = await RawClient.open(h.port);
+    const bad = startupMessage({ user: 'x' });
+    bad.writeInt32BE(2 << 16, 4);
+    c.send(bad);
+    const frames = await c.untilClosed();
+    assert.match(errorFields(frames[0]!.raw).M ?? '', /unsupported frontend protocol 2\.0/);
+  });
+});
+
+async function waitForLog(h: Harness, match: (l: Record<string, unknown>) => boolean): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (h.logs.some(match)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+describe('200 concurrent sessions x 500 statements', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness(env.postgres);
+    await direct('CREATE TABLE conc_t (session int, n int)');
+  });
+  after(() => h.close());
+
+  test('every executed statement is recorded exactly once', { timeout: 300_000 }, async () => {
+    const SESSIONS = 200;
+    const STATEMENTS = 500;
+    const run = async (s: number) => {
+      const client = new pg.Client({ ...h.clientConfig(), application_name: `conc-${s}` });
+      await client.connect();
+      try {
+        for (let n = 0; n < STATEMENTS; n++) {
+          // half the sessions use the extended protocol, half simple queries
+          if (s % 2 === 0) await client.query('INSERT INTO conc_t VALUES ($1, $2)', [s, n]);
+          else await client.query(`INSERT INTO conc_t VALUES (${s}, ${n})`);
+        }
+      } finally {
+        await client.end();
+      }
+    };
+    await Promise.all(Array.from({ length: SESSIONS }, (_, s) => run(s)));
+    assert.equal(await direct('SELECT count(*) FROM conc_t'), String(SESSIONS * STATEMENTS));
+    // the recording: one session per client, 500 pg.query + 500 pg.result each
+    const deadline = Date.now() + 60_000;
+    let perSession = new Map<string, number>();
+    for (;;) {
+      perSession = new Map();
+      for (const id of await h.sessionIds()) {
+        // a session still uploading its last segments is read again on the next round
+        const events = await h.events(id).catch(() => []);
+        const app = kinds(events, 'pg.startup')[0]?.payload.application_name;
+        if (
+          typeof app === 'string' &&
+          app.startsWith('conc-') &&
+          events.some((e) => e.kind === 'session.end' || e.kind.endsWith('end'))
+        ) {
+          const queries = kinds(events, 'pg.query');
+          assert.equal(kinds(events, 'pg.result').length, queries.length, `${app}: a result per statement`);
+          perSession.set(app, queries.length);
+        }
+      }
+      if (perSession.size === SESSIONS || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(perSession.size, SESSIONS);
+    let total = 0;
+    for (const [app, count] of perSession) {
+      assert.equal(count, STATEMENTS, app);
+      total += count;
+    }
+    assert.equal(total, SESSIONS * STATEMENTS);
+  });
+});

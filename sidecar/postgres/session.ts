@@ -1,0 +1,1261 @@
+// One agent connection: startup and token check, upstream login with the sidecar's credentials, then
+// a relay that inspects statements before they go upstream and results before they reach the agent.
+//
+// Responses are matched to requests with a queue of expected replies (one entry per forwarded
+// message that the backend answers), so recording, masking and injected messages stay correct with
+// pipelining. A blocked statement is replaced by a statement that makes the upstream itself raise
+// the error: the upstream then applies PostgreSQL's own error semantics (the transaction aborts, an
+// extended-protocol batch is skipped until Sync) and the blocked text never reaches it.
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { serialize } from 'pg-protocol/dist/serializer.js';
+import type { Logger } from 'pino';
+import type { TargetMetrics } from '../server/metrics.ts';
+import type { ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
+import { IdentityError } from '../server/modules.ts';
+import { type BackendFrame, BackendFramer, decodeBackend } from './backend.ts';
+import { WriteCoalescer } from './coalesce.ts';
+import type { GatewayServices, PostgresRuntime } from './context.ts';
+import {
+  type BindMessage,
+  decodeBind,
+  decodeClose,
+  decodeDescribe,
+  decodeExecute,
+  decodeParse,
+  decodePassword,
+  decodeQuery,
+  type FrontendMessage,
+  FrontendParser,
+  ProtocolError,
+  type StartupPacket,
+} from './frontend.ts';
+import {
+  authenticationCleartextPassword,
+  authenticationOk,
+  B,
+  backendKeyData,
+  commandTag,
+  dataRow,
+  dataRowValues,
+  errorFields,
+  errorResponse,
+  F,
+  negotiateProtocolVersion,
+  PROTOCOL_3_0,
+  readyForQuery,
+  rowsFromTag,
+  SQLSTATE,
+} from './protocol.ts';
+import { RecordingChannel } from './record.ts';
+import { connectUpstream, readCredentials, sendUpstreamCancel, type UpstreamError } from './upstream.ts';
+
+type Phase = 'startup' | 'password' | 'login' | 'ready' | 'closed';
+
+/** Statement / portal names the gateway uses for its own substitute messages. */
+const BLOCKED_STATEMENT = '__chaperone_blocked';
+
+interface StatementState {
+  sql: string;
+  blocked: boolean;
+  columns?: ColumnInfo[];
+  describePending: boolean;
+}
+
+interface PortalState {
+  statement: StatementState | undefined;
+  statementName: string;
+  bind: BindMessage;
+  columns?: ColumnInfo[];
+  describePending: boolean;
+}
+
+/** One executed statement as recorded: what ran, and what the agent got back. */
+interface StatementRecord {
+  sql: string;
+  startNs: bigint;
+  rows: number;
+  sample: unknown[][];
+  sampleBytes: number;
+  maskedCells: number;
+  columns: ColumnInfo[] | undefined;
+  rowMasker: RowMasker | undefined;
+  portal: PortalState | undefined;
+  copy: { direction: 'in' | 'out'; bytes: number } | undefined;
+}
+
+const Expect = {
+  Query: 1,
+  Parse: 2,
+  Bind: 3,
+  DescribeStatement: 4,
+  DescribePortal: 5,
+  Execute: 6,
+  Close: 7,
+  Sync: 8,
+} as const;
+type Expect = (typeof Expect)[keyof typeof Expect];
+
+interface Expectation {
+  kind: Expect;
+  /** Sent by the gateway itself: its replies are consumed, not forwarded. */
+  injected: boolean;
+  stmt: StatementRecord | undefined;
+  /** For substitutes of blocked statements: the error message the upstream will raise. */
+  substitute: string | undefined;
+  statement: StatementState | undefined;
+  portal: PortalState | undefined;
+  sql: string | undefined;
+}
+
+function expectation(kind: Expect, fields: Partial<Expectation> = {}): Expectation {
+  return {
+    kind,
+    injected: false,
+    stmt: undefined,
+    substitute: undefined,
+    statement: undefined,
+    portal: undefined,
+    sql: undefined,
+    ...fields,
+  };
+}
+
+/** FIFO with O(1) shift. */
+class Queue<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(v: T): void {
+    this.items.push(v);
+  }
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const v = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+}
+
+/** SQL that makes the upstream raise our error with SQLSTATE 42501 (works in any quoting mode). */
+export function raiseStatement(message: string): string {
+  let tag = `chaperone_${randomBytes(4).toString('hex')}`;
+  while (message.includes(tag)) tag = `chaperone_${randomBytes(4).toString('hex')}`;
+  const literal = `E'${message.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  return `DO $${tag}$ BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${literal}; END $${tag}$`;
+}
+
+function formatOf(formats: number[], i: number): 'text' | 'binary' {
+  const f = formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : formats[i];
+  return f === 1 ? 'binary' : 'text';
+}
+
+function paramValue(value: Buffer | null, format: 'text' | 'binary'): unknown {
+  if (value === null) return null;
+  return format === 'text' ? value.toString('utf8') : { base64: value.toString('base64') };
+}
+
+function columnsOf(raw: Buffer): ColumnInfo[] {
+  const msg = decodeBackend<{ fields: { name: string; dataTypeID: number; format: 'text' | 'binary' }[] }>(
+    raw,
+  );
+  return msg.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID, format: f.format }));
+}
+
+function nowNs(): bigint {
+  return process.hrtime.bigint();
+}
+
+export class PostgresSession {
+  private phase: Phase = 'startup';
+  private readonly parser: FrontendParser;
+  private readonly framer = new BackendFramer();
+  private upstream: Socket | undefined;
+  private up: WriteCoalescer | undefined;
+  private readonly down: WriteCoalescer;
+  private readonly metrics: TargetMetrics;
+  private readonly expected = new Queue<Expectation>();
+  private readonly statements = new Map<string, StatementState>();
+  private readonly portals = new Map<string, PortalState>();
+  private startupParams: Record<string, string> = {};
+  private upstreamKey: { pid: number; secret: number } | undefined;
+  private ownKey: { pid: number; secret: number } | undefined;
+  private txStatus: 'I' | 'T' | 'E' = 'I';
+  private waiting = false;
+  private copyIn: StatementRecord | undefined;
+  private approvalAbort: AbortController | undefined;
+  private approvals = 0;
+  private rec: RecordingChannel | undefined;
+  private subject: string | undefined;
+  private logger: Logger;
+  private readonly startupTimer: NodeJS.Timeout;
+  private ending: Promise<void> | undefined;
+  private closeReason = 'client disconnected';
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+  private readonly rt: () => PostgresRuntime;
+  private readonly services: GatewayServices;
+  private readonly client: Socket;
+  private readonly targetName: string;
+  private readonly source: string;
+
+  constructor(client: Socket, runtime: () => PostgresRuntime, services: GatewayServices) {
+    this.client = client;
+    this.rt = runtime;
+    this.services = services;
+    const rt = runtime();
+    this.targetName = rt.target.name;
+    this.source = `${client.remoteAddress}:${client.remotePort}`;
+    this.logger = services.logger.child({ target: this.targetName, source: this.source });
+    this.parser = new FrontendParser(rt.limits.maxMessageBytes);
+    this.down = new WriteCoalescer(client);
+    this.metrics = services.metrics.forTarget(this.targetName);
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+    client.setNoDelay(true);
+    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    client.on('end', () => this.close('client disconnected'));
+    client.on('close', () => this.close('client disconnected'));
+    client.on('error', (err) => {
+      this.logger.debug({ err }, 'client socket error');
+      this.close('client connection error');
+    });
+    client.on('drain', () => this.upstream?.resume());
+    this.startupTimer = setTimeout(() => {
+      if (this.phase === 'startup' || this.phase === 'password') {
+        this.logger.warn('agent did not complete startup in time; closing');
+        this.fatal(SQLSTATE.protocolViolation, 'chaperone: startup timed out');
+      }
+    }, rt.limits.startupTimeoutMs);
+    this.metrics.sessionStarted();
+  }
+
+  // ---------------------------------------------------------------- agent -> sidecar
+
+  private onClientData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    if (this.phase === 'ready') this.metrics.bytes('client', chunk.length);
+    this.parser.push(chunk);
+    this.drive();
+  }
+
+  private drive(): void {
+    if (this.phase === 'startup') this.driveStartup();
+    if (this.phase === 'password') this.drivePassword();
+    if (this.phase === 'ready') this.driveRelay();
+  }
+
+  private driveStartup(): void {
+    for (;;) {
+      const p = this.parser.nextStartup();
+      if (p === undefined) return;
+      if (p instanceof ProtocolError) {
+        this.protocolViolation(p.message);
+        return;
+      }
+      if (!this.onStartupPacket(p)) return;
+    }
+  }
+
+  /** Returns true when the next packet is again a startup-phase packet. */
+  private onStartupPacket(p: StartupPacket): boolean {
+    if (p.kind === 'ssl' || p.kind === 'gssenc') {
+      // The agent talks to the sidecar over loopback only; encryption happens sidecar -> upstream.
+      this.client.write('N');
+      return true;
+    }
+    if (p.kind === 'cancel') {
+      this.onCancelRequest(p.pid, p.secret);
+      this.phase = 'closed';
+      this.client.end();
+      this.finish('cancel request');
+      return false;
+    }
+    this.startupParams = p.params;
+    if (
+      p.params.replication !== undefined &&
+      p.params.replication !== 'false' &&
+      p.params.replication !== 'off'
+    ) {
+      this.fatal(
+        SQLSTATE.insufficientPrivilege,
+        'chaperone: replication connections are not allowed through the sidecar',
+      );
+      return false;
+    }
+    if ((p.protocol & 0xffff) > 0 || p.unknownOptions.length > 0) {
+      this.client.write(negotiateProtocolVersion(PROTOCOL_3_0, p.unknownOptions));
+    }
+    this.client.write(authenticationCleartextPassword());
+    this.phase = 'password';
+    return false;
+  }
+
+  private drivePassword(): void {
+    const m = this.parser.next();
+    if (m === undefined) return;
+    if (m instanceof ProtocolError) {
+      this.protocolViolation(m.message);
+      return;
+    }
+    if (m.type !== F.password) {
+      this.protocolViolation(`expected a password message, got '${String.fromCharCode(m.type)}'`);
+      return;
+    }
+    const token = decodePassword(m.raw);
+    if (token instanceof ProtocolError) {
+      this.protocolViolation(token.message);
+      return;
+    }
+    this.phase = 'login';
+    this.client.pause();
+    this.login(token === '' ? undefined : token).catch((err: Error) => {
+      this.logger.error({ err }, 'session login failed');
+      this.fatal(SQLSTATE.connectionFailure, `chaperone: ${err.message}`);
+    });
+  }
+
+  private async login(token: string | undefined): Promise<void> {
+    const rt = this.rt();
+    const { pod, recorder } = this.services;
+    let identity: Awaited<ReturnType<typeof rt.verifier.authenticate>>;
+    try {
+      identity = await rt.verifier.authenticate(token, { source: this.source });
+    } catch (err) {
+      await this.denyIdentity(rt, err as Error);
+      return;
+    }
+    if (this.phase !== 'login') return;
+    this.subject = identity.subject;
+    const labels: Record<string, string> = {};
+    if (this.startupParams.user) labels['db.user'] = this.startupParams.user;
+    const database = rt.target.upstream.database ?? this.startupParams.database;
+    let credentials: Awaited<ReturnType<typeof readCredentials>>;
+    try {
+      credentials = await readCredentials(rt.target.credentialsDir);
+    } catch (err) {
+      this.logger.error({ err }, 'upstream credentials unavailable');
+      this.fatal(
+        SQLSTATE.connectionFailure,
+        `chaperone: upstream credentials for target ${rt.target.name} are unavailable`,
+      );
+      return;
+    }
+    const upstreamDatabase = database ?? credentials.username;
+    labels['db.database'] = upstreamDatabase;
+    labels['db.upstreamUser'] = credentials.username;
+    if (this.startupParams.application_name)
+      labels['db.applicationName'] = this.startupParams.application_name;
+    const recording = await recorder.startSession({
+      protocol: 'postgres',
+      target: { name: rt.target.name, host: rt.target.upstream.host, port: rt.target.upstream.port },
+      identity: {
+        subject: identity.subject,
+        issuer: identity.issuer,
+        claims: identity.claims,
+        serviceAccount: identity.serviceAccount ?? pod.serviceAccount,
+        pod: identity.pod ?? pod.pod,
+        namespace: identity.namespace ?? pod.namespace,
+        node: identity.node ?? pod.node,
+        podUid: identity.podUid ?? pod.podUid,
+        source: this.source,
+      },
+      policy: rt.policy,
+      sidecarVersion: this.services.sidecarVersion,
+      labels,
+    });
+    this.rec = new RecordingChannel(recording, this.logger, rt.limits.maxPendingAppends, () =>
+      this.onRecordingFailure(),
+    );
+    this.logger = this.logger.child({ sessionId: recording.sessionId, subject: identity.subject });
+    if (this.phase !== 'login') return;
+
+    const params: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.startupParams))
+      if (k !== 'user' && k !== 'database') params[k] = v;
+    params.database = upstreamDatabase;
+    const started = nowNs();
+    let up: Awaited<ReturnType<typeof connectUpstream>>;
+    try {
+      up = await connectUpstream(
+        {
+          name: rt.target.name,
+          host: rt.target.upstream.host,
+          port: rt.target.upstream.port,
+          tls: rt.target.tls,
+        },
+        credentials,
+        params,
+        rt.limits.upstreamLoginTimeoutMs,
+      );
+    } catch (err) {
+      const e = err as UpstreamError;
+      this.logger.warn({ err: e.message }, 'upstream login failed');
+      this.rec.add('pg.error', 'server', {
+        sqlstate: e.sqlstate ?? SQLSTATE.connectionFailure,
+        message: e.message,
+        severity: 'FATAL',
+        phase: 'login',
+      });
+      if (e.errorResponse) {
+        this.client.write(e.errorResponse);
+        this.close('upstream refused the login');
+      } else {
+        this.fatal(
+          SQLSTATE.connectionFailure,
+          `chaperone: cannot reach target ${rt.target.name}: ${e.message}`,
+        );
+      }
+      return;
+    }
+    this.metrics.upstreamConnectSeconds(Number(nowNs() - started) / 1e9);
+    if (this.phase !== 'login') {
+      up.socket.destroy();
+      return;
+    }
+    this.upstream = up.socket;
+    this.up = new WriteCoalescer(up.socket);
+    this.upstreamKey = up.backendKey;
+    this.txStatus = up.txStatus;
+    this.ownKey = this.services.cancels.register(this);
+    this.rec.add('pg.startup', 'client', {
+      user: this.startupParams.user,
+      database: upstreamDatabase,
+      application_name: this.startupParams.application_name,
+      params: this.startupParams,
+      upstreamUser: credentials.username,
+    });
+    clearTimeout(this.startupTimer);
+    this.client.cork();
+    this.client.write(authenticationOk());
+    for (const m of up.startupMessages) this.client.write(m);
+    this.client.write(backendKeyData(this.ownKey.pid, this.ownKey.secret));
+    this.client.write(readyForQuery(this.txStatus));
+    this.client.uncork();
+    const upstream = up.socket;
+    upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
+    upstream.on('end', () => this.close('upstream closed the connection'));
+    upstream.on('close', () => this.close('upstream closed the connection'));
+    upstream.on('error', (err) => {
+      // A reset after the agent left is the upstream hanging up on a closing session: not news.
+      if (this.phase === 'closed')
+        this.logger.debug({ err: err.message }, 'upstream socket error after close');
+      else this.logger.warn({ err: err.message }, 'upstream socket error');
+      this.close('upstream connection error');
+    });
+    upstream.on('drain', () => {
+      if (!this.waiting) this.client.resume();
+    });
+    this.phase = 'ready';
+    this.logger.info('session started');
+    if (up.rest.length > 0) this.onUpstreamData(up.rest);
+    this.client.resume();
+    this.drive();
+  }
+
+  private async denyIdentity(rt: PostgresRuntime, err: Error): Promise<void> {
+    const code = err instanceof IdentityError ? err.code : 'unavailable';
+    const message = err.message;
+    this.logger.warn({ code, message }, 'agent identity refused');
+    const sqlstate =
+      code === 'denied' || code === 'missing' ? SQLSTATE.invalidAuthorization : SQLSTATE.invalidPassword;
+    rt.alerts.send({
+      kind: code === 'denied' ? 'deniedSubject' : 'invalidToken',
+      target: rt.target.name,
+      message: `postgres session refused: ${message}`,
+    });
+    try {
+      const pod = this.services.pod;
+      const recording = await this.services.recorder.startSession({
+        protocol: 'postgres',
+        target: { name: rt.target.name, host: rt.target.upstream.host, port: rt.target.upstream.port },
+        identity: { ...pod, source: this.source },
+        policy: rt.policy,
+        sidecarVersion: this.services.sidecarVersion,
+        labels: this.startupParams.user ? { 'db.user': this.startupParams.user } : {},
+      });
+      await recording.append({ kind: 'identity.denied', direction: 'internal', payload: { code, message } });
+      await recording.end({ reason: 'identity denied' });
+    } catch (recErr) {
+      this.logger.error({ err: recErr }, 'cannot record refused session');
+    }
+    // Answer after the refusal is recorded, so nothing refused goes unrecorded at shutdown.
+    this.fatal(sqlstate, `chaperone: authentication failed: ${message}`);
+  }
+
+  private driveRelay(): void {
+    const upstream = this.upstream!;
+    upstream.cork();
+    try {
+      while (!this.waiting && this.phase === 'ready') {
+        const m = this.parser.next();
+        if (m === undefined) break;
+        if (m instanceof ProtocolError) {
+          this.protocolViolation(m.message);
+          break;
+        }
+        const wait = this.onClientMessage(m);
+        if (wait) {
+          this.waiting = true;
+          this.client.pause();
+          wait.then(
+            () => {
+              this.waiting = false;
+              this.up?.flush();
+              if (this.phase !== 'ready') return;
+              if (upstream.writableNeedDrain) return; // resumed on drain
+              this.client.resume();
+              this.drive();
+            },
+            (err: Error) => {
+              this.logger.error({ err }, 'statement handling failed');
+              this.fatal(SQLSTATE.connectionFailure, `chaperone: internal error: ${err.message}`);
+            },
+          );
+          break;
+        }
+      }
+    } finally {
+      this.up?.flush();
+      upstream.uncork();
+    }
+    if (upstream.writableNeedDrain) this.client.pause();
+  }
+
+  /** Handles one agent message; returns a promise when the session must wait before the next. */
+  private onClientMessage(m: FrontendMessage): Promise<void> | undefined {
+    const rec = this.rec!;
+    switch (m.type) {
+      case F.query: {
+        const sql = decodeQuery(m.raw);
+        if (sql instanceof ProtocolError) return this.protocolViolation(sql.message);
+        const wait = rec.backpressure();
+        if (wait) return wait.then(() => this.onStatement(sql, 'simple', m));
+        return this.onStatement(sql, 'simple', m);
+      }
+      case F.parse: {
+        const p = decodeParse(m.raw);
+        if (p instanceof ProtocolError) return this.protocolViolation(p.message);
+        return this.onStatement(p.sql, 'extended', m, p.name);
+      }
+      case F.bind: {
+        const b = decodeBind(m.raw);
+        if (b instanceof ProtocolError) return this.protocolViolation(b.message);
+        this.portals.set(b.portal, {
+          statement: this.statements.get(b.statement),
+          statementName: b.statement,
+          bind: b,
+          describePending: false,
+        });
+        this.expected.push(expectation(Expect.Bind));
+        this.up!.forward(m.raw);
+        return undefined;
+      }
+      case F.describe: {
+        const d = decodeDescribe(m.raw);
+        if (d instanceof ProtocolError) return this.protocolViolation(d.message);
+        if (d.kind === 'S') {
+          const statement = this.statements.get(d.name);
+          if (statement) statement.describePending = true;
+          this.expected.push(expectation(Expect.DescribeStatement, { statement }));
+        } else {
+          const portal = this.portals.get(d.name);
+          if (portal) portal.describePending = true;
+          this.expected.push(expectation(Expect.DescribePortal, { portal }));
+        }
+        this.up!.forward(m.raw);
+        return undefined;
+      }
+      case F.execute: {
+        const e = decodeExecute(m.raw);
+        if (e instanceof ProtocolError) return this.protocolViolation(e.message);
+        const wait = rec.backpressure();
+        if (wait) return wait.then(() => this.onExecute(e.portal, m));
+        this.onExecute(e.portal, m);
+        return undefined;
+      }
+      case F.close: {
+        const c = decodeClose(m.raw);
+        if (c instanceof ProtocolError) return this.protocolViolation(c.message);
+        if (c.kind === 'S') this.statements.delete(c.name);
+        else this.portals.delete(c.name);
+        this.expected.push(expectation(Expect.Close));
+        this.up!.forward(m.raw);
+        return undefined;
+      }
+      case F.sync:
+        this.expected.push(expectation(Expect.Sync));
+        this.up!.forward(m.raw);
+        return undefined;
+      case F.flush:
+        this.up!.forward(m.raw);
+        return undefined;
+      case F.copyData:
+        if (this.copyIn?.copy) this.copyIn.copy.bytes += m.raw.length - 5;
+        this.up!.forward(m.raw);
+        return undefined;
+      case F.copyDone:
+      case F.copyFail:
+        this.up!.forward(m.raw);
+        return undefined;
+      case F.terminate:
+        this.closeReason = 'client terminated the session';
+        this.up!.forward(m.raw);
+        return undefined;
+      case F.functionCall: {
+        // The fast-path function call runs a function by OID, out of sight of the SQL guard.
+        const message = 'chaperone: the function call protocol is not allowed through the sidecar';
+        rec.add('policy.blocked', 'internal', {
+          rule: 'function-call',
+          reason: message,
+          command: '',
+          sql: '',
+          protocol: 'functionCall',
+        });
+        this.sendSubstitute(message, 'simple', undefined);
+        return undefined;
+      }
+      default:
+        return this.protocolViolation(`unexpected message '${String.fromCharCode(m.type)}' after startup`);
+    }
+  }
+
+  private onExecute(portalName: string, m: FrontendMessage): void {
+    const rt = this.rt();
+    const portal = this.portals.get(portalName);
+    const statement = portal?.statement;
+    if (statement?.blocked) {
+      // Part of a batch whose Parse was blocked: the upstream skips it after the substitute's error.
+      this.expected.push(expectation(Expect.Execute, { portal }));
+      this.up!.forward(m.raw);
+      return;
+    }
+    if (
+      rt.maskingConfigured &&
+      portal &&
+      !portal.columns &&
+      !portal.describePending &&
+      !statement?.columns &&
+      !statement?.describePending
+    ) {
+      // Masking needs the result's columns before the first row; ask for them ourselves.
+      portal.describePending = true;
+      this.expected.push(expectation(Expect.DescribePortal, { portal, injected: true }));
+      this.up!.send(serialize.describe({ type: 'P', name: portalName }));
+    }
+    const bind = portal?.bind;
+    const stmt = this.newStatementRecord(statement?.sql ?? '', portal);
+    this.rec!.add(
+      'pg.query',
+      'client',
+      {
+        sql: stmt.sql,
+        params: bind?.params.map((v, i) => paramValue(v, formatOf(bind.paramFormats, i))),
+        statementName: portal?.statementName,
+        portal: portalName,
+        protocol: 'extended',
+      },
+      stmt.sql,
+    );
+    this.expected.push(expectation(Expect.Execute, { stmt, portal }));
+    this.up!.forward(m.raw);
+  }
+
+  private newStatementRecord(sql: string, portal: PortalState | undefined): StatementRecord {
+    return {
+      sql,
+      startNs: nowNs(),
+      rows: 0,
+      sample: [],
+      sampleBytes: 0,
+      maskedCells: 0,
+      columns: undefined,
+      rowMasker: undefined,
+      portal,
+      copy: undefined,
+    };
+  }
+
+  /** Guardrails for a Query or Parse, then forward, substitute, or wait for an approval. */
+  private onStatement(
+    sql: string,
+    protocol: 'simple' | 'extended',
+    m: FrontendMessage,
+    statementName?: string,
+  ): Promise<void> | undefined {
+    const rt = this.rt();
+    let decision: SqlDecision;
+    try {
+      decision = rt.guard.evaluate(sql);
+    } catch (err) {
+      this.logger.error({ err }, 'guardrail evaluation failed; blocking the statement');
+      decision = {
+        action: 'block',
+        rule: 'evaluation-error',
+        message: 'the statement could not be evaluated',
+        classes: [],
+        statementTypes: [],
+      };
+    }
+    this.metrics.statement(decision.action);
+    const rec = this.rec!;
+    const policyPayload = {
+      rule: decision.rule ?? 'policy',
+      classes: decision.classes,
+      statementTypes: decision.statementTypes,
+      sql,
+      protocol,
+    };
+    switch (decision.action) {
+      case 'allow':
+        this.forwardStatement(sql, protocol, m, statementName);
+        return undefined;
+      case 'alert':
+        rec.add('policy.alert', 'internal', policyPayload);
+        rt.alerts.send(
+          this.alert(rt, 'alert', decision, sql, `statement matched alert rule ${decision.rule}`),
+        );
+        this.forwardStatement(sql, protocol, m, statementName);
+        return undefined;
+      case 'block': {
+        const message = `chaperone: statement blocked by rule ${decision.rule ?? 'policy'}: ${decision.message ?? 'not allowed by policy'}`;
+        rec.add('policy.blocked', 'internal', { ...policyPayload, reason: message, command: sql });
+        rt.alerts.send(this.alert(rt, 'blocked', decision, sql, message));
+        this.logger.info({ rule: decision.rule }, 'statement blocked');
+        this.sendSubstitute(message, protocol, statementName);
+        return undefined;
+      }
+      case 'requireApproval':
+        return this.awaitApproval(rt, decision, sql).then((denial) => {
+          if (this.phase !== 'ready') return;
+          if (denial === undefined) this.forwardStatement(sql, protocol, m, statementName);
+          else this.sendSubstitute(denial, protocol, statementName);
+        });
+    }
+  }
+
+  private alert(
+    rt: PostgresRuntime,
+    kind: 'alert' | 'blocked' | 'approval',
+    d: SqlDecision,
+    sql: string,
+    message: string,
+  ) {
+    return {
+      kind,
+      sessionId: this.rec?.sessionId,
+      subject: this.subject,
+      target: rt.target.name,
+      rule: d.rule,
+      statement: sql,
+      message,
+    };
+  }
+
+  /** Resolves undefined when approved, or the error message to give the agent. */
+  private async awaitApproval(
+    rt: PostgresRuntime,
+    decision: SqlDecision,
+    sql: string,
+  ): Promise<string | undefined> {
+    const rule = decision.rule ?? 'policy';
+    const rec = this.rec!;
+    const approval = `${rec.sessionId ?? 'session'}-approval-${++this.approvals}`;
+    rec.add('approval.requested', 'internal', {
+      approval,
+      rule,
+      command: sql,
+      sql,
+      classes: decision.classes,
+      timeoutMs: rt.approvalTimeoutMs,
+    });
+    rt.alerts.send(this.alert(rt, 'approval', decision, sql, `statement awaits approval under rule ${rule}`));
+    this.logger.info({ rule }, 'statement awaits approval');
+    const abort = new AbortController();
+    this.approvalAbort = abort;
+    let result: { approved: boolean; approver?: string; reason?: string; timedOut?: boolean };
+    try {
+      result = await rt.approvals.request(
+        {
+          sessionId: rec.sessionId ?? '',
+          policy: rt.policy.name,
+          rule,
+          target: rt.target.name,
+          protocol: 'postgres',
+          subject: this.subject ?? '',
+          pod: this.services.pod.pod,
+          statement: sql,
+          timeoutMs: rt.approvalTimeoutMs,
+        },
+        abort.signal,
+      );
+    } catch (err) {
+      result = {
+        approved: false,
+        reason: abort.signal.aborted ? 'canceled' : `approval backend failed: ${(err as Error).message}`,
+      };
+    } finally {
+      this.approvalAbort = undefined;
+    }
+    if (abort.signal.aborted && !result.approved)
+      result = { approved: false, reason: 'canceled by the agent' };
+    const payload = {
+      approval,
+      rule,
+      // Every decision names who made it; without a reviewer it was the sidecar (timeout, no backend).
+      approver: result.approver ?? (result.timedOut ? 'chaperone:timeout' : 'chaperone:no-reviewer'),
+      reason: result.reason,
+      timedOut: result.timedOut ?? false,
+      sql,
+    };
+    if (result.approved) {
+      rec.add('approval.granted', 'internal', payload);
+      this.metrics.statement('approved');
+      this.logger.info({ rule, approver: result.approver }, 'statement approved');
+      return undefined;
+    }
+    rec.add('approval.denied', 'internal', payload);
+    this.metrics.statement('denied');
+    this.logger.info({ rule, reason: result.reason, timedOut: result.timedOut }, 'statement not approved');
+    if (result.timedOut)
+      return `chaperone: approval for rule ${rule} timed out after ${Math.round(rt.approvalTimeoutMs / 1000)} s`;
+    return `chaperone: statement denied under approval rule ${rule}${result.approver ? ` by ${result.approver}` : ''}${result.reason ? `: ${result.reason}` : ''}`;
+  }
+
+  private forwardStatement(
+    sql: string,
+    protocol: 'simple' | 'extended',
+    m: FrontendMessage,
+    statementName?: string,
+  ): void {
+    if (protocol === 'simple') {
+      const stmt = this.newStatementRecord(sql, undefined);
+      this.rec!.add('pg.query', 'client', { sql, protocol: 'simple' }, sql);
+      this.expected.push(expectation(Expect.Query, { stmt }));
+    } else {
+      this.statements.set(statementName ?? '', { sql, blocked: false, describePending: false });
+      this.expected.push(expectation(Expect.Parse, { sql }));
+    }
+    this.up!.forward(m.raw);
+  }
+
+  /** Makes the upstream raise `message` in place of the statement (see the file comment). */
+  private sendSubstitute(
+    message: string,
+    protocol: 'simple' | 'extended',
+    statementName: string | undefined,
+  ): void {
+    const sql = raiseStatement(message);
+    if (protocol === 'simple') {
+      this.expected.push(expectation(Expect.Query, { substitute: message }));
+      this.up!.send(serialize.query(sql));
+      return;
+    }
+    // A blocked unnamed statement replaces the unnamed one, as a failed Parse does in PostgreSQL; a
+    // named one must not disturb the agent's statements, so the substitute uses a name of its own.
+    const name = statementName === '' ? '' : BLOCKED_STATEMENT;
+    this.statements.set(statementName ?? '', { sql: '', blocked: true, describePending: false });
+    if (name !== '') {
+      this.expected.push(expectation(Expect.Close, { injected: true }));
+      this.up!.send(serialize.close({ type: 'S', name }));
+    }
+    this.expected.push(expectation(Expect.Parse, { injected: true }));
+    this.up!.send(serialize.parse({ name, text: sql }));
+    this.expected.push(expectation(Expect.Bind, { injected: true }));
+    this.up!.send(serialize.bind({ portal: name, statement: name }));
+    this.expected.push(expectation(Expect.Execute, { injected: true, substitute: message }));
+    this.up!.send(serialize.execute({ portal: name }));
+  }
+
+  // ---------------------------------------------------------------- upstream -> agent
+
+  private onUpstreamData(chunk: Buffer): void {
+    if (this.phase !== 'ready') return;
+    this.metrics.bytes('server', chunk.length);
+    this.framer.push(chunk);
+    const client = this.client;
+    const down = this.down;
+    client.cork();
+    try {
+      for (let f = this.framer.next(); f !== undefined; f = this.framer.next()) {
+        const out = this.onBackendMessage(f);
+        if (out === undefined) down.forward(f.raw);
+        else if (out !== null) down.send(out);
+      }
+    } finally {
+      down.flush();
+      client.uncork();
+    }
+    if (this.framer.error) {
+      this.logger.error({ error: this.framer.error }, 'upstream protocol error');
+      this.fatal(SQLSTATE.protocolViolation, 'chaperone: invalid message from the upstream server');
+      return;
+    }
+    if (client.writableNeedDrain) this.upstream?.pause();
+  }
+
+  /** undefined: forward the message as is; null: drop it; a Buffer: send that instead. */
+  private onBackendMessage(f: BackendFrame): Buffer | null | undefined {
+    const head = this.expected.peek();
+    switch (f.type) {
+      case B.dataRow: {
+        const stmt = head?.stmt;
+        if (!stmt) break;
+        stmt.rows++;
+        const masker = this.rowMaskerFor(stmt);
+        const rt = this.rt();
+        const wantSample =
+          stmt.sample.length < rt.limits.sampleRows && stmt.sampleBytes < rt.limits.sampleBytes;
+        if (!masker?.active && !wantSample) break;
+        let values = dataRowValues(f.raw);
+        if (!values) break;
+        let raw = f.raw;
+        if (masker?.active) {
+          const masked = masker.maskRow(values);
+          if (masked.maskedCells > 0) {
+            values = masked.values;
+            stmt.maskedCells += masked.maskedCells;
+            raw = dataRow(values);
+          }
+        }
+        if (wantSample) {
+          const cols = stmt.columns;
+          stmt.sampleBytes += raw.length;
+          stmt.sample.push(
+            values.map((v, i) =>
+              v === null
+                ? null
+                : cols?.[i]?.format === 'binary'
+                  ? `\\x${v.toString('hex')}`
+                  : v.toString('utf8'),
+            ),
+          );
+        }
+        return raw !== f.raw ? raw : undefined;
+      }
+      case B.commandComplete:
+      case B.emptyQuery:
+      case B.portalSuspended: {
+        if (!head) break;
+        const tag =
+          f.type === B.commandComplete ? commandTag(f.raw) : f.type === B.emptyQuery ? '' : 'SUSPENDED';
+        if (head.stmt) this.recordResult(head.stmt, tag);
+        if (head.kind === Expect.Execute) this.expected.shift();
+        break;
+      }
+      case B.rowDescription: {
+        if (!head) break;
+        if (head.kind === Expect.Query) {
+          if (head.stmt) {
+            head.stmt.columns = columnsOf(f.raw);
+            head.stmt.rowMasker = undefined;
+          }
+          break;
+        }
+        const columns = columnsOf(f.raw);
+        if (head.kind === Expect.DescribeStatement) {
+          if (head.statement) {
+            head.statement.columns = columns;
+            head.statement.describePending = false;
+          }
+        } else if (head.kind === Expect.DescribePortal && head.portal) {
+          head.portal.columns = columns;
+          head.portal.describePending = false;
+        }
+        this.expected.shift();
+        if (head.injected) return null;
+        break;
+      }
+      case B.noData:
+        if (head && (head.kind === Expect.DescribeStatement || head.kind === Expect.DescribePortal)) {
+          if (head.statement) {
+            head.statement.columns = [];
+            head.statement.describePending = false;
+          }
+          if (head.portal) {
+            head.portal.columns = [];
+            head.portal.describePending = false;
+          }
+          this.expected.shift();
+          if (head.injected) return null;
+        }
+        break;
+      case B.parameterDescription:
+        if (head?.injected) return null;
+        break;
+      case B.parseComplete:
+      case B.bindComplete:
+      case B.closeComplete:
+        if (head && head.kind !== Expect.Query) {
+          this.expected.shift();
+          if (head.injected) return null;
+        }
+        break;
+      case B.error:
+        return this.onBackendError(f, head);
+      case B.readyForQuery: {
+        this.txStatus = String.fromCharCode(f.raw[5]!) as 'I' | 'T' | 'E';
+        // Everything up to and including the Sync or Query this answers is settled.
+        for (let e = this.expected.shift(); e !== undefined; e = this.expected.shift()) {
+          if (e.kind === Expect.Sync || e.kind === Expect.Query) break;
+        }
+        this.copyIn = undefined;
+        break;
+      }
+      case B.copyIn:
+        if (head?.stmt) {
+          head.stmt.copy = { direction: 'in', bytes: 0 };
+          this.copyIn = head.stmt;
+        }
+        break;
+      case B.copyOut:
+        if (head?.stmt) head.stmt.copy = { direction: 'out', bytes: 0 };
+        break;
+      case B.copyData:
+        if (head?.stmt?.copy) head.stmt.copy.bytes += f.raw.length - 5;
+        break;
+      case B.notice: {
+        const fields = errorFields(f.raw);
+        this.rec?.add('pg.notice', 'server', { severity: fields.S, sqlstate: fields.C, message: fields.M });
+        break;
+      }
+      case B.notification: {
+        const n = decodeBackend<{ processId: number; channel: string; payload: string }>(f.raw);
+        this.rec?.add('pg.notification', 'server', { channel: n.channel, payload: n.payload });
+        break;
+      }
+      default:
+        break;
+    }
+    return undefined;
+  }
+
+  /** The replacement of the error, or undefined to forward it as is. */
+  private onBackendError(f: BackendFrame, head: Expectation | undefined): Buffer | undefined {
+    const fields = errorFields(f.raw);
+    const rec = this.rec;
+    let replaced: Buffer | undefined;
+    if (head?.substitute && fields.C === SQLSTATE.insufficientPrivilege && fields.M === head.substitute) {
+      // Our own substitute raised it: give the agent a clean error without PL/pgSQL context.
+      replaced = errorResponse({
+        severity: 'ERROR',
+        code: SQLSTATE.insufficientPrivilege,
+        message: head.substitute,
+      });
+      rec?.add('pg.error', 'server', {
+        sqlstate: fields.C,
+        message: head.substitute,
+        severity: 'ERROR',
+        blocked: true,
+      });
+    } else {
+      rec?.add('pg.error', 'server', {
+        sqlstate: fields.C,
+        message: fields.M,
+        severity: fields.S,
+        detail: fields.D,
+        sql: head?.stmt?.sql ?? head?.sql,
+        durationMs: head?.stmt ? Number(nowNs() - head.stmt.startNs) / 1e6 : undefined,
+      });
+    }
+    if (head && head.kind !== Expect.Query) {
+      // Extended protocol: the backend skips everything until Sync.
+      while (this.expected.length > 0 && this.expected.peek()!.kind !== Expect.Sync) {
+        const skipped = this.expected.shift()!;
+        if (skipped !== head && skipped.stmt) {
+          rec?.add('pg.error', 'internal', {
+            sql: skipped.stmt.sql,
+            skipped: true,
+            message: 'not executed: an earlier message of the batch failed',
+          });
+        }
+      }
+    }
+    if (head?.stmt) head.stmt.copy = undefined;
+    this.copyIn = undefined;
+    if (fields.S === 'FATAL' || fields.S === 'PANIC') this.closeReason = `upstream: ${fields.M}`;
+    return replaced;
+  }
+
+  private rowMaskerFor(stmt: StatementRecord): RowMasker | undefined {
+    if (stmt.rowMasker) return stmt.rowMasker;
+    const rt = this.rt();
+    if (!stmt.columns && stmt.portal) {
+      const portal = stmt.portal;
+      const base = portal.columns ?? portal.statement?.columns;
+      if (base) {
+        const formats = portal.bind.resultFormats;
+        stmt.columns = portal.columns ?? base.map((c, i) => ({ ...c, format: formatOf(formats, i) }));
+      }
+    }
+    if (!rt.maskingConfigured) return undefined;
+    // Fail closed: without a column description, value detectors still run on every cell.
+    const columns = stmt.columns ?? [];
+    stmt.rowMasker = rt.masker.forColumns(columns);
+    return stmt.rowMasker;
+  }
+
+  private recordResult(stmt: StatementRecord, tag: string): void {
+    const rec = this.rec!;
+    if (stmt.copy) {
+      rec.add('pg.copy', stmt.copy.direction === 'in' ? 'client' : 'server', {
+        direction: stmt.copy.direction,
+        bytes: stmt.copy.bytes,
+        rows: rowsFromTag(tag),
+      });
+      stmt.copy = undefined;
+      this.copyIn = undefined;
+    }
+    const payload: Record<string, unknown> = {
+      commandTag: tag,
+      rows: rowsFromTag(tag) ?? stmt.rows,
+      durationMs: Number(nowNs() - stmt.startNs) / 1e6,
+      maskedCells: stmt.maskedCells,
+    };
+    if (stmt.columns) payload.columns = stmt.columns.map((c) => c.name);
+    if (stmt.sample.length > 0) payload.rowsSample = stmt.sample;
+    rec.add('pg.result', 'server', payload);
+    if (stmt.maskedCells > 0) {
+      const plans = stmt.rowMasker?.plans ?? [];
+      const fields = plans.filter((p) => p !== null).map((p) => p.column);
+      const rules = new Set<string>();
+      for (const p of plans) {
+        if (!p) continue;
+        if (p.byName) rules.add(`column:${p.byName.pattern}`);
+        for (const d of p.detectors) rules.add(`detector:${d}`);
+      }
+      rec.add('policy.masked', 'internal', {
+        rule: [...rules].join(',') || 'masking',
+        fields,
+        count: stmt.maskedCells,
+        sql: stmt.sql,
+        maskedCells: stmt.maskedCells,
+        columns: payload.columns,
+      });
+      this.metrics.maskedCells(stmt.maskedCells);
+    }
+    // A simple Query may hold several statements: the next result starts afresh.
+    stmt.rows = 0;
+    stmt.sample = [];
+    stmt.sampleBytes = 0;
+    stmt.maskedCells = 0;
+    stmt.columns = undefined;
+    stmt.rowMasker = undefined;
+    stmt.startNs = nowNs();
+  }
+
+  // ---------------------------------------------------------------- cancel, errors, shutdown
+
+  private onCancelRequest(pid: number, secret: number): void {
+    const session = this.services.cancels.find(pid, secret);
+    if (!session) {
+      this.logger.info('cancel request for an unknown session ignored');
+      return;
+    }
+    session.cancel();
+  }
+
+  /** Called through the registry when the agent's CancelRequest names this session. */
+  cancel(): void {
+    this.rec?.add('pg.cancel', 'client', { awaitingApproval: this.approvalAbort !== undefined });
+    this.logger.info('cancel requested by the agent');
+    if (this.approvalAbort) {
+      this.approvalAbort.abort();
+      return;
+    }
+    const rt = this.rt();
+    if (!this.upstreamKey) return;
+    sendUpstreamCancel(
+      {
+        name: rt.target.name,
+        host: rt.target.upstream.host,
+        port: rt.target.upstream.port,
+        tls: rt.target.tls,
+      },
+      this.upstreamKey,
+    ).catch((err: Error) => this.logger.warn({ err: err.message }, 'upstream cancel failed'));
+  }
+
+  private onRecordingFailure(): void {
+    if (this.rt().target && this.services.recorder) {
+      // failClosed is the recorder's own concern (appends wait); a rejected append means the
+      // recording is broken, and an unrecorded session must not go on.
+      this.fatal(
+        SQLSTATE.connectionFailure,
+        'chaperone: recording failed; the session cannot continue unrecorded',
+      );
+    }
+  }
+
+  private protocolViolation(message: string): undefined {
+    this.logger.warn(
+      { reason: message, pendingBytes: this.parser.pendingBytes },
+      'protocol violation from agent; closing session',
+    );
+    this.rec?.add('pg.error', 'internal', {
+      sqlstate: SQLSTATE.protocolViolation,
+      message: `protocol violation: ${message}`,
+      severity: 'FATAL',
+    });
+    this.fatal(SQLSTATE.protocolViolation, `chaperone: protocol violation: ${message}`);
+    return undefined;
+  }
+
+  private fatal(code: string, message: string): void {
+    if (this.phase === 'closed') return;
+    if (this.client.writable) this.client.end(errorResponse({ severity: 'FATAL', code, message }));
+    this.close(message);
+  }
+
+  /** Shutdown: tell the agent, close both sides, end the recording. */
+  terminate(reason: string): Promise<void> {
+    this.fatal(SQLSTATE.adminShutdown, `chaperone: terminating connection: ${reason}`);
+    return this.done;
+  }
+
+  private close(reason: string): void {
+    if (this.phase === 'closed') {
+      return;
+    }
+    const wasReady = this.phase === 'ready';
+    this.phase = 'closed';
+    if (this.closeReason === 'client disconnected') this.closeReason = reason;
+    clearTimeout(this.startupTimer);
+    this.approvalAbort?.abort();
+    if (this.parser.pendingBytes > 0 && wasReady) {
+      this.logger.warn(
+        { pendingBytes: this.parser.pendingBytes },
+        'agent closed the connection inside a message (truncated frame)',
+      );
+    }
+    const upstream = this.upstream;
+    if (upstream && !upstream.destroyed) {
+      if (upstream.writable) upstream.end(serialize.end());
+      setTimeout(() => upstream.destroy(), 1000).unref();
+    }
+    if (!this.client.destroyed) {
+      this.client.end();
+      setTimeout(() => this.client.destroy(), 1000).unref();
+    }
+    this.finish(this.closeReason);
+  }
+
+  private finish(reason: string): void {
+    if (this.ending) return;
+    this.phase = 'closed';
+    if (this.ownKey) this.services.cancels.unregister(this.ownKey.pid);
+    this.metrics.sessionEnded();
+    this.logger.info({ reason, counts: this.rec?.counts }, 'session ended');
+    this.ending = (this.rec?.end(reason) ?? Promise.resolve()).finally(() => this.resolveDone());
+  }
+}

@@ -1,0 +1,219 @@
+// Test support for the postgres gateway: a sidecar in this process in front of the real test
+// PostgreSQL, an upstream role only the sidecar knows the password of, a file:// recording store
+// read back with the recording reader, and real psql runs.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createRole, psql } from '../../test/env/postgres.ts';
+import type { PostgresInfo } from '../../test/env/types.ts';
+import { type SidecarConfig, type SidecarConfigInput, sidecarConfigSchema } from '../config/index.ts';
+import { generateSigningKey, listSessions, openStore, readSession } from '../server/modules.ts';
+import { Sidecar, type SidecarOptions } from '../server/sidecar.ts';
+import { DEFAULT_LIMITS, type PostgresLimits } from './context.ts';
+
+export interface RecordedEventLike {
+  kind: string;
+  payload: Record<string, unknown>;
+}
+
+export interface Harness {
+  sidecar: Sidecar;
+  port: number;
+  pg: PostgresInfo;
+  dir: string;
+  storeUrl: string;
+  approvalsDir: string;
+  upstreamUser: string;
+  upstreamPassword: string;
+  config: SidecarConfig;
+  logs: Record<string, unknown>[];
+  /** psql against the sidecar, the token as the password. */
+  psql(args: string[], opts: { token?: string; stdin?: string; timeoutMs?: number }): Promise<PsqlResult>;
+  /** Connection settings for node-postgres through the sidecar. */
+  clientConfig(token?: string): {
+    host: string;
+    port: number;
+    user: string;
+    password?: string;
+    database: string;
+  };
+  /** Ids of every recorded session (the store as the reader sees it). */
+  sessionIds(): Promise<string[]>;
+  events(sessionId: string): Promise<RecordedEventLike[]>;
+  /** Polls until a session whose events satisfy `match` is in the store. */
+  waitForSession(
+    match: (events: RecordedEventLike[]) => boolean,
+    timeoutMs?: number,
+  ): Promise<RecordedEventLike[]>;
+  close(): Promise<void>;
+}
+
+export interface PsqlResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export const VALID_TOKEN = 'valid:agent-alice';
+
+export function runProcess(
+  command: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; stdin?: string; timeoutMs?: number },
+): Promise<PsqlResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+export interface HarnessOptions {
+  config?: Partial<SidecarConfigInput>;
+  limits?: Partial<PostgresLimits>;
+  sidecar?: Partial<SidecarOptions>;
+}
+
+export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {}): Promise<Harness> {
+  const dir = await mkdtemp(join(tmpdir(), 'chaperone-pg-'));
+  const upstreamUser = `chaperone_up_${randomBytes(4).toString('hex')}`;
+  const upstreamPassword = randomBytes(18).toString('base64url');
+  await createRole(pg, { name: upstreamUser, password: upstreamPassword, superuser: true });
+  const credentialsDir = join(dir, 'credentials');
+  const approvalsDir = join(dir, 'approvals');
+  await mkdir(credentialsDir, { recursive: true });
+  await mkdir(approvalsDir, { recursive: true });
+  await writeFile(join(credentialsDir, 'username'), `${upstreamUser}\n`, { mode: 0o600 });
+  await writeFile(join(credentialsDir, 'password'), `${upstreamPassword}\n`, { mode: 0o600 });
+  const key = generateSigningKey();
+  const signingKeyFile = join(dir, 'signing-key.pem');
+  await writeFile(signingKeyFile, key.privateKeyPem, { mode: 0o600 });
+  const storeUrl = `file://${join(dir, 'store')}`;
+  await mkdir(join(dir, 'store'), { recursive: true });
+  const { freePort } = await import('../../test/env/net.ts');
+  const listenPort = await freePort();
+  const input: SidecarConfigInput = {
+    apiVersion: 'chaperone.dev/sidecar-v1',
+    policy: { name: 'test-policy', namespace: 'agents', generation: 3 },
+    adminPort: await freePort(),
+    shutdownGraceSeconds: 5,
+    targets: [
+      {
+        name: 'orders-db',
+        protocol: 'postgres',
+        upstream: { host: pg.host, port: pg.port },
+        listenPort,
+        credentialsDir,
+      },
+    ],
+    identity: { tokenRequired: true },
+    approvals: { backend: 'local', localDir: approvalsDir, timeoutSeconds: 30 },
+    recording: {
+      store: { url: storeUrl },
+      signingKeyFile,
+      keyId: key.keyId,
+      spoolDir: join(dir, 'spool'),
+      segment: { maxSeconds: 1 },
+    },
+    ...options.config,
+  } as SidecarConfigInput;
+  input.approvals = {
+    backend: 'local',
+    localDir: approvalsDir,
+    timeoutSeconds: 30,
+    ...options.config?.approvals,
+  };
+  const config = sidecarConfigSchema.parse(input);
+  const logs: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    {
+      write(line: string) {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    },
+  );
+  const sidecar = await Sidecar.start({
+    config,
+    logger,
+    pod: { serviceAccount: 'agent', pod: 'agent-0', namespace: 'agents', node: 'node-1', podUid: 'uid-1' },
+    version: '0.1.0-test',
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    adminHost: '127.0.0.1',
+    ...options.sidecar,
+  });
+  const store = openStore(storeUrl);
+  const events = async (id: string) => {
+    const out: RecordedEventLike[] = [];
+    for await (const e of readSession(store, id)) out.push(e as unknown as RecordedEventLike);
+    return out;
+  };
+  const sessionIds = async () => {
+    const ids: string[] = [];
+    for await (const s of listSessions(store)) ids.push(s.sessionId);
+    return ids;
+  };
+  let closed = false;
+  return {
+    sidecar,
+    port: listenPort,
+    pg,
+    dir,
+    storeUrl,
+    approvalsDir,
+    upstreamUser,
+    upstreamPassword,
+    config,
+    logs,
+    psql(args, opts) {
+      const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, PGCONNECT_TIMEOUT: '10', LANG: 'C' };
+      if (opts.token !== undefined) env.PGPASSWORD = opts.token;
+      return runProcess(
+        join(pg.binDir, 'psql'),
+        ['-X', '-h', '127.0.0.1', '-p', String(listenPort), '-U', 'agent', '-d', pg.database, ...args],
+        { env, stdin: opts.stdin, timeoutMs: opts.timeoutMs },
+      );
+    },
+    clientConfig(token = VALID_TOKEN) {
+      return { host: '127.0.0.1', port: listenPort, user: 'agent', password: token, database: pg.database };
+    },
+    sessionIds,
+    events,
+    async waitForSession(match, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        for (const id of await sessionIds()) {
+          const evs = await events(id).catch(() => []);
+          if (match(evs)) return evs;
+        }
+        if (Date.now() > deadline) throw new Error('no recorded session matched in time');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await sidecar.shutdown('test finished');
+      await psql(pg, `DROP OWNED BY ${upstreamUser}; DROP ROLE ${upstreamUser}`).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const kinds = (events: RecordedEventLike[], kind: string) => events.filter((e) => e.kind === kind);

@@ -1,0 +1,258 @@
+// Opens the sidecar's own connection to the real database: TCP, optional TLS, startup and login
+// with credentials read from files only the sidecar can see.
+import { readFile } from 'node:fs/promises';
+import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { serialize } from 'pg-protocol/dist/serializer.js';
+import { type BackendFrame, BackendFramer } from './backend.ts';
+import { B, errorFields, startupMessage } from './protocol.ts';
+import { md5Password, ScramClient } from './scram.ts';
+
+export interface UpstreamTarget {
+  name: string;
+  host: string;
+  port: number;
+  tls: { mode: 'disable' | 'require' | 'verify-full'; caFile?: string; serverName?: string };
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export class UpstreamError extends Error {
+  /** The upstream's own ErrorResponse, forwarded to the agent as is (it never holds the password). */
+  readonly errorResponse: Buffer | undefined;
+  readonly sqlstate: string | undefined;
+  constructor(message: string, errorResponse?: Buffer) {
+    super(message);
+    this.errorResponse = errorResponse;
+    this.sqlstate = errorResponse ? errorFields(errorResponse).C : undefined;
+  }
+}
+
+/** Reads username and password files; read per connection so a rotated Secret applies at once. */
+export async function readCredentials(dir: string | undefined): Promise<Credentials> {
+  if (!dir) throw new UpstreamError('target has no credentialsDir: the sidecar has no upstream credentials');
+  const read = async (name: string) => {
+    try {
+      return (await readFile(join(dir, name), 'utf8')).replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new UpstreamError(
+        `cannot read upstream credential file ${join(dir, name)}: ${(err as Error).message}`,
+      );
+    }
+  };
+  const [username, password] = await Promise.all([read('username'), read('password')]);
+  return { username, password };
+}
+
+export interface UpstreamSession {
+  socket: Socket;
+  /** Raw ParameterStatus and NoticeResponse messages of the login, to replay to the agent. */
+  startupMessages: Buffer[];
+  backendKey: { pid: number; secret: number } | undefined;
+  txStatus: 'I' | 'T' | 'E';
+  /** Bytes that arrived after ReadyForQuery. */
+  rest: Buffer;
+}
+
+/** Reads framed messages from a socket during the login, with one deadline for the whole login. */
+class LoginReader {
+  private readonly framer = new BackendFramer();
+  private waiter: (() => void) | undefined;
+  private failure: Error | undefined;
+  private readonly socket: Socket;
+  private readonly onData = (chunk: Buffer) => {
+    this.framer.push(chunk);
+    this.wake();
+  };
+  private readonly onEnd = () => this.fail(new UpstreamError('upstream closed the connection during login'));
+  private readonly onError = (err: Error) =>
+    this.fail(new UpstreamError(`upstream connection failed: ${err.message}`));
+
+  constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+    socket.on('error', this.onError);
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  async next(): Promise<BackendFrame> {
+    for (;;) {
+      const frame = this.framer.next();
+      if (frame) return frame;
+      if (this.framer.error) throw new UpstreamError(this.framer.error);
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
+    }
+  }
+
+  detach(): Buffer {
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onEnd);
+    this.socket.off('error', this.onError);
+    return this.framer.takeRest();
+  }
+}
+
+function tcpConnect(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host, port });
+    socket.setNoDelay(true);
+    const onError = (err: Error) =>
+      reject(new UpstreamError(`cannot connect to upstream ${host}:${port}: ${err.message}`));
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+/** TCP, then SSLRequest and TLS when the target asks for it. */
+export async function openTransport(target: UpstreamTarget): Promise<Socket> {
+  const socket = await tcpConnect(target.host, target.port);
+  if (target.tls.mode === 'disable') return socket;
+  socket.write(serialize.requestSsl());
+  const answer = await new Promise<number>((resolve, reject) => {
+    socket.once('data', (b: Buffer) => resolve(b[0]!));
+    socket.once('error', (err) =>
+      reject(new UpstreamError(`upstream TLS negotiation failed: ${err.message}`)),
+    );
+    socket.once('close', () =>
+      reject(new UpstreamError('upstream closed the connection during TLS negotiation')),
+    );
+  });
+  if (answer !== 0x53) {
+    socket.destroy();
+    throw new UpstreamError(`upstream refused TLS (tls.mode ${target.tls.mode})`);
+  }
+  const ca = target.tls.caFile ? await readFile(target.tls.caFile, 'utf8') : undefined;
+  const verify = target.tls.mode === 'verify-full';
+  return new Promise((resolve, reject) => {
+    const tlsSocket = tlsConnect({
+      socket,
+      ca,
+      servername: target.tls.serverName ?? target.host,
+      rejectUnauthorized: verify,
+      ...(verify ? {} : { checkServerIdentity: () => undefined }),
+    });
+    tlsSocket.once('secureConnect', () => {
+      tlsSocket.setNoDelay(true);
+      resolve(tlsSocket);
+    });
+    tlsSocket.once('error', (err) => {
+      socket.destroy();
+      reject(new UpstreamError(`upstream TLS handshake failed: ${err.message}`));
+    });
+  });
+}
+
+/** Connects and logs in; resolves at the upstream's first ReadyForQuery. */
+export async function connectUpstream(
+  target: UpstreamTarget,
+  credentials: Credentials,
+  params: Record<string, string>,
+  timeoutMs: number,
+): Promise<UpstreamSession> {
+  const socket = await openTransport(target);
+  const reader = new LoginReader(socket);
+  const timer = setTimeout(
+    () => reader.fail(new UpstreamError(`upstream login timed out after ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  try {
+    socket.write(startupMessage({ ...params, user: credentials.username }));
+    const startupMessages: Buffer[] = [];
+    let backendKey: UpstreamSession['backendKey'];
+    let scram: ScramClient | undefined;
+    for (;;) {
+      const { type, raw } = await reader.next();
+      if (type === B.auth) {
+        const code = raw.readInt32BE(5);
+        if (code === 0) continue;
+        if (code === 3) socket.write(serialize.password(credentials.password));
+        else if (code === 5) {
+          socket.write(
+            serialize.password(md5Password(credentials.username, credentials.password, raw.subarray(9, 13))),
+          );
+        } else if (code === 10) {
+          const mechanisms = raw.toString('utf8', 9).split('\0').filter(Boolean);
+          if (!mechanisms.includes('SCRAM-SHA-256')) {
+            throw new UpstreamError(`upstream offers no supported SASL mechanism (${mechanisms.join(', ')})`);
+          }
+          scram = new ScramClient(credentials.password);
+          socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', scram.clientFirst()));
+        } else if (code === 11) {
+          if (!scram) throw new UpstreamError('upstream sent SASLContinue before SASL');
+          socket.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal(raw.toString('utf8', 9))));
+        } else if (code === 12) {
+          if (!scram) throw new UpstreamError('upstream sent SASLFinal before SASL');
+          scram.verifyServerFinal(raw.toString('utf8', 9));
+        } else {
+          throw new UpstreamError(`upstream asks for unsupported authentication method ${code}`);
+        }
+      } else if (type === B.error) {
+        const f = errorFields(raw);
+        throw new UpstreamError(
+          `upstream refused the login: ${f.M ?? 'unknown error'} (SQLSTATE ${f.C})`,
+          raw,
+        );
+      } else if (type === B.parameterStatus || type === B.notice) {
+        startupMessages.push(raw);
+      } else if (type === B.keyData) {
+        backendKey = { pid: raw.readInt32BE(5), secret: raw.readInt32BE(9) };
+      } else if (type === B.readyForQuery) {
+        const status = String.fromCharCode(raw[5]!) as 'I' | 'T' | 'E';
+        return { socket, startupMessages, backendKey, txStatus: status, rest: reader.detach() };
+      } else if (type === B.negotiateVersion) {
+        // We always ask for 3.0 with no options; nothing to negotiate.
+      } else {
+        throw new UpstreamError(
+          `unexpected message '${String.fromCharCode(type)}' from upstream during login`,
+        );
+      }
+    }
+  } catch (err) {
+    reader.detach();
+    socket.destroy();
+    if (err instanceof UpstreamError) throw err;
+    throw new UpstreamError((err as Error).message);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends a CancelRequest for the given upstream backend on a connection of its own. */
+export async function sendUpstreamCancel(
+  target: UpstreamTarget,
+  key: { pid: number; secret: number },
+): Promise<void> {
+  const socket = await openTransport(target);
+  await new Promise<void>((resolve) => {
+    socket.once('close', () => resolve());
+    socket.once('error', () => resolve());
+    socket.end(serialize.cancel(key.pid, key.secret));
+    setTimeout(() => {
+      socket.destroy();
+      resolve();
+    }, 5000).unref();
+  });
+}

@@ -1,0 +1,121 @@
+// Turns a validated config into the live objects sessions use (identity verifier, SQL guard, masker,
+// approvals, alerts). Built whole before it replaces the previous set, so a reload is atomic.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { SidecarConfig, SidecarTarget } from '../config/index.ts';
+import { DEFAULT_LIMITS, type PostgresLimits, type PostgresRuntime } from '../postgres/context.ts';
+import {
+  type AlertSink,
+  type ApprovalBackend,
+  createAlertSink,
+  createDenyingApprovalBackend,
+  createIdentityVerifier,
+  createLocalApprovalBackend,
+  createMasker,
+  createSqlGuard,
+  type IdentityVerifier,
+  openRecorder,
+  type PodIdentity,
+  type Recorder,
+} from './modules.ts';
+
+export interface SharedRuntime {
+  verifier: IdentityVerifier;
+  alerts: AlertSink;
+  approvals: ApprovalBackend;
+}
+
+/** Limits not (yet) in the config schema, tunable through the environment. */
+export function limitsFromEnv(env: NodeJS.ProcessEnv): PostgresLimits {
+  const num = (name: string, fallback: number) => {
+    const v = env[name];
+    if (v === undefined || v === '') return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${v}"`);
+    return n;
+  };
+  return {
+    maxMessageBytes: num('CHAPERONE_PG_MAX_MESSAGE_BYTES', DEFAULT_LIMITS.maxMessageBytes),
+    sampleRows: num('CHAPERONE_PG_SAMPLE_ROWS', DEFAULT_LIMITS.sampleRows),
+    sampleBytes: num('CHAPERONE_PG_SAMPLE_BYTES', DEFAULT_LIMITS.sampleBytes),
+    startupTimeoutMs: num('CHAPERONE_PG_STARTUP_TIMEOUT_MS', DEFAULT_LIMITS.startupTimeoutMs),
+    upstreamLoginTimeoutMs: num('CHAPERONE_PG_LOGIN_TIMEOUT_MS', DEFAULT_LIMITS.upstreamLoginTimeoutMs),
+    maxPendingAppends: num('CHAPERONE_PG_MAX_PENDING_APPENDS', DEFAULT_LIMITS.maxPendingAppends),
+  };
+}
+
+export function buildShared(config: SidecarConfig, pod: PodIdentity, logger: Logger): SharedRuntime {
+  const verifier = createIdentityVerifier(config.identity, {
+    pod,
+    logger: logger.child({ component: 'identity' }),
+  });
+  const alerts = createAlertSink(config.alerts, logger.child({ component: 'alerts' }));
+  let approvals: ApprovalBackend;
+  if (config.approvals.backend === 'local') {
+    if (!config.approvals.localDir) throw new Error('approvals.backend local needs approvals.localDir');
+    approvals = createLocalApprovalBackend(config.approvals.localDir);
+  } else {
+    if (config.approvals.backend === 'kubernetes') {
+      logger.warn('approvals.backend kubernetes is not available in this build; requireApproval rules deny');
+    }
+    approvals = createDenyingApprovalBackend();
+  }
+  return { verifier, alerts, approvals };
+}
+
+export async function buildPostgresRuntime(
+  config: SidecarConfig,
+  target: SidecarTarget,
+  shared: SharedRuntime,
+  limits: PostgresLimits,
+): Promise<PostgresRuntime> {
+  const masking = config.masking;
+  return {
+    target,
+    policy: config.policy,
+    verifier: shared.verifier,
+    guard: await createSqlGuard(config.guardrails, target.name),
+    masker: createMasker(masking),
+    maskingConfigured: masking.columns.length > 0 || masking.detectors.length > 0,
+    approvals: shared.approvals,
+    approvalTimeoutMs: config.approvals.timeoutSeconds * 1000,
+    alerts: shared.alerts,
+    limits,
+  };
+}
+
+async function readTrimmed(path: string): Promise<string> {
+  return (await readFile(path, 'utf8')).trim();
+}
+
+/** Opens the process's one recorder from the recording section. */
+export async function openConfiguredRecorder(config: SidecarConfig, logger: Logger): Promise<Recorder> {
+  const r = config.recording;
+  const signingKey = await readFile(r.signingKeyFile, 'utf8').catch((err: Error) => {
+    throw new Error(`cannot read the recording signing key ${r.signingKeyFile}: ${err.message}`);
+  });
+  const credentials = r.store.credentialsDir
+    ? {
+        accessKeyId: await readTrimmed(join(r.store.credentialsDir, 'accessKeyId')),
+        secretAccessKey: await readTrimmed(join(r.store.credentialsDir, 'secretAccessKey')),
+      }
+    : undefined;
+  return openRecorder({
+    spoolDir: r.spoolDir,
+    store: r.store.url,
+    s3: {
+      endpoint: r.store.endpoint,
+      region: r.store.region,
+      forcePathStyle: r.store.forcePathStyle,
+      credentials,
+    },
+    signingKey,
+    keyId: r.keyId,
+    seal: { maxBytes: r.segment.maxBytes, maxMs: r.segment.maxSeconds * 1000 },
+    spoolLimitBytes: r.spoolLimitBytes,
+    failMode: r.failMode,
+    retention: r.objectLock ? { mode: r.objectLock.mode, days: r.retentionDays } : undefined,
+    logger: logger.child({ component: 'recording' }),
+  });
+}

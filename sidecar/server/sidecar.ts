@@ -1,0 +1,194 @@
+// The sidecar process's life: open the recorder, bind one listener per target, apply config
+// reloads, and shut down gracefully (stop accepting, let sessions finish, terminate the rest, close
+// the recorder so every segment is sealed and uploaded).
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { SidecarConfig, SidecarTarget } from '../config/index.ts';
+import { CancelRegistry, type GatewayServices, type PostgresLimits } from '../postgres/context.ts';
+import { PostgresGateway } from '../postgres/gateway.ts';
+import { startAdminServer } from './admin.ts';
+import { createMetrics, type SidecarMetrics } from './metrics.ts';
+import type { PodIdentity, Recorder } from './modules.ts';
+import { buildPostgresRuntime, buildShared, openConfiguredRecorder, type SharedRuntime } from './runtime.ts';
+
+export interface SidecarOptions {
+  config: SidecarConfig;
+  logger: Logger;
+  pod: PodIdentity;
+  version: string;
+  limits: PostgresLimits;
+  /** Admin server bind address (0.0.0.0 by default so the kubelet can probe it). */
+  adminHost?: string;
+  /** Tests: skip the admin server. */
+  noAdmin?: boolean;
+  /** Tests: a recorder opened by the caller. */
+  recorder?: Recorder;
+}
+
+export class Sidecar {
+  private config: SidecarConfig;
+  private shared: SharedRuntime;
+  private readonly gateways = new Map<string, PostgresGateway>();
+  private readonly services: GatewayServices;
+  readonly metrics: SidecarMetrics;
+  private admin: FastifyInstance | undefined;
+  private shuttingDown: Promise<void> | undefined;
+  private readonly opts: SidecarOptions;
+  private readonly recorder: Recorder;
+  private applying = Promise.resolve();
+
+  private constructor(
+    opts: SidecarOptions,
+    recorder: Recorder,
+    shared: SharedRuntime,
+    metrics: SidecarMetrics,
+  ) {
+    this.opts = opts;
+    this.config = opts.config;
+    this.recorder = recorder;
+    this.shared = shared;
+    this.metrics = metrics;
+    this.services = {
+      recorder,
+      pod: opts.pod,
+      logger: opts.logger,
+      metrics,
+      cancels: new CancelRegistry(),
+      sidecarVersion: opts.version,
+    };
+  }
+
+  static async start(opts: SidecarOptions): Promise<Sidecar> {
+    const metrics = createMetrics();
+    const recorder = opts.recorder ?? (await openConfiguredRecorder(opts.config, opts.logger));
+    const shared = buildShared(opts.config, opts.pod, opts.logger);
+    const sidecar = new Sidecar(opts, recorder, shared, metrics);
+    try {
+      if (!opts.noAdmin) {
+        sidecar.admin = await startAdminServer(
+          opts.adminHost ?? '0.0.0.0',
+          opts.config.adminPort,
+          metrics.registry,
+          {
+            ready: () => sidecar.readiness(),
+            beforeScrape: () => metrics.setSpoolBytes(recorder.status().spooledBytes),
+          },
+        );
+      }
+      await sidecar.reconcileTargets(opts.config);
+    } catch (err) {
+      await sidecar.shutdown('startup failed').catch(() => undefined);
+      throw err;
+    }
+    metrics.setConfigGeneration(opts.config.policy.generation ?? 0);
+    opts.logger.info(
+      { policy: opts.config.policy, targets: [...sidecar.gateways.keys()], version: opts.version },
+      'sidecar started',
+    );
+    return sidecar;
+  }
+
+  readiness(): { ready: boolean; reason?: string } {
+    if (this.shuttingDown) return { ready: false, reason: 'shutting down' };
+    for (const g of this.gateways.values())
+      if (!g.isListening) return { ready: false, reason: `listener ${g.target} not bound` };
+    if (!this.recorder.status().storeHealthy)
+      return { ready: true, reason: 'recording store unhealthy; spooling' };
+    return { ready: true };
+  }
+
+  /** The bound port of a target's listener. */
+  port(target: string): number | undefined {
+    return this.gateways.get(target)?.port;
+  }
+
+  get activeSessions(): number {
+    let n = 0;
+    for (const g of this.gateways.values()) n += g.activeSessions;
+    return n;
+  }
+
+  private async reconcileTargets(config: SidecarConfig): Promise<void> {
+    const wanted = new Map<string, SidecarTarget>();
+    for (const t of config.targets) {
+      if (t.protocol !== 'postgres') {
+        this.opts.logger.warn(
+          { target: t.name, protocol: t.protocol },
+          'protocol not served by this build; target skipped',
+        );
+        continue;
+      }
+      wanted.set(t.name, t);
+    }
+    for (const [name, gateway] of this.gateways) {
+      const t = wanted.get(name);
+      if (!t || t.listenPort !== gateway.listenPort || config.listenHost !== this.config.listenHost) {
+        // Removed or moved: stop accepting; its sessions finish on their own.
+        this.gateways.delete(name);
+        gateway.stopAccepting();
+        this.opts.logger.info({ target: name }, 'listener removed');
+      }
+    }
+    for (const [name, target] of wanted) {
+      const runtime = await buildPostgresRuntime(config, target, this.shared, this.opts.limits);
+      const existing = this.gateways.get(name);
+      if (existing) {
+        existing.update(runtime);
+        continue;
+      }
+      const gateway = new PostgresGateway(runtime, this.services);
+      await gateway.listen(config.listenHost);
+      this.gateways.set(name, gateway);
+    }
+  }
+
+  /** Applies a new config: rules and targets change, the recorder stays (its settings need a restart). */
+  applyConfig(config: SidecarConfig): Promise<void> {
+    this.applying = this.applying.then(async () => {
+      if (this.shuttingDown) return;
+      const log = this.opts.logger;
+      if (JSON.stringify(config.recording) !== JSON.stringify(this.config.recording)) {
+        log.warn('recording settings changed; they apply after a restart');
+      }
+      const previous = this.shared;
+      try {
+        this.shared = buildShared(config, this.opts.pod, log);
+        await this.reconcileTargets(config);
+      } catch (err) {
+        this.shared = previous;
+        this.metrics.configReload('rejected');
+        log.error({ err }, 'config reload failed; keeping the previous config');
+        return;
+      }
+      this.config = config;
+      this.metrics.configReload('applied');
+      this.metrics.setConfigGeneration(config.policy.generation ?? 0);
+      log.info({ policy: config.policy }, 'config reloaded');
+      // Sessions mid-login may still hold the old verifier for a moment.
+      setTimeout(() => {
+        previous.verifier.close();
+        previous.alerts.close().catch(() => undefined);
+      }, 30_000).unref();
+    });
+    return this.applying;
+  }
+
+  shutdown(reason = 'sidecar shutting down'): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      const log = this.opts.logger;
+      const graceMs = this.config.shutdownGraceSeconds * 1000;
+      log.info({ sessions: this.activeSessions, graceMs }, 'shutting down');
+      await Promise.all([...this.gateways.values()].map((g) => g.drain(graceMs, reason)));
+      try {
+        await this.recorder.close({ deadlineMs: Math.max(5000, graceMs) });
+      } catch (err) {
+        log.error({ err }, 'recorder close failed');
+      }
+      this.shared.verifier.close();
+      await this.shared.alerts.close().catch(() => undefined);
+      await this.admin?.close();
+      log.info('shutdown complete');
+    })();
+    return this.shuttingDown;
+  }
+}
