@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { ENV } from './init/main.ts';
+import { ENV } from './init/env.ts';
 import { renderIptablesRules } from './iptables.ts';
 import { ADDRESSES, NetnsPair, type User } from './test-support/netns.ts';
 

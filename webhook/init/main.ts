@@ -5,8 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { applyFamily, type Family, ipv6Enabled } from './apply.ts';
-
-export const ENV = { ipv4: 'CHAPERONE_IPTABLES_V4', ipv6: 'CHAPERONE_IPTABLES_V6' } as const;
+import { ENV } from './env.ts';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
