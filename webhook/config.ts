@@ -56,7 +56,10 @@ export const webhookConfigSchema = z.object({
   spoolSizeLimit: quantitySchema.default('1Gi'),
   systemNamespace: z.string().min(1).default('chaperone-system'),
   listen: z
-    .object({ host: z.string().default('0.0.0.0'), port: z.number().int().min(1).max(65535).default(9443) })
+    .object({
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(9443).describe('0: any free port'),
+    })
     .prefault({}),
   tls: tlsSourceSchema.default({ source: 'secret', name: TLS_SECRET_NAME }),
   dns: z
