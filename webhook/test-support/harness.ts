@@ -198,14 +198,17 @@ export class WebhookHarness {
   /** The apiserver picks new webhook configurations up asynchronously: wait until ours answers. */
   async waitUntilActive(namespace: string, probe: V1Pod): Promise<void> {
     const deadline = Date.now() + 30_000;
+    let last = 'admitted without injection';
     for (;;) {
       try {
         const pod = await this.core.createNamespacedPod({ namespace, body: probe, dryRun: 'All' });
         if (pod.spec?.initContainers?.some((c) => c.name === 'chaperone')) return;
-      } catch {
+      } catch (error) {
         // Not active yet, or refused by a half-registered configuration.
+        last = error instanceof Error ? error.message : String(error);
       }
-      if (Date.now() > deadline) throw new Error('webhook configurations did not become active in 30 s');
+      if (Date.now() > deadline)
+        throw new Error(`webhook configurations did not become active in 30 s: ${last}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
