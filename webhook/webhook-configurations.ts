@@ -85,7 +85,8 @@ export function renderWebhookConfigurations(options: WebhookConfigurationsOption
   };
   const approvals = SESSION_APPROVAL.plural;
 
-  return {
+  // Cloned so no two fields share an object (YAML would render them as anchors and aliases).
+  return structuredClone({
     mutating: {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
@@ -153,5 +154,5 @@ export function renderWebhookConfigurations(options: WebhookConfigurationsOption
         },
       ],
     },
-  };
+  });
 }
