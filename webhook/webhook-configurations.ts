@@ -53,6 +53,10 @@ function rule(
   return { operations, apiGroups: [group], apiVersions: [version], resources, scope: 'Namespaced' };
 }
 
+function jsonCopy<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
 export function renderWebhookConfigurations(options: WebhookConfigurationsOptions): WebhookConfigurations {
   const name = options.name ?? 'chaperone';
   const timeoutSeconds = options.timeoutSeconds ?? 10;
@@ -85,8 +89,8 @@ export function renderWebhookConfigurations(options: WebhookConfigurationsOption
   };
   const approvals = SESSION_APPROVAL.plural;
 
-  // Cloned so no two fields share an object (YAML would render them as anchors and aliases).
-  return structuredClone({
+  // A JSON copy, so no two fields share an object (YAML would render them as anchors and aliases).
+  return jsonCopy({
     mutating: {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
