@@ -79,6 +79,11 @@ export const webhookConfigSchema = z.object({
    * lets an image whose USER is the sidecar UID:GID bypass capture.
    */
   requireAgentRunAsUser: z.boolean().default(true),
+  /**
+   * Serve admissions from watched Namespaces and SessionPolicies (no API call per pod); skips and
+   * refusals are always confirmed live. false: read the API on every request.
+   */
+  informerCache: z.boolean().default(true),
   /** Kubeconfig file; absent: in-cluster config or $KUBECONFIG. */
   kubeconfig: z.string().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

@@ -146,6 +146,13 @@ function sidecarVolumes(
           sources: [
             { serviceAccountToken: { path: 'token', expirationSeconds: 3600 } },
             { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+            {
+              downwardAPI: {
+                items: [
+                  { path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+                ],
+              },
+            },
           ],
         },
       },
@@ -195,6 +202,17 @@ function sidecarVolumes(
   return out;
 }
 
+/**
+ * Our token volume at the standard path: the apiserver's ServiceAccount admission plugin then leaves
+ * our containers alone, so it does not change the pod after us and the apiserver need not call the
+ * webhook a second time (reinvocation); the sidecar also gets the usual in-cluster config from it.
+ */
+const SERVICE_ACCOUNT_MOUNT: V1VolumeMount = {
+  name: VOLUMES.sidecarToken,
+  mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+  readOnly: true,
+};
+
 function fieldEnv(name: string, fieldPath: string): V1EnvVar {
   return { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } };
 }
@@ -226,6 +244,7 @@ export function initContainer(policy: ResolvedPolicy, options: InjectOptions): V
       { name: INIT_ENV.ipv6, value: rules.ipv6 },
     ],
     resources: resources(config.resources.init),
+    volumeMounts: [SERVICE_ACCOUNT_MOUNT],
     securityContext: {
       runAsUser: 0,
       runAsGroup: 0,
@@ -276,7 +295,7 @@ export function sidecarContainer(policy: ResolvedPolicy, options: InjectOptions)
       timeoutSeconds: 2,
       failureThreshold: 3,
     },
-    volumeMounts: sidecarVolumes(policy, config).map((v) => v.mount),
+    volumeMounts: [...sidecarVolumes(policy, config).map((v) => v.mount), SERVICE_ACCOUNT_MOUNT],
   };
 }
 

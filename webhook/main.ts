@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
+import { type CachedClusterReader, cachedClusterReader } from './cache.ts';
 import { apiClusterReader, discoverDnsResolvers } from './cluster.ts';
 import { parseWebhookConfig, type WebhookConfig } from './config.ts';
 import { buildWebhookServer, type WebhookServer } from './server.ts';
@@ -40,6 +41,7 @@ export async function startWebhook(
 ): Promise<RunningWebhook> {
   const log = (msg: string) => process.stderr.write(`chaperone-webhook: ${msg}\n`);
   let server: WebhookServer | undefined;
+  let cache: CachedClusterReader | undefined;
   const onTls = (m: { cert: string; key: string }) => server?.setTls(m);
   const tls: TlsSourceHandle =
     config.tls.source === 'secret'
@@ -53,10 +55,16 @@ export async function startWebhook(
       resolvers = [...new Set([...resolvers, ...found])];
     }
     if (resolvers.length === 0) log('no DNS resolvers known: agents may send DNS (port 53) to any address');
+    const live = apiClusterReader(kc);
+    if (config.informerCache) {
+      cache = cachedClusterReader(kc, live, log);
+      await cache.ready;
+    }
     const material = await tls.initial;
     server = await buildWebhookServer({
       config,
-      cluster: apiClusterReader(kc),
+      cluster: cache ?? live,
+      liveCluster: live,
       tls: material,
       dnsResolvers: () => resolvers,
       logger: { level: config.logLevel },
@@ -68,11 +76,13 @@ export async function startWebhook(
       url,
       async stop() {
         tls.stop();
+        await cache?.stop();
         await running.app.close();
       },
     };
   } catch (error) {
     tls.stop();
+    await cache?.stop();
     throw error;
   }
 }

@@ -103,6 +103,23 @@ describe('pod webhook in kube-apiserver', () => {
     assert.ok(!agent.volumeMounts?.some((m) => m.name === 'chaperone-cred-orders-db'));
   });
 
+  it('needs one mutating call per pod: the apiserver has no reason to re-invoke the webhook', async () => {
+    const calls = async () => {
+      const metric = await h
+        .webhook!.server.registry.getSingleMetric('chaperone_webhook_admission_duration_seconds')!
+        .get();
+      return metric.values
+        .filter(
+          (v) =>
+            (v as { metricName?: string }).metricName?.endsWith('_count') && v.labels.path === '/mutate/pods',
+        )
+        .reduce((sum, v) => sum + v.value, 0);
+    };
+    const before = await calls();
+    await h.createPod(ns, agentPod('single-call'));
+    assert.equal((await calls()) - before, 1);
+  });
+
   it('creating the returned (injected) pod again does not inject twice', async () => {
     const first = await h.createPod(ns, agentPod('agent-2'));
     const again = structuredClone(first);

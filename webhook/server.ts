@@ -21,7 +21,10 @@ import type { TlsMaterial } from './tls.ts';
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
+  /** Reads for admission; may be a cache (see cache.ts). */
   cluster: ClusterReader;
+  /** The live API when cluster is a cache. */
+  liveCluster?: ClusterReader;
   tls: TlsMaterial;
   dnsResolvers?: () => readonly string[];
   now?: () => Date;
@@ -56,14 +59,21 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
     registers: [registry],
   });
 
-  const podDeps = { cluster, config, dnsResolvers };
+  const podDeps = {
+    cluster,
+    config,
+    dnsResolvers,
+    ...(options.liveCluster ? { liveCluster: options.liveCluster } : {}),
+  };
   const routes: Record<string, Handler> = {
     [WEBHOOK_PATHS.mutatePods]: (r) => mutatePod(r, podDeps),
     [WEBHOOK_PATHS.validatePods]: (r) => validatePod(r, podDeps),
     [WEBHOOK_PATHS.validateSessionPolicies]: (r) =>
       validateSessionPolicy(r, { cluster, adminPort: config.adminPort }),
     [WEBHOOK_PATHS.mutateSessionApprovals]: (r) => mutateSessionApproval(r, now),
-    [WEBHOOK_PATHS.validateSessionApprovals]: (r) => validateSessionApproval(r, { cluster, now }),
+    // Reviewers are read live: a cached, older reviewer list must not let anyone decide.
+    [WEBHOOK_PATHS.validateSessionApprovals]: (r) =>
+      validateSessionApproval(r, { cluster: options.liveCluster ?? cluster, now }),
   };
 
   for (const [path, handler] of Object.entries(routes)) {

@@ -20,7 +20,10 @@ import {
 import { formatLabels } from '../selector.ts';
 
 export interface PodHandlerDeps {
+  /** Possibly a cache: only trusted for answers that inject. */
   cluster: ClusterReader;
+  /** The API itself; confirms any skip or refusal the cache suggests (absent: cluster is live). */
+  liveCluster?: ClusterReader;
   config: WebhookConfig;
   /** Configured plus discovered DNS resolvers. */
   dnsResolvers: () => readonly string[];
@@ -142,9 +145,16 @@ async function planEphemeral(req: AdmissionRequest, deps: PodHandlerDeps): Promi
   return { kind: 'mutate', raw, mutated, warnings: [] };
 }
 
+/** A cache may lag behind a new policy, Ready condition or namespace label: never skip or refuse on its word. */
+async function planCreateConfirmed(req: AdmissionRequest, deps: PodHandlerDeps): Promise<Plan> {
+  const first = await planCreate(req, deps);
+  if (first.kind === 'mutate' || !deps.liveCluster) return first;
+  return planCreate(req, { ...deps, cluster: deps.liveCluster });
+}
+
 function plan(req: AdmissionRequest, deps: PodHandlerDeps): Promise<Plan> | Plan {
   if (req.kind.kind !== 'Pod') return { kind: 'skip', warnings: [] };
-  if (req.operation === 'CREATE' && !req.subResource) return planCreate(req, deps);
+  if (req.operation === 'CREATE' && !req.subResource) return planCreateConfirmed(req, deps);
   if (req.operation === 'UPDATE' && req.subResource === 'ephemeralcontainers')
     return planEphemeral(req, deps);
   return { kind: 'skip', warnings: [] };

@@ -1,8 +1,10 @@
 // Runs the webhook as a local process next to the test apiserver, registered by URL with a CA made
 // here, scoped to this run's namespaces (a run label every webhook requires) so test files sharing
 // the apiserver never see it. cleanup() removes the configurations first, then everything else.
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { get } from 'node:https';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -41,6 +43,9 @@ export class WebhookHarness {
   readonly admission: AdmissionregistrationV1Api;
   config!: WebhookConfig;
   webhook: RunningWebhook | undefined;
+  /** The webhook as its own process (startProcess), as in production. */
+  process: ChildProcess | undefined;
+  port = 0;
   ca!: TestCa;
   serving!: ServingCert;
   private readonly namespaces: string[] = [];
@@ -75,8 +80,11 @@ export class WebhookHarness {
     return result.out;
   }
 
-  /** CRDs, system namespace with the TLS Secret, the webhook process, its configurations. */
-  async start(overrides: Partial<WebhookConfigInput> = {}): Promise<void> {
+  /**
+   * CRDs, system namespace with the TLS Secret, the webhook (in this process, or its own with
+   * ownProcess: node webhook/main.ts), its configurations.
+   */
+  async start(overrides: Partial<WebhookConfigInput> = {}, ownProcess = false): Promise<void> {
     await this.mustKubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD_DIR]);
     await this.mustKubectl([
       'wait',
@@ -89,18 +97,52 @@ export class WebhookHarness {
     this.ca = await createTestCa();
     this.serving = await issueServingCert(this.ca);
     await this.putTlsSecret(this.serving, this.ca);
+    this.port = ownProcess ? await freePort() : 0;
     this.config = parseWebhookConfig({
       sidecarImage: 'ghcr.io/chaperone/chaperone:test',
       systemNamespace: this.systemNamespace,
-      listen: { host: '127.0.0.1', port: 0 },
+      listen: { host: '127.0.0.1', port: this.port },
       tls: { source: 'secret' },
       dns: { resolvers: ['10.0.0.10'], discoverService: null },
       kubeconfig: this.kube.kubeconfigPath,
       logLevel: 'warn',
       ...overrides,
     });
-    this.webhook = await startWebhook(this.config, this.kc);
+    if (ownProcess) await this.startProcess();
+    else {
+      this.webhook = await startWebhook(this.config, this.kc);
+      this.port = Number(new URL(this.webhook.url).port);
+    }
     await this.registerConfigurations(this.ca.certPem);
+  }
+
+  private async startProcess(): Promise<void> {
+    const main = join(import.meta.dirname, '..', 'main.ts');
+    const child = spawn(process.execPath, [main], {
+      env: { ...process.env, CHAPERONE_WEBHOOK_CONFIG: JSON.stringify(this.config) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    this.process = child;
+    const deadline = Date.now() + 30_000;
+    while ((await this.webhookGet('/healthz').catch(() => undefined)) !== 'ok') {
+      if (child.exitCode !== null) throw new Error(`webhook process exited with ${child.exitCode}`);
+      if (Date.now() > deadline) throw new Error('webhook process not healthy in 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** GET on the webhook's HTTPS port, trusting the test CA. */
+  webhookGet(path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = get({ host: '127.0.0.1', port: this.port, path, ca: this.ca.certPem }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+    });
   }
 
   async putTlsSecret(serving: ServingCert, ca: TestCa): Promise<void> {
@@ -114,8 +156,7 @@ export class WebhookHarness {
   }
 
   get baseUrl(): string {
-    const url = new URL(this.webhook!.url);
-    return `https://127.0.0.1:${url.port}`;
+    return `https://127.0.0.1:${this.port}`;
   }
 
   async registerConfigurations(caPem: string): Promise<void> {
@@ -221,6 +262,13 @@ export class WebhookHarness {
   async stopWebhook(): Promise<void> {
     await this.webhook?.stop();
     this.webhook = undefined;
+    const child = this.process;
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    this.process = undefined;
   }
 
   async cleanup(): Promise<void> {
@@ -228,4 +276,15 @@ export class WebhookHarness {
     await this.stopWebhook();
     await Promise.allSettled(this.namespaces.map((name) => this.core.deleteNamespace({ name })));
   }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
