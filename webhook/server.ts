@@ -53,9 +53,16 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
   const registry = new Registry();
   const duration = new Histogram({
     name: 'chaperone_webhook_admission_duration_seconds',
-    help: 'Time to answer one AdmissionReview, by webhook path and outcome.',
+    help: 'Time from receiving an AdmissionReview request to having sent the response (body parsing and serialization included), by webhook path and outcome.',
     labelNames: ['path', 'allowed'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const decisionTime = new Histogram({
+    name: 'chaperone_webhook_decision_duration_seconds',
+    help: 'Time the handler takes to decide (lookups, checks, patch), by webhook path.',
+    labelNames: ['path'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
 
@@ -78,15 +85,19 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
 
   for (const [path, handler] of Object.entries(routes)) {
     app.post(path, async (request, reply) => {
-      const end = duration.startTimer({ path });
+      const outcome = (allowed: boolean) =>
+        reply.raw.once('finish', () =>
+          duration.observe({ path, allowed: String(allowed) }, reply.elapsedTime / 1000),
+        );
       let req: AdmissionRequest;
       try {
         req = parseAdmissionReview(request.body);
       } catch (error) {
-        end({ allowed: 'false' });
+        outcome(false);
         return reply.code(400).send({ error: error instanceof Error ? error.message : String(error) });
       }
       let decision: Decision;
+      const decided = decisionTime.startTimer({ path });
       try {
         decision = await handler(req);
       } catch (error) {
@@ -96,7 +107,8 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
           500,
         );
       }
-      end({ allowed: String(decision.allowed) });
+      decided();
+      outcome(decision.allowed);
       request.log.info(
         {
           uid: req.uid,
