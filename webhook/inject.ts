@@ -1,0 +1,394 @@
+// The pod mutation as pure functions: strip whatever chaperone injected before, then inject for
+// the policy. Works on the raw admission object (unknown fields survive); the JSON patch is the
+// difference between the raw pod and the result.
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type {
+  V1Container,
+  V1EnvVar,
+  V1Pod,
+  V1ResourceRequirements,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
+import fastJsonPatch from 'fast-json-patch';
+import { SIDECAR_PATHS } from '../sidecar/config/index.ts';
+import type { WebhookConfig } from './config.ts';
+import {
+  AGENT_TOKEN_AUDIENCE,
+  ANNOTATIONS,
+  CONTAINERS,
+  PATHS,
+  RESERVED_VOLUME_PREFIX,
+  VOLUMES,
+} from './constants.ts';
+import { ENV as INIT_ENV } from './init/env.ts';
+import { renderIptablesRules } from './iptables.ts';
+import { hardenAgentContainer } from './pod-checks.ts';
+import type { ResolvedPolicy } from './policy.ts';
+
+export const INJECTION_VERSION = 1;
+/** Agent env names with this prefix belong to chaperone and are replaced on every injection. */
+const RESERVED_ENV_PREFIX = 'CHAPERONE_';
+
+export interface InjectionStatus {
+  version: number;
+  policy: string;
+  generation?: number;
+  containers: string[];
+  volumes: string[];
+  agentEnv: string[];
+}
+
+export interface InjectOptions {
+  config: WebhookConfig;
+  /** Effective resolvers (configured plus discovered); empty: DNS to any address. */
+  dnsResolvers: readonly string[];
+}
+
+type AnyContainer = V1Container & { restartPolicy?: string };
+
+function isChaperoneContainer(c: { name: string }): boolean {
+  return c.name === CONTAINERS.init || c.name === CONTAINERS.sidecar;
+}
+
+function readStatus(pod: V1Pod): InjectionStatus | undefined {
+  const raw = pod.metadata?.annotations?.[ANNOTATIONS.status];
+  if (!raw) return undefined;
+  try {
+    return JSON.parse(raw) as InjectionStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pod as if chaperone had never touched it (hardening of agent containers aside: it only adds). */
+export function stripInjection(raw: V1Pod): V1Pod {
+  const pod = structuredClone(raw);
+  const previous = readStatus(pod);
+  const injectedEnv = new Set(previous?.agentEnv ?? []);
+  const spec = pod.spec;
+  if (spec) {
+    if (spec.initContainers) {
+      spec.initContainers = spec.initContainers.filter((c) => !isChaperoneContainer(c));
+      if (spec.initContainers.length === 0) delete spec.initContainers;
+    }
+    if (spec.volumes) {
+      spec.volumes = spec.volumes.filter((v) => !v.name.startsWith(RESERVED_VOLUME_PREFIX));
+      if (spec.volumes.length === 0) delete spec.volumes;
+    }
+    for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) {
+      if (c.env) {
+        c.env = c.env.filter((e) => !e.name.startsWith(RESERVED_ENV_PREFIX) && !injectedEnv.has(e.name));
+        if (c.env.length === 0) delete c.env;
+      }
+      if (c.volumeMounts) {
+        c.volumeMounts = c.volumeMounts.filter((m) => !m.name.startsWith(RESERVED_VOLUME_PREFIX));
+        if (c.volumeMounts.length === 0) delete c.volumeMounts;
+      }
+    }
+  }
+  const annotations = pod.metadata?.annotations;
+  if (annotations) {
+    delete annotations[ANNOTATIONS.status];
+    delete annotations[ANNOTATIONS.policy];
+    if (Object.keys(annotations).length === 0) delete pod.metadata!.annotations;
+  }
+  return pod;
+}
+
+/** A volume name within the 63-character limit, stable for a given target. */
+export function perTargetVolumeName(prefix: string, target: string): string {
+  const name = prefix + target;
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(target).digest('hex').slice(0, 8);
+  return `${prefix}${target.slice(0, 63 - prefix.length - 9)}-${hash}`;
+}
+
+export function envName(target: string): string {
+  return target.toUpperCase().replaceAll('-', '_');
+}
+
+/** Env for agent containers: where each target listens, and the token file to present. */
+export function agentEnv(policy: ResolvedPolicy): V1EnvVar[] {
+  const env: V1EnvVar[] = [];
+  for (const t of policy.spec.targets) {
+    env.push({ name: `CHAPERONE_${envName(t.name)}_HOST`, value: '127.0.0.1' });
+    env.push({ name: `CHAPERONE_${envName(t.name)}_PORT`, value: String(t.listenPort) });
+  }
+  const postgres = policy.spec.targets.find((t) => t.protocol === 'postgres');
+  if (postgres) {
+    env.push({ name: 'PGHOST', value: '127.0.0.1' }, { name: 'PGPORT', value: String(postgres.listenPort) });
+  }
+  env.push({ name: 'CHAPERONE_TOKEN_FILE', value: PATHS.agentTokenFile });
+  return env;
+}
+
+function sidecarVolumes(
+  policy: ResolvedPolicy,
+  config: WebhookConfig,
+): Array<{ volume: V1Volume; mount: V1VolumeMount }> {
+  const { spec } = policy;
+  const out: Array<{ volume: V1Volume; mount: V1VolumeMount }> = [
+    {
+      volume: { name: VOLUMES.config, configMap: { name: `chaperone-policy-${policy.name}` } },
+      mount: { name: VOLUMES.config, mountPath: PATHS.configDir, readOnly: true },
+    },
+    {
+      volume: { name: VOLUMES.spool, emptyDir: { sizeLimit: config.spoolSizeLimit } },
+      mount: { name: VOLUMES.spool, mountPath: SIDECAR_PATHS.spoolDir },
+    },
+    {
+      // The sidecar's own API identity (SessionApprovals) and the cluster CA to verify the apiserver.
+      volume: {
+        name: VOLUMES.sidecarToken,
+        projected: {
+          sources: [
+            { serviceAccountToken: { path: 'token', expirationSeconds: 3600 } },
+            { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+            {
+              downwardAPI: {
+                items: [
+                  { path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+                ],
+              },
+            },
+          ],
+        },
+      },
+      mount: { name: VOLUMES.sidecarToken, mountPath: PATHS.sidecarTokenDir, readOnly: true },
+    },
+    {
+      volume: { name: VOLUMES.signingKey, secret: { secretName: spec.recording.signingKeySecret.name } },
+      mount: { name: VOLUMES.signingKey, mountPath: PATHS.signingKeyDir, readOnly: true },
+    },
+  ];
+  const storeSecret = spec.recording.store.credentialsSecret;
+  if (storeSecret) {
+    out.push({
+      volume: { name: VOLUMES.storeCredentials, secret: { secretName: storeSecret.name } },
+      mount: { name: VOLUMES.storeCredentials, mountPath: SIDECAR_PATHS.storeCredentialsDir, readOnly: true },
+    });
+  }
+  for (const t of spec.targets) {
+    if (t.credentialsSecret) {
+      const name = perTargetVolumeName(VOLUMES.credentialsPrefix, t.name);
+      out.push({
+        volume: { name, secret: { secretName: t.credentialsSecret.name } },
+        mount: { name, mountPath: SIDECAR_PATHS.credentialsDir(t.name), readOnly: true },
+      });
+    }
+    if (t.tls?.caSecret) {
+      const name = perTargetVolumeName(VOLUMES.tlsPrefix, t.name);
+      out.push({
+        volume: {
+          name,
+          secret: { secretName: t.tls.caSecret.name, items: [{ key: t.tls.caSecret.key, path: 'ca.crt' }] },
+        },
+        mount: { name, mountPath: PATHS.tlsDir(t.name), readOnly: true },
+      });
+    }
+  }
+  const alertsSecret = spec.alerts?.webhookUrlSecret;
+  if (alertsSecret) {
+    out.push({
+      volume: {
+        name: VOLUMES.alerts,
+        secret: { secretName: alertsSecret.name, items: [{ key: alertsSecret.key, path: 'webhookUrl' }] },
+      },
+      mount: { name: VOLUMES.alerts, mountPath: PATHS.alertsDir, readOnly: true },
+    });
+  }
+  return out;
+}
+
+/**
+ * Our token volume at the standard path: the apiserver's ServiceAccount admission plugin then leaves
+ * our containers alone, so it does not change the pod after us and the apiserver need not call the
+ * webhook a second time (reinvocation); the sidecar also gets the usual in-cluster config from it.
+ */
+const SERVICE_ACCOUNT_MOUNT: V1VolumeMount = {
+  name: VOLUMES.sidecarToken,
+  mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+  readOnly: true,
+};
+
+function fieldEnv(name: string, fieldPath: string): V1EnvVar {
+  return { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } };
+}
+
+function resources(r: WebhookConfig['resources']['sidecar']): V1ResourceRequirements {
+  const out: V1ResourceRequirements = {};
+  if (r.requests) out.requests = { ...r.requests };
+  if (r.limits) out.limits = { ...r.limits };
+  return out;
+}
+
+export function initContainer(policy: ResolvedPolicy, options: InjectOptions): V1Container {
+  const { config } = options;
+  const rules = renderIptablesRules({
+    sidecarUid: config.sidecarUid,
+    sidecarGid: config.sidecarGid,
+    dnsResolvers: options.dnsResolvers,
+    redirects: policy.spec.targets
+      .filter((t) => t.transparent && isIP(t.upstream.host) !== 0)
+      .map((t) => ({ host: t.upstream.host, port: t.upstream.port, listenPort: t.listenPort })),
+  });
+  return {
+    name: CONTAINERS.init,
+    image: config.initImage ?? config.sidecarImage,
+    ...(config.imagePullPolicy ? { imagePullPolicy: config.imagePullPolicy } : {}),
+    command: [...config.initCommand],
+    env: [
+      { name: INIT_ENV.ipv4, value: rules.ipv4 },
+      { name: INIT_ENV.ipv6, value: rules.ipv6 },
+    ],
+    resources: resources(config.resources.init),
+    volumeMounts: [SERVICE_ACCOUNT_MOUNT],
+    securityContext: {
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
+    },
+  };
+}
+
+export function sidecarContainer(policy: ResolvedPolicy, options: InjectOptions): AnyContainer {
+  const { config } = options;
+  return {
+    name: CONTAINERS.sidecar,
+    image: config.sidecarImage,
+    ...(config.imagePullPolicy ? { imagePullPolicy: config.imagePullPolicy } : {}),
+    args: ['--config', SIDECAR_PATHS.configFile],
+    // A native sidecar: starts before the agent containers, stops after them.
+    restartPolicy: 'Always',
+    env: [
+      fieldEnv('CHAPERONE_POD_NAME', 'metadata.name'),
+      fieldEnv('CHAPERONE_POD_NAMESPACE', 'metadata.namespace'),
+      fieldEnv('CHAPERONE_POD_UID', 'metadata.uid'),
+      fieldEnv('CHAPERONE_NODE_NAME', 'spec.nodeName'),
+      fieldEnv('CHAPERONE_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+    ],
+    resources: resources(config.resources.sidecar),
+    securityContext: {
+      runAsUser: config.sidecarUid,
+      runAsGroup: config.sidecarGid,
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    startupProbe: {
+      httpGet: { path: '/readyz', port: config.adminPort },
+      periodSeconds: 1,
+      timeoutSeconds: 1,
+      failureThreshold: 120,
+    },
+    livenessProbe: {
+      httpGet: { path: '/healthz', port: config.adminPort },
+      periodSeconds: 10,
+      timeoutSeconds: 2,
+      failureThreshold: 3,
+    },
+    volumeMounts: [...sidecarVolumes(policy, config).map((v) => v.mount), SERVICE_ACCOUNT_MOUNT],
+  };
+}
+
+const AGENT_TOKEN_VOLUME: V1Volume = {
+  name: VOLUMES.agentToken,
+  projected: {
+    sources: [
+      { serviceAccountToken: { audience: AGENT_TOKEN_AUDIENCE, expirationSeconds: 3600, path: 'token' } },
+    ],
+  },
+};
+
+function injectIntoAgent(container: AnyContainer, env: readonly V1EnvVar[]): void {
+  hardenAgentContainer(container);
+  const ours = new Set(env.map((e) => e.name));
+  // Ours first so the agent's own env can refer to them ($(CHAPERONE_DB_PORT)); theirs of the same name go.
+  container.env = [...env.map((e) => ({ ...e })), ...(container.env ?? []).filter((e) => !ours.has(e.name))];
+  container.volumeMounts = [
+    ...(container.volumeMounts ?? []),
+    { name: VOLUMES.agentToken, mountPath: PATHS.agentTokenDir, readOnly: true },
+  ];
+}
+
+/**
+ * True when every field of `rendered` is in `existing` with the same value: `existing` may only add
+ * fields, which is what the apiserver's defaulting does to an injected container or volume.
+ */
+export function isSubset(rendered: unknown, existing: unknown): boolean {
+  if (Array.isArray(rendered)) {
+    return (
+      Array.isArray(existing) &&
+      existing.length === rendered.length &&
+      rendered.every((item, i) => isSubset(item, existing[i]))
+    );
+  }
+  if (rendered !== null && typeof rendered === 'object') {
+    if (existing === null || typeof existing !== 'object' || Array.isArray(existing)) return false;
+    return Object.entries(rendered).every(([k, v]) => isSubset(v, (existing as Record<string, unknown>)[k]));
+  }
+  return rendered === existing;
+}
+
+/** The item already in the pod when it is ours plus apiserver defaults, else the rendered one. */
+function reuse<T extends { name: string }>(rendered: T, previous: readonly T[] | undefined): T {
+  const existing = previous?.find((p) => p.name === rendered.name);
+  return existing && isSubset(rendered, existing) ? structuredClone(existing) : rendered;
+}
+
+/**
+ * Injects into a pod that stripInjection returned; neither argument is modified. `previous` is the
+ * pod before stripping: a re-invocation keeps its (defaulted) copies of what it would render anyway,
+ * so injecting an injected pod changes nothing.
+ */
+export function injectPod(
+  stripped: V1Pod,
+  policy: ResolvedPolicy,
+  options: InjectOptions,
+  previous?: V1Pod,
+): V1Pod {
+  const pod = structuredClone(stripped);
+  const spec = pod.spec!;
+  const env = agentEnv(policy);
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) injectIntoAgent(c, env);
+  const before = previous?.spec;
+  const volumes = sidecarVolumes(policy, options.config).map((v) => reuse(v.volume, before?.volumes));
+  spec.initContainers = [
+    reuse(initContainer(policy, options), before?.initContainers),
+    reuse(sidecarContainer(policy, options), before?.initContainers),
+    ...(spec.initContainers ?? []),
+  ];
+  spec.volumes = [
+    ...(spec.volumes ?? []),
+    reuse(structuredClone(AGENT_TOKEN_VOLUME), before?.volumes),
+    ...volumes,
+  ];
+  const status: InjectionStatus = {
+    version: INJECTION_VERSION,
+    policy: policy.name,
+    ...(policy.generation !== undefined ? { generation: policy.generation } : {}),
+    containers: [CONTAINERS.init, CONTAINERS.sidecar],
+    volumes: [VOLUMES.agentToken, ...volumes.map((v) => v.name)],
+    agentEnv: env.map((e) => e.name),
+  };
+  pod.metadata ??= {};
+  pod.metadata.annotations = {
+    ...pod.metadata.annotations,
+    [ANNOTATIONS.policy]: policy.name,
+    [ANNOTATIONS.status]: JSON.stringify(status),
+  };
+  return pod;
+}
+
+/** RFC 6902 operations turning the raw admission object into the mutated one. */
+export function renderPodPatch(raw: object, mutated: object): fastJsonPatch.Operation[] {
+  return fastJsonPatch.compare(raw, mutated);
+}
