@@ -15,7 +15,6 @@ export interface SessionPolicyObject {
     uid?: string;
     generation?: number;
     resourceVersion?: string;
-    deletionTimestamp?: string | Date;
     labels?: Record<string, string>;
   };
   spec?: unknown;
