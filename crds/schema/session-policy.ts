@@ -56,7 +56,17 @@ export const targetSchema = z
         'Also REDIRECT TCP from agent containers to upstream host:port to listenPort (host must be an IP).',
       ),
   })
-  .describe('One upstream the agent may reach, only through the sidecar.');
+  .describe('One upstream the agent may reach, only through the sidecar.')
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule: '!has(self.transparent) || !self.transparent || isIP(self.upstream.host)',
+        message:
+          'transparent targets need an IP address as upstream.host (iptables matches addresses, not names)',
+        fieldPath: '.upstream.host',
+      },
+    ],
+  });
 export type Target = z.infer<typeof targetSchema>;
 
 export const issuerSchema = z
@@ -252,9 +262,27 @@ export type RecordingPolicy = z.infer<typeof recordingSchema>;
 export const sessionPolicySpecSchema = z
   .object({
     podSelector: labelSelectorSchema.prefault({}),
-    targets: z.array(targetSchema).min(1).describe('Upstreams reached only through the sidecar.'),
+    targets: z
+      .array(targetSchema)
+      .min(1)
+      .max(64)
+      .describe('Upstreams reached only through the sidecar. Names and listen ports are unique.')
+      .meta({
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+        'x-kubernetes-validations': [
+          {
+            rule: 'self.all(t, self.exists_one(u, u.listenPort == t.listenPort))',
+            message: 'listenPort must be unique across targets',
+          },
+        ],
+      }),
     identity: identitySchema.prefault({}),
-    guardrails: z.array(guardrailSchema).default([]),
+    guardrails: z
+      .array(guardrailSchema)
+      .default([])
+      .describe('Rules evaluated in order on every statement, command or request; first match wins.')
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
     masking: maskingSchema.prefault({}),
     approvals: approvalsSchema.prefault({}),
     alerts: alertsSchema.optional(),
@@ -264,12 +292,22 @@ export const sessionPolicySpecSchema = z
 export type SessionPolicySpec = z.infer<typeof sessionPolicySpecSchema>;
 export type SessionPolicySpecInput = z.input<typeof sessionPolicySpecSchema>;
 
-export const sessionPolicyStatusSchema = z.object({
-  observedGeneration: z.number().int().optional(),
-  conditions: z.array(conditionSchema).optional(),
-  configMapName: z.string().optional(),
-  networkPolicyName: z.string().optional(),
-});
+export const sessionPolicyStatusSchema = z
+  .object({
+    observedGeneration: z
+      .number()
+      .int()
+      .optional()
+      .describe('The metadata.generation the operator last rendered.'),
+    conditions: z
+      .array(conditionSchema)
+      .optional()
+      .describe('Ready: the sidecar config ConfigMap is rendered for observedGeneration.')
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+    configMapName: z.string().optional().describe('ConfigMap holding the rendered sidecar config.'),
+    networkPolicyName: z.string().optional().describe('NetworkPolicy rendered as defence in depth.'),
+  })
+  .describe('Written by the operator.');
 
 export const SESSION_POLICY = {
   group: 'chaperone.dev',

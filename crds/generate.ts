@@ -1,0 +1,180 @@
+// Renders the CustomResourceDefinitions from the zod schemas (`make crds`). The checked-in YAML must
+// equal this output; crds/crds.test.ts fails on drift.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { type ZodType, z } from 'zod';
+import {
+  SESSION_APPROVAL,
+  SESSION_POLICY,
+  sessionApprovalSpecSchema,
+  sessionApprovalStatusSchema,
+  sessionPolicySpecSchema,
+  sessionPolicyStatusSchema,
+} from './index.ts';
+import { type JsonSchema, toStructuralSchema } from './structural.ts';
+
+interface Names {
+  group: string;
+  version: string;
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: readonly string[];
+}
+
+interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  jsonPath: string;
+  description: string;
+  priority?: number;
+}
+
+interface CrdInput {
+  names: Names;
+  description: string;
+  spec: ZodType;
+  status: ZodType;
+  columns: PrinterColumn[];
+}
+
+export function openApiSchema(schema: ZodType): JsonSchema {
+  // io: 'input' — what a client may send: fields with defaults are optional (the apiserver fills them).
+  return toStructuralSchema(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw' }) as JsonSchema);
+}
+
+export function renderCrd(input: CrdInput): Record<string, unknown> {
+  const { names } = input;
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${names.plural}.${names.group}`,
+      labels: { 'app.kubernetes.io/part-of': 'chaperone' },
+    },
+    spec: {
+      group: names.group,
+      scope: 'Namespaced',
+      names: {
+        kind: names.kind,
+        listKind: `${names.kind}List`,
+        plural: names.plural,
+        singular: names.singular,
+        shortNames: [...names.shortNames],
+        categories: ['chaperone'],
+      },
+      versions: [
+        {
+          name: names.version,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: input.columns,
+          schema: {
+            openAPIV3Schema: {
+              description: input.description,
+              type: 'object',
+              properties: {
+                apiVersion: {
+                  description: 'APIVersion defines the versioned schema of this representation of an object.',
+                  type: 'string',
+                },
+                kind: {
+                  description:
+                    'Kind is a string value representing the REST resource this object represents.',
+                  type: 'string',
+                },
+                metadata: { type: 'object' },
+                spec: openApiSchema(input.spec),
+                status: openApiSchema(input.status),
+              },
+              required: ['spec'],
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+const AGE: PrinterColumn = {
+  name: 'Age',
+  type: 'date',
+  jsonPath: '.metadata.creationTimestamp',
+  description: 'Time since creation.',
+};
+
+export function sessionPolicyCrd(): Record<string, unknown> {
+  return renderCrd({
+    names: SESSION_POLICY,
+    description:
+      'SessionPolicy selects agent pods whose sessions to upstream targets are recorded by the chaperone sidecar, and sets the rules of those sessions.',
+    spec: sessionPolicySpecSchema,
+    status: sessionPolicyStatusSchema,
+    columns: [
+      {
+        name: 'Ready',
+        type: 'string',
+        jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+        description: 'The operator rendered the sidecar config for the current generation.',
+      },
+      {
+        name: 'Targets',
+        type: 'string',
+        jsonPath: '.spec.targets[*].name',
+        description: 'Names of the upstream targets.',
+      },
+      AGE,
+    ],
+  });
+}
+
+export function sessionApprovalCrd(): Record<string, unknown> {
+  return renderCrd({
+    names: SESSION_APPROVAL,
+    description:
+      'SessionApproval is one just-in-time approval request raised by a chaperone sidecar and decided by a reviewer through the status subresource.',
+    spec: sessionApprovalSpecSchema,
+    status: sessionApprovalStatusSchema,
+    columns: [
+      {
+        name: 'Phase',
+        type: 'string',
+        jsonPath: '.status.phase',
+        description: 'Pending, Approved, Denied or Expired.',
+      },
+      { name: 'Subject', type: 'string', jsonPath: '.spec.subject', description: 'Identity of the agent.' },
+      { name: 'Rule', type: 'string', jsonPath: '.spec.rule', description: 'Guardrail rule that asked.' },
+      {
+        name: 'Approver',
+        type: 'string',
+        jsonPath: '.status.decision.approver',
+        description: 'Who decided.',
+        priority: 1,
+      },
+      AGE,
+    ],
+  });
+}
+
+const HEADER =
+  '# Generated by crds/generate.ts from the zod schemas in crds/schema/. Do not edit: run `make crds`.\n';
+
+/** File name -> YAML text of every CRD. */
+export function renderCrdFiles(): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const crd of [sessionPolicyCrd(), sessionApprovalCrd()]) {
+    const name = (crd.metadata as { name: string }).name;
+    files[`${name}.yaml`] = HEADER + stringify(crd, { lineWidth: 0 });
+  }
+  return files;
+}
+
+if (import.meta.main) {
+  const dir = import.meta.dirname;
+  for (const [file, text] of Object.entries(renderCrdFiles())) {
+    await writeFile(join(dir, file), text);
+    process.stdout.write(`wrote crds/${file}\n`);
+  }
+}

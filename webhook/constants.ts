@@ -1,0 +1,60 @@
+// Names shared by the webhook, the operator and the chart (see docs: control-plane conventions).
+
+export const LABELS = {
+  /** Namespace label that opts a namespace in. */
+  recording: 'chaperone.dev/recording',
+  /** Pod label that opts a pod out; honoured only where the namespace allows opt-out. */
+  inject: 'chaperone.dev/inject',
+  /** Namespace label `true`: pods may opt out with chaperone.dev/inject=false. */
+  allowOptOut: 'chaperone.dev/allow-opt-out',
+  /** Namespace label `allow`: pods that match no SessionPolicy are admitted untouched. */
+  unmatched: 'chaperone.dev/unmatched',
+  partOf: 'app.kubernetes.io/part-of',
+} as const;
+
+export const ANNOTATIONS = {
+  /** JSON of what was injected (informational: every admission strips and re-injects). */
+  status: 'chaperone.dev/status',
+  policy: 'chaperone.dev/policy',
+} as const;
+
+export const CONTAINERS = { init: 'chaperone-init', sidecar: 'chaperone' } as const;
+
+export const VOLUMES = {
+  config: 'chaperone-config',
+  spool: 'chaperone-spool',
+  agentToken: 'chaperone-token',
+  sidecarToken: 'chaperone-sa-token',
+  signingKey: 'chaperone-signing-key',
+  storeCredentials: 'chaperone-store-credentials',
+  alerts: 'chaperone-alerts',
+  credentialsPrefix: 'chaperone-cred-',
+  tlsPrefix: 'chaperone-tls-',
+} as const;
+
+/** Every volume name the webhook owns starts with this; agents may not mount them (except the token). */
+export const RESERVED_VOLUME_PREFIX = 'chaperone-';
+
+export const PATHS = {
+  agentTokenDir: '/var/run/chaperone/agent-token',
+  agentTokenFile: '/var/run/chaperone/agent-token/token',
+  configDir: '/etc/chaperone/config',
+  sidecarTokenDir: '/var/run/chaperone/token',
+  signingKeyDir: '/var/run/chaperone/signing-key',
+  /** Not (yet) in SIDECAR_PATHS: where a target's tls.caSecret key is mounted, as ca.crt. */
+  tlsDir: (target: string) => `/var/run/chaperone/tls/${target}`,
+  /** Not (yet) in SIDECAR_PATHS: alerts.webhookUrlSecret mounted as file webhookUrl. */
+  alertsDir: '/var/run/chaperone/alerts',
+} as const;
+
+export const AGENT_TOKEN_AUDIENCE = 'chaperone';
+
+export const WEBHOOK_PATHS = {
+  mutatePods: '/mutate/pods',
+  validatePods: '/validate/pods',
+  validateSessionPolicies: '/validate/sessionpolicies',
+  mutateSessionApprovals: '/mutate/sessionapprovals',
+  validateSessionApprovals: '/validate/sessionapprovals',
+} as const;
+
+export const TLS_SECRET_NAME = 'chaperone-webhook-tls';

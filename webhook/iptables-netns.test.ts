@@ -1,0 +1,152 @@
+// The capture rules in real network namespaces: an agent UID cannot reach the upstream (TCP, UDP,
+// IPv6), reaches it through a loopback relay run as the sidecar UID and through the transparent
+// REDIRECT; the sidecar UID reaches it directly; replies to inbound connections still flow.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { ENV } from './init/main.ts';
+import { renderIptablesRules } from './iptables.ts';
+import { ADDRESSES, NetnsPair, type User } from './test-support/netns.ts';
+
+const exec = promisify(execFile);
+const INIT = join(import.meta.dirname, 'init', 'main.ts');
+const SIDECAR: User = { uid: 15999, gid: 15999 };
+const AGENT: User = { uid: 1000, gid: 1000 };
+const ROOT: User = { uid: 0, gid: 0 };
+
+const canRun =
+  process.getuid?.() === 0 &&
+  (await exec('ip', ['netns', 'list']).then(
+    () => true,
+    () => false,
+  ));
+
+describe('capture rules in network namespaces', { skip: canRun ? false : 'needs root and ip netns' }, () => {
+  const net = new NetnsPair();
+  const rules = renderIptablesRules({
+    sidecarUid: SIDECAR.uid,
+    sidecarGid: SIDECAR.gid,
+    dnsResolvers: [ADDRESSES.upstream4],
+    redirects: [{ host: ADDRESSES.upstream4, port: 7003, listenPort: 15001 }],
+  });
+  const applyRules = () =>
+    net.exec(net.pod, undefined, [process.execPath, INIT], {
+      [ENV.ipv4]: rules.ipv4,
+      [ENV.ipv6]: rules.ipv6,
+    });
+  const save = async () => {
+    const v4 = await net.exec(net.pod, undefined, ['iptables-save']);
+    const v6 = await net.exec(net.pod, undefined, ['ip6tables-save']);
+    return (v4.stdout + v6.stdout).replace(/^#.*\n/gm, '');
+  };
+
+  before(async () => {
+    await net.setup();
+    for (const host of [ADDRESSES.upstream4, ADDRESSES.upstream6]) {
+      await net.serve(net.upstream, undefined, ['serve-tcp', host, '7001', 'db']);
+      await net.serve(net.upstream, undefined, ['serve-tcp', host, '7003', 'direct-7003']);
+      await net.serve(net.upstream, undefined, ['serve-udp', host, '7002']);
+      await net.serve(net.upstream, undefined, ['serve-udp', host, '53']);
+    }
+    await net.serve(net.pod, AGENT, ['serve-tcp', ADDRESSES.pod4, '8080', 'agent-reply']);
+  });
+  after(() => net.cleanup());
+
+  it('without rules the agent reaches the upstream (the setup can tell)', async () => {
+    assert.deepEqual(await net.tool(net.pod, AGENT, ['connect-tcp', ADDRESSES.upstream4, '7001']), {
+      ok: true,
+      data: 'db',
+    });
+    assert.deepEqual(await net.tool(net.pod, AGENT, ['send-udp', ADDRESSES.upstream6, '7002']), {
+      ok: true,
+      data: 'ping',
+    });
+  });
+
+  it('chaperone-init applies the rules', async () => {
+    const { stdout } = await applyRules();
+    assert.match(stdout, /ipv4 capture rules applied/);
+    assert.match(stdout, /ipv6 capture rules applied/);
+    await net.serve(net.pod, SIDECAR, ['relay', '15001', ADDRESSES.upstream4, '7001']);
+  });
+
+  it('an agent UID cannot reach the upstream directly over TCP, UDP or IPv6', async () => {
+    for (const user of [AGENT, ROOT]) {
+      for (const host of [ADDRESSES.upstream4, ADDRESSES.upstream6]) {
+        const tcp = await net.tool(net.pod, user, ['connect-tcp', host, '7001']);
+        assert.deepEqual(tcp, { ok: false, code: 'ECONNREFUSED' }, `tcp ${host} as ${user.uid}`);
+        const udp = await net.tool(net.pod, user, ['send-udp', host, '7002']);
+        assert.equal(udp.ok, false, `udp ${host} as ${user.uid}: ${JSON.stringify(udp)}`);
+      }
+    }
+  });
+
+  it('an agent reaches the upstream through the sidecar UID relay on loopback', async () => {
+    assert.deepEqual(await net.tool(net.pod, AGENT, ['connect-tcp', '127.0.0.1', '15001']), {
+      ok: true,
+      data: 'db',
+    });
+  });
+
+  it('a transparent target is REDIRECTed to its listen port', async () => {
+    // The upstream answers "direct-7003" on that port; the relay behind 15001 reaches port 7001 ("db").
+    assert.deepEqual(await net.tool(net.pod, AGENT, ['connect-tcp', ADDRESSES.upstream4, '7003']), {
+      ok: true,
+      data: 'db',
+    });
+  });
+
+  it('the sidecar UID reaches the upstream directly, unredirected, over TCP, UDP and IPv6', async () => {
+    for (const host of [ADDRESSES.upstream4, ADDRESSES.upstream6]) {
+      assert.deepEqual(await net.tool(net.pod, SIDECAR, ['connect-tcp', host, '7001']), {
+        ok: true,
+        data: 'db',
+      });
+      assert.deepEqual(await net.tool(net.pod, SIDECAR, ['send-udp', host, '7002']), {
+        ok: true,
+        data: 'ping',
+      });
+    }
+    assert.deepEqual(await net.tool(net.pod, SIDECAR, ['connect-tcp', ADDRESSES.upstream4, '7003']), {
+      ok: true,
+      data: 'direct-7003',
+    });
+  });
+
+  it('the sidecar UID with another GID is an agent', async () => {
+    const tcp = await net.tool(net.pod, { uid: SIDECAR.uid, gid: AGENT.gid }, [
+      'connect-tcp',
+      ADDRESSES.upstream4,
+      '7001',
+    ]);
+    assert.deepEqual(tcp, { ok: false, code: 'ECONNREFUSED' });
+  });
+
+  it('DNS reaches the configured resolver only', async () => {
+    assert.deepEqual(await net.tool(net.pod, AGENT, ['send-udp', ADDRESSES.upstream4, '53']), {
+      ok: true,
+      data: 'ping',
+    });
+    // The IPv6 address of the upstream is not a configured resolver.
+    const v6 = await net.tool(net.pod, AGENT, ['send-udp', ADDRESSES.upstream6, '53']);
+    assert.equal(v6.ok, false);
+  });
+
+  it('replies on connections opened from outside still flow', async () => {
+    assert.deepEqual(await net.tool(net.upstream, AGENT, ['connect-tcp', ADDRESSES.pod4, '8080']), {
+      ok: true,
+      data: 'agent-reply',
+    });
+  });
+
+  it('a re-run rebuilds the same chains and jumps, nothing doubled', async () => {
+    const first = await save();
+    await applyRules();
+    await applyRules();
+    const again = await save();
+    assert.equal(again, first);
+    assert.equal(first.match(/-A OUTPUT -j CHAPERONE_OUTPUT/g)?.length, 4, 'one jump per table and family');
+  });
+});
