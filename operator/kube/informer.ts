@@ -35,7 +35,7 @@ function keyOf(object: KubernetesObject): string {
 }
 
 /** How long an informer must stay healthy before its backoff starts from the beginning again. */
-const HEALTHY_RESET_MS = 30_000;
+const HEALTHY_RESET_MS = 10_000;
 
 export class ResilientInformer<T extends KubernetesObject> {
   readonly #options: ResilientInformerOptions<T>;

@@ -99,8 +99,9 @@ export class LeaderElector {
       });
     }
     if (this.#leading) {
-      await this.#release();
+      // Controllers stop before the lease is given up, so two leaders never act at once.
       await this.#stopLeading();
+      await this.#release();
     }
   }
 
