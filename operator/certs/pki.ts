@@ -14,6 +14,11 @@ export interface KeyPairPem {
   keyPem: string;
 }
 
+/** PEM text ending in a newline, so bundles concatenate cleanly and compare equal. */
+function withNewline(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}
+
 async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
   return (await globalThis.crypto.subtle.generateKey(algorithm, true, [
     'sign',
@@ -23,7 +28,7 @@ async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
 
 async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
   const der = await globalThis.crypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+  return withNewline(x509.PemConverter.encode(der, 'PRIVATE KEY'));
 }
 
 function serialNumber(): string {
@@ -52,7 +57,7 @@ export async function generateCa(options: {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey) };
+  return { certPem: withNewline(cert.toString('pem')), keyPem: await privateKeyPem(keys.privateKey) };
 }
 
 async function importSigningKey(keyPem: string): Promise<webcrypto.CryptoKey> {
@@ -96,7 +101,7 @@ export async function issueServingCert(options: {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey) };
+  return { certPem: withNewline(cert.toString('pem')), keyPem: await privateKeyPem(keys.privateKey) };
 }
 
 export interface CertFacts {

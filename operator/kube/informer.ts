@@ -11,6 +11,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { errorMessage } from './errors.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 
