@@ -1,7 +1,7 @@
 // The test environment: real servers on 127.0.0.1 with random ports. Under `make test` the global
 // setup starts them once and hands their facts to every test file through a JSON file; a test file
 // run on its own starts the parts it asks for and stops them when it ends.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -33,16 +33,48 @@ export interface RunningEnv {
   stop(): Promise<void>;
 }
 
+const DIR_PREFIX = 'chaperone-env-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes directories of earlier runs whose process is gone. Their servers died with that process
+ * (parent-death signal), but a process killed outright never ran its cleanup.
+ */
+async function removeStaleDirs(): Promise<void> {
+  const entries = await readdir(tmpdir()).catch(() => [] as string[]);
+  await Promise.all(
+    entries.map(async (name) => {
+      const m = new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(name);
+      if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) {
+        await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => {});
+      }
+    }),
+  );
+}
+
 /** Starts the given parts concurrently under a fresh temporary directory. */
 export async function startEnv(parts: readonly EnvPart[]): Promise<RunningEnv> {
-  const dir = await mkdtemp(join(tmpdir(), 'chaperone-env-'));
+  await removeStaleDirs();
+  const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+  // Servers running as other users (PostgreSQL, the sshd login) reach their own subdirectories.
+  await chmod(dir, 0o711);
   const running: RunningPart<unknown>[] = [];
   const info: TestEnvInfo = {};
   const results = await Promise.allSettled(
     parts.map(async (part) => {
-      const started = await starters[part](join(dir, part));
-      running.push(started);
-      (info as Record<string, unknown>)[part] = started.info;
+      const started = Date.now();
+      const handle = await starters[part](join(dir, part));
+      running.push(handle);
+      (info as Record<string, unknown>)[part] = handle.info;
+      process.stderr.write(`[test-env] ${part} ready in ${Date.now() - started} ms\n`);
     }),
   );
   const stop = async () => {
@@ -68,12 +100,10 @@ type EnvWith<P extends EnvPart> = TestEnvInfo & { [K in P]-?: NonNullable<TestEn
  */
 export async function testEnv<P extends EnvPart>(parts: readonly P[]): Promise<EnvWith<P>> {
   const file = process.env[ENV_FILE_VARIABLE];
-  if (file) {
-    const shared = JSON.parse(await readFile(file, 'utf8')) as TestEnvInfo;
-    const missing = parts.filter((p) => shared[p] === undefined);
-    if (missing.length === 0) return shared as EnvWith<P>;
-  }
-  const env = await startEnv(parts);
+  const shared = file ? (JSON.parse(await readFile(file, 'utf8')) as TestEnvInfo) : {};
+  const missing = parts.filter((p) => shared[p] === undefined);
+  if (missing.length === 0) return shared as EnvWith<P>;
+  const env = await startEnv(missing);
   after(() => env.stop());
-  return env.info as EnvWith<P>;
+  return { ...shared, ...env.info } as EnvWith<P>;
 }

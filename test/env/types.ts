@@ -49,6 +49,8 @@ export interface SshdInfo {
   privateKeyPath: string;
   /** known_hosts line(s) for [host]:port. */
   knownHostsPath: string;
+  /** The user's home directory (sessions and sftp start there; owned by the user). */
+  homeDir: string;
 }
 
 export interface OidcInfo {
