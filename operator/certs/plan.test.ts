@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import { generateCa, issueServingCert, type KeyPairPem } from './pki.ts';
 import { type CertSettings, caBundle, nextCheck, planCertificates, webhookDnsNames } from './plan.ts';
-import { generateCa, type KeyPairPem, issueServingCert } from './pki.ts';
 
 const t0 = new Date('2030-01-01T00:00:00Z');
 const at = (seconds: number) => new Date(t0.getTime() + seconds * 1000);

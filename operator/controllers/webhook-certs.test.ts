@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { createServer, get } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { rootCertificates } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { rootCertificates } from 'node:tls';
 import {
   AdmissionregistrationV1Api,
   CoreV1Api,
@@ -23,7 +23,8 @@ import { createNamespace, testOperatorConfig, uniqueName, waitFor } from '../tes
 
 const env = await testEnv(['kube']);
 
-const decode = (secret: V1Secret, key: string) => Buffer.from(secret.data?.[key] ?? '', 'base64').toString('utf8');
+const decode = (secret: V1Secret, key: string) =>
+  Buffer.from(secret.data?.[key] ?? '', 'base64').toString('utf8');
 
 /** Serves with the given cert and connects trusting `ca`: resolves true when the handshake verifies. */
 async function handshake(certPem: string, keyPem: string, ca: string): Promise<boolean> {
@@ -48,7 +49,14 @@ function webhook(name: string): V1ValidatingWebhook {
     name,
     // Never called: no namespace carries this label, and failures are ignored.
     clientConfig: { url: 'https://127.0.0.1:1/never' },
-    rules: [{ operations: ['CREATE'], apiGroups: ['chaperone.dev'], apiVersions: ['v1alpha1'], resources: ['nothing'] }],
+    rules: [
+      {
+        operations: ['CREATE'],
+        apiGroups: ['chaperone.dev'],
+        apiVersions: ['v1alpha1'],
+        resources: ['nothing'],
+      },
+    ],
     namespaceSelector: { matchLabels: { 'chaperone.dev/never-matches': 'true' } },
     failurePolicy: 'Ignore',
     sideEffects: 'None',
@@ -84,7 +92,10 @@ describe('webhook certificates', { timeout: 120_000 }, () => {
     admission = kc.makeApiClient(AdmissionregistrationV1Api);
     systemNs = await createNamespace(kc, 'chaperone-system');
     await admission.createValidatingWebhookConfiguration({
-      body: { metadata: { name: validatingName, labels }, webhooks: [webhook('a.chaperone.dev'), webhook('b.chaperone.dev')] },
+      body: {
+        metadata: { name: validatingName, labels },
+        webhooks: [webhook('a.chaperone.dev'), webhook('b.chaperone.dev')],
+      },
     });
     operator = await startOperator({
       kubeConfig: kc,
@@ -120,7 +131,11 @@ describe('webhook certificates', { timeout: 120_000 }, () => {
     firstCa = decode(secret, 'ca.crt');
     assert.equal(secret.data?.['ca.key'], undefined, 'the CA key stays in its own Secret');
     const cert = new X509Certificate(certPem);
-    for (const host of ['localhost', `chaperone-webhook.${systemNs}.svc`, `chaperone-webhook.${systemNs}.svc.cluster.local`]) {
+    for (const host of [
+      'localhost',
+      `chaperone-webhook.${systemNs}.svc`,
+      `chaperone-webhook.${systemNs}.svc.cluster.local`,
+    ]) {
       assert.equal(cert.checkHost(host), host);
     }
     assert.equal(cert.checkIP('127.0.0.1'), '127.0.0.1');
@@ -133,7 +148,10 @@ describe('webhook certificates', { timeout: 120_000 }, () => {
     await waitFor('validating caBundle', async () => (await bundles()).every((b) => b === firstCa));
     assert.equal((await bundles()).length, 2);
     await admission.createMutatingWebhookConfiguration({
-      body: { metadata: { name: mutatingName, labels }, webhooks: [{ ...webhook('m.chaperone.dev'), reinvocationPolicy: 'Never' }] },
+      body: {
+        metadata: { name: mutatingName, labels },
+        webhooks: [{ ...webhook('m.chaperone.dev'), reinvocationPolicy: 'Never' }],
+      },
     });
     await waitFor('mutating caBundle', async () => {
       const all = await bundles();
@@ -167,8 +185,14 @@ describe('webhook certificates', { timeout: 120_000 }, () => {
     const certPem = decode(rotated, 'tls.crt');
     const keyPem = decode(rotated, 'tls.key');
     assert.equal(await handshake(certPem, keyPem, newCa!), true);
-    assert.equal(await handshake(certPem, keyPem, oldCa!), false, 'the new serving cert is signed by the new CA');
-    await waitFor('both CAs in every caBundle', async () => (await bundles()).every((b) => b === decode(rotated, 'ca.crt')));
+    assert.equal(
+      await handshake(certPem, keyPem, oldCa!),
+      false,
+      'the new serving cert is signed by the new CA',
+    );
+    await waitFor('both CAs in every caBundle', async () =>
+      (await bundles()).every((b) => b === decode(rotated, 'ca.crt')),
+    );
 
     // The old CA expires 24 s after it was made; then it leaves the bundle.
     await waitFor(

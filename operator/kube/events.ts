@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { type CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { isNotFound } from './errors.ts';
+import { errorMessage, isNotFound } from './errors.ts';
 
 export interface EventSubject {
   apiVersion: string;
@@ -98,10 +98,7 @@ export class EventRecorder {
         if (oldest !== undefined) this.#recent.delete(oldest);
       }
     } catch (error) {
-      this.#logger.warn(
-        { err: error instanceof Error ? error.message : String(error), reason },
-        'cannot record event',
-      );
+      this.#logger.warn({ err: errorMessage(error), reason }, 'cannot record event');
     }
   }
 }

@@ -167,7 +167,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.#options.logger.warn(
       {
         informer: this.#options.name,
-        err: error instanceof Error ? error.message : String(error),
+        err: errorMessage(error),
         retryInMs: delay,
       },
       'informer failed; restarting with a fresh list',

@@ -5,7 +5,7 @@
 // lease so a successor need not wait for expiry.
 import type { CoordinationV1Api, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { isConflict, isNotFound } from '../kube/errors.ts';
+import { errorMessage, isConflict, isNotFound } from '../kube/errors.ts';
 
 export interface LeaderElectionOptions {
   api: CoordinationV1Api;
@@ -74,10 +74,7 @@ export class LeaderElector {
       try {
         ok = await this.#tryAcquireOrRenew();
       } catch (error) {
-        this.#o.logger.warn(
-          { err: error instanceof Error ? error.message : String(error) },
-          'lease update failed',
-        );
+        this.#o.logger.warn({ err: errorMessage(error) }, 'lease update failed');
       }
       if (this.#stopped) break;
       const now = Date.now();
@@ -115,10 +112,7 @@ export class LeaderElector {
     try {
       await this.#o.onStartedLeading(this.#leadership.signal);
     } catch (error) {
-      this.#o.logger.error(
-        { err: error instanceof Error ? error.message : String(error) },
-        'onStartedLeading failed',
-      );
+      this.#o.logger.error({ err: errorMessage(error) }, 'onStartedLeading failed');
     }
   }
 
@@ -130,10 +124,7 @@ export class LeaderElector {
     try {
       await this.#o.onStoppedLeading();
     } catch (error) {
-      this.#o.logger.error(
-        { err: error instanceof Error ? error.message : String(error) },
-        'onStoppedLeading failed',
-      );
+      this.#o.logger.error({ err: errorMessage(error) }, 'onStoppedLeading failed');
     }
   }
 
@@ -227,10 +218,7 @@ export class LeaderElector {
       });
       this.#o.logger.info('released the lease');
     } catch (error) {
-      this.#o.logger.warn(
-        { err: error instanceof Error ? error.message : String(error) },
-        'cannot release the lease',
-      );
+      this.#o.logger.warn({ err: errorMessage(error) }, 'cannot release the lease');
     }
   }
 }
