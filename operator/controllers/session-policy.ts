@@ -18,7 +18,7 @@ import { type Condition, SESSION_POLICY, type SessionPolicySpec } from '../../cr
 import type { OperatorConfig } from '../config.ts';
 import { serverSideApply } from '../kube/apply.ts';
 import { canonicalJson } from '../kube/canonical.ts';
-import { errorMessage, isNotFound } from '../kube/errors.ts';
+import { errorMessage, isNotFound, statusCode } from '../kube/errors.ts';
 import type { EventRecorder, EventSubject } from '../kube/events.ts';
 import { ResilientInformer } from '../kube/informer.ts';
 import { WorkQueue } from '../kube/queue.ts';
@@ -73,6 +73,20 @@ interface PolicyStatus {
 type ChildObject = V1ConfigMap | V1NetworkPolicy;
 type PolicyResource = SessionPolicyObject & KubernetesObject & { metadata: SessionPolicyObject['metadata'] };
 
+/** A failed JSON-patch `test` comes back as 422 Invalid without field causes (a schema refusal has causes). */
+function isStaleGenerationError(error: unknown): boolean {
+  if (statusCode(error) !== 422) return false;
+  const body = (error as { body?: unknown }).body;
+  try {
+    const status = (typeof body === 'string' ? JSON.parse(body) : body) as {
+      details?: { causes?: unknown[] };
+    };
+    return (status?.details?.causes?.length ?? 0) === 0;
+  } catch {
+    return false;
+  }
+}
+
 function splitKey(key: string): [string, string] {
   const slash = key.indexOf('/');
   return [key.slice(0, slash), key.slice(slash + 1)];
@@ -98,6 +112,7 @@ export class SessionPolicyController {
   readonly #configMaps: ResilientInformer<V1ConfigMap>;
   readonly #networkPolicies: ResilientInformer<V1NetworkPolicy>;
   #resyncTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
 
   constructor(deps: SessionPolicyControllerDeps) {
     this.#d = deps;
@@ -168,6 +183,8 @@ export class SessionPolicyController {
   /** Starts the informers, then the workers once every cache holds a first list. */
   async start(): Promise<void> {
     await Promise.all([this.#policies.start(), this.#configMaps.start(), this.#networkPolicies.start()]);
+    // stop() may have come while the caches were filling.
+    if (this.#stopped) return;
     this.#queue.start();
     const resync = () => {
       for (const policy of this.#policies.list()) {
@@ -183,6 +200,7 @@ export class SessionPolicyController {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#resyncTimer);
     await Promise.all([this.#policies.stop(), this.#configMaps.stop(), this.#networkPolicies.stop()]);
     await this.#queue.stop();
@@ -451,20 +469,32 @@ export class SessionPolicyController {
     };
     if (canonicalJson(next) === canonicalJson(current)) return false;
     const before = findCondition(current.conditions, READY);
-    await this.#d.custom.patchNamespacedCustomObjectStatus({
-      group: SESSION_POLICY.group,
-      version: SESSION_POLICY.version,
-      plural: SESSION_POLICY.plural,
-      namespace: policy.metadata.namespace ?? '',
-      name: policy.metadata.name,
-      body: [
-        // Only for the generation we rendered; a newer one is on its way through the informer.
-        ...(generation !== undefined
-          ? [{ op: 'test', path: '/metadata/generation', value: generation }]
-          : []),
-        { op: 'add', path: '/status', value: next },
-      ],
-    });
+    try {
+      await this.#d.custom.patchNamespacedCustomObjectStatus({
+        group: SESSION_POLICY.group,
+        version: SESSION_POLICY.version,
+        plural: SESSION_POLICY.plural,
+        namespace: policy.metadata.namespace ?? '',
+        name: policy.metadata.name,
+        body: [
+          // Only for the generation we rendered; a newer one is on its way through the informer.
+          ...(generation !== undefined
+            ? [{ op: 'test', path: '/metadata/generation', value: generation }]
+            : []),
+          { op: 'add', path: '/status', value: next },
+        ],
+      });
+    } catch (error) {
+      if (isStaleGenerationError(error)) {
+        this.#d.logger.debug(
+          { policy: policy.metadata.name },
+          'policy changed meanwhile; status left to the next pass',
+        );
+        this.#queue.addAfter(policyKey(policy.metadata.namespace, policy.metadata.name), 1000);
+        return false;
+      }
+      throw error;
+    }
     return before?.status !== ready.status || current.observedGeneration !== generation;
   }
 }
