@@ -239,11 +239,15 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
               },
               (error: unknown) => {
                 if (done || closing) return;
-                if (error) failures += 1;
+                // client-node ends a watch after 30 s without events (TimeoutError): a normal
+                // end, re-watched at once; anything else backs off.
+                const failed =
+                  error !== null && error !== undefined && (error as Error).name !== 'TimeoutError';
+                if (failed) failures += 1;
                 const delay = Math.min(5000, 200 * 2 ** Math.min(failures, 5));
-                if (error)
+                if (failed)
                   warn(`watch of SessionApproval ${name} ended (${messageOf(error)}); again in ${delay} ms`);
-                retryTimer = setTimeout(() => void startWatch(), error ? delay : 0);
+                retryTimer = setTimeout(() => void startWatch(), failed ? delay : 0);
               },
             );
           } catch (error) {
