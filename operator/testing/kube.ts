@@ -1,0 +1,120 @@
+// Helpers for tests against the real control plane of the test environment.
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import type { OperatorConfig } from '../config.ts';
+import { type OperatorConfigInput, parseOperatorConfig } from '../config.ts';
+
+const crdFiles = ['sessionpolicies.chaperone.dev.yaml', 'sessionapprovals.chaperone.dev.yaml'];
+
+/** Applies the CRDs of crds/ (server-side apply) and waits until the apiserver serves them. */
+export async function installCrds(kubeConfig: KubeConfig): Promise<void> {
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  const ext = kubeConfig.makeApiClient(ApiextensionsV1Api);
+  for (const file of crdFiles) {
+    const crd = parse(
+      await readFile(new URL(`../../crds/${file}`, import.meta.url), 'utf8'),
+    ) as V1CustomResourceDefinition;
+    await objects.patch(crd, undefined, undefined, 'chaperone-tests', true, PatchStrategy.ServerSideApply);
+    await waitFor(`CRD ${crd.metadata?.name} established`, async () => {
+      const current = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+      return current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+    });
+  }
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function createNamespace(kubeConfig: KubeConfig, prefix: string): Promise<string> {
+  const name = uniqueName(prefix);
+  await kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name } } });
+  return name;
+}
+
+/** Polls `check` until it returns a truthy value; fails with the last error after the timeout. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  { timeoutMs = 30_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      lastError = undefined;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : String(lastError)}` : ''}`,
+      );
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** An operator config for tests: one namespace, fast retries, health server on a free port. */
+export function testOperatorConfig(input: OperatorConfigInput): OperatorConfig {
+  return parseOperatorConfig({
+    notReadyRequeueSeconds: 1,
+    logLevel: process.env.CHAPERONE_TEST_LOG_LEVEL ?? 'silent',
+    server: { host: '127.0.0.1', port: 0 },
+    certificates: { mode: 'certManager' },
+    storage: { bootstrap: false },
+    ...input,
+  });
+}
+
+/** The Secrets a typical policy refers to: signing key and upstream credentials. */
+export async function createPolicySecrets(kubeConfig: KubeConfig, namespace: string): Promise<void> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const { privateKey } = generateKeyPairSync('ed25519');
+  await core.createNamespacedSecret({
+    namespace,
+    body: {
+      metadata: { name: 'signing-key' },
+      stringData: { privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+    },
+  });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: 'db-credentials' }, stringData: { username: 'app', password: 'secret' } },
+  });
+}
+
+/** A valid SessionPolicy manifest with a postgres target and a local store. */
+export function samplePolicy(name: string, namespace: string, overrides: Record<string, unknown> = {}) {
+  return {
+    apiVersion: 'chaperone.dev/v1alpha1',
+    kind: 'SessionPolicy',
+    metadata: { name, namespace },
+    spec: {
+      podSelector: { matchLabels: { app: name } },
+      targets: [
+        {
+          name: 'db',
+          protocol: 'postgres',
+          upstream: { host: 'db.data.svc.cluster.local', port: 5432 },
+          listenPort: 15432,
+          credentialsSecret: { name: 'db-credentials' },
+        },
+      ],
+      recording: { store: { url: 'file:///var/lib/chaperone' }, signingKeySecret: { name: 'signing-key' } },
+      ...overrides,
+    },
+  };
+}

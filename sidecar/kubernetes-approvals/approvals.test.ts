@@ -1,0 +1,221 @@
+// The SessionApproval backend against the real apiserver: a reviewer's decision through the status
+// subresource reaches the waiting request; denial; timeout (with and without the RBAC to mark the
+// request Expired); cancellation by the session.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { testEnv } from '../../test/env/index.ts';
+import { kubeConfigFor } from '../../test/env/kube.ts';
+import { type ApprovalRequest, approvalName, createKubernetesApprovalBackend } from './index.ts';
+
+const env = await testEnv(['kube']);
+const group = 'chaperone.dev';
+const version = 'v1alpha1';
+const plural = 'sessionapprovals';
+
+interface Approval {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: Record<string, unknown>;
+  status?: { phase?: string; decision?: unknown };
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
+  const admin = kubeConfigFor(env.kube);
+  const custom = admin.makeApiClient(CustomObjectsApi);
+  const core = admin.makeApiClient(CoreV1Api);
+  const ns = `approvals-${randomBytes(3).toString('hex')}`;
+  let agentConfig: KubeConfig;
+
+  const request = (sessionId: string, timeoutMs: number): ApprovalRequest => ({
+    sessionId,
+    policy: 'billing',
+    rule: 'approve-writes',
+    target: 'db',
+    protocol: 'postgres',
+    subject: 'system:serviceaccount:agents:bot',
+    pod: 'agent-0',
+    statement: 'UPDATE invoices SET paid = true',
+    timeoutMs,
+  });
+  const approvalsOf = async (sessionId: string) =>
+    (
+      (await custom.listNamespacedCustomObject({ group, version, plural, namespace: ns })) as {
+        items: Approval[];
+      }
+    ).items.filter((a) => a.spec.sessionId === sessionId);
+  const decide = (name: string, decision: Record<string, unknown>) =>
+    custom.patchNamespacedCustomObjectStatus(
+      { group, version, plural, namespace: ns, name, body: { status: { decision } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+
+  before(async () => {
+    const crd = parse(
+      await readFile(new URL('../../crds/sessionapprovals.chaperone.dev.yaml', import.meta.url), 'utf8'),
+    ) as V1CustomResourceDefinition;
+    await KubernetesObjectApi.makeApiClient(admin).patch(
+      crd,
+      undefined,
+      undefined,
+      'chaperone-tests',
+      true,
+      PatchStrategy.ServerSideApply,
+    );
+    const ext = admin.makeApiClient(ApiextensionsV1Api);
+    await until('CRD established', async () => {
+      const c = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+      return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')
+        ? true
+        : undefined;
+    });
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+
+    // The agent's service account with the RBAC of the contract: create/get/list/watch only.
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'agent' } } });
+    await rbac.createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'chaperone-agent' },
+        rules: [{ apiGroups: [group], resources: [plural], verbs: ['create', 'get', 'list', 'watch'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'chaperone-agent' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'chaperone-agent' },
+        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: ns }],
+      },
+    });
+    const token = await core.createNamespacedServiceAccountToken({
+      name: 'agent',
+      namespace: ns,
+      body: { spec: { audiences: [] } },
+    });
+    agentConfig = new KubeConfig();
+    agentConfig.loadFromClusterAndUser(
+      {
+        name: 'test',
+        server: env.kube.server,
+        caData: Buffer.from(env.kube.caPem).toString('base64'),
+        skipTLSVerify: false,
+      },
+      { name: 'agent', token: token.status!.token },
+    );
+  });
+
+  after(async () => {
+    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  });
+
+  it('names approvals <sessionId>-<n> as valid object names', () => {
+    assert.equal(approvalName('Sess_ABC', 1), 'sess-abc-1');
+    assert.equal(approvalName('-x-', 2), 'x-2');
+    assert.ok(approvalName('a'.repeat(400), 12).length <= 253);
+  });
+
+  it('resolves approved with the approver once a reviewer decides through the status subresource', async () => {
+    const backend = createKubernetesApprovalBackend({ namespace: ns, kubeConfig: agentConfig });
+    const started = Date.now();
+    const pending = backend.request(request('sess-approve', 30_000));
+    const [approval] = await until('the SessionApproval', async () => {
+      const list = await approvalsOf('sess-approve');
+      return list.length > 0 ? list : undefined;
+    });
+    assert.equal(approval!.metadata.name, 'sess-approve-1');
+    assert.equal(approval!.spec.statement, 'UPDATE invoices SET paid = true');
+    assert.equal(approval!.spec.rule, 'approve-writes');
+    assert.equal(approval!.spec.pod, 'agent-0');
+    const expiresAt = Date.parse(String(approval!.spec.expiresAt));
+    assert.ok(expiresAt >= started + 29_000 && expiresAt <= Date.now() + 30_000);
+    await decide(approval!.metadata.name, { approved: true, reason: 'looks fine', approver: 'alice' });
+    assert.deepEqual(await pending, { approved: true, approver: 'alice', reason: 'looks fine' });
+  });
+
+  it('resolves denied on a negative decision, numbering further requests of the session', async () => {
+    const backend = createKubernetesApprovalBackend({ namespace: ns, kubeConfig: agentConfig });
+    const first = backend.request(request('sess-deny', 30_000));
+    await until('first approval', async () =>
+      (await approvalsOf('sess-deny')).length === 1 ? true : undefined,
+    );
+    await decide('sess-deny-1', { approved: false, reason: 'not today', approver: 'bob' });
+    assert.deepEqual(await first, { approved: false, approver: 'bob', reason: 'not today' });
+    const second = backend.request(request('sess-deny', 30_000));
+    await until('second approval', async () =>
+      (await approvalsOf('sess-deny')).length === 2 ? true : undefined,
+    );
+    await decide('sess-deny-2', { approved: false });
+    assert.deepEqual(await second, { approved: false });
+  });
+
+  it('times out as denied and marks the request Expired when allowed', async () => {
+    const backend = createKubernetesApprovalBackend({ namespace: ns, kubeConfig: admin });
+    const decision = await backend.request(request('sess-timeout', 1500));
+    assert.equal(decision.approved, false);
+    assert.equal(decision.timedOut, true);
+    const [approval] = await approvalsOf('sess-timeout');
+    assert.equal(approval?.status?.phase, 'Expired');
+  });
+
+  it('times out without touching the status when RBAC forbids it', async () => {
+    const warnings: string[] = [];
+    const backend = createKubernetesApprovalBackend({
+      namespace: ns,
+      kubeConfig: agentConfig,
+      onWarning: (w) => warnings.push(w),
+    });
+    const decision = await backend.request(request('sess-timeout-agent', 1500));
+    assert.equal(decision.timedOut, true);
+    const [approval] = await approvalsOf('sess-timeout-agent');
+    assert.equal(approval?.status?.phase, undefined);
+    assert.deepEqual(warnings, [], 'a forbidden status write is expected, not a warning');
+  });
+
+  it('is cancelled by the session’s AbortSignal', async () => {
+    const backend = createKubernetesApprovalBackend({ namespace: ns, kubeConfig: agentConfig });
+    const controller = new AbortController();
+    const pending = backend.request(request('sess-cancel', 30_000), controller.signal);
+    await until('approval created', async () =>
+      (await approvalsOf('sess-cancel')).length === 1 ? true : undefined,
+    );
+    controller.abort();
+    const decision = await pending;
+    assert.equal(decision.approved, false);
+    assert.equal(decision.cancelled, true);
+  });
+
+  it('denies, naming the failure, when it cannot create the request', async () => {
+    const backend = createKubernetesApprovalBackend({
+      namespace: 'no-such-namespace-x',
+      kubeConfig: agentConfig,
+    });
+    const decision = await backend.request(request('sess-fail', 5000));
+    assert.equal(decision.approved, false);
+    assert.match(decision.reason ?? '', /could not be created/);
+  });
+});
