@@ -22,7 +22,9 @@ system:
 
 deps: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@# npm ci refuses this lock: the registry here lacks the non-Linux optional builds of biome,
+	@# so the lock cannot list them; npm install skips them as optional and keeps the lock.
+	npm install --no-audit --no-fund
 	@touch $@
 
 tools: system deps

@@ -32,7 +32,9 @@ function scrape(text: string, webhook: string): Record<string, Buckets> {
     const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     if (labels.name !== webhook || labels.operation !== 'CREATE') continue;
     const le = labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(labels.le);
-    const buckets = (out[labels.type!] ??= new Map());
+    const type = labels.type ?? '';
+    out[type] ??= new Map();
+    const buckets = out[type];
     buckets.set(le, (buckets.get(le) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
   return out;

@@ -26,7 +26,10 @@ test('canonical JSON: sorted keys, no whitespace, ECMAScript numbers and strings
     canonicalJson({ b: [3, { z: null, a: true }], a: 'é\u2028"\\', c: 1e21, d: 0.1, e: -0, u: undefined }),
     '{"a":"é\u2028\\"\\\\","b":[3,{"a":true,"z":null}],"c":1e+21,"d":0.1,"e":0}',
   );
-  assert.equal(canonicalJson({ '\u00e9': 1, z: 2, Z: 3, '10': 4, '9': 5 }), '{"10":4,"9":5,"Z":3,"z":2,"é":1}');
+  assert.equal(
+    canonicalJson({ '\u00e9': 1, z: 2, Z: 3, '10': 4, '9': 5 }),
+    '{"10":4,"9":5,"Z":3,"z":2,"é":1}',
+  );
   assert.throws(() => canonicalJson({ x: Number.NaN }), /non-finite/);
   assert.throws(() => canonicalJson({ x: 1n }), /bigint/);
 });
@@ -67,7 +70,13 @@ test('session index: golden JSON line', () => {
     sessionId: '01a207a2-3280-7a1b-8c3d-4e5f6a7b8c9d',
     protocol: 'postgres',
     target: { name: 'orders-db', host: '10.0.0.7', port: 5432 },
-    identity: { subject: 'system:serviceaccount:agents:report-bot', serviceAccount: 'report-bot', pod: 'report-bot-7f9c', namespace: 'agents', node: 'node-1' },
+    identity: {
+      subject: 'system:serviceaccount:agents:report-bot',
+      serviceAccount: 'report-bot',
+      pod: 'report-bot-7f9c',
+      namespace: 'agents',
+      node: 'node-1',
+    },
     policy: { name: 'db-agents', namespace: 'agents', generation: 3 },
     sidecarVersion: '0.1.0',
     labels: { dbUser: 'reporter' },
@@ -75,11 +84,26 @@ test('session index: golden JSON line', () => {
     startedAtMs: 1795424400000,
     recorder: { format: 'chaperone.recording/v1', keyId: key.keyId, keyFingerprint: key.fingerprint },
   };
-  const totals = { ...emptyTotals(), events: 2410, rawBytes: 2097152, segments: 3, lastSeq: 2409, lastSegmentSha256: 'd'.repeat(64) };
+  const totals = {
+    ...emptyTotals(),
+    events: 2410,
+    rawBytes: 2097152,
+    segments: 3,
+    lastSeq: 2409,
+    lastSegmentSha256: 'd'.repeat(64),
+  };
   totals.countsByKind = { 'session.start': 1, 'pg.query': 1204, 'pg.result': 1204, 'session.end': 1 };
   totals.commands = { total: 1204, sample: ['SELECT id, total FROM orders WHERE customer_id = $1'] };
   const index = buildIndex(
-    { header, date: '2026-11-23', namespace: 'agents', status: 'ended', endedAtMs: 1795424420000, endReason: 'client terminated', totals },
+    {
+      header,
+      date: '2026-11-23',
+      namespace: 'agents',
+      status: 'ended',
+      endedAtMs: 1795424420000,
+      endReason: 'client terminated',
+      totals,
+    },
     key,
     1795424421000,
   );
@@ -88,10 +112,16 @@ test('session index: golden JSON line', () => {
 
 test('key layout', () => {
   const loc = { sessionId: '01a207a2-3280-7a1b-8c3d-4e5f6a7b8c9d', date: '2026-11-23', namespace: 'agents' };
-  assert.equal(sessionPrefix(loc), 'sessions/date=2026-11-23/namespace=agents/session=01a207a2-3280-7a1b-8c3d-4e5f6a7b8c9d/');
+  assert.equal(
+    sessionPrefix(loc),
+    'sessions/date=2026-11-23/namespace=agents/session=01a207a2-3280-7a1b-8c3d-4e5f6a7b8c9d/',
+  );
   assert.equal(segmentName(12), 'seg-000012.zst');
   assert.equal(manifestName(12), 'seg-000012.manifest.json');
-  assert.equal(indexKey(loc), 'index/date=2026-11-23/namespace=agents/01a207a2-3280-7a1b-8c3d-4e5f6a7b8c9d.json');
+  assert.equal(
+    indexKey(loc),
+    'index/date=2026-11-23/namespace=agents/01a207a2-3280-7a1b-8c3d-4e5f6a7b8c9d.json',
+  );
   const a = newSessionId(1795424400000);
   assert.match(a, /^01a207a2-3280-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.ok(newSessionId(1795424400000) < newSessionId(1795424400001), 'ids sort by time');

@@ -6,7 +6,8 @@ import { Journal, journalFileName, listJournalFiles, readJournalFile, sessionTag
 import { SegmentBuffer } from './segment-buffer.ts';
 import { tempDir } from './testing/fixtures.ts';
 
-const line = (seq: number, extra = '') => [`{"seq":${seq},"kind":"k","payload":`, `{"x":"${extra}"}`] as const;
+const line = (seq: number, extra = '') =>
+  [`{"seq":${seq},"kind":"k","payload":`, `{"x":"${extra}"}`] as const;
 
 describe('journal', () => {
   test('appends made in one turn share one fdatasync; concurrent writers share groups', async () => {
@@ -33,7 +34,9 @@ describe('journal', () => {
     );
     assert.ok(j.commits <= 1 + 40, `1000 waited-for appends took ${j.commits - 1} commits`);
     await j.close();
-    const seqs = [...readJournalFile(join(dir, journalFileName(j.fileNo)))].map((e) => (e.type === 'record' ? e.seq : -1));
+    const seqs = [...readJournalFile(join(dir, journalFileName(j.fileNo)))].map((e) =>
+      e.type === 'record' ? e.seq : -1,
+    );
     assert.equal(seqs.length, 2000);
     assert.deepEqual(
       [...seqs].sort((a, b) => a - b),
@@ -62,7 +65,10 @@ describe('journal', () => {
       ['alpha:0', 'beta:0', 'alpha:1'],
     );
     const first = entries[0]!;
-    assert.equal(first.type === 'record' && first.line.toString('utf8'), '{"seq":0,"kind":"k","payload":{"x":"ünï"}}');
+    assert.equal(
+      first.type === 'record' && first.line.toString('utf8'),
+      '{"seq":0,"kind":"k","payload":{"x":"ünï"}}',
+    );
 
     // Cut the last record in the middle: the first two survive, the cut is reported for 'alpha'.
     await writeFile(path, whole.subarray(0, whole.length - 10));
@@ -80,7 +86,10 @@ describe('journal', () => {
     const bad = [...readJournalFile(path)];
     assert.equal(bad.length, 2);
     assert.equal(bad[1]!.type === 'torn' && bad[1]!.why, 'record checksum mismatch');
-    assert.equal(bad[1]!.type === 'torn' && bad[1]!.bytes, whole.length - (bad[1] as { offset: number }).offset);
+    assert.equal(
+      bad[1]!.type === 'torn' && bad[1]!.bytes,
+      whole.length - (bad[1] as { offset: number }).offset,
+    );
 
     // A few stray bytes after the last record (header cut short).
     await writeFile(path, whole);
@@ -100,7 +109,9 @@ describe('journal', () => {
     }
     const files = await listJournalFiles(dir);
     assert.ok(files.length > 3, `rotated into ${files.length} files`);
-    const seqs = files.flatMap((f) => [...readJournalFile(join(dir, journalFileName(f)))].map((e) => (e.type === 'record' ? e.seq : -1)));
+    const seqs = files.flatMap((f) =>
+      [...readJournalFile(join(dir, journalFileName(f)))].map((e) => (e.type === 'record' ? e.seq : -1)),
+    );
     assert.deepEqual(
       seqs,
       Array.from({ length: 50 }, (_, i) => i),
