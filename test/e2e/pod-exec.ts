@@ -26,7 +26,8 @@ export interface PodProcessSpec {
  * Mount roots: a tmpfs is put over each inside the private mount namespace, so mountPaths below
  * them can be created without touching the host's filesystem.
  */
-const MOUNT_ROOTS = ['/etc/chaperone', '/run/chaperone', '/var/run/secrets', '/opt/chaperone'];
+// /var/run is a symlink to /run, so roots and targets are compared in their /run form.
+const MOUNT_ROOTS = ['/etc/chaperone', '/run/chaperone', '/run/secrets', '/opt/chaperone'];
 
 function rootOf(target: string): string {
   const normalized = target.replace(/^\/var\/run\//, '/run/');

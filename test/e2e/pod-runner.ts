@@ -48,6 +48,8 @@ export interface RunPodOptions {
   log: (line: string) => void;
   containerTimeoutMs?: number;
   sidecarStopTimeoutMs?: number;
+  /** Service env the kubelet adds to every container (KUBERNETES_SERVICE_HOST/PORT). */
+  serviceEnv?: Record<string, string>;
 }
 
 interface Running {
@@ -164,7 +166,9 @@ export async function runPod(options: RunPodOptions): Promise<PodRun> {
         readOnly: m.readOnly ?? false,
       });
     }
-    const env = resolveEnv(container, pod, network.podIp, warnings);
+    // Container runtimes set HOME (to / for a UID without a passwd entry); programs such as the AWS
+    // SDK fail without it.
+    const env = { HOME: '/', ...options.serviceEnv, ...resolveEnv(container, pod, network.podIp, warnings) };
     return start(
       container.name,
       spawnInPod({

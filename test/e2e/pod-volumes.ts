@@ -109,6 +109,15 @@ export async function materializeVolumes(
         } else if (source.secret) {
           const s = await core.readNamespacedSecret({ name: source.secret.name!, namespace });
           await writeKeys(dir, decodeData(s.data, true), source.secret.items, mode);
+        } else if (source.downwardAPI) {
+          const files = new Map<string, Buffer>();
+          for (const item of source.downwardAPI.items ?? []) {
+            const value = item.fieldRef ? podField(pod, item.fieldRef.fieldPath) : undefined;
+            if (value === undefined) {
+              warnings.push(`volume ${volume.name}: downwardAPI ${item.path} not supported`);
+            } else files.set(item.path, Buffer.from(value));
+          }
+          await writeKeys(dir, files, undefined, mode);
         } else {
           warnings.push(
             `volume ${volume.name}: projected source ${Object.keys(source).join(',')} not materialized`,
@@ -136,4 +145,18 @@ export async function materializeVolumes(
     dirs.set(volume.name, dir);
   }
   return { dirs, warnings };
+}
+
+/** The pod fields a downwardAPI file can name, as the kubelet resolves them. */
+function podField(pod: V1Pod, path: string): string | undefined {
+  const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
+  if (m) return (m[1] === 'labels' ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]!];
+  const fields: Record<string, string | undefined> = {
+    'metadata.name': pod.metadata?.name,
+    'metadata.namespace': pod.metadata?.namespace,
+    'metadata.uid': pod.metadata?.uid,
+    'spec.nodeName': pod.spec?.nodeName,
+    'spec.serviceAccountName': pod.spec?.serviceAccountName ?? 'default',
+  };
+  return fields[path];
 }
