@@ -13,7 +13,8 @@ if ((${#missing[@]})); then
   sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq >&2
-  # The Debian postgresql package starts a cluster of its own; policy-rc.d keeps it from doing so.
+  # The Debian package may start a cluster of its own on port 5432; the tests and the demo never use
+  # it (each starts a throwaway cluster with initdb on a random port).
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 # Debian's sshd refuses to start without its privilege-separation directory.
