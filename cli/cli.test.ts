@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -285,5 +285,30 @@ describe('chaperone CLI', () => {
       1,
       /invalid time/,
     );
+    assertOneLineError(
+      await cli(['verify', fileId, '--store', fileUrl, '--public-key', `${keyBase}.key`]),
+      1,
+      /\.key is a private key; pass the public key/,
+    );
+    const usage = await cli(['sessions', 'ls', '--no-such-flag', '--store', fileUrl]);
+    assert.equal(usage.code, 2, 'usage errors exit 2');
+    assert.match(usage.stderr, /unknown option '--no-such-flag'/);
+  });
+
+  test('a store directory with a space in its path; a reader that closes the pipe early', async () => {
+    const spaced = join(dir, 'store with space');
+    await cp(join(dir, 'store'), spaced, { recursive: true });
+    const listed = await cli(['sessions', 'ls', '--store', spaced]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(fileId));
+    // `| head` that has already gone: the CLI's write meets EPIPE and must end quietly, no stack trace.
+    const piped = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        'sh',
+        ['-c', `"${process.execPath}" "${main}" sessions cat ${fileId} --store "${spaced}" | true`],
+        (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      );
+    });
+    assert.equal(piped.stderr, '', 'nothing on stderr');
   });
 });

@@ -25,6 +25,7 @@ export interface Io {
 }
 
 const VERIFY_FAILED_EXIT = 3;
+const USAGE_EXIT = 2;
 
 async function readPublicKeys(files: string[]): Promise<string[]> {
   const pems: string[] = [];
@@ -35,6 +36,12 @@ async function readPublicKeys(files: string[]): Promise<string[]> {
     } catch (err) {
       throw new CliError(
         `cannot read public key file ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    if (/-----BEGIN (ENCRYPTED |)PRIVATE KEY-----/.test(pem)) {
+      // A public key can be derived from it, but the secret signing key must never travel to auditors.
+      throw new CliError(
+        `${f} is a private key; pass the public key (chaperone keygen writes it as <name>.pub)`,
       );
     }
     try {
@@ -188,8 +195,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   } catch (err) {
     const e = err as Error & { code?: string; exitCode?: number };
     if (e.code?.startsWith('commander.')) {
-      // Commander already printed usage or help.
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : (e.exitCode ?? 2);
+      // Commander already printed usage or help; usage errors exit 2 like other Unix tools.
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : USAGE_EXIT;
     }
     if (err instanceof CliError) {
       if (err.message) io.err(`chaperone: ${err.message}\n`);

@@ -2,7 +2,7 @@
 // environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE).
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { openStore, type SegmentStore } from '../recording/index.ts';
 import { CliError } from './errors.ts';
 
@@ -21,7 +21,7 @@ export function storeFromFlag(flag: string | undefined): SegmentStore {
   const url = resolveStoreUrl(flag);
   const store = openStore(url);
   if (url.startsWith('file://')) {
-    const dir = new URL(url).pathname;
+    const dir = fileURLToPath(url);
     if (!existsSync(dir)) throw new CliError(`store directory ${dir} does not exist`);
   }
   return store;
