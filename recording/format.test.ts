@@ -80,7 +80,7 @@ test('session index: golden JSON line', () => {
     policy: { name: 'db-agents', namespace: 'agents', generation: 3 },
     sidecarVersion: '0.1.0',
     labels: { dbUser: 'reporter' },
-    startedAt: '2026-11-23T09:40:00.000Z',
+    startedAt: '2026-11-23T09:00:00.000Z',
     startedAtMs: 1795424400000,
     recorder: { format: 'chaperone.recording/v1', keyId: key.keyId, keyFingerprint: key.fingerprint },
   };
