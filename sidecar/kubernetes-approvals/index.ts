@@ -38,6 +38,7 @@ export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig
     return kc;
   }
   // loadFromCluster does not fail outside a cluster; it would point at https://undefined:undefined.
+  // (It reads process.env itself; `env` is process.env everywhere but in tests.)
   if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) {
     throw new Error('not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset) and KUBECONFIG not set');
   }
