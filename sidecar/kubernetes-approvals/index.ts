@@ -280,6 +280,11 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
           Math.max(0, req.timeoutMs),
         );
         signal?.addEventListener('abort', onAbort, { once: true });
+        // The session may have closed while the request was being created (no event fires again).
+        if (signal?.aborted) {
+          onAbort();
+          return;
+        }
         void startWatch();
       });
     },
