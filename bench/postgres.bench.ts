@@ -4,8 +4,9 @@
 //
 //   node bench/postgres.bench.ts            (BENCH_SECONDS=20 per run, BENCH_CLIENTS=16, BENCH_SCALE=10)
 //
-// The sidecar runs as its own process (node sidecar/main.ts) with tokenRequired: true; pgbench
-// presents a token through PGPASSWORD (see `agentToken` below for where it comes from).
+// The sidecar runs as its own process (node sidecar/main.ts) with tokenRequired: true and the test
+// environment's OpenID provider as its trusted issuer; pgbench presents a JWT access token of that
+// provider through PGPASSWORD, verified (signature, issuer, audience, expiry) on every connection.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { stringify } from 'yaml';
 import { generateSigningKey } from '../recording/index.ts';
 import { startEnv } from '../test/env/index.ts';
 import { freePort, run, spawnOwned, tcpAccepts, waitUntil } from '../test/env/net.ts';
+import { oidcToken } from '../test/env/oidc.ts';
 import { createRole, psql } from '../test/env/postgres.ts';
 import { unprivilegedUser } from '../test/env/postgres-user.ts';
 
@@ -185,8 +187,8 @@ const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const env = await startEnv(['postgres', 'minio']);
-  const { postgres: pg, minio } = env.info as Required<typeof env.info>;
+  const env = await startEnv(['postgres', 'minio', 'oidc']);
+  const { postgres: pg, minio, oidc } = env.info as Required<typeof env.info>;
   const dir = join(env.dir, 'bench');
   await mkdir(dir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
@@ -234,7 +236,7 @@ async function main(): Promise<void> {
             credentialsDir: creds,
           },
         ],
-        identity: { tokenRequired: true },
+        identity: { tokenRequired: true, issuers: [{ issuer: oidc.issuer, audiences: [oidc.audience] }] },
         guardrails: [
           { name: 'no-drop', match: { sqlClasses: ['drop'] }, action: 'block' },
           { name: 'no-mass-delete', match: { sqlClasses: ['deleteWithoutWhere'] }, action: 'block' },
@@ -255,7 +257,11 @@ async function main(): Promise<void> {
     );
     stops.push(sidecar.stop);
 
-    const agentToken = 'valid:bench-agent'; // TEMPORARY identity stand-in accepts valid:<subject>
+    // Outlives every run of the bench (each pgbench run connects anew, presenting it again).
+    const agentToken = await oidcToken(oidc, {
+      clientId: 'bench-agent',
+      ttlSeconds: 3600 + 6 * (SECONDS + WARMUP_SECONDS),
+    });
     const endpoints: Endpoint[] = [
       { name: 'direct', port: pg.port, user, password },
       { name: 'pgbouncer', port: bouncer.port, user, password, pid: bouncer.pid },

@@ -33,7 +33,15 @@ export interface LocalIssuer {
   close(): Promise<void>;
 }
 
-export async function startLocalIssuer(tls?: { certPem: string; keyPem: string }): Promise<LocalIssuer> {
+/**
+ * `closeWithTest` (default true) closes the issuer when the current test or suite ends. Pass false
+ * when starting it inside a hook (node:test would close it right after the hook) and close it
+ * yourself.
+ */
+export async function startLocalIssuer(
+  tls?: { certPem: string; keyPem: string },
+  options: { closeWithTest?: boolean } = {},
+): Promise<LocalIssuer> {
   const key = await newKey('key-1');
   const state: LocalIssuer = {
     issuer: '',
@@ -49,6 +57,7 @@ export async function startLocalIssuer(tls?: { certPem: string; keyPem: string }
         .sign(k.privateKey);
     },
     close: async () => {
+      if (!server.listening) return;
       server.closeAllConnections();
       server.close();
       await once(server, 'close');
@@ -74,6 +83,6 @@ export async function startLocalIssuer(tls?: { certPem: string; keyPem: string }
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   state.issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  after(() => (server.listening ? state.close() : undefined));
+  if (options.closeWithTest !== false) after(() => (server.listening ? state.close() : undefined));
   return state;
 }

@@ -209,6 +209,17 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
     assert.equal(decision.cancelled, true);
   });
 
+  it('is cancelled when the session closes while the request is still being created', async () => {
+    const backend = createKubernetesApprovalBackend({ namespace: ns, kubeConfig: agentConfig });
+    const controller = new AbortController();
+    const pending = backend.request(request('sess-cancel-early', 30_000), controller.signal);
+    controller.abort(); // the create call is in flight: no abort event reaches the wait that follows
+    const decision = await pending;
+    assert.equal(decision.approved, false);
+    assert.equal(decision.cancelled, true);
+    assert.equal(decision.timedOut, undefined);
+  });
+
   it('denies, naming the failure, when it cannot create the request', async () => {
     const backend = createKubernetesApprovalBackend({
       namespace: 'no-such-namespace-x',

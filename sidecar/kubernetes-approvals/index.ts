@@ -4,6 +4,8 @@
 // The backend watches the object until status.decision is set, the timeout passes (denied,
 // timedOut; status.phase Expired is written when RBAC permits) or the session ends (cancelled).
 // Like every approval backend it never rejects: a failure is a denial naming the failure.
+
+import { delimiter } from 'node:path';
 import {
   CustomObjectsApi,
   KubeConfig,
@@ -11,42 +13,43 @@ import {
   setHeaderOptions,
   Watch,
 } from '@kubernetes/client-node';
-import {
-  approvalDecisionSchema,
-  type Protocol,
-  SESSION_APPROVAL,
-  type SessionApprovalSpec,
-} from '../../crds/index.ts';
+import { approvalDecisionSchema, SESSION_APPROVAL, type SessionApprovalSpec } from '../../crds/index.ts';
+import type { ApprovalBackend, ApprovalDecision, ApprovalRequest } from '../policy/index.ts';
 
-// Structurally identical to sidecar/policy's ApprovalBackend contract (sidecar-contract.md).
-export interface ApprovalRequest {
-  sessionId: string;
-  policy: string;
-  rule: string;
-  target: string;
-  protocol: Protocol;
-  subject: string;
-  pod?: string;
-  statement: string;
-  timeoutMs: number;
-}
+export type { ApprovalBackend, ApprovalDecision, ApprovalRequest };
 
-export interface ApprovalDecision {
-  approved: boolean;
-  approver?: string;
-  reason?: string;
-  timedOut?: boolean;
-  cancelled?: boolean;
-}
-
-export interface ApprovalBackend {
-  request(req: ApprovalRequest, signal?: AbortSignal): Promise<ApprovalDecision>;
+/**
+ * The credentials the backend talks to the apiserver with: the file KUBECONFIG names when set (tests,
+ * `make demo`, a sidecar run outside a cluster), else the pod's in-cluster service account.
+ */
+export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const kc = new KubeConfig();
+  const files = (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
+  if (files.length > 1) {
+    throw new Error(`KUBECONFIG names ${files.length} files; the sidecar reads exactly one`);
+  }
+  if (files.length === 1) {
+    try {
+      kc.loadFromFile(files[0]!);
+    } catch (error) {
+      throw new Error(`cannot load KUBECONFIG ${files[0]}: ${messageOf(error)}`);
+    }
+    if (!kc.getCurrentCluster()) throw new Error(`KUBECONFIG ${files[0]} has no current cluster`);
+    return kc;
+  }
+  // loadFromCluster does not fail outside a cluster; it would point at https://undefined:undefined.
+  // (It reads process.env itself; `env` is process.env everywhere but in tests.)
+  if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) {
+    throw new Error('not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset) and KUBECONFIG not set');
+  }
+  kc.loadFromCluster();
+  return kc;
 }
 
 export interface KubernetesApprovalBackendOptions {
   /** Namespace of the pod (CHAPERONE_POD_NAMESPACE); approvals are created there. */
   namespace: string;
-  /** Default: the pod's in-cluster credentials (KubeConfig.loadFromCluster). */
+  /** Default: loadKubeConfig() (KUBECONFIG when set, else the pod's in-cluster credentials). */
   kubeConfig?: KubeConfig;
   /** Called for conditions worth a log line (watch restarts, status writes refused). */
   onWarning?: (message: string) => void;
@@ -102,13 +105,7 @@ function messageOf(error: unknown): string {
 }
 
 export function createKubernetesApprovalBackend(options: KubernetesApprovalBackendOptions): ApprovalBackend {
-  const kubeConfig =
-    options.kubeConfig ??
-    (() => {
-      const kc = new KubeConfig();
-      kc.loadFromCluster();
-      return kc;
-    })();
+  const kubeConfig = options.kubeConfig ?? loadKubeConfig();
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
   const { namespace } = options;
   const warn = options.onWarning ?? (() => undefined);
@@ -283,6 +280,11 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
           Math.max(0, req.timeoutMs),
         );
         signal?.addEventListener('abort', onAbort, { once: true });
+        // The session may have closed while the request was being created (no event fires again).
+        if (signal?.aborted) {
+          onAbort();
+          return;
+        }
         void startWatch();
       });
     },

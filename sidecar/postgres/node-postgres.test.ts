@@ -10,7 +10,7 @@ import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
 import { B, errorFields } from './protocol.ts';
 import { RawClient, typesOf } from './raw-client.ts';
-import { type Harness, kinds, startHarness, VALID_TOKEN } from './test-support.ts';
+import { type Harness, kinds, startHarness } from './test-support.ts';
 
 const env = await testEnv(['postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
@@ -146,7 +146,7 @@ describe('node-postgres through the sidecar', () => {
 
   test('DROP through a prepared statement is blocked; the batch is skipped until Sync and rolled back', async () => {
     await direct('CREATE TABLE batch_t (id int)');
-    const c = await RawClient.login(h.port, VALID_TOKEN);
+    const c = await RawClient.login(h.port, h.token);
     try {
       c.send(
         Buffer.concat([
@@ -305,7 +305,7 @@ describe('node-postgres through the sidecar', () => {
       join(env.postgres.binDir, 'psql'),
       ['-X', '-h', '127.0.0.1', '-p', String(h.port), '-U', 'agent', '-d', 'postgres', '-c', sql],
       {
-        env: { PATH: process.env.PATH, PGPASSWORD: VALID_TOKEN },
+        env: { PATH: process.env.PATH, PGPASSWORD: h.token },
       },
     );
     let stderr = '';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
-import { type Harness, kinds, startHarness, VALID_TOKEN } from './test-support.ts';
+import { type Harness, kinds, startHarness } from './test-support.ts';
 
 const env = await testEnv(['postgres']);
 const psqlDirect = async (info: typeof env.postgres, sql: string) => (await psqlRaw(info, sql)).trim();
@@ -38,7 +38,7 @@ describe('psql through the sidecar', () => {
       '',
     ].join('\n');
     const r = await h.psql(['-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1'], {
-      token: VALID_TOKEN,
+      token: h.token,
       stdin: script,
     });
     assert.equal(r.code, 0, r.stderr);
@@ -66,7 +66,7 @@ describe('psql through the sidecar', () => {
 
   test('psql -c with two statements is one Query with two results', async () => {
     const r = await h.psql(['-q', '-A', '-t', '-c', "SELECT 'multi-1'; SELECT 'multi-2', 2"], {
-      token: VALID_TOKEN,
+      token: h.token,
     });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'multi-1\nmulti-2|2');
@@ -83,22 +83,25 @@ describe('psql through the sidecar', () => {
   test('a wrong token gets a clear error and is recorded as identity.denied', async () => {
     const r = await h.psql(['-c', 'SELECT 1'], { token: 'not-a-token' });
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /chaperone: authentication failed: token signature is invalid/);
+    assert.match(
+      r.stderr,
+      /chaperone: authentication failed: token is not a JWT \(expected three dot-separated parts\)/,
+    );
     await h.waitForSession((evs) =>
-      evs.some((e) => e.kind === 'identity.denied' && e.payload.code === 'signature'),
+      evs.some((e) => e.kind === 'identity.denied' && e.payload.code === 'malformed'),
     );
   });
 
   test('DROP TABLE is blocked before it reaches the database', async () => {
     await psqlDirect(env.postgres, 'CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1)');
-    const r = await h.psql(['-c', 'DROP TABLE keep_me'], { token: VALID_TOKEN });
+    const r = await h.psql(['-c', 'DROP TABLE keep_me'], { token: h.token });
     assert.notEqual(r.code, 0);
     assert.match(
       r.stderr,
       /ERROR: {2}chaperone: statement blocked by rule no-drop: DROP TABLE is not allowed/,
     );
     assert.equal(await psqlDirect(env.postgres, 'SELECT count(*) FROM keep_me'), '1');
-    const r2 = await h.psql(['-c', 'DELETE FROM keep_me'], { token: VALID_TOKEN });
+    const r2 = await h.psql(['-c', 'DELETE FROM keep_me'], { token: h.token });
     assert.match(r2.stderr, /chaperone: statement blocked by rule no-mass-delete/);
     assert.equal(await psqlDirect(env.postgres, 'SELECT count(*) FROM keep_me'), '1');
     const events = await h.waitForSession((evs) =>
@@ -119,7 +122,7 @@ describe('psql through the sidecar', () => {
       'COMMIT;',
       '',
     ].join('\n');
-    const r = await h.psql([], { token: VALID_TOKEN, stdin: script });
+    const r = await h.psql([], { token: h.token, stdin: script });
     assert.match(r.stderr, /chaperone: statement blocked by rule no-mass-delete/);
     assert.match(r.stderr, /current transaction is aborted/);
     assert.match(r.stdout, /ROLLBACK/);
@@ -130,14 +133,14 @@ describe('psql through the sidecar', () => {
     await psqlDirect(env.postgres, 'CREATE TABLE copy_t (id int, note text)');
     const data = Array.from({ length: 1000 }, (_, i) => `${i}\tnote ${i}`).join('\n');
     const r = await h.psql(['-v', 'ON_ERROR_STOP=1', '-c', 'COPY copy_t FROM STDIN'], {
-      token: VALID_TOKEN,
+      token: h.token,
       stdin: `${data}\n\\.\n`,
     });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await psqlDirect(env.postgres, 'SELECT count(*) FROM copy_t'), '1000');
     const out = await h.psql(
       ['-v', 'ON_ERROR_STOP=1', '-c', 'COPY (SELECT * FROM copy_t ORDER BY id) TO STDOUT'],
-      { token: VALID_TOKEN },
+      { token: h.token },
     );
     assert.equal(out.code, 0, out.stderr);
     assert.equal(out.stdout.trim(), data);

@@ -8,7 +8,7 @@ import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
 import { B, errorFields, startupMessage } from './protocol.ts';
 import { RawClient } from './raw-client.ts';
-import { type Harness, kinds, startHarness, VALID_TOKEN } from './test-support.ts';
+import { type Harness, kinds, startHarness } from './test-support.ts';
 
 const env = await testEnv(['postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
@@ -45,7 +45,7 @@ describe('malformed frames', () => {
         assert.equal((await healthy.query('SELECT $1::int AS i', [i])).rows[0].i, i);
     })();
     for (const [name, bytes, reason] of cases) {
-      const c = await RawClient.login(h.port, VALID_TOKEN);
+      const c = await RawClient.login(h.port, h.token);
       c.send(bytes);
       const frames = await c.untilClosed();
       const err = frames.find((f) => f.type === B.error);
@@ -68,7 +68,7 @@ describe('malformed frames', () => {
       errorFields(gFrames.find((f) => f.type === B.error)!.raw).M ?? '',
       /invalid startup packet length 3/,
     );
-    const t = await RawClient.login(h.port, VALID_TOKEN);
+    const t = await RawClient.login(h.port, h.token);
     t.send(serialize.query('SELECT 1').subarray(0, 7));
     await new Promise((r) => setTimeout(r, 100));
     t.socket.end();

@@ -1,6 +1,7 @@
 // Test support for the postgres gateway: a sidecar in this process in front of the real test
-// PostgreSQL, an upstream role only the sidecar knows the password of, a file:// recording store
-// read back with the recording reader, and real psql runs.
+// PostgreSQL, an upstream role only the sidecar knows the password of, a token issuer the sidecar
+// trusts (the agent's password is a real signed JWT), a file:// recording store read back with the
+// recording reader, and real psql runs.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { pino } from 'pino';
 import { createRole, psql } from '../../test/env/postgres.ts';
 import type { PostgresInfo } from '../../test/env/types.ts';
 import { type SidecarConfig, type SidecarConfigInput, sidecarConfigSchema } from '../config/index.ts';
+import { type LocalIssuer, startLocalIssuer } from '../identity/local-issuer.testkit.ts';
 import { generateSigningKey, listSessions, openStore, readSession } from '../server/modules.ts';
 import { Sidecar, type SidecarOptions } from '../server/sidecar.ts';
 import { DEFAULT_LIMITS, type PostgresLimits } from './context.ts';
@@ -30,6 +32,10 @@ export interface Harness {
   upstreamPassword: string;
   config: SidecarConfig;
   logs: Record<string, unknown>[];
+  /** The token issuer the sidecar trusts (audience TOKEN_AUDIENCE) unless the test's config says otherwise. */
+  issuer: LocalIssuer;
+  /** A valid token of that issuer for AGENT_SUBJECT, good for two hours. */
+  token: string;
   /** psql against the sidecar, the token as the password. */
   psql(args: string[], opts: { token?: string; stdin?: string; timeoutMs?: number }): Promise<PsqlResult>;
   /** Connection settings for node-postgres through the sidecar. */
@@ -57,7 +63,10 @@ export interface PsqlResult {
   stderr: string;
 }
 
-export const VALID_TOKEN = 'valid:agent-alice';
+/** The subject of the harness's token. */
+export const AGENT_SUBJECT = 'agent-alice';
+/** The audience the harness's issuer is trusted for. */
+export const TOKEN_AUDIENCE = 'chaperone';
 
 export function runProcess(
   command: string,
@@ -108,6 +117,8 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
   await mkdir(join(dir, 'store'), { recursive: true });
   const { freePort } = await import('../../test/env/net.ts');
   const listenPort = await freePort();
+  const issuer = await startLocalIssuer(undefined, { closeWithTest: false });
+  const token = await issuer.sign({ sub: AGENT_SUBJECT, aud: TOKEN_AUDIENCE }, { expiresIn: '2h' });
   const input: SidecarConfigInput = {
     apiVersion: 'chaperone.dev/sidecar-v1',
     policy: { name: 'test-policy', namespace: 'agents', generation: 3 },
@@ -122,7 +133,7 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
         credentialsDir,
       },
     ],
-    identity: { tokenRequired: true },
+    identity: { tokenRequired: true, issuers: [{ issuer: issuer.issuer, audiences: [TOKEN_AUDIENCE] }] },
     approvals: { backend: 'local', localDir: approvalsDir, timeoutSeconds: 30 },
     recording: {
       store: { url: storeUrl },
@@ -181,6 +192,8 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
     upstreamPassword,
     config,
     logs,
+    issuer,
+    token,
     psql(args, opts) {
       const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, PGCONNECT_TIMEOUT: '10', LANG: 'C' };
       if (opts.token !== undefined) env.PGPASSWORD = opts.token;
@@ -190,8 +203,8 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
         { env, stdin: opts.stdin, timeoutMs: opts.timeoutMs },
       );
     },
-    clientConfig(token = VALID_TOKEN) {
-      return { host: '127.0.0.1', port: listenPort, user: 'agent', password: token, database: pg.database };
+    clientConfig(password = token) {
+      return { host: '127.0.0.1', port: listenPort, user: 'agent', password, database: pg.database };
     },
     sessionIds,
     events,
@@ -210,6 +223,7 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
       if (closed) return;
       closed = true;
       await sidecar.shutdown('test finished');
+      await issuer.close();
       await psql(pg, `DROP OWNED BY ${upstreamUser}; DROP ROLE ${upstreamUser}`).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },

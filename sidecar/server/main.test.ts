@@ -13,7 +13,8 @@ import { testEnv } from '../../test/env/index.ts';
 import { freePort } from '../../test/env/net.ts';
 import { createRole, psql as psqlRaw } from '../../test/env/postgres.ts';
 import type { SidecarConfigInput } from '../config/index.ts';
-import { kinds, runProcess, VALID_TOKEN } from '../postgres/test-support.ts';
+import { type LocalIssuer, startLocalIssuer } from '../identity/local-issuer.testkit.ts';
+import { kinds, runProcess, TOKEN_AUDIENCE } from '../postgres/test-support.ts';
 import { generateSigningKey, listSessions, openStore, readSession } from './modules.ts';
 
 const env = await testEnv(['postgres']);
@@ -91,6 +92,9 @@ describe('sidecar process', () => {
   let proc: Proc;
   let generation = 0;
   let makeTarget: (name: string, listenPort: number) => unknown;
+  /** The agent's password: a token of an issuer the sidecar's config trusts. */
+  let token: string;
+  let issuer: LocalIssuer;
 
   /** Publishes a config the way the kubelet does: a new timestamped dir, then swap `..data`. */
   async function publish(content: string): Promise<void> {
@@ -118,6 +122,8 @@ describe('sidecar process', () => {
     storeUrl = `file://${join(dir, 'store')}`;
     await mkdir(join(dir, 'store'));
     [adminPort, port1, port2] = [await freePort(), await freePort(), await freePort()];
+    issuer = await startLocalIssuer(undefined, { closeWithTest: false });
+    token = await issuer.sign({ sub: 'agent-main', aud: TOKEN_AUDIENCE }, { expiresIn: '1h' });
     const target = (name: string, listenPort: number) => ({
       name,
       protocol: 'postgres' as const,
@@ -131,6 +137,7 @@ describe('sidecar process', () => {
       adminPort,
       shutdownGraceSeconds: 4,
       targets: [target('db-one', port1)],
+      identity: { issuers: [{ issuer: issuer.issuer, audiences: [TOKEN_AUDIENCE] }] },
       recording: {
         store: { url: storeUrl },
         signingKeyFile: join(dir, 'key.pem'),
@@ -147,6 +154,7 @@ describe('sidecar process', () => {
   });
   after(async () => {
     if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+    await issuer.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -170,7 +178,7 @@ describe('sidecar process', () => {
         sql,
       ],
       {
-        env: { PATH: process.env.PATH, PGPASSWORD: VALID_TOKEN },
+        env: { PATH: process.env.PATH, PGPASSWORD: token },
       },
     );
 
@@ -227,7 +235,7 @@ describe('sidecar process', () => {
       host: '127.0.0.1',
       port: port1,
       user: 'agent',
-      password: VALID_TOKEN,
+      password: token,
       database: 'postgres',
       application_name: 'sigterm-finisher',
     });
@@ -236,7 +244,7 @@ describe('sidecar process', () => {
       host: '127.0.0.1',
       port: port1,
       user: 'agent',
-      password: VALID_TOKEN,
+      password: token,
       database: 'postgres',
       application_name: 'sigterm-stuck',
     });
@@ -255,7 +263,7 @@ describe('sidecar process', () => {
       host: '127.0.0.1',
       port: port1,
       user: 'agent',
-      password: VALID_TOKEN,
+      password: token,
       database: 'postgres',
     });
     await assert.rejects(refused.connect());
@@ -266,9 +274,11 @@ describe('sidecar process', () => {
     assert.equal(await proc.exited, 0);
     const store = openStore(storeUrl);
     const apps = new Map<string, string[]>();
+    const subjects = new Set<unknown>();
     for await (const s of listSessions(store)) {
       const events: { kind: string; payload: Record<string, unknown> }[] = [];
       for await (const e of readSession(store, s.sessionId)) events.push(e as never);
+      subjects.add((events[0]?.payload.identity as { subject?: unknown } | undefined)?.subject);
       const app = kinds(events, 'pg.startup')[0]?.payload.application_name;
       if (typeof app === 'string')
         apps.set(
@@ -285,5 +295,6 @@ describe('sidecar process', () => {
     );
     assert.ok(apps.get('sigterm-stuck')?.at(-1)?.includes('end'), 'the terminated session is ended too');
     assert.ok(proc.logs.some((l) => l.msg === 'shutdown complete'));
+    assert.deepEqual([...subjects], ['agent-main'], 'every session carries the verified token subject');
   });
 });

@@ -9,8 +9,6 @@ export {
   readSession,
   type SessionRecording,
 } from '../../recording/index.ts';
-export * from '../policy/index.ts';
-// TEMPORARY: identity stand-in until the sidecar-policy branch has sidecar/identity.
 export {
   type AgentIdentity,
   createIdentityVerifier,
@@ -18,4 +16,6 @@ export {
   type IdentityVerifier,
   type PodIdentity,
   podIdentityFromEnv,
-} from '../postgres/testing-stubs.ts';
+} from '../identity/index.ts';
+export { createKubernetesApprovalBackend, loadKubeConfig } from '../kubernetes-approvals/index.ts';
+export * from '../policy/index.ts';

@@ -9,12 +9,13 @@ import {
   type AlertSink,
   type ApprovalBackend,
   createAlertSink,
-  createDenyingApprovalBackend,
+  createApprovalBackend,
   createIdentityVerifier,
-  createLocalApprovalBackend,
+  createKubernetesApprovalBackend,
   createMasker,
   createSqlGuard,
   type IdentityVerifier,
+  loadKubeConfig,
   openRecorder,
   type PodIdentity,
   type Recorder,
@@ -45,22 +46,43 @@ export function limitsFromEnv(env: NodeJS.ProcessEnv): PostgresLimits {
   };
 }
 
-export function buildShared(config: SidecarConfig, pod: PodIdentity, logger: Logger): SharedRuntime {
+/** The in-cluster service-account token the webhook mounts at the standard path. */
+const IN_CLUSTER_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export function buildShared(
+  config: SidecarConfig,
+  pod: PodIdentity,
+  logger: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): SharedRuntime {
+  // Approvals first: the only part that can refuse the config, before anything needs closing.
+  const approvals = createApprovalBackend(config.approvals, {
+    kubernetes: () => {
+      if (!pod.namespace) {
+        throw new Error(
+          'approvals.backend kubernetes needs the pod namespace (CHAPERONE_POD_NAMESPACE) for its SessionApprovals',
+        );
+      }
+      let kubeConfig: ReturnType<typeof loadKubeConfig>;
+      try {
+        kubeConfig = loadKubeConfig(env);
+      } catch (err) {
+        throw new Error(`approvals.backend kubernetes: ${(err as Error).message}`);
+      }
+      const log = logger.child({ component: 'approvals' });
+      return createKubernetesApprovalBackend({
+        namespace: pod.namespace,
+        kubeConfig,
+        onWarning: (message) => log.warn(message),
+      });
+    },
+  });
   const verifier = createIdentityVerifier(config.identity, {
     pod,
     logger: logger.child({ component: 'identity' }),
+    kubernetesTokenFile: IN_CLUSTER_TOKEN_FILE,
   });
   const alerts = createAlertSink(config.alerts, logger.child({ component: 'alerts' }));
-  let approvals: ApprovalBackend;
-  if (config.approvals.backend === 'local') {
-    if (!config.approvals.localDir) throw new Error('approvals.backend local needs approvals.localDir');
-    approvals = createLocalApprovalBackend(config.approvals.localDir);
-  } else {
-    if (config.approvals.backend === 'kubernetes') {
-      logger.warn('approvals.backend kubernetes is not available in this build; requireApproval rules deny');
-    }
-    approvals = createDenyingApprovalBackend();
-  }
   return { verifier, alerts, approvals };
 }
 

@@ -23,6 +23,8 @@ export interface SidecarOptions {
   noAdmin?: boolean;
   /** Tests: a recorder opened by the caller. */
   recorder?: Recorder;
+  /** Environment for the parts configured from it (KUBECONFIG of the approvals backend); default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class Sidecar {
@@ -61,7 +63,13 @@ export class Sidecar {
   static async start(opts: SidecarOptions): Promise<Sidecar> {
     const metrics = createMetrics();
     const recorder = opts.recorder ?? (await openConfiguredRecorder(opts.config, opts.logger));
-    const shared = buildShared(opts.config, opts.pod, opts.logger);
+    let shared: SharedRuntime;
+    try {
+      shared = buildShared(opts.config, opts.pod, opts.logger, opts.env);
+    } catch (err) {
+      if (!opts.recorder) await recorder.close({ deadlineMs: 5000 }).catch(() => undefined);
+      throw err;
+    }
     const sidecar = new Sidecar(opts, recorder, shared, metrics);
     try {
       if (!opts.noAdmin) {
@@ -152,7 +160,7 @@ export class Sidecar {
       }
       const previous = this.shared;
       try {
-        this.shared = buildShared(config, this.opts.pod, log);
+        this.shared = buildShared(config, this.opts.pod, log, this.opts.env);
         await this.reconcileTargets(config);
       } catch (err) {
         this.shared = previous;

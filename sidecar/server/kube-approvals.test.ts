@@ -1,0 +1,202 @@
+// approvals.backend kubernetes end to end: a sidecar (in this process) in front of the real
+// PostgreSQL, its SessionApprovals in the real apiserver under the agent service account's RBAC
+// (reached through KUBECONFIG, as outside a cluster), a requireApproval rule, and real psql. The
+// test plays the reviewer through the status subresource.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { testEnv } from '../../test/env/index.ts';
+import { kubeConfigFor } from '../../test/env/kube.ts';
+import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { AGENT_SUBJECT, type Harness, kinds, startHarness } from '../postgres/test-support.ts';
+
+const env = await testEnv(['kube', 'postgres']);
+const group = 'chaperone.dev';
+const version = 'v1alpha1';
+const plural = 'sessionapprovals';
+const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
+
+interface Approval {
+  metadata: { name: string };
+  spec: Record<string, unknown>;
+  status?: { decision?: unknown };
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('approvals.backend kubernetes through the postgres gateway', { timeout: 120_000 }, () => {
+  const admin = kubeConfigFor(env.kube);
+  const custom = admin.makeApiClient(CustomObjectsApi);
+  const core = admin.makeApiClient(CoreV1Api);
+  const ns = `sidecar-approvals-${randomBytes(3).toString('hex')}`;
+  let dir: string;
+  let h: Harness;
+
+  const pending = async (): Promise<Approval | undefined> => {
+    const list = (await custom.listNamespacedCustomObject({ group, version, plural, namespace: ns })) as {
+      items: Approval[];
+    };
+    return list.items.find((a) => a.status?.decision === undefined);
+  };
+  const decide = (name: string, decision: Record<string, unknown>) =>
+    custom.patchNamespacedCustomObjectStatus(
+      { group, version, plural, namespace: ns, name, body: { status: { decision } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+
+  before(async () => {
+    const crd = parse(
+      await readFile(new URL('../../crds/sessionapprovals.chaperone.dev.yaml', import.meta.url), 'utf8'),
+    ) as V1CustomResourceDefinition;
+    await KubernetesObjectApi.makeApiClient(admin).patch(
+      crd,
+      undefined,
+      undefined,
+      'chaperone-tests',
+      true,
+      PatchStrategy.ServerSideApply,
+    );
+    const ext = admin.makeApiClient(ApiextensionsV1Api);
+    await until('CRD established', async () => {
+      const c = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+      return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')
+        ? true
+        : undefined;
+    });
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    // The agent pod's service account, with the RBAC the chart grants it: create/get/list/watch.
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'agent' } } });
+    await rbac.createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'chaperone-agent' },
+        rules: [{ apiGroups: [group], resources: [plural], verbs: ['create', 'get', 'list', 'watch'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'chaperone-agent' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'chaperone-agent' },
+        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: ns }],
+      },
+    });
+    const token = await core.createNamespacedServiceAccountToken({
+      name: 'agent',
+      namespace: ns,
+      body: { spec: { audiences: [] } },
+    });
+    const agentConfig = new KubeConfig();
+    agentConfig.loadFromClusterAndUser(
+      {
+        name: 'test',
+        server: env.kube.server,
+        caData: Buffer.from(env.kube.caPem).toString('base64'),
+        skipTLSVerify: false,
+      },
+      { name: 'agent', token: token.status!.token },
+    );
+    dir = await mkdtemp(join(tmpdir(), 'chaperone-kube-approvals-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, agentConfig.exportConfig(), { mode: 0o600 });
+
+    h = await startHarness(env.postgres, {
+      config: {
+        guardrails: [
+          { name: 'approve-truncate', match: { sqlClasses: ['truncate'] }, action: 'requireApproval' },
+        ],
+        approvals: { backend: 'kubernetes', timeoutSeconds: 60 },
+      },
+      sidecar: {
+        pod: { serviceAccount: 'agent', pod: 'agent-0', namespace: ns, node: 'node-1', podUid: 'uid-1' },
+        env: { KUBECONFIG: kubeconfig },
+      },
+    });
+  });
+
+  after(async () => {
+    await h?.close();
+    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a guarded statement waits for the SessionApproval, runs once approved, and a denial errors', async () => {
+    await direct('CREATE TABLE kube_approve_t (id int); INSERT INTO kube_approve_t VALUES (1), (2)');
+
+    const approvedRun = h.psql(['-v', 'ON_ERROR_STOP=1', '-c', 'TRUNCATE kube_approve_t'], {
+      token: h.token,
+    });
+    const first = await until('the SessionApproval', pending);
+    assert.equal(first.spec.rule, 'approve-truncate');
+    assert.equal(first.spec.statement, 'TRUNCATE kube_approve_t');
+    assert.equal(first.spec.subject, AGENT_SUBJECT);
+    assert.equal(first.spec.pod, 'agent-0');
+    assert.equal(first.spec.target, 'orders-db');
+    assert.equal(first.spec.protocol, 'postgres');
+    assert.equal(first.spec.policy, 'test-policy');
+    assert.equal(
+      await direct('SELECT count(*) FROM kube_approve_t'),
+      '2',
+      'nothing runs before the decision',
+    );
+    await decide(first.metadata.name, { approved: true, approver: 'alice', reason: 'planned cleanup' });
+    const approved = await approvedRun;
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.equal(await direct('SELECT count(*) FROM kube_approve_t'), '0');
+
+    await direct('INSERT INTO kube_approve_t VALUES (3)');
+    const deniedRun = h.psql(['-c', 'TRUNCATE kube_approve_t'], { token: h.token });
+    const second = await until('the second SessionApproval', pending);
+    assert.notEqual(second.metadata.name, first.metadata.name);
+    await decide(second.metadata.name, { approved: false, approver: 'bob', reason: 'not today' });
+    const denied = await deniedRun;
+    assert.notEqual(denied.code, 0);
+    assert.match(
+      denied.stderr,
+      /ERROR: {2}chaperone: statement denied under approval rule approve-truncate by bob: not today/,
+    );
+    assert.equal(await direct('SELECT count(*) FROM kube_approve_t'), '1', 'the denied statement never ran');
+
+    const events = await h.waitForSession((evs) => kinds(evs, 'approval.denied').length === 1);
+    const granted = await h.waitForSession((evs) => kinds(evs, 'approval.granted').length === 1);
+    assert.deepEqual(
+      [...granted, ...events]
+        .filter((e) => e.kind === 'approval.granted' || e.kind === 'approval.denied')
+        .map((e) => [e.kind, e.payload.approver, e.payload.reason]),
+      [
+        ['approval.granted', 'alice', 'planned cleanup'],
+        ['approval.denied', 'bob', 'not today'],
+      ],
+    );
+    assert.deepEqual(
+      kinds(granted, 'pg.query').map((e) => e.payload.sql),
+      ['TRUNCATE kube_approve_t'],
+    );
+    assert.equal(kinds(events, 'pg.query').length, 0);
+  });
+});
