@@ -28,13 +28,13 @@ export function createMetrics(): SidecarMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'chaperone_process_' });
   const active = new Gauge({
     name: 'chaperone_sessions_active',
-    help: 'Open agent sessions.',
+    help: 'Open client connections (sessions, cancel requests and connections still authenticating).',
     labelNames: ['target'],
     registers: [registry],
   });
   const total = new Counter({
     name: 'chaperone_sessions_total',
-    help: 'Agent sessions accepted.',
+    help: 'Client connections accepted on the listen port, whether or not the agent then authenticated.',
     labelNames: ['target'],
     registers: [registry],
   });

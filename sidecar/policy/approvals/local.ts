@@ -76,7 +76,7 @@ export function createLocalApprovalBackend(dir: string, options: LocalApprovalOp
         ...req,
         requestedAt: requestedAt.toISOString(),
         expiresAt: new Date(requestedAt.getTime() + req.timeoutMs).toISOString(),
-        howToDecide: `write ${id}.decision.json in this directory: {"approved": true|false, "approver": "<name>", "reason": "<why>"} (or: chaperone approvals decide)`,
+        howToDecide: `write ${id}.decision.json in this directory: {"approved": true|false, "approver": "<name>", "reason": "<why>"}`,
       };
       try {
         await mkdir(dir, { recursive: true });

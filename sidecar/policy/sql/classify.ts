@@ -2,7 +2,7 @@
 // substring matching: a DELETE hidden in a CTE, a rule action, a function body or an
 // EXPLAIN ANALYZE is still found, and text that merely mentions "drop table" in a string is not.
 //
-// Choices a policy author should know (also in sidecar/policy/README.md):
+// Choices a policy author should know (also in docs/sidecar.md):
 // - `read` is given only when nothing in the input can change anything; every class that changes
 //   something (drop, truncate, ..., ddl) also carries `write`. So "allow read, block write" cannot be
 //   fooled by mixing a SELECT with a DROP.
@@ -23,7 +23,7 @@
 // - Input that does not parse, or contains a NUL byte (the C parser would silently stop there), is
 //   `unparseable` and nothing else.
 import { loadModule, parsePlPgSQLSync, parseSync } from 'libpg-query';
-import type { SqlClass } from '../../../crds/index.ts';
+import { type SqlClass, sqlClassSchema } from '../../../crds/index.ts';
 
 export interface SqlClassification {
   classes: SqlClass[];
@@ -468,19 +468,5 @@ export function classifySql(sql: string): SqlClassification {
   return { classes: ORDER.filter((cls) => c.classes.has(cls)), statementTypes: c.types };
 }
 
-const ORDER: readonly SqlClass[] = [
-  'drop',
-  'truncate',
-  'deleteWithoutWhere',
-  'updateWithoutWhere',
-  'alterRole',
-  'createRole',
-  'grant',
-  'copyToProgram',
-  'copyFromProgram',
-  'multiStatement',
-  'ddl',
-  'write',
-  'read',
-  'unparseable',
-];
+// The order of the CRD's enum: most specific first, as recorded and shown.
+const ORDER: readonly SqlClass[] = sqlClassSchema.options;
