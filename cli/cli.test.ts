@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cp, readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -293,6 +293,36 @@ describe('chaperone CLI', () => {
     const usage = await cli(['sessions', 'ls', '--no-such-flag', '--store', fileUrl]);
     assert.equal(usage.code, 2, 'usage errors exit 2');
     assert.match(usage.stderr, /unknown option '--no-such-flag'/);
+  });
+
+  test('verify --require-ended fails a session whose tail (final segment and index) was cut', async () => {
+    const cutUrl = `file://${join(dir, 'cut-store')}`;
+    const privateKey = await readFile(`${keyBase}.key`, 'utf8');
+    const rec = await openRecorder({
+      spoolDir: join(dir, 'spool-cut'),
+      store: cutUrl,
+      signingKey: privateKey,
+      seal: { maxBytes: 2048 },
+    });
+    const s = await rec.startSession(sampleHeader());
+    for (let i = 0; i < 40; i++) for (const e of sqlEvents(i)) await s.append(e);
+    await s.end({ reason: 'done' });
+    await rec.close();
+    // Without Object Lock whoever holds the bucket can remove the end of a session with its index.
+    const files = (await readdir(join(dir, 'cut-store'), { recursive: true })).map(String);
+    const segments = files.filter((f) => f.includes(s.sessionId) && /seg-\d+\.zst$/.test(f)).sort();
+    assert.ok(segments.length > 2, `several segments (${segments.length})`);
+    const last = segments.at(-1)!;
+    for (const f of [last, last.replace(/\.zst$/, '.manifest.json')]) await rm(join(dir, 'cut-store', f));
+    for (const f of files.filter((f) => f.startsWith('index/') && f.endsWith(`${s.sessionId}.json`))) {
+      await rm(join(dir, 'cut-store', f));
+    }
+    const args = ['verify', s.sessionId, '--store', cutUrl, '--public-key', `${keyBase}.pub`];
+    const lenient = await cli(args);
+    assert.equal(lenient.code, 0, lenient.stdout + lenient.stderr);
+    assert.match(lenient.stdout, /not ended/);
+    const strict = await cli([...args, '--require-ended']);
+    assert.equal(strict.code, 3, strict.stdout + strict.stderr);
   });
 
   test('a store directory with a space in its path; a reader that closes the pipe early', async () => {

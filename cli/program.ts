@@ -136,11 +136,15 @@ export function buildProgram(io: Io): Command {
       .description('verify checksums, chain and signatures of one session (or --all)')
       .requiredOption('--public-key <pem...>', 'trusted Ed25519 public key file(s)')
       .option('--all', 'every session in the index (filters apply)')
+      .option(
+        '--require-ended',
+        'also fail sessions without their final segment (a tail can be cut without Object Lock)',
+      )
       .option('--json', 'one report per line (JSON Lines)'),
   ).action(
     async (
       id: string | undefined,
-      o: FilterFlags & { publicKey: string[]; all?: boolean; json?: boolean },
+      o: FilterFlags & { publicKey: string[]; all?: boolean; json?: boolean; requireEnded?: boolean },
       cmd: Command,
     ) => {
       if (!id && !o.all) throw new CliError('verify needs a session id or --all');
@@ -153,7 +157,7 @@ export function buildProgram(io: Io): Command {
       let failed = 0;
       for (const sid of ids) {
         const report: VerifyReport = await verifySession(store, sid, keys);
-        if (!report.ok) failed++;
+        if (!report.ok || (o.requireEnded && !report.complete)) failed++;
         io.out(o.json ? `${JSON.stringify(report)}\n` : `${verifyLine(report)}\n`);
       }
       if (o.all && !o.json) io.out(`${ids.length - failed} of ${ids.length} sessions verified\n`);
