@@ -191,9 +191,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     say(`kube-apiserver   ${env.kube.server}   (kubeconfig: ${env.kube.kubeconfigPath})`);
     say(`MinIO            ${env.minio.endpoint}`);
     say(`PostgreSQL       127.0.0.1:${env.postgres.port}`);
-    say(
-      `version: ${(await kubectl(['version', '-o', 'json'])).match(/"gitVersion":\s*"([^"]+)"/g)?.at(-1) ?? '?'}`,
-    );
+    const versions = JSON.parse(await kubectl(['version', '-o', 'json'])) as {
+      clientVersion?: { gitVersion?: string };
+      serverVersion?: { gitVersion?: string };
+    };
+    say(`Kubernetes ${versions.serverVersion?.gitVersion}, kubectl ${versions.clientVersion?.gitVersion}`);
 
     step('A node for the agent pod: a network namespace with cluster IPs routed to the servers');
     network = await createPodNetwork(`chp-demo${suffix}`, options.subnet);
@@ -333,14 +335,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     );
 
     step(`Opt a namespace in and apply a SessionPolicy`);
-    await core.createNamespace({
-      body: {
-        metadata: {
-          name: names.agents,
-          labels: { 'chaperone.dev/recording': 'enabled', [names.runLabel]: id },
-        },
-      },
-    });
+    say(`$ kubectl create namespace ${names.agents}`);
+    say((await kubectl(['create', 'namespace', names.agents])).trim());
+    say(`$ kubectl label namespace ${names.agents} chaperone.dev/recording=enabled`);
+    say(
+      (
+        await kubectl([
+          'label',
+          'namespace',
+          names.agents,
+          'chaperone.dev/recording=enabled',
+          `${names.runLabel}=${id}`,
+        ])
+      ).trim(),
+    );
     await core.createNamespacedServiceAccount({
       namespace: names.agents,
       body: { metadata: { name: 'report-agent' } },
@@ -410,7 +418,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     };
     const policyFile = join(workDir, 'sessionpolicy.yaml');
     await writeFile(policyFile, stringify(policy));
-    say(`$ kubectl label namespace ${names.agents} chaperone.dev/recording=enabled`);
     say(`$ kubectl apply -f ${policyFile}`);
     say(await kubectl(['apply', '-f', policyFile]));
     let lastCondition = '';
@@ -622,12 +629,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   }
 }
 
-/** A scratch directory for one run. */
+/** A directory for this run's files; those of earlier runs are removed, the last one is kept to read. */
 export async function demoWorkDir(base: string): Promise<string> {
+  await rm(base, { recursive: true, force: true });
   await mkdir(base, { recursive: true });
   return mkdtemp(join(base, 'run-'));
-}
-
-export async function removeWorkDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
 }

@@ -4,7 +4,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { startEnv } from '../env/index.ts';
-import { DemoFailure, demoWorkDir, removeWorkDir, runDemo } from './demo-story.ts';
+import { DemoFailure, demoWorkDir, runDemo } from './demo-story.ts';
 
 const print = (text: string) => process.stdout.write(text);
 
@@ -38,11 +38,11 @@ async function main(): Promise<number> {
   } catch (error) {
     code = 1;
     const message = error instanceof DemoFailure ? error.message : String((error as Error)?.stack ?? error);
-    process.stderr.write(`\nDEMO FAILED: ${message}\nLogs of this run: ${workDir}\n`);
+    process.stderr.write(`\nDEMO FAILED: ${message}\n`);
   } finally {
     await env.stop();
   }
-  if (code === 0) await removeWorkDir(workDir);
+  print(`\nFiles of this run (configs, logs, the recording public key): ${workDir}\n`);
   return code;
 }
 
