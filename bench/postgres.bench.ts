@@ -318,7 +318,7 @@ async function main(): Promise<void> {
     await mkdir(json, { recursive: true });
     await writeFile(
       join(json, 'postgres.json'),
-      JSON.stringify({ clients: CLIENTS, scale: SCALE, seconds: SECONDS, results }, null, 2),
+      `${JSON.stringify({ clients: CLIENTS, scale: SCALE, seconds: SECONDS, results }, null, 2)}\n`,
     );
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
