@@ -288,10 +288,10 @@ async function main(): Promise<void> {
       `pgbench, ${CLIENTS} clients, -j 2, scale ${SCALE}, ${SECONDS} s per run, ${new Date().toISOString().slice(0, 10)}`,
     );
     for (const [mode, byEp] of Object.entries(results)) {
-      const d = byEp.direct!;
-      const b = byEp.pgbouncer!;
-      const s = byEp.sidecar!;
-      const perTx = mode === 'select-only' ? 1 : s.statements.length || 1;
+      const d = byEp.direct;
+      const b = byEp.pgbouncer;
+      const s = byEp.sidecar;
+      const perTx = mode === 'select-only' ? 1 : s?.statements.length || 1;
       lines.push(`\n${mode}:`);
       lines.push('| path | TPS | tx p50 ms | tx p99 ms | proxy CPU us/tx |');
       lines.push('| --- | ---: | ---: | ---: | ---: |');
@@ -299,7 +299,11 @@ async function main(): Promise<void> {
         lines.push(
           `| ${name} | ${fmt(r.tps, 0)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${r.proxyCpuUsPerTx === undefined ? '-' : fmt(r.proxyCpuUsPerTx, 0)} |`,
         );
-      lines.push(`sidecar/direct TPS: ${fmt(s.tps / d.tps)}   sidecar/pgbouncer TPS: ${fmt(s.tps / b.tps)}`);
+      if (!s) continue;
+      lines.push(
+        `sidecar/direct TPS: ${fmt(s.tps / (d?.tps ?? Number.NaN))}   sidecar/pgbouncer TPS: ${fmt(s.tps / (b?.tps ?? Number.NaN))}`,
+      );
+      if (!d) continue;
       lines.push(
         `added latency per statement vs direct: p50 ${fmt(((s.p50Ms - d.p50Ms) / perTx) * 1000, 0)} us, p99 ${fmt(((s.p99Ms - d.p99Ms) / perTx) * 1000, 0)} us (${perTx} statement(s) per transaction)`,
       );
@@ -314,7 +318,7 @@ async function main(): Promise<void> {
     await mkdir(json, { recursive: true });
     await writeFile(
       join(json, 'postgres.json'),
-      JSON.stringify({ clients: CLIENTS, scale: SCALE, seconds: SECONDS, results }, null, 2),
+      `${JSON.stringify({ clients: CLIENTS, scale: SCALE, seconds: SECONDS, results }, null, 2)}\n`,
     );
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);

@@ -19,6 +19,14 @@ const started = performance.now();
 let written = 0;
 let i = 0;
 const rssSamples: number[] = [];
+const memorySamples: {
+  rss: number;
+  heap: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}[] = [];
+const mib = (n: number) => Math.round(n / 1048576);
 const rows = (n: number) =>
   Array.from({ length: 8 }, (_, r) => [n + r, `customer-${(n * 31 + r) % 9973}`, `note ${'x'.repeat(60)}`]);
 while (written < args.bytes) {
@@ -29,7 +37,17 @@ while (written < args.bytes) {
     batch.push(session.append({ kind: 'pg.result', direction: 'server', payload }));
   }
   await Promise.all(batch);
-  if (i % (256 * 64) === 0) rssSamples.push(process.memoryUsage.rss());
+  if (i % (256 * 64) === 0) {
+    const m = process.memoryUsage();
+    rssSamples.push(m.rss);
+    memorySamples.push({
+      rss: mib(m.rss),
+      heap: mib(m.heapUsed),
+      heapTotal: mib(m.heapTotal),
+      external: mib(m.external),
+      arrayBuffers: mib(m.arrayBuffers),
+    });
+  }
 }
 await session.end({ reason: 'done' });
 const appendedS = (performance.now() - started) / 1000;
@@ -43,6 +61,7 @@ process.stdout.write(
     appendSeconds: appendedS,
     totalSeconds: totalS,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
-    rssSamplesMiB: rssSamples.map((r) => Math.round(r / 1048576)),
+    rssSamplesMiB: rssSamples.map(mib),
+    memorySamplesMiB: memorySamples,
   })}\n`,
 );

@@ -1,6 +1,7 @@
 // Recording pipeline benchmark: writer + upload to a real MinIO.
 //   node bench/recording.bench.ts            default run (a few minutes at most on 2 cores)
 //   node bench/recording.bench.ts --full     also the 1 GiB single-session RSS case
+//   --rss-only skips the throughput cases; --memory prints heap/external/arrayBuffers samples
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -127,6 +128,7 @@ async function rss(bytes: number) {
     totalSeconds: number;
     maxRssBytes: number;
     rssSamplesMiB: number[];
+    memorySamplesMiB: unknown[];
   };
   const stored = await storedBytes(`${prefix}/`);
   return {
@@ -137,6 +139,7 @@ async function rss(bytes: number) {
     totalSeconds: +r.totalSeconds.toFixed(1),
     peakRssMiB: +(r.maxRssBytes / MiB).toFixed(1),
     rssSamplesMiB: r.rssSamplesMiB,
+    ...(process.argv.includes('--memory') ? { memorySamplesMiB: r.memorySamplesMiB } : {}),
     storedMiB: +(stored.bytes / MiB).toFixed(1),
     storedObjects: stored.objects,
   };
@@ -144,9 +147,11 @@ async function rss(bytes: number) {
 
 try {
   const results: Record<string, unknown> = {};
-  results.sqlWorkload_1session = await throughput(1, 20_000);
-  results.sqlWorkload_50sessions = await throughput(50, 2_000);
-  results.sqlWorkload_200sessions = await throughput(200, 500);
+  if (!process.argv.includes('--rss-only')) {
+    results.sqlWorkload_1session = await throughput(1, 20_000);
+    results.sqlWorkload_50sessions = await throughput(50, 2_000);
+    results.sqlWorkload_200sessions = await throughput(200, 500);
+  }
   results.rss_256MiB = await rss(256 * MiB);
   if (full) results.rss_1GiB = await rss(1024 * MiB);
   for (const [name, r] of Object.entries(results)) process.stdout.write(`${name}: ${JSON.stringify(r)}\n`);

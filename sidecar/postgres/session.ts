@@ -171,6 +171,17 @@ function columnsOf(raw: Buffer): ColumnInfo[] {
   return msg.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID, format: f.format }));
 }
 
+/** Column names as recorded, computed once per column list (lists are shared, never mutated). */
+const columnNames = new WeakMap<ColumnInfo[], string[]>();
+function namesOf(columns: ColumnInfo[]): string[] {
+  let names = columnNames.get(columns);
+  if (!names) {
+    names = columns.map((c) => c.name);
+    columnNames.set(columns, names);
+  }
+  return names;
+}
+
 function nowNs(): bigint {
   return process.hrtime.bigint();
 }
@@ -207,6 +218,7 @@ export class PostgresSession {
   private readonly client: Socket;
   private readonly targetName: string;
   private readonly source: string;
+  private lastRowDescription: { raw: Buffer; columns: ColumnInfo[] } | undefined;
 
   constructor(client: Socket, runtime: () => PostgresRuntime, services: GatewayServices) {
     this.client = client;
@@ -957,12 +969,12 @@ export class PostgresSession {
         if (!head) break;
         if (head.kind === Expect.Query) {
           if (head.stmt) {
-            head.stmt.columns = columnsOf(f.raw);
+            head.stmt.columns = this.describedColumns(f.raw);
             head.stmt.rowMasker = undefined;
           }
           break;
         }
-        const columns = columnsOf(f.raw);
+        const columns = this.describedColumns(f.raw);
         if (head.kind === Expect.DescribeStatement) {
           if (head.statement) {
             head.statement.columns = columns;
@@ -1105,6 +1117,15 @@ export class PostgresSession {
     return stmt.rowMasker;
   }
 
+  /** Agents repeat their queries: an unchanged RowDescription reuses the last decoded columns. */
+  private describedColumns(raw: Buffer): ColumnInfo[] {
+    const last = this.lastRowDescription;
+    if (last?.raw.equals(raw)) return last.columns;
+    const columns = columnsOf(raw);
+    this.lastRowDescription = { raw: Buffer.from(raw), columns };
+    return columns;
+  }
+
   private recordResult(stmt: StatementRecord, tag: string): void {
     const rec = this.rec!;
     if (stmt.copy) {
@@ -1122,7 +1143,7 @@ export class PostgresSession {
       durationMs: Number(nowNs() - stmt.startNs) / 1e6,
       maskedCells: stmt.maskedCells,
     };
-    if (stmt.columns) payload.columns = stmt.columns.map((c) => c.name);
+    if (stmt.columns) payload.columns = namesOf(stmt.columns);
     if (stmt.sample.length > 0) payload.rowsSample = stmt.sample;
     rec.add('pg.result', 'server', payload);
     if (stmt.maskedCells > 0) {

@@ -1,5 +1,7 @@
 // Prometheus metrics of one sidecar process (served on /metrics by the admin server). Label
-// children are cached so the data path does a map lookup, not a label-set build, per update.
+// children are cached so the data path does a map lookup, not a label-set build, per update. The
+// per-message counters (bytes, statements) only add to plain numbers on the data path; they are
+// folded into prom-client when metrics are collected (scrape), which is where their cost belongs.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Metrics of one target, label children bound once (the data path does no label lookups). */
@@ -38,17 +40,23 @@ export function createMetrics(): SidecarMetrics {
     labelNames: ['target'],
     registers: [registry],
   });
+  const pending: (() => void)[] = [];
+  const foldPending = () => {
+    for (const fold of pending) fold();
+  };
   const statements = new Counter({
     name: 'chaperone_statements_total',
     help: 'Statements seen, by policy action (allow, alert, block, requireApproval, approved, denied).',
     labelNames: ['target', 'action'],
     registers: [registry],
+    collect: foldPending,
   });
   const bytes = new Counter({
     name: 'chaperone_bytes_total',
     help: 'Bytes relayed, by sender (client = agent, server = upstream).',
     labelNames: ['target', 'direction'],
     registers: [registry],
+    collect: foldPending,
   });
   const masked = new Counter({
     name: 'chaperone_masked_cells_total',
@@ -90,7 +98,19 @@ export function createMetrics(): SidecarMetrics {
     const serverBytes = bytes.labels(t, 'server');
     const maskedT = masked.labels(t);
     const connectT = connect.labels(t);
-    const byAction = new Map<string, { inc(): void }>();
+    const byAction = new Map<string, { counter: { inc(n: number): void }; n: number }>();
+    let clientPending = 0;
+    let serverPending = 0;
+    pending.push(() => {
+      if (clientPending > 0) clientBytes.inc(clientPending);
+      if (serverPending > 0) serverBytes.inc(serverPending);
+      clientPending = 0;
+      serverPending = 0;
+      for (const a of byAction.values()) {
+        if (a.n > 0) a.counter.inc(a.n);
+        a.n = 0;
+      }
+    });
     m = {
       sessionStarted: () => {
         activeT.inc();
@@ -98,14 +118,17 @@ export function createMetrics(): SidecarMetrics {
       },
       sessionEnded: () => activeT.dec(),
       statement: (action) => {
-        let c = byAction.get(action);
-        if (!c) {
-          c = statements.labels(t, action);
-          byAction.set(action, c);
+        let a = byAction.get(action);
+        if (!a) {
+          a = { counter: statements.labels(t, action), n: 0 };
+          byAction.set(action, a);
         }
-        c.inc();
+        a.n++;
       },
-      bytes: (direction, n) => (direction === 'client' ? clientBytes : serverBytes).inc(n),
+      bytes: (direction, n) => {
+        if (direction === 'client') clientPending += n;
+        else serverPending += n;
+      },
       maskedCells: (n) => maskedT.inc(n),
       upstreamConnectSeconds: (s) => connectT.observe(s),
     };

@@ -2,6 +2,7 @@
 import { RE2JS } from 're2js';
 import type { Guardrail, GuardrailAction, SqlClass } from '../../../crds/index.ts';
 import { classifySql, loadSqlParser, type SqlClassification } from './classify.ts';
+import { SHAPE_SAFE_TYPES, sqlShape } from './shape.ts';
 
 export interface SqlDecision {
   action: GuardrailAction;
@@ -89,29 +90,64 @@ export async function createSqlGuard(
   const compiled = compileSqlRules(rules, target);
   const cacheSize = options.cacheSize ?? 512;
   const cacheMaxLength = options.cacheMaxLength ?? 8192;
-  const cache = new Map<string, SqlDecision>();
-  const evaluateUncached = (sql: string): SqlDecision => {
+  const cache = new Lru<string, SqlDecision>(cacheSize);
+  // Statements that differ only in integer literals share one classification (see shape.ts). When no
+  // rule looks at the text itself, they share the decision too.
+  const shapes = new Lru<string, { c: SqlClassification; decision?: SqlDecision }>(cacheSize);
+  const textFree = compiled.every((r) => r.pattern === undefined);
+  const classify = (sql: string): SqlClassification => {
     try {
-      return decide(compiled, sql, classifySql(sql));
+      return classifySql(sql);
     } catch (err) {
       const parseError = `guardrail evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
-      return decide(compiled, sql, { classes: ['unparseable'], statementTypes: [], parseError });
+      return { classes: ['unparseable'], statementTypes: [], parseError };
     }
+  };
+  const evaluateShaped = (sql: string, shape: string): SqlDecision => {
+    const entry = shapes.get(shape);
+    if (entry) return entry.decision ?? decide(compiled, sql, entry.c);
+    const c = classify(sql);
+    const decision = decide(compiled, sql, c);
+    const reusable =
+      c.parseError === undefined &&
+      c.statementTypes.length > 0 &&
+      c.statementTypes.every((t) => SHAPE_SAFE_TYPES.has(t));
+    if (reusable) shapes.set(shape, textFree ? { c, decision } : { c });
+    else cache.set(sql, decision);
+    return decision;
   };
   return {
     evaluate(sql: string): SqlDecision {
-      if (cacheSize === 0 || sql.length > cacheMaxLength) return evaluateUncached(sql);
+      if (cacheSize === 0 || sql.length > cacheMaxLength) return decide(compiled, sql, classify(sql));
       const hit = cache.get(sql);
-      if (hit) {
-        // Refresh recency: Map iteration order is insertion order, so the first key is the oldest.
-        cache.delete(sql);
-        cache.set(sql, hit);
-        return hit;
-      }
-      const decision = evaluateUncached(sql);
+      if (hit) return hit;
+      const shape = sqlShape(sql);
+      if (shape !== undefined) return evaluateShaped(sql, shape);
+      const decision = decide(compiled, sql, classify(sql));
       cache.set(sql, decision);
-      if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
       return decision;
     },
   };
+}
+
+/** A bounded map that forgets the least recently used entry. */
+class Lru<K, V> {
+  private readonly map = new Map<K, V>();
+  private readonly size: number;
+  constructor(size: number) {
+    this.size = size;
+  }
+  get(key: K): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) {
+      // Map iteration order is insertion order, so the first key is the oldest.
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: K, value: V): void {
+    this.map.set(key, value);
+    if (this.map.size > this.size) this.map.delete(this.map.keys().next().value!);
+  }
 }
