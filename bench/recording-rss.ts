@@ -4,8 +4,21 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSigningKey, openRecorder, type S3Options } from '../recording/index.ts';
-import { sampleHeader } from '../recording/testing/fixtures.ts';
+import { sampleHeader } from '../recording/testing/sample-header.ts';
 
+const mib = (n: number) => Math.round(n / 1048576);
+const memoryMiB = () => {
+  const m = process.memoryUsage();
+  return {
+    rss: mib(m.rss),
+    heap: mib(m.heapUsed),
+    heapTotal: mib(m.heapTotal),
+    external: mib(m.external),
+    arrayBuffers: mib(m.arrayBuffers),
+  };
+};
+/** After loading the modules, before any session: the floor the writer starts from. */
+const loadedMiB = memoryMiB();
 const args = JSON.parse(process.argv[2] ?? '{}') as { store: string; s3?: S3Options; bytes: number };
 const dir = await mkdtemp(join(tmpdir(), 'chaperone-bench-rss-'));
 const rec = await openRecorder({
@@ -26,7 +39,6 @@ const memorySamples: {
   external: number;
   arrayBuffers: number;
 }[] = [];
-const mib = (n: number) => Math.round(n / 1048576);
 const rows = (n: number) =>
   Array.from({ length: 8 }, (_, r) => [n + r, `customer-${(n * 31 + r) % 9973}`, `note ${'x'.repeat(60)}`]);
 while (written < args.bytes) {
@@ -38,15 +50,9 @@ while (written < args.bytes) {
   }
   await Promise.all(batch);
   if (i % (256 * 64) === 0) {
-    const m = process.memoryUsage();
+    const m = memoryMiB();
     rssSamples.push(m.rss);
-    memorySamples.push({
-      rss: mib(m.rss),
-      heap: mib(m.heapUsed),
-      heapTotal: mib(m.heapTotal),
-      external: mib(m.external),
-      arrayBuffers: mib(m.arrayBuffers),
-    });
+    memorySamples.push(m);
   }
 }
 await session.end({ reason: 'done' });
@@ -61,7 +67,8 @@ process.stdout.write(
     appendSeconds: appendedS,
     totalSeconds: totalS,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
-    rssSamplesMiB: rssSamples.map(mib),
+    loadedMiB,
+    rssSamplesMiB: rssSamples,
     memorySamplesMiB: memorySamples,
   })}\n`,
 );

@@ -2,6 +2,9 @@
 //   node bench/recording.bench.ts            default run (a few minutes at most on 2 cores)
 //   node bench/recording.bench.ts --full     also the 1 GiB single-session RSS case
 //   --rss-only skips the throughput cases; --memory prints heap/external/arrayBuffers samples
+//   --node-flags='--max-semi-space-size=2' runs the RSS child with these Node/V8 flags
+//   --tuned runs the RSS child with the memory settings recommended for the sidecar container
+//     (TUNED below: a bounded young generation and glibc malloc limits), reported as rss_*_tuned
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,6 +16,23 @@ import { sampleHeader, sqlEvents } from '../recording/testing/fixtures.ts';
 import { startEnv } from '../test/env/index.ts';
 
 const full = process.argv.includes('--full');
+/**
+ * Memory settings recommended for the sidecar container. Flags go on the image entrypoint's node
+ * command line (`node --max-semi-space-size=1 --optimize-for-size sidecar/main.ts`;
+ * --optimize-for-size is refused in NODE_OPTIONS): V8's young generation stays at 1 MiB
+ * semi-spaces instead of growing to 16 MiB ones, and the old generation is collected before it
+ * doubles. The env makes glibc return freed large blocks (zstd and I/O buffers) to the kernel
+ * instead of keeping fragmented arenas, one per thread-pool thread.
+ */
+const TUNED = {
+  flags: ['--max-semi-space-size=1', '--optimize-for-size'],
+  env: { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' },
+};
+const childFlags = (
+  process.argv.find((a) => a.startsWith('--node-flags='))?.slice('--node-flags='.length) ?? ''
+)
+  .split(' ')
+  .filter(Boolean);
 const MiB = 1024 * 1024;
 const env = await startEnv(['minio']);
 const minio = env.info.minio!;
@@ -102,17 +122,19 @@ async function throughput(sessions: number, statementsPerSession: number) {
   };
 }
 
-async function rss(bytes: number) {
-  const prefix = `bench-rss-${bytes}`;
+async function rss(bytes: number, tuned = false) {
+  const prefix = `bench-rss-${bytes}${tuned ? '-tuned' : ''}`;
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(
       process.execPath,
       [
+        ...(tuned ? TUNED.flags : childFlags),
         new URL('./recording-rss.ts', import.meta.url).pathname,
         JSON.stringify({ store: `s3://${minio.bucket}/${prefix}`, s3, bytes }),
       ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
+        ...(tuned ? { env: { ...process.env, ...TUNED.env } } : {}),
       },
     );
     let text = '';
@@ -127,6 +149,7 @@ async function rss(bytes: number) {
     appendSeconds: number;
     totalSeconds: number;
     maxRssBytes: number;
+    loadedMiB: unknown;
     rssSamplesMiB: number[];
     memorySamplesMiB: unknown[];
   };
@@ -138,6 +161,8 @@ async function rss(bytes: number) {
     eventMiBPerSecond: +(r.eventBytes / MiB / r.appendSeconds).toFixed(1),
     totalSeconds: +r.totalSeconds.toFixed(1),
     peakRssMiB: +(r.maxRssBytes / MiB).toFixed(1),
+    ...(tuned ? { tuned: TUNED } : childFlags.length > 0 ? { nodeFlags: childFlags.join(' ') } : {}),
+    loadedMiB: r.loadedMiB,
     rssSamplesMiB: r.rssSamplesMiB,
     ...(process.argv.includes('--memory') ? { memorySamplesMiB: r.memorySamplesMiB } : {}),
     storedMiB: +(stored.bytes / MiB).toFixed(1),
@@ -152,8 +177,11 @@ try {
     results.sqlWorkload_50sessions = await throughput(50, 2_000);
     results.sqlWorkload_200sessions = await throughput(200, 500);
   }
+  const tuned = process.argv.includes('--tuned');
   results.rss_256MiB = await rss(256 * MiB);
+  if (tuned) results.rss_256MiB_tuned = await rss(256 * MiB, true);
   if (full) results.rss_1GiB = await rss(1024 * MiB);
+  if (full && tuned) results.rss_1GiB_tuned = await rss(1024 * MiB, true);
   for (const [name, r] of Object.entries(results)) process.stdout.write(`${name}: ${JSON.stringify(r)}\n`);
 } finally {
   client.destroy();

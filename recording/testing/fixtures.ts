@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { MinioInfo } from '../../test/env/types.ts';
-import type { SessionHeaderInput } from '../events.ts';
 import type { S3Options } from '../stores/s3-store.ts';
 
 export async function tempDir(name: string): Promise<string> {
@@ -16,27 +15,7 @@ export async function tempDir(name: string): Promise<string> {
   return dir;
 }
 
-export function sampleHeader(overrides: Partial<SessionHeaderInput> = {}): SessionHeaderInput {
-  return {
-    protocol: 'postgres',
-    target: { name: 'orders-db', host: '10.0.0.7', port: 5432 },
-    identity: {
-      subject: 'system:serviceaccount:agents:report-bot',
-      issuer: 'https://kubernetes.default.svc',
-      claims: { aud: ['chaperone'] },
-      serviceAccount: 'report-bot',
-      pod: 'report-bot-7f9c',
-      namespace: 'agents',
-      node: 'node-1',
-      podUid: '6c1e0c1e-0000-4000-8000-000000000001',
-      source: '127.0.0.1:51234',
-    },
-    policy: { name: 'db-agents', namespace: 'agents', generation: 3 },
-    sidecarVersion: '0.1.0-test',
-    labels: { dbUser: 'reporter' },
-    ...overrides,
-  };
-}
+export { sampleHeader } from './sample-header.ts';
 
 export function s3OptionsFor(info: MinioInfo): S3Options {
   return {
