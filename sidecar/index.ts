@@ -1,5 +1,6 @@
 // Public index of sidecar/: config schema, the process's building blocks, the protocol gateways.
 export * from './config/index.ts';
+export { SIDECAR_IMAGE_ENV, SIDECAR_NODE_FLAGS } from './entrypoint.ts';
 export {
   CancelRegistry,
   DEFAULT_LIMITS,

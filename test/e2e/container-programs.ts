@@ -1,11 +1,13 @@
 // There is no container runtime here, so no images: each container runs the program its image
-// would run, taken from this checkout. Chaperone's own images (sidecar, chaperone-init) become
-// `node <repo>/sidecar/main.ts` and `node <repo>/webhook/init/main.ts`, with Node 24 and the
-// checkout bind-mounted read-only under /opt/chaperone (the container's UID may not be able to
-// reach them where they live, /root is mode 700). Any other image runs its command as declared with
-// the host's programs (psql, sh), which is what an agent image would carry.
+// would run, taken from this checkout. Chaperone's own images become `node [SIDECAR_NODE_FLAGS]
+// <repo>/sidecar/main.ts` with the image's SIDECAR_IMAGE_ENV, and `node <repo>/webhook/init/main.ts`
+// for chaperone-init, with Node 24 and the checkout bind-mounted read-only under /opt/chaperone (the
+// container's UID may not be able to reach them where they live, /root is mode 700). Any other
+// image runs its command as declared with the host's programs (psql, sh), which is what an agent
+// image would carry.
 import { dirname, join } from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
+import { SIDECAR_IMAGE_ENV, SIDECAR_NODE_FLAGS } from '../../sidecar/index.ts';
 import type { BindMount } from './pod-exec.ts';
 import type { ContainerProgram, ProgramResolver } from './pod-runner.ts';
 
@@ -42,7 +44,10 @@ export function chaperonePrograms(images: ChaperoneImages): ProgramResolver {
     if (container.command?.[0] === 'chaperone-init' && image === init) {
       return node('webhook/init/main.ts', container.command.slice(1).concat(container.args ?? []));
     }
-    if (image === sidecar && !container.command) return node('sidecar/main.ts', container.args ?? []);
+    if (image === sidecar && !container.command) {
+      const program = node('sidecar/main.ts', container.args ?? []);
+      return { ...program, args: [...SIDECAR_NODE_FLAGS, ...program.args], env: { ...SIDECAR_IMAGE_ENV } };
+    }
     if (declared.length === 0) {
       throw new Error(`${container.name}: image ${container.image} has no known entrypoint; set command`);
     }

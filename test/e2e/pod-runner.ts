@@ -18,6 +18,8 @@ export interface ContainerProgram {
   args: string[];
   /** Extra mounts standing in for the image's filesystem (e.g. the program and its runtime). */
   mounts?: BindMount[];
+  /** The image's ENV; the container's own env wins over it, as with a container runtime. */
+  env?: Record<string, string>;
 }
 
 export type ProgramResolver = (container: V1Container) => ContainerProgram;
@@ -168,7 +170,12 @@ export async function runPod(options: RunPodOptions): Promise<PodRun> {
     }
     // Container runtimes set HOME (to / for a UID without a passwd entry); programs such as the AWS
     // SDK fail without it.
-    const env = { HOME: '/', ...options.serviceEnv, ...resolveEnv(container, pod, network.podIp, warnings) };
+    const env = {
+      HOME: '/',
+      ...program.env,
+      ...options.serviceEnv,
+      ...resolveEnv(container, pod, network.podIp, warnings),
+    };
     return start(
       container.name,
       spawnInPod({
