@@ -507,7 +507,6 @@ export class PostgresSession {
 
   private driveRelay(): void {
     const upstream = this.upstream!;
-    upstream.cork();
     try {
       while (!this.waiting && this.phase === 'ready') {
         const m = this.parser.next();
@@ -539,7 +538,6 @@ export class PostgresSession {
       }
     } finally {
       this.up?.flush();
-      upstream.uncork();
     }
     if (upstream.writableNeedDrain) this.client.pause();
   }
@@ -897,7 +895,6 @@ export class PostgresSession {
     this.framer.push(chunk);
     const client = this.client;
     const down = this.down;
-    client.cork();
     try {
       for (let f = this.framer.next(); f !== undefined; f = this.framer.next()) {
         const out = this.onBackendMessage(f);
@@ -906,7 +903,6 @@ export class PostgresSession {
       }
     } finally {
       down.flush();
-      client.uncork();
     }
     if (this.framer.error) {
       this.logger.error({ error: this.framer.error }, 'upstream protocol error');
