@@ -455,7 +455,15 @@ export class PostgresSession {
     this.client.write(readyForQuery(this.txStatus));
     this.client.uncork();
     const upstream = up.socket;
-    upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
+    const reads = up.reads;
+    if (reads) {
+      reads.setSink((view) => {
+        this.onUpstreamData(view);
+        // The view's memory is reused by the next read: keep what outlives this call.
+        this.framer.retain();
+        if (this.client.writableLength > 0) reads.pin();
+      });
+    } else upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
     upstream.on('end', () => this.close('upstream closed the connection'));
     upstream.on('close', () => this.close('upstream closed the connection'));
     upstream.on('error', (err) => {
