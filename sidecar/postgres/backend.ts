@@ -49,6 +49,14 @@ export class BackendFramer {
     return { type: raw[0]!, raw };
   }
 
+  /** Copies the bytes still waiting, so the chunks they came in may be reused. */
+  retain(): void {
+    if (this.buf.length === 0 && this.moreBytes === 0) return;
+    this.buf = Buffer.concat([this.buf, ...this.more]);
+    this.more = [];
+    this.moreBytes = 0;
+  }
+
   /** Whatever arrived after the last complete message (handed to the relay after login). */
   takeRest(): Buffer {
     const rest = Buffer.concat([this.buf, ...this.more]);

@@ -1,12 +1,15 @@
 // Forwarded messages are written as few, large writes: consecutive messages that sit back to back
 // in memory (as they arrived in one chunk) go out as one view of that memory, unchanged and
-// uncopied. Anything the gateway builds itself flushes the run first, so order is kept.
+// uncopied. Bytes the gateway builds itself are queued in order with them. flush() hands the whole
+// batch to the socket at once: one plain write in the common case (a single run), a corked
+// sequence of writes (one writev) otherwise, so callers need no cork/uncork of their own.
 import type { Socket } from 'node:net';
 
 export class WriteCoalescer {
   private memory: ArrayBufferLike | undefined;
   private start = 0;
   private end = 0;
+  private queued: Buffer[] = [];
   private readonly socket: Socket;
 
   constructor(socket: Socket) {
@@ -19,22 +22,43 @@ export class WriteCoalescer {
       this.end += raw.length;
       return;
     }
-    this.flush();
+    this.closeRun();
     this.memory = raw.buffer;
     this.start = raw.byteOffset;
     this.end = raw.byteOffset + raw.length;
   }
 
-  /** Writes bytes built by the gateway, after everything queued before them. */
+  /** Queues bytes built by the gateway, after everything queued before them. */
   send(bytes: Buffer): void {
-    this.flush();
-    this.socket.write(bytes);
+    this.closeRun();
+    this.queued.push(bytes);
   }
 
+  /** Writes everything queued, in order. */
   flush(): void {
+    const queued = this.queued;
+    if (queued.length === 0) {
+      if (this.memory === undefined) return;
+      const view = Buffer.from(this.memory, this.start, this.end - this.start);
+      this.memory = undefined;
+      this.socket.write(view);
+      return;
+    }
+    this.closeRun();
+    this.queued = [];
+    if (queued.length === 1) {
+      this.socket.write(queued[0]!);
+      return;
+    }
+    const socket = this.socket;
+    socket.cork();
+    for (const b of queued) socket.write(b);
+    socket.uncork();
+  }
+
+  private closeRun(): void {
     if (this.memory === undefined) return;
-    const view = Buffer.from(this.memory, this.start, this.end - this.start);
+    this.queued.push(Buffer.from(this.memory, this.start, this.end - this.start));
     this.memory = undefined;
-    this.socket.write(view);
   }
 }

@@ -4,8 +4,16 @@
 import type { Logger } from 'pino';
 import type { SessionRecording } from '../server/modules.ts';
 
+/** Appends acknowledged by one promise of the recorder. */
+interface AppendGroup {
+  promise: Promise<void>;
+  events: number;
+  done: boolean;
+}
+
 export class RecordingChannel {
   private pending = 0;
+  private group: AppendGroup | undefined;
   private waiters: (() => void)[] = [];
   private readonly recording: SessionRecording | undefined;
   private readonly logger: Logger;
@@ -39,25 +47,39 @@ export class RecordingChannel {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
     if (!this.recording || this.failed) return;
     this.pending++;
-    this.recording.append({ kind, direction, payload, summary }).then(this.settled, this.rejected);
+    const settled = this.recording.append({ kind, direction, payload, summary });
+    // The recorder acknowledges a whole group commit with one promise: count the events waiting on
+    // it instead of attaching one reaction per event.
+    const group = this.group;
+    if (group && group.promise === settled && !group.done) {
+      group.events++;
+      return;
+    }
+    const next: AppendGroup = { promise: settled, events: 1, done: false };
+    this.group = next;
+    settled.then(
+      () => this.settled(next),
+      (err: Error) => this.rejected(next, err),
+    );
   }
 
-  private readonly settled = () => {
-    this.pending--;
+  private settled(group: AppendGroup): void {
+    group.done = true;
+    this.pending -= group.events;
     if (this.waiters.length > 0 && this.pending <= this.maxPending / 2) {
       const w = this.waiters;
       this.waiters = [];
       for (const resolve of w) resolve();
     }
-  };
+  }
 
-  private readonly rejected = (err: Error) => {
-    this.settled();
+  private rejected(group: AppendGroup, err: Error): void {
+    this.settled(group);
     if (this.failed) return;
     this.failed = err;
     this.logger.error({ err }, 'recording append failed');
     this.onFailure(err);
-  };
+  }
 
   /** A promise to wait on when too many appends are unsettled; undefined (no allocation) otherwise. */
   backpressure(): Promise<void> | undefined {

@@ -455,7 +455,15 @@ export class PostgresSession {
     this.client.write(readyForQuery(this.txStatus));
     this.client.uncork();
     const upstream = up.socket;
-    upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
+    const reads = up.reads;
+    if (reads) {
+      reads.setSink((view) => {
+        this.onUpstreamData(view);
+        // The view's memory is reused by the next read: keep what outlives this call.
+        this.framer.retain();
+        if (this.client.writableLength > 0) reads.pin();
+      });
+    } else upstream.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
     upstream.on('end', () => this.close('upstream closed the connection'));
     upstream.on('close', () => this.close('upstream closed the connection'));
     upstream.on('error', (err) => {
@@ -507,7 +515,6 @@ export class PostgresSession {
 
   private driveRelay(): void {
     const upstream = this.upstream!;
-    upstream.cork();
     try {
       while (!this.waiting && this.phase === 'ready') {
         const m = this.parser.next();
@@ -539,7 +546,6 @@ export class PostgresSession {
       }
     } finally {
       this.up?.flush();
-      upstream.uncork();
     }
     if (upstream.writableNeedDrain) this.client.pause();
   }
@@ -897,7 +903,6 @@ export class PostgresSession {
     this.framer.push(chunk);
     const client = this.client;
     const down = this.down;
-    client.cork();
     try {
       for (let f = this.framer.next(); f !== undefined; f = this.framer.next()) {
         const out = this.onBackendMessage(f);
@@ -906,7 +911,6 @@ export class PostgresSession {
       }
     } finally {
       down.flush();
-      client.uncork();
     }
     if (this.framer.error) {
       this.logger.error({ error: this.framer.error }, 'upstream protocol error');

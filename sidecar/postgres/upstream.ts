@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import { type BackendFrame, BackendFramer } from './backend.ts';
+import { connectWithDirectReads, type DirectReads, directReadsOf } from './direct-reads.ts';
 import { B, errorFields, startupMessage } from './protocol.ts';
 import { md5Password, ScramClient } from './scram.ts';
 
@@ -56,6 +57,8 @@ export interface UpstreamSession {
   txStatus: 'I' | 'T' | 'E';
   /** Bytes that arrived after ReadyForQuery. */
   rest: Buffer;
+  /** Zero-copy reads, for plain TCP (undefined with TLS: read the socket's 'data' events). */
+  reads: DirectReads | undefined;
 }
 
 /** Reads framed messages from a socket during the login, with one deadline for the whole login. */
@@ -112,9 +115,9 @@ class LoginReader {
   }
 }
 
-function tcpConnect(host: string, port: number): Promise<Socket> {
+function tcpConnect(host: string, port: number, directReads: boolean): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host, port });
+    const socket = directReads ? connectWithDirectReads(host, port) : netConnect({ host, port });
     socket.setNoDelay(true);
     const onError = (err: Error) =>
       reject(new UpstreamError(`cannot connect to upstream ${host}:${port}: ${err.message}`));
@@ -127,9 +130,10 @@ function tcpConnect(host: string, port: number): Promise<Socket> {
 }
 
 /** TCP, then SSLRequest and TLS when the target asks for it. */
-export async function openTransport(target: UpstreamTarget): Promise<Socket> {
-  const socket = await tcpConnect(target.host, target.port);
-  if (target.tls.mode === 'disable') return socket;
+export async function openTransport(target: UpstreamTarget, directReads = false): Promise<Socket> {
+  const plain = target.tls.mode === 'disable';
+  const socket = await tcpConnect(target.host, target.port, directReads && plain);
+  if (plain) return socket;
   socket.write(serialize.requestSsl());
   const answer = await new Promise<number>((resolve, reject) => {
     socket.once('data', (b: Buffer) => resolve(b[0]!));
@@ -172,7 +176,7 @@ export async function connectUpstream(
   params: Record<string, string>,
   timeoutMs: number,
 ): Promise<UpstreamSession> {
-  const socket = await openTransport(target);
+  const socket = await openTransport(target, true);
   const reader = new LoginReader(socket);
   const timer = setTimeout(
     () => reader.fail(new UpstreamError(`upstream login timed out after ${timeoutMs} ms`)),
@@ -221,7 +225,14 @@ export async function connectUpstream(
         backendKey = { pid: raw.readInt32BE(5), secret: raw.readInt32BE(9) };
       } else if (type === B.readyForQuery) {
         const status = String.fromCharCode(raw[5]!) as 'I' | 'T' | 'E';
-        return { socket, startupMessages, backendKey, txStatus: status, rest: reader.detach() };
+        return {
+          socket,
+          startupMessages,
+          backendKey,
+          txStatus: status,
+          rest: reader.detach(),
+          reads: directReadsOf(socket),
+        };
       } else if (type === B.negotiateVersion) {
         // We always ask for 3.0 with no options; nothing to negotiate.
       } else {
