@@ -7,11 +7,13 @@
 // The sidecar runs as its own process (node sidecar/main.ts) with tokenRequired: true and the test
 // environment's OpenID provider as its trusted issuer; pgbench presents a JWT access token of that
 // provider through PGPASSWORD, verified (signature, issuer, audience, expiry) on every connection.
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { generateSigningKey } from '../recording/index.ts';
+import { SIDECAR_IMAGE_ENV, SIDECAR_NODE_FLAGS } from '../sidecar/index.ts';
 import { startEnv } from '../test/env/index.ts';
 import { freePort, run, spawnOwned, tcpAccepts, waitUntil } from '../test/env/net.ts';
 import { oidcToken } from '../test/env/oidc.ts';
@@ -155,11 +157,20 @@ async function startSidecar(
 ): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const configPath = join(dir, 'sidecar.yaml');
   await writeFile(configPath, stringify(config));
-  const args = [];
+  // As the sidecar image runs it (sidecar/entrypoint.ts); BENCH_SIDECAR_PLAIN=1 runs plain `node`,
+  // BENCH_SIDECAR_NODE_FLAGS (space-separated) other Node flags with the image's env.
+  const plain = process.env.BENCH_SIDECAR_PLAIN === '1';
+  const flags = process.env.BENCH_SIDECAR_NODE_FLAGS?.split(' ').filter(Boolean) ?? SIDECAR_NODE_FLAGS;
+  const args: string[] = plain ? [] : [...flags];
   if (CPU_PROFILE) args.push('--cpu-prof', `--cpu-prof-dir=${join(process.cwd(), 'bench', 'out')}`);
   args.push(new URL('../sidecar/main.ts', import.meta.url).pathname, '--config', configPath);
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, CHAPERONE_ADMIN_HOST: '127.0.0.1', CHAPERONE_LOG_LEVEL: 'warn' },
+    env: {
+      ...(plain ? {} : SIDECAR_IMAGE_ENV),
+      ...process.env,
+      CHAPERONE_ADMIN_HOST: '127.0.0.1',
+      CHAPERONE_LOG_LEVEL: 'warn',
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
