@@ -3,24 +3,19 @@
 // request Expired); cancellation by the session.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  ApiextensionsV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
-  KubernetesObjectApi,
+  type KubeConfig,
   PatchStrategy,
-  RbacAuthorizationV1Api,
   setHeaderOptions,
-  type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
-import { parse } from 'yaml';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import { type ApprovalRequest, approvalName, createKubernetesApprovalBackend } from './index.ts';
+import { approvalNamespaceWithAgent } from './testing.ts';
 
 const env = await testEnv(['kube']);
 const group = 'chaperone.dev';
@@ -74,59 +69,7 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
     );
 
   before(async () => {
-    const crd = parse(
-      await readFile(new URL('../../crds/sessionapprovals.chaperone.dev.yaml', import.meta.url), 'utf8'),
-    ) as V1CustomResourceDefinition;
-    await KubernetesObjectApi.makeApiClient(admin).patch(
-      crd,
-      undefined,
-      undefined,
-      'chaperone-tests',
-      true,
-      PatchStrategy.ServerSideApply,
-    );
-    const ext = admin.makeApiClient(ApiextensionsV1Api);
-    await until('CRD established', async () => {
-      const c = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')
-        ? true
-        : undefined;
-    });
-    await core.createNamespace({ body: { metadata: { name: ns } } });
-
-    // The agent's service account with the RBAC of the contract: create/get/list/watch only.
-    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'agent' } } });
-    await rbac.createNamespacedRole({
-      namespace: ns,
-      body: {
-        metadata: { name: 'chaperone-agent' },
-        rules: [{ apiGroups: [group], resources: [plural], verbs: ['create', 'get', 'list', 'watch'] }],
-      },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns,
-      body: {
-        metadata: { name: 'chaperone-agent' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'chaperone-agent' },
-        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: ns }],
-      },
-    });
-    const token = await core.createNamespacedServiceAccountToken({
-      name: 'agent',
-      namespace: ns,
-      body: { spec: { audiences: [] } },
-    });
-    agentConfig = new KubeConfig();
-    agentConfig.loadFromClusterAndUser(
-      {
-        name: 'test',
-        server: env.kube.server,
-        caData: Buffer.from(env.kube.caPem).toString('base64'),
-        skipTLSVerify: false,
-      },
-      { name: 'agent', token: token.status!.token },
-    );
+    agentConfig = await approvalNamespaceWithAgent(admin, env.kube, ns);
   });
 
   after(async () => {

@@ -4,26 +4,16 @@
 // test plays the reviewer through the status subresource.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  ApiextensionsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  KubernetesObjectApi,
-  PatchStrategy,
-  RbacAuthorizationV1Api,
-  setHeaderOptions,
-  type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { approvalNamespaceWithAgent } from '../kubernetes-approvals/testing.ts';
 import { AGENT_SUBJECT, type Harness, kinds, startHarness } from '../postgres/test-support.ts';
 
 const env = await testEnv(['kube', 'postgres']);
@@ -69,58 +59,7 @@ describe('approvals.backend kubernetes through the postgres gateway', { timeout:
     );
 
   before(async () => {
-    const crd = parse(
-      await readFile(new URL('../../crds/sessionapprovals.chaperone.dev.yaml', import.meta.url), 'utf8'),
-    ) as V1CustomResourceDefinition;
-    await KubernetesObjectApi.makeApiClient(admin).patch(
-      crd,
-      undefined,
-      undefined,
-      'chaperone-tests',
-      true,
-      PatchStrategy.ServerSideApply,
-    );
-    const ext = admin.makeApiClient(ApiextensionsV1Api);
-    await until('CRD established', async () => {
-      const c = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')
-        ? true
-        : undefined;
-    });
-    await core.createNamespace({ body: { metadata: { name: ns } } });
-    // The agent pod's service account, with the RBAC the chart grants it: create/get/list/watch.
-    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'agent' } } });
-    await rbac.createNamespacedRole({
-      namespace: ns,
-      body: {
-        metadata: { name: 'chaperone-agent' },
-        rules: [{ apiGroups: [group], resources: [plural], verbs: ['create', 'get', 'list', 'watch'] }],
-      },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns,
-      body: {
-        metadata: { name: 'chaperone-agent' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'chaperone-agent' },
-        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: ns }],
-      },
-    });
-    const token = await core.createNamespacedServiceAccountToken({
-      name: 'agent',
-      namespace: ns,
-      body: { spec: { audiences: [] } },
-    });
-    const agentConfig = new KubeConfig();
-    agentConfig.loadFromClusterAndUser(
-      {
-        name: 'test',
-        server: env.kube.server,
-        caData: Buffer.from(env.kube.caPem).toString('base64'),
-        skipTLSVerify: false,
-      },
-      { name: 'agent', token: token.status!.token },
-    );
+    const agentConfig = await approvalNamespaceWithAgent(admin, env.kube, ns);
     dir = await mkdtemp(join(tmpdir(), 'chaperone-kube-approvals-'));
     const kubeconfig = join(dir, 'kubeconfig');
     await writeFile(kubeconfig, agentConfig.exportConfig(), { mode: 0o600 });
