@@ -1,10 +1,14 @@
 // The spool's write-ahead journal: one append-only file shared by every session of the recorder, so
-// one fdatasync covers every event waiting at that moment (group commit). Local to the node, never
+// one durable write covers every event waiting at that moment (group commit). Local to the node, never
 // uploaded; after a crash it is replayed to rebuild what was not sealed yet.
+//
+// The file is opened with O_DSYNC, so a write returns once its bytes are durable: a group commit is
+// one write in libuv's thread pool instead of a write and an fdatasync (half the thread-pool round
+// trips and main-thread callbacks per group, which the relay pays for at every statement).
 //
 // File: 8-byte magic "CHPJRNL1", then records:
 //   u32 LE body length | u32 LE CRC-32 of body | body = u8 session-id length | session id (ASCII) | event line (UTF-8 JSON)
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, write as fdWrite, openSync, readSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -61,6 +65,20 @@ export function sessionTag(sessionId: string): Buffer {
   return Buffer.concat([Buffer.from([id.length]), id]);
 }
 
+/** Writes buf[0, length) at `position`; with O_DSYNC it is durable when this resolves. */
+function writeFully(fd: number, buf: Buffer, length: number, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let off = 0;
+    const step = (err: NodeJS.ErrnoException | null, written: number): void => {
+      if (err) return reject(err);
+      off += written;
+      if (off >= length) return resolve();
+      fdWrite(fd, buf, off, length - off, position + off, step);
+    };
+    fdWrite(fd, buf, 0, length, position, step);
+  });
+}
+
 export class Journal {
   readonly dir: string;
   private readonly rotateBytes: number;
@@ -93,9 +111,9 @@ export class Journal {
   }
 
   private async openFile(no: number): Promise<void> {
-    const fh = await open(join(this.dir, journalFileName(no)), 'wx', 0o600);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+    const fh = await open(join(this.dir, journalFileName(no)), flags, 0o600);
     await fh.write(JOURNAL_MAGIC, 0, JOURNAL_MAGIC.length, 0);
-    await fh.datasync();
     await fsyncDir(this.dir);
     this.fh = fh;
     this.fileNo = no;
@@ -137,7 +155,7 @@ export class Journal {
     return end - start;
   }
 
-  /** Resolves once every record appended so far is on disk (one fdatasync per group). */
+  /** Resolves once every record appended so far is on disk (one durable write per group). */
   commit(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (!this.batch) this.batch = deferred();
@@ -166,12 +184,7 @@ export class Journal {
     this.spare = undefined;
     this.activeLength = 0;
     try {
-      let off = 0;
-      while (off < length) {
-        const { bytesWritten } = await this.fh.write(buf, off, length - off, this.fileSize + off);
-        off += bytesWritten;
-      }
-      await this.fh.datasync();
+      await writeFully(this.fh.fd, buf, length, this.fileSize);
       this.fileSize += length;
       this.writtenBytes += length;
       this.commits++;
