@@ -1,8 +1,11 @@
-// PostgreSQL gateway benchmark: pgbench (select-only and TPC-B-like, 16 clients) straight to the
-// database, through pgbouncer (session pooling), and through the chaperone sidecar recording to
-// MinIO, all in one run on this machine. Prints TPS ratios and added latency.
+// PostgreSQL gateway benchmark: pgbench (select-only and TPC-B-like, 16 clients; select-only with one
+// client for latency) straight to the database, through pgbouncer (session pooling), through a
+// Node.js relay that only copies bytes (bench/node-relay.ts: the floor of any Node proxy), and
+// through the chaperone sidecar recording to MinIO, all in one run on this machine. Prints TPS
+// ratios, the proxies' CPU per transaction and added latency.
 //
 //   node bench/postgres.bench.ts            (BENCH_SECONDS=20 per run, BENCH_CLIENTS=16, BENCH_SCALE=10)
+//   BENCH_MODES=select-only,tpcb,latency BENCH_PATHS=direct,pgbouncer,node-relay,sidecar select parts
 //
 // The sidecar runs as its own process (node sidecar/main.ts) with tokenRequired: true and the test
 // environment's OpenID provider as its trusted issuer; pgbench presents a JWT access token of that
@@ -26,8 +29,14 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const WARMUP_SECONDS = 3;
 const CPU_PROFILE = process.env.BENCH_CPU_PROF === '1';
 
+/**
+ * select-only and tpcb: throughput with 16 clients on a saturated machine. latency: one client
+ * running select-only, so nothing queues: what one agent notices per statement.
+ */
+type Mode = 'select-only' | 'tpcb' | 'latency';
+
 interface Endpoint {
-  name: 'direct' | 'pgbouncer' | 'sidecar';
+  name: 'direct' | 'pgbouncer' | 'node-relay' | 'sidecar';
   port: number;
   user: string;
   password: string;
@@ -39,6 +48,9 @@ interface Result {
   tps: number;
   /** CPU time of the proxy process (sidecar or pgbouncer) per transaction, in microseconds. */
   proxyCpuUsPerTx?: number;
+  /** The same, split into user and kernel time. */
+  proxyUserUsPerTx?: number;
+  proxySysUsPerTx?: number;
   p50Ms: number;
   p99Ms: number;
   statements: { sql: string; avgMs: number }[];
@@ -52,10 +64,11 @@ function percentile(sorted: number[], p: number): number {
 async function pgbench(
   binDir: string,
   ep: Endpoint,
-  mode: 'select-only' | 'tpcb',
+  mode: Mode,
   seconds: number,
   logDir?: string,
 ): Promise<Result> {
+  const clients = mode === 'latency' ? 1 : CLIENTS;
   const args = [
     '-h',
     '127.0.0.1',
@@ -64,15 +77,15 @@ async function pgbench(
     '-U',
     ep.user,
     '-c',
-    String(CLIENTS),
+    String(clients),
     '-j',
-    '2',
+    String(Math.min(2, clients)),
     '-T',
     String(seconds),
     '-r',
     '-n',
   ];
-  if (mode === 'select-only') args.push('-S');
+  if (mode !== 'tpcb') args.push('-S');
   if (logDir) args.push('--log', `--log-prefix=${join(logDir, 'tx')}`);
   args.push('bench');
   const out = await run(join(binDir, 'pgbench'), args, {
@@ -150,6 +163,21 @@ async function startPgbouncer(
   return { port, pid: proc.pid, stop: () => proc.stop() };
 }
 
+/** bench/node-relay.ts: a Node.js proxy that only copies bytes, the floor for any Node proxy. */
+async function startNodeRelay(
+  dir: string,
+  pgPort: number,
+): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const proc = spawnOwned(
+    process.execPath,
+    [new URL('./node-relay.ts', import.meta.url).pathname, String(port), '127.0.0.1', String(pgPort)],
+    { name: 'node-relay', logFile: join(dir, 'node-relay.log') },
+  );
+  await waitUntil('node-relay', () => tcpAccepts('127.0.0.1', port), { process: proc });
+  return { port, pid: proc.pid, stop: () => proc.stop() };
+}
+
 async function startSidecar(
   dir: string,
   config: Record<string, unknown>,
@@ -187,11 +215,11 @@ async function startSidecar(
   };
 }
 
-/** utime + stime of a process in seconds (Linux /proc). */
-async function cpuSeconds(pid: number): Promise<number> {
+/** utime and stime of a process in seconds (Linux /proc). */
+async function cpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 };
 }
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
@@ -219,6 +247,8 @@ async function main(): Promise<void> {
 
     const bouncer = await startPgbouncer(join(dir, 'pgbouncer'), pg.port, user, password);
     stops.push(bouncer.stop);
+    const relay = await startNodeRelay(dir, pg.port);
+    stops.push(relay.stop);
 
     const creds = join(dir, 'creds');
     await mkdir(creds, { recursive: true });
@@ -276,10 +306,11 @@ async function main(): Promise<void> {
     const endpoints: Endpoint[] = [
       { name: 'direct', port: pg.port, user, password },
       { name: 'pgbouncer', port: bouncer.port, user, password, pid: bouncer.pid },
+      { name: 'node-relay', port: relay.port, user, password, pid: relay.pid },
       { name: 'sidecar', port: sidecarPort, user: 'agent', password: agentToken, pid: sidecar.child.pid },
     ];
     const results: Record<string, Record<string, Result>> = {};
-    const modes = (process.env.BENCH_MODES ?? 'select-only,tpcb').split(',') as ('select-only' | 'tpcb')[];
+    const modes = (process.env.BENCH_MODES ?? 'select-only,tpcb,latency').split(',') as Mode[];
     for (const mode of modes) {
       results[mode] = {};
       for (const ep of endpoints) {
@@ -288,9 +319,15 @@ async function main(): Promise<void> {
         const logDir = join(dir, `log-${mode}-${ep.name}`);
         await mkdir(logDir, { recursive: true });
         process.stderr.write(`[bench] ${mode} via ${ep.name}: ${SECONDS} s\n`);
-        const cpuBefore = ep.pid ? await cpuSeconds(ep.pid) : 0;
+        const cpuBefore = ep.pid ? await cpuSeconds(ep.pid) : undefined;
         const r = await pgbench(pg.binDir, ep, mode, SECONDS, logDir);
-        if (ep.pid) r.proxyCpuUsPerTx = (((await cpuSeconds(ep.pid)) - cpuBefore) / (r.tps * SECONDS)) * 1e6;
+        if (ep.pid && cpuBefore) {
+          const cpuAfter = await cpuSeconds(ep.pid);
+          const perTx = (s: number) => (s / (r.tps * SECONDS)) * 1e6;
+          r.proxyUserUsPerTx = perTx(cpuAfter.user - cpuBefore.user);
+          r.proxySysUsPerTx = perTx(cpuAfter.sys - cpuBefore.sys);
+          r.proxyCpuUsPerTx = r.proxyUserUsPerTx + r.proxySysUsPerTx;
+        }
         results[mode][ep.name] = r;
       }
     }
@@ -302,17 +339,22 @@ async function main(): Promise<void> {
       const d = byEp.direct;
       const b = byEp.pgbouncer;
       const s = byEp.sidecar;
-      const perTx = mode === 'select-only' ? 1 : s?.statements.length || 1;
-      lines.push(`\n${mode}:`);
-      lines.push('| path | TPS | tx p50 ms | tx p99 ms | proxy CPU us/tx |');
-      lines.push('| --- | ---: | ---: | ---: | ---: |');
+      const n = byEp['node-relay'];
+      const perTx = mode === 'tpcb' ? s?.statements.length || 1 : 1;
+      lines.push(`\n${mode}${mode === 'latency' ? ' (1 client, select-only)' : ''}:`);
+      lines.push('| path | TPS | tx p50 ms | tx p99 ms | proxy CPU us/tx | user / sys us/tx |');
+      lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
       for (const [name, r] of Object.entries(byEp))
         lines.push(
-          `| ${name} | ${fmt(r.tps, 0)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${r.proxyCpuUsPerTx === undefined ? '-' : fmt(r.proxyCpuUsPerTx, 0)} |`,
+          `| ${name} | ${fmt(r.tps, 0)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${r.proxyCpuUsPerTx === undefined ? '-' : fmt(r.proxyCpuUsPerTx, 0)} | ${r.proxyUserUsPerTx === undefined ? '-' : `${fmt(r.proxyUserUsPerTx, 0)} / ${fmt(r.proxySysUsPerTx ?? Number.NaN, 0)}`} |`,
+        );
+      if (n && d)
+        lines.push(
+          `node-relay/direct TPS: ${fmt(n.tps / d.tps)} (the floor of a Node.js proxy that only copies bytes)`,
         );
       if (!s) continue;
       lines.push(
-        `sidecar/direct TPS: ${fmt(s.tps / (d?.tps ?? Number.NaN))}   sidecar/pgbouncer TPS: ${fmt(s.tps / (b?.tps ?? Number.NaN))}`,
+        `sidecar/direct TPS: ${fmt(s.tps / (d?.tps ?? Number.NaN))}   sidecar/pgbouncer TPS: ${fmt(s.tps / (b?.tps ?? Number.NaN))}   sidecar/node-relay TPS: ${fmt(s.tps / (n?.tps ?? Number.NaN))}`,
       );
       if (!d) continue;
       lines.push(
