@@ -70,10 +70,13 @@ function writeFully(fd: number, buf: Buffer, length: number, position: number): 
   return new Promise((resolve, reject) => {
     let off = 0;
     const step = (err: NodeJS.ErrnoException | null, written: number): void => {
-      if (err) return reject(err);
+      if (err) {
+        reject(err);
+        return;
+      }
       off += written;
-      if (off >= length) return resolve();
-      fdWrite(fd, buf, off, length - off, position + off, step);
+      if (off >= length) resolve();
+      else fdWrite(fd, buf, off, length - off, position + off, step);
     };
     fdWrite(fd, buf, 0, length, position, step);
   });
