@@ -45,6 +45,8 @@ export interface PostgresRuntime {
   masker: Masker;
   /** False when no masking rule exists: DataRows are then never decoded. */
   maskingConfigured: boolean;
+  /** masking.keepOriginals: the recording also holds sampled rows as they were before masking. */
+  keepOriginals: boolean;
   approvals: ApprovalBackend;
   approvalTimeoutMs: number;
   alerts: AlertSink;

@@ -323,3 +323,46 @@ describe('node-postgres through the sidecar', () => {
     assert.equal(await direct(running), '0');
   });
 });
+
+describe('masking.keepOriginals', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness(env.postgres, {
+      config: {
+        masking: {
+          columns: [{ pattern: '^ssn$', strategy: 'redact' }],
+          detectors: [{ type: 'creditCard', strategy: 'redact' }],
+          keepOriginals: true,
+        },
+      },
+    });
+    await direct(
+      `CREATE TABLE keep_originals (id int primary key, ssn text, card text);
+       INSERT INTO keep_originals VALUES (1, '123-45-6789', '${CARD}'), (2, NULL, 'none')`,
+    );
+  });
+  after(() => h.close());
+
+  test('the agent still gets masked rows; the recording also holds the originals of masked rows', async () => {
+    const client = new pg.Client(h.clientConfig());
+    await client.connect();
+    try {
+      const r = await client.query('SELECT id, ssn, card FROM keep_originals ORDER BY id');
+      assert.equal(r.rows[0].card, '****');
+      assert.equal(r.rows[0].ssn, '****');
+      assert.equal(r.rows[1].card, 'none');
+    } finally {
+      await client.end();
+    }
+    const events = await h.waitForSession((evs) =>
+      evs.some((e) => e.kind === 'pg.result' && e.payload.unmaskedRowsSample !== undefined),
+    );
+    const result = kinds(events, 'pg.result').find((e) => e.payload.unmaskedRowsSample !== undefined)!;
+    assert.deepEqual(result.payload.rowsSample, [
+      ['1', '****', '****'],
+      ['2', null, 'none'],
+    ]);
+    // Only the row that had masked cells is kept unmasked, pointing at its place in rowsSample.
+    assert.deepEqual(result.payload.unmaskedRowsSample, [{ row: 0, values: ['1', '123-45-6789', CARD] }]);
+  });
+});

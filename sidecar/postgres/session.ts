@@ -76,6 +76,8 @@ interface StatementRecord {
   startNs: bigint;
   rows: number;
   sample: unknown[][];
+  /** With masking.keepOriginals: the sampled rows before masking, for rows that had masked cells. */
+  originals: { row: number; values: unknown[] }[] | undefined;
   sampleBytes: number;
   maskedCells: number;
   columns: ColumnInfo[] | undefined;
@@ -695,6 +697,7 @@ export class PostgresSession {
       startNs: nowNs(),
       rows: 0,
       sample: [],
+      originals: undefined,
       sampleBytes: 0,
       maskedCells: 0,
       columns: undefined,
@@ -936,26 +939,26 @@ export class PostgresSession {
         let values = dataRowValues(f.raw);
         if (!values) break;
         let raw = f.raw;
+        let originals: (Buffer | null)[] | undefined;
         if (masker?.active) {
           const masked = masker.maskRow(values);
           if (masked.maskedCells > 0) {
+            originals = values;
             values = masked.values;
             stmt.maskedCells += masked.maskedCells;
             raw = dataRow(values);
           }
         }
         if (wantSample) {
-          const cols = stmt.columns;
           stmt.sampleBytes += raw.length;
-          stmt.sample.push(
-            values.map((v, i) =>
-              v === null
-                ? null
-                : cols?.[i]?.format === 'binary'
-                  ? `\\x${v.toString('hex')}`
-                  : v.toString('utf8'),
-            ),
-          );
+          stmt.sample.push(this.sampleValues(stmt, values));
+          if (originals && rt.keepOriginals) {
+            stmt.sampleBytes += f.raw.length;
+            (stmt.originals ??= []).push({
+              row: stmt.sample.length - 1,
+              values: this.sampleValues(stmt, originals),
+            });
+          }
         }
         return raw !== f.raw ? raw : undefined;
       }
@@ -1103,6 +1106,14 @@ export class PostgresSession {
     return replaced;
   }
 
+  /** A DataRow's cells as recorded: text as text, binary as \\x hex. */
+  private sampleValues(stmt: StatementRecord, values: (Buffer | null)[]): unknown[] {
+    const cols = stmt.columns;
+    return values.map((v, i) =>
+      v === null ? null : cols?.[i]?.format === 'binary' ? `\\x${v.toString('hex')}` : v.toString('utf8'),
+    );
+  }
+
   private rowMaskerFor(stmt: StatementRecord): RowMasker | undefined {
     if (stmt.rowMasker) return stmt.rowMasker;
     const rt = this.rt();
@@ -1149,6 +1160,8 @@ export class PostgresSession {
     };
     if (stmt.columns) payload.columns = namesOf(stmt.columns);
     if (stmt.sample.length > 0) payload.rowsSample = stmt.sample;
+    // Only when the policy asks (masking.keepOriginals): the recording then holds sensitive data.
+    if (stmt.originals) payload.unmaskedRowsSample = stmt.originals;
     rec.add('pg.result', 'server', payload);
     if (stmt.maskedCells > 0) {
       const plans = stmt.rowMasker?.plans ?? [];
@@ -1172,6 +1185,7 @@ export class PostgresSession {
     // A simple Query may hold several statements: the next result starts afresh.
     stmt.rows = 0;
     stmt.sample = [];
+    stmt.originals = undefined;
     stmt.sampleBytes = 0;
     stmt.maskedCells = 0;
     stmt.columns = undefined;

@@ -100,6 +100,7 @@ export async function buildPostgresRuntime(
     guard: await createSqlGuard(config.guardrails, target.name),
     masker: createMasker(masking),
     maskingConfigured: masking.columns.length > 0 || masking.detectors.length > 0,
+    keepOriginals: masking.keepOriginals,
     approvals: shared.approvals,
     approvalTimeoutMs: config.approvals.timeoutSeconds * 1000,
     alerts: shared.alerts,
