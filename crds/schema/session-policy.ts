@@ -98,6 +98,15 @@ export const identitySchema = z
       .array(z.string().min(1))
       .default([])
       .describe('Subjects (sub claim or system:serviceaccount:ns:name) refused outright, with an alert.'),
+    clockSkewSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(300)
+      .default(30)
+      .describe(
+        'Clock difference tolerated between the token issuer and the sidecar when checking exp and nbf, in seconds.',
+      ),
   })
   .describe('How the agent proves who it is.');
 export type Identity = z.infer<typeof identitySchema>;
