@@ -86,6 +86,7 @@ describe('CRDs in kube-apiserver', () => {
     assert.equal(stored.spec.recording.failMode, 'failClosed');
     assert.equal(stored.spec.recording.segment.maxSeconds, 10);
     assert.equal(stored.spec.identity.tokenRequired, true);
+    assert.equal(stored.spec.identity.clockSkewSeconds, 30);
   });
 
   it('refuses duplicate target names', async () => {
@@ -132,6 +133,10 @@ describe('CRDs in kube-apiserver', () => {
     await refused(
       policy('no-signing', { targets: [target('db', 15432)], recording: { store: { url: 's3://b' } } }),
       /spec\.recording\.signingKeySecret: Required value/,
+    );
+    await refused(
+      policy('skew', { targets: [target('db', 15432)], identity: { clockSkewSeconds: 301 }, recording }),
+      /spec\.identity\.clockSkewSeconds: Invalid value: 301: .*less than or equal to 300/,
     );
     await refused(
       policy('no-targets', { targets: [], recording }),

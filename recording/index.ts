@@ -54,7 +54,13 @@ export {
   type VerifyReport,
   verifySession,
 } from './reader.ts';
-export { openRecorder, type Recorder, type RecorderOptions, type RecorderStatus } from './recorder.ts';
+export {
+  DEFAULT_SPOOL_LIMIT_BYTES,
+  openRecorder,
+  type Recorder,
+  type RecorderOptions,
+  type RecorderStatus,
+} from './recorder.ts';
 export { locateSession, VerificationError, type VerifyReason } from './session-walk.ts';
 export type { SessionRecording } from './session-writer.ts';
 export { openStore } from './stores/open-store.ts';

@@ -33,7 +33,7 @@ export interface RecorderOptions {
   keyId?: string;
   /** Seal a segment at this many uncompressed bytes or this age (defaults 4 MiB / 10 s). */
   seal?: { maxBytes?: number; maxMs?: number };
-  /** Bound on unsent local data (journal + sealed segments); default 1 GiB. */
+  /** Bound on unsent local data (journal + sealed segments); default DEFAULT_SPOOL_LIMIT_BYTES. */
   spoolLimitBytes?: number;
   failMode?: 'failClosed' | 'failOpen';
   /** Object Lock retention for every uploaded object. */
@@ -69,6 +69,13 @@ export interface Recorder {
   close(opts?: { deadlineMs?: number }): Promise<void>;
   status(): RecorderStatus;
 }
+
+/**
+ * Default bound on unsent local data: 512 MiB. The sidecar's spool is an emptyDir, often counted
+ * against the pod's ephemeral-storage limit, so the default stays well below a typical node's share.
+ * The SessionPolicy (and so the sidecar config) takes its default from here.
+ */
+export const DEFAULT_SPOOL_LIMIT_BYTES = 512 * 1024 * 1024;
 
 const OptionsSchema = z.object({
   spoolDir: z.string().min(1),
@@ -132,7 +139,7 @@ class RecorderImpl implements Recorder, RecorderHost {
     this.compressor = new Compressor(o.compressionLevel ?? 3);
     this.indexRefreshMs = o.indexRefreshMs ?? 60_000;
     this.failMode = o.failMode ?? 'failClosed';
-    this.limit = o.spoolLimitBytes ?? 1024 * 1024 * 1024;
+    this.limit = o.spoolLimitBytes ?? DEFAULT_SPOOL_LIMIT_BYTES;
     this.sealBacklogLimit = 2 * this.sealMaxBytes + 1024 * 1024;
     this.uploader = new Uploader(
       parts.store,

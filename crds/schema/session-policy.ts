@@ -1,6 +1,7 @@
 // SessionPolicy: the single source of truth for the CRD (crds/generate.ts renders it) and for the
 // policy half of the sidecar config (sidecar/config renders from it).
 import { z } from 'zod';
+import { DEFAULT_SPOOL_LIMIT_BYTES } from '../../recording/index.ts';
 import {
   conditionSchema,
   dnsLabelSchema,
@@ -98,6 +99,15 @@ export const identitySchema = z
       .array(z.string().min(1))
       .default([])
       .describe('Subjects (sub claim or system:serviceaccount:ns:name) refused outright, with an alert.'),
+    clockSkewSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(300)
+      .default(30)
+      .describe(
+        'Clock difference tolerated between the token issuer and the sidecar when checking exp and nbf, in seconds.',
+      ),
   })
   .describe('How the agent proves who it is.');
 export type Identity = z.infer<typeof identitySchema>;
@@ -254,7 +264,10 @@ export const recordingSchema = z
       .number()
       .int()
       .min(1048576)
-      .default(512 * 1024 * 1024),
+      .default(DEFAULT_SPOOL_LIMIT_BYTES)
+      .describe(
+        'Bound on unsent local data in the sidecar spool (an emptyDir): events not sealed yet plus segments not uploaded yet.',
+      ),
   })
   .describe('Recording and storage.');
 export type RecordingPolicy = z.infer<typeof recordingSchema>;

@@ -47,6 +47,7 @@ describe('identity verifier with Kubernetes service-account tokens', () => {
       issuers: [{ issuer: kube.serviceAccountIssuer, audiences: ['chaperone'], kubernetes: true, caFile }],
       tokenRequired: true,
       deniedSubjects: [`system:serviceaccount:${namespace}:intruder`],
+      clockSkewSeconds: 30,
     },
     { pod: { serviceAccount: 'agent', namespace }, logger },
   );

@@ -28,8 +28,9 @@ describe('identity verifier with the real OIDC provider', () => {
       issuers: [{ issuer: info.issuer, audiences: [info.audience], kubernetes: false }],
       tokenRequired: true,
       deniedSubjects: ['evil-bot'],
+      clockSkewSeconds: 0,
     },
-    { pod: { serviceAccount: 'bot', namespace: 'agents' }, logger, clockToleranceSeconds: 0 },
+    { pod: { serviceAccount: 'bot', namespace: 'agents' }, logger },
   );
   after(() => verifier.close());
 
@@ -72,6 +73,7 @@ describe('identity verifier with the real OIDC provider', () => {
         issuers: [{ issuer: 'https://idp.example', audiences: [info.audience], kubernetes: false }],
         tokenRequired: true,
         deniedSubjects: [],
+        clockSkewSeconds: 30,
       },
       { pod: {}, logger },
     );

@@ -22,7 +22,7 @@ type IdentityInput = Parameters<typeof createIdentityVerifier>[0];
 function identityConfig(
   input: Partial<IdentityInput> & { issuers: IdentityInput['issuers'] },
 ): IdentityInput {
-  return { tokenRequired: true, deniedSubjects: [], ...input };
+  return { tokenRequired: true, deniedSubjects: [], clockSkewSeconds: 30, ...input };
 }
 
 function verifierFor(
@@ -103,6 +103,28 @@ describe('identity verifier with a local issuer', () => {
     const v = verifierFor(issuer.issuer);
     const justExpired = await issuer.sign({ sub: 'a', aud: 'chaperone' }, { expiresIn: now() - 5 });
     assert.equal((await v.authenticate(justExpired, {})).subject, 'a');
+  });
+
+  it('honours identity.clockSkewSeconds for exp and nbf', async () => {
+    const issuer = await startLocalIssuer();
+    const lenient = verifierFor(issuer.issuer, { clockSkewSeconds: 30 });
+    const strict = verifierFor(issuer.issuer, { clockSkewSeconds: 5 });
+    const expiredTenSecondsAgo = await issuer.sign({ sub: 'a', aud: 'chaperone' }, { expiresIn: now() - 10 });
+    assert.equal((await lenient.authenticate(expiredTenSecondsAgo, {})).subject, 'a');
+    await rejects(
+      strict.authenticate(expiredTenSecondsAgo, {}),
+      'expired',
+      /token expired at \d{4}-/,
+      expiredTenSecondsAgo,
+    );
+    const validInTenSeconds = await issuer.sign({ sub: 'b', aud: 'chaperone', nbf: now() + 10 });
+    assert.equal((await lenient.authenticate(validInTenSeconds, {})).subject, 'b');
+    await rejects(strict.authenticate(validInTenSeconds, {}), 'notYetValid', /not valid before/);
+    // No tolerance at all: a token is refused the second its exp passes.
+    const none = verifierFor(issuer.issuer, { clockSkewSeconds: 0 });
+    const expiredNow = await issuer.sign({ sub: 'c', aud: 'chaperone' }, { expiresIn: now() });
+    await rejects(none.authenticate(expiredNow, {}), 'expired', /token expired at/);
+    assert.equal((await lenient.authenticate(expiredNow, {})).subject, 'c');
   });
 
   it('refuses alg none', async () => {
@@ -291,6 +313,13 @@ describe('identity verifier with a local issuer', () => {
     const v = createIdentityVerifier(config, { pod: podIdentityFromEnv({}), logger });
     v.close();
     assert.equal(config.tokenRequired, true);
+    assert.equal(config.clockSkewSeconds, 30, 'default clock skew');
+    assert.equal(sidecarConfigSchema.shape.identity.parse({ clockSkewSeconds: 0 }).clockSkewSeconds, 0);
+    for (const bad of [-1, 301, 1.5, '30']) {
+      const result = sidecarConfigSchema.shape.identity.safeParse({ clockSkewSeconds: bad });
+      assert.equal(result.success, false, `clockSkewSeconds ${JSON.stringify(bad)} is refused`);
+      assert.deepEqual(result.error?.issues[0]?.path, ['clockSkewSeconds']);
+    }
   });
 });
 

@@ -30,8 +30,6 @@ export interface IdentityVerifier {
 export interface IdentityVerifierOptions extends Omit<IssuerKeysOptions, 'logger'> {
   pod: PodIdentity;
   logger: Logger;
-  /** Allowed clock skew for exp, nbf and iat. */
-  clockToleranceSeconds?: number;
 }
 
 /** Asymmetric signatures only: an HMAC "signed" with the issuer's public key must never verify. */
@@ -138,7 +136,9 @@ export function createIdentityVerifier(
   config: SidecarConfig['identity'],
   options: IdentityVerifierOptions,
 ): IdentityVerifier {
-  const tolerance = options.clockToleranceSeconds ?? 30;
+  // Allowed clock difference for exp and nbf: tokens are refused only once they are this far past
+  // expiry (or this far before nbf), so issuer and sidecar clocks need not agree to the second.
+  const tolerance = config.clockSkewSeconds;
   const issuers = new Map<string, IssuerKeys>();
   for (const issuer of config.issuers) {
     issuers.set(issuer.issuer, createIssuerKeys(issuer, { ...options, logger: options.logger }));

@@ -1,6 +1,7 @@
 // The SessionApproval backend against the real apiserver: a reviewer's decision through the status
 // subresource reaches the waiting request; denial; timeout (with and without the RBAC to mark the
-// request Expired); cancellation by the session.
+// request Expired); cancellation by the session; decisions by non-reviewers are not obeyed (the
+// webhook does not run here, so nothing stamps or refuses what a client writes into the status).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -14,7 +15,12 @@ import {
 } from '@kubernetes/client-node';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
-import { type ApprovalRequest, approvalName, createKubernetesApprovalBackend } from './index.ts';
+import {
+  type ApprovalRequest,
+  approvalName,
+  createKubernetesApprovalBackend,
+  type UnauthorisedDecision,
+} from './index.ts';
 import { approvalNamespaceWithAgent } from './testing.ts';
 
 const env = await testEnv(['kube']);
@@ -137,6 +143,100 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
     const [approval] = await approvalsOf('sess-timeout-agent');
     assert.equal(approval?.status?.phase, undefined);
     assert.deepEqual(warnings, [], 'a forbidden status write is expected, not a warning');
+  });
+
+  describe('with reviewers named by the policy', () => {
+    const reviewers = { users: ['alice'], groups: ['dba'] };
+    const firstApproval = async (sessionId: string) =>
+      until(`the SessionApproval of ${sessionId}`, async () => (await approvalsOf(sessionId))[0]);
+
+    it('does not obey an approval written by a non-reviewer: it waits, reports it once, and times out naming it', async () => {
+      const seen: UnauthorisedDecision[] = [];
+      const warnings: string[] = [];
+      const backend = createKubernetesApprovalBackend({
+        namespace: ns,
+        kubeConfig: agentConfig,
+        reviewers,
+        onWarning: (w) => warnings.push(w),
+        onUnauthorisedDecision: (s) => seen.push(s),
+      });
+      const pending = backend.request(request('sess-intruder', 4000));
+      const approval = await firstApproval('sess-intruder');
+      await decide(approval.metadata.name, {
+        approved: true,
+        reason: 'trust me',
+        approver: 'mallory',
+        approverGroups: ['devs'],
+      });
+      await until('the unauthorised decision to be reported', async () =>
+        seen.length > 0 ? true : undefined,
+      );
+      const decision = await pending;
+      assert.equal(decision.approved, false, 'a non-reviewer’s approval is never obeyed');
+      assert.equal(decision.timedOut, true);
+      assert.equal(decision.approver, undefined, 'mallory is not recorded as the approver');
+      assert.equal(
+        decision.reason,
+        'no decision within 4s; ignored the approval by mallory: mallory (groups: devs) is not a reviewer of SessionPolicy billing (users: alice; groups: dba)',
+      );
+      assert.equal(seen.length, 1, 'reported once, however many times the object is seen');
+      assert.deepEqual(
+        { ...seen[0], request: seen[0]!.request.sessionId },
+        {
+          request: 'sess-intruder',
+          name: approval.metadata.name,
+          approved: true,
+          approver: 'mallory',
+          approverGroups: ['devs'],
+          reason: 'trust me',
+          why: 'mallory (groups: devs) is not a reviewer of SessionPolicy billing (users: alice; groups: dba)',
+        },
+      );
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!, /sess-intruder-1: approval not obeyed: mallory .* is not a reviewer/);
+    });
+
+    it('does not obey a denial written by a non-reviewer either', async () => {
+      const seen: UnauthorisedDecision[] = [];
+      const backend = createKubernetesApprovalBackend({
+        namespace: ns,
+        kubeConfig: agentConfig,
+        reviewers,
+        onUnauthorisedDecision: (s) => seen.push(s),
+      });
+      const pending = backend.request(request('sess-intruder-deny', 2500));
+      const approval = await firstApproval('sess-intruder-deny');
+      await decide(approval.metadata.name, { approved: false, approver: 'mallory' });
+      const decision = await pending;
+      assert.equal(decision.timedOut, true);
+      assert.match(decision.reason ?? '', /ignored the denial by mallory: mallory is not a reviewer/);
+      assert.equal(seen.length, 1);
+    });
+
+    it('obeys a reviewer named as a user, and one of a reviewer group', async () => {
+      const seen: UnauthorisedDecision[] = [];
+      const backend = createKubernetesApprovalBackend({
+        namespace: ns,
+        kubeConfig: agentConfig,
+        reviewers,
+        onUnauthorisedDecision: (s) => seen.push(s),
+      });
+      const byUser = backend.request(request('sess-reviewer', 30_000));
+      await decide((await firstApproval('sess-reviewer')).metadata.name, {
+        approved: true,
+        approver: 'alice',
+      });
+      assert.deepEqual(await byUser, { approved: true, approver: 'alice' });
+      const byGroup = backend.request(request('sess-reviewer-group', 30_000));
+      await decide((await firstApproval('sess-reviewer-group')).metadata.name, {
+        approved: false,
+        reason: 'no',
+        approver: 'dave',
+        approverGroups: ['system:authenticated', 'dba'],
+      });
+      assert.deepEqual(await byGroup, { approved: false, approver: 'dave', reason: 'no' });
+      assert.deepEqual(seen, []);
+    });
   });
 
   it('is cancelled by the session’s AbortSignal', async () => {

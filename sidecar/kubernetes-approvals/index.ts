@@ -4,6 +4,9 @@
 // The backend watches the object until status.decision is set, the timeout passes (denied,
 // timedOut; status.phase Expired is written when RBAC permits) or the session ends (cancelled).
 // Like every approval backend it never rejects: a failure is a denial naming the failure.
+// A decision by someone who may not decide (not one of the policy's reviewers, or the agent itself)
+// is not obeyed: the request keeps waiting, the sighting is reported (onUnauthorisedDecision) and,
+// when the wait ends in a timeout, the denial's reason names it so the recording keeps it.
 
 import { delimiter } from 'node:path';
 import {
@@ -13,9 +16,16 @@ import {
   setHeaderOptions,
   Watch,
 } from '@kubernetes/client-node';
-import { approvalDecisionSchema, SESSION_APPROVAL, type SessionApprovalSpec } from '../../crds/index.ts';
+import {
+  approvalDecisionSchema,
+  type ApprovalDecision as Recorded,
+  SESSION_APPROVAL,
+  type SessionApprovalSpec,
+} from '../../crds/index.ts';
 import type { ApprovalBackend, ApprovalDecision, ApprovalRequest } from '../policy/index.ts';
+import { type Reviewers, unauthorisedBecause } from './reviewers.ts';
 
+export { type RecordedDecision, type Reviewers, unauthorisedBecause } from './reviewers.ts';
 export type { ApprovalBackend, ApprovalDecision, ApprovalRequest };
 
 /**
@@ -53,6 +63,26 @@ export interface KubernetesApprovalBackendOptions {
   kubeConfig?: KubeConfig;
   /** Called for conditions worth a log line (watch restarts, status writes refused). */
   onWarning?: (message: string) => void;
+  /**
+   * SessionPolicy spec.approvals.reviewers: only their decisions are obeyed. Absent or empty: anyone
+   * RBAC lets write the status (except the agent itself).
+   */
+  reviewers?: Reviewers | undefined;
+  /** Called once per SessionApproval whose decision is not obeyed (for a log line and an alert). */
+  onUnauthorisedDecision?: (seen: UnauthorisedDecision) => void;
+}
+
+/** A decision written by someone who may not decide; the request went on waiting. */
+export interface UnauthorisedDecision {
+  request: ApprovalRequest;
+  /** The SessionApproval object. */
+  name: string;
+  approved: boolean;
+  approver?: string;
+  approverGroups?: string[];
+  reason?: string;
+  /** Why it is not obeyed. */
+  why: string;
 }
 
 const { group, version, plural } = SESSION_APPROVAL;
@@ -83,13 +113,16 @@ interface ApprovalObject {
   status?: { decision?: unknown; phase?: string };
 }
 
-function decisionOf(object: ApprovalObject | undefined): ApprovalDecision | undefined {
+function recordedDecision(object: ApprovalObject | undefined): Recorded | undefined {
   const parsed = approvalDecisionSchema.safeParse(object?.status?.decision);
-  if (!parsed.success) return undefined;
+  return parsed.success ? parsed.data : undefined;
+}
+
+function decisionOf(recorded: Recorded): ApprovalDecision {
   return {
-    approved: parsed.data.approved,
-    ...(parsed.data.approver !== undefined ? { approver: parsed.data.approver } : {}),
-    ...(parsed.data.reason !== undefined ? { reason: parsed.data.reason } : {}),
+    approved: recorded.approved,
+    ...(recorded.approver !== undefined ? { approver: recorded.approver } : {}),
+    ...(recorded.reason !== undefined ? { reason: recorded.reason } : {}),
   };
 }
 
@@ -109,6 +142,7 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
   const api = kubeConfig.makeApiClient(CustomObjectsApi);
   const { namespace } = options;
   const warn = options.onWarning ?? (() => undefined);
+  const reportUnauthorised = options.onUnauthorisedDecision ?? (() => undefined);
   const counters = new Map<string, number>();
 
   const read = async (name: string): Promise<ApprovalObject> =>
@@ -154,7 +188,7 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
   async function markExpired(
     name: string,
     resourceVersion: string | undefined,
-  ): Promise<ApprovalDecision | undefined> {
+  ): Promise<Recorded | undefined> {
     try {
       await api.patchNamespacedCustomObjectStatus(
         {
@@ -171,7 +205,7 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
     } catch (error) {
       const status = statusOf(error);
       // 409: changed since we looked; a decision may just have arrived.
-      if (status === 409) return decisionOf(await read(name).catch(() => undefined));
+      if (status === 409) return recordedDecision(await read(name).catch(() => undefined));
       if (status !== 403) warn(`cannot mark SessionApproval ${name} expired: ${messageOf(error)}`);
       return undefined;
     }
@@ -190,6 +224,33 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
       }
       const name = created.metadata?.name ?? '';
       let latest: ApprovalObject = created;
+      /** The decision written by someone who may not decide, once seen (it is final: one per object). */
+      let ignored: UnauthorisedDecision | undefined;
+      /** The decision to obey, or undefined (none yet, or one that is not obeyed). */
+      const obeyed = (recorded: Recorded | undefined): ApprovalDecision | undefined => {
+        if (!recorded) return undefined;
+        const why = unauthorisedBecause(recorded, options.reviewers, {
+          policy: req.policy,
+          subject: req.subject,
+        });
+        if (why === undefined) return decisionOf(recorded);
+        if (!ignored) {
+          ignored = {
+            request: req,
+            name,
+            approved: recorded.approved,
+            ...(recorded.approver !== undefined ? { approver: recorded.approver } : {}),
+            ...(recorded.approverGroups !== undefined ? { approverGroups: recorded.approverGroups } : {}),
+            ...(recorded.reason !== undefined ? { reason: recorded.reason } : {}),
+            why,
+          };
+          warn(
+            `SessionApproval ${name}: ${recorded.approved ? 'approval' : 'denial'} not obeyed: ${why}; still waiting for a reviewer`,
+          );
+          reportUnauthorised(ignored);
+        }
+        return undefined;
+      };
 
       return new Promise<ApprovalDecision>((resolve) => {
         let done = false;
@@ -211,7 +272,7 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
           finish({ approved: false, cancelled: true, reason: 'session closed before a decision' });
         const onEvent = (object: ApprovalObject) => {
           latest = object;
-          const decision = decisionOf(object);
+          const decision = obeyed(recordedDecision(object));
           if (decision) finish(decision);
         };
         const startWatch = async () => {
@@ -268,12 +329,18 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
             watch?.abort();
             // One last look: a decision that arrived just now wins over the timeout.
             const last = await read(name).catch(() => undefined);
-            const decided = decisionOf(last) ?? (await markExpired(name, last?.metadata?.resourceVersion));
+            const decided =
+              obeyed(recordedDecision(last)) ??
+              obeyed(await markExpired(name, last?.metadata?.resourceVersion));
+            const noDecision = `no decision within ${Math.round(req.timeoutMs / 1000)}s`;
             finish(
               decided ?? {
                 approved: false,
                 timedOut: true,
-                reason: `no decision within ${Math.round(req.timeoutMs / 1000)}s`,
+                // The recording keeps the ignored decision through this reason (approval.denied).
+                reason: ignored
+                  ? `${noDecision}; ignored the ${ignored.approved ? 'approval' : 'denial'} by ${ignored.approver ?? 'an unnamed approver'}: ${ignored.why}`
+                  : noDecision,
               },
             );
           },

@@ -55,7 +55,9 @@ export function buildShared(
   logger: Logger,
   env: NodeJS.ProcessEnv = process.env,
 ): SharedRuntime {
-  // Approvals first: the only part that can refuse the config, before anything needs closing.
+  // Approvals first: the only part that can refuse the config, before anything needs closing. The
+  // alert sink comes after; the approvals backend reaches it only once a request is waiting.
+  let alerts: AlertSink | undefined;
   const approvals = createApprovalBackend(config.approvals, {
     kubernetes: () => {
       if (!pod.namespace) {
@@ -73,7 +75,18 @@ export function buildShared(
       return createKubernetesApprovalBackend({
         namespace: pod.namespace,
         kubeConfig,
+        reviewers: config.approvals.reviewers,
         onWarning: (message) => log.warn(message),
+        onUnauthorisedDecision: (seen) =>
+          alerts?.send({
+            kind: 'approval',
+            sessionId: seen.request.sessionId,
+            subject: seen.request.subject,
+            target: seen.request.target,
+            rule: seen.request.rule,
+            statement: seen.request.statement,
+            message: `unauthorised ${seen.approved ? 'approval' : 'denial'} on SessionApproval ${seen.name} not obeyed: ${seen.why}`,
+          }),
       });
     },
   });
@@ -82,7 +95,7 @@ export function buildShared(
     logger: logger.child({ component: 'identity' }),
     kubernetesTokenFile: IN_CLUSTER_TOKEN_FILE,
   });
-  const alerts = createAlertSink(config.alerts, logger.child({ component: 'alerts' }));
+  alerts = createAlertSink(config.alerts, logger.child({ component: 'alerts' }));
   return { verifier, alerts, approvals };
 }
 

@@ -1,0 +1,151 @@
+// approvals.reviewers checked by the sidecar itself (defence in depth behind the admission webhook):
+// a sidecar (in this process) in front of the real PostgreSQL, its SessionApprovals in the real
+// apiserver under the agent's RBAC, and NO chaperone webhook, so nothing stamps or refuses what a
+// client writes into the status. A non-reviewer's approval is not obeyed: the statement waits until
+// the timeout and never runs, the sighting is logged and alerted, and the recorded denial names it.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { testEnv } from '../../test/env/index.ts';
+import { kubeConfigFor } from '../../test/env/kube.ts';
+import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { approvalNamespaceWithAgent } from '../kubernetes-approvals/testing.ts';
+import { type Harness, kinds, startHarness } from '../postgres/test-support.ts';
+
+const env = await testEnv(['kube', 'postgres']);
+const group = 'chaperone.dev';
+const version = 'v1alpha1';
+const plural = 'sessionapprovals';
+const TIMEOUT_SECONDS = 3;
+const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
+
+interface Approval {
+  metadata: { name: string };
+  spec: Record<string, unknown>;
+  status?: { decision?: unknown };
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('approvals.reviewers enforced by the sidecar (no admission webhook)', { timeout: 120_000 }, () => {
+  const admin = kubeConfigFor(env.kube);
+  const custom = admin.makeApiClient(CustomObjectsApi);
+  const core = admin.makeApiClient(CoreV1Api);
+  const ns = `sidecar-reviewers-${randomBytes(3).toString('hex')}`;
+  const alerts: string[] = [];
+  const alertServer = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      alerts.push(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    });
+  });
+  let dir: string;
+  let h: Harness;
+
+  const pending = async (): Promise<Approval | undefined> => {
+    const list = (await custom.listNamespacedCustomObject({ group, version, plural, namespace: ns })) as {
+      items: Approval[];
+    };
+    return list.items.find((a) => a.status?.decision === undefined);
+  };
+
+  before(async () => {
+    alertServer.listen(0, '127.0.0.1');
+    await once(alertServer, 'listening');
+    const alertPort = (alertServer.address() as AddressInfo).port;
+    const agentConfig = await approvalNamespaceWithAgent(admin, env.kube, ns);
+    dir = await mkdtemp(join(tmpdir(), 'chaperone-kube-reviewers-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, agentConfig.exportConfig(), { mode: 0o600 });
+    h = await startHarness(env.postgres, {
+      config: {
+        guardrails: [
+          { name: 'approve-truncate', match: { sqlClasses: ['truncate'] }, action: 'requireApproval' },
+        ],
+        approvals: {
+          backend: 'kubernetes',
+          timeoutSeconds: TIMEOUT_SECONDS,
+          reviewers: { users: ['alice'], groups: ['dba'] },
+        },
+        alerts: { webhookUrl: `http://127.0.0.1:${alertPort}/hooks/T000/B000/x`, on: ['approval'] },
+      },
+      sidecar: {
+        pod: { serviceAccount: 'agent', pod: 'agent-0', namespace: ns, node: 'node-1', podUid: 'uid-1' },
+        env: { KUBECONFIG: kubeconfig },
+      },
+    });
+  });
+
+  after(async () => {
+    await h?.close();
+    alertServer.close();
+    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a non-reviewer’s approval is not obeyed: the statement times out unrun, alerted and recorded', async () => {
+    await direct('CREATE TABLE kube_reviewers_t (id int); INSERT INTO kube_reviewers_t VALUES (1), (2)');
+    const run = h.psql(['-c', 'TRUNCATE kube_reviewers_t'], { token: h.token });
+    const approval = await until('the SessionApproval', pending);
+    // What a non-reviewer with RBAC on sessionapprovals/status can write when no webhook stamps it.
+    await custom.patchNamespacedCustomObjectStatus(
+      {
+        group,
+        version,
+        plural,
+        namespace: ns,
+        name: approval.metadata.name,
+        body: { status: { decision: { approved: true, approver: 'mallory', reason: 'ship it' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+
+    const result = await run;
+    assert.notEqual(result.code, 0, 'psql fails');
+    assert.match(
+      result.stderr,
+      new RegExp(`chaperone: approval for rule approve-truncate timed out after ${TIMEOUT_SECONDS} s`),
+    );
+    assert.equal(await direct('SELECT count(*) FROM kube_reviewers_t'), '2', 'the statement never ran');
+
+    const events = await h.waitForSession((evs) => kinds(evs, 'approval.denied').length === 1);
+    const [denied] = kinds(events, 'approval.denied');
+    assert.equal(denied!.payload.approver, 'chaperone:timeout');
+    assert.equal(denied!.payload.timedOut, true);
+    assert.equal(
+      denied!.payload.reason,
+      `no decision within ${TIMEOUT_SECONDS}s; ignored the approval by mallory: mallory is not a reviewer of SessionPolicy test-policy (users: alice; groups: dba)`,
+    );
+    assert.equal(kinds(events, 'approval.granted').length, 0);
+    assert.equal(kinds(events, 'pg.query').length, 0, 'nothing reached the database');
+
+    const warning = h.logs.find((l) => String(l.msg).includes('not obeyed'));
+    assert.ok(warning, 'the unauthorised decision is logged');
+    assert.equal(warning.level, 40, 'as a warning');
+    assert.match(String(warning.msg), /approval not obeyed: mallory is not a reviewer/);
+
+    const alert = await until('the alert', async () =>
+      alerts.find((a) => a.includes('unauthorised approval on SessionApproval')),
+    );
+    assert.match(alert, /mallory is not a reviewer of SessionPolicy test-policy/);
+    assert.match(alert, /TRUNCATE kube_reviewers_t/, 'the alert shows the statement');
+  });
+});
