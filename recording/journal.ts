@@ -266,6 +266,7 @@ function parseSeq(line: Buffer): number | undefined {
 }
 
 interface ValidRecord {
+  type: 'record';
   sessionId: string;
   seq: number;
   line: Buffer;
@@ -278,7 +279,7 @@ function validBody(body: Buffer, crc: number): ValidRecord | undefined {
   if (!sessionId) return undefined;
   const line = Buffer.from(body.subarray(1 + body[0]!));
   const seq = parseSeq(line);
-  return seq === undefined ? undefined : { sessionId, seq, line };
+  return seq === undefined ? undefined : { type: 'record', sessionId, seq, line };
 }
 
 function readAt(fd: number, pos: number, length: number): Buffer {
@@ -385,6 +386,7 @@ export function* readJournalFile(path: string, chunkSize = 1024 * 1024): Generat
       guess: string | undefined,
       from = at + 1,
     ): [TornEntry, number | undefined] => {
+      if (previousSession !== undefined) lastSeqs.set(previousSession, previousSeq);
       const next = resync(fd, from, fileSize, lastSeqs);
       const torn: TornEntry = {
         type: 'torn',
@@ -443,11 +445,13 @@ export function* readJournalFile(path: string, chunkSize = 1024 * 1024): Generat
         const body = buf.subarray(start + RECORD_HEADER, start + RECORD_HEADER + bodyLength);
         const rec = validBody(body, crc);
         if (rec) {
-          yield { type: 'record', ...rec };
-          lastSeqs.set(rec.sessionId, Math.max(rec.seq, lastSeqs.get(rec.sessionId) ?? -1));
+          // The last seq per session is kept for resync; noted when the session changes (cheap).
+          if (previousSession !== undefined && previousSession !== rec.sessionId)
+            lastSeqs.set(previousSession, previousSeq);
           previousSession = rec.sessionId;
           previousSeq = rec.seq;
           start += RECORD_HEADER + bodyLength;
+          yield rec;
           continue;
         }
         guess = tryTag(body);
