@@ -88,7 +88,12 @@ export function sessionDetails(s: SessionIndex): string {
         .join(', ')})`,
     ],
     ['Segments', `${s.segments} (${s.rawBytes} bytes uncompressed)`],
-    ['Gaps', s.gaps > 0 ? `${s.gaps} (${s.lostEvents} events not kept)` : '0'],
+    [
+      'Gaps',
+      s.gaps > 0
+        ? `${s.gaps} (${s.lostEvents} events known lost; \`chaperone sessions cat ${s.sessionId} --gaps\` lists them)`
+        : '0',
+    ],
     ['Signed by', s.keyId],
     ['Commands', String(s.commands.total)],
   ];
@@ -98,10 +103,43 @@ export function sessionDetails(s: SessionIndex): string {
   return out.join('\n');
 }
 
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+/**
+ * One line for a `recording.gap` payload: what is missing, how much, and why. Auditors read these
+ * in `sessions cat` and `verify`, so the cause and the seqs come first, the recorder's reason last.
+ */
+export function describeGap(p: Record<string, unknown>): string {
+  const cause = typeof p.cause === 'string' ? p.cause : 'unknown cause';
+  const [from, to, after] = [num(p.fromSeq), num(p.toSeq), num(p.afterSeq)];
+  const events = num(p.events) ?? 0;
+  const max = num(p.maxEvents);
+  let what: string;
+  if (from !== undefined && to !== undefined) {
+    what = from === to ? `event ${from} lost` : `events ${from}..${to} lost (${plural(events, 'event')})`;
+  } else if (cause === 'crash' || (events === 0 && max !== undefined)) {
+    what = `events after seq ${after ?? '?'} may be missing (${max !== undefined ? `at most ${max}` : 'bound unknown'}${events > 0 ? `, ${events} known lost` : ''})`;
+  } else {
+    what = `${plural(events, 'event')} lost${after !== undefined ? ` after seq ${after}` : ''}`;
+  }
+  const bytes = num(p.bytes);
+  const extra = [
+    bytes ? `${bytes} bytes` : '',
+    num(p.fromWallMs) !== undefined && num(p.toWallMs) !== undefined
+      ? `${time(num(p.fromWallMs))} to ${time(num(p.toWallMs))}`
+      : '',
+  ].filter(Boolean);
+  const reason = typeof p.reason === 'string' && p.reason ? ` - ${p.reason}` : '';
+  return `GAP ${cause}: ${what}${extra.length ? `; ${extra.join('; ')}` : ''}${reason}`;
+}
+
 export function eventLine(e: RecordedEvent): string {
+  const prefix = `${String(e.seq).padStart(6)}  ${new Date(e.wallMs).toISOString()}  ${e.direction.padEnd(8)}  ${e.kind}`;
+  if (e.kind === 'recording.gap') return `${prefix}  ${describeGap(e.payload)}`;
   const payload = JSON.stringify(e.payload);
   const short = payload.length > 240 ? `${payload.slice(0, 237)}...` : payload;
-  return `${String(e.seq).padStart(6)}  ${new Date(e.wallMs).toISOString()}  ${e.direction.padEnd(8)}  ${e.kind}  ${short}`;
+  return `${prefix}  ${short}`;
 }
 
 export function verifyLine(r: VerifyReport): string {
@@ -113,7 +151,9 @@ export function verifyLine(r: VerifyReport): string {
     ]
       .filter(Boolean)
       .join('; ');
-    return `OK    ${r.sessionId}  ${r.segments} segments, ${r.events} events${notes ? ` (${notes})` : ''}`;
+    const gapLines = r.gapEvents.map((g) => `\n      seq ${g.seq}: ${describeGap(g.payload)}`);
+    const more = r.gaps > r.gapEvents.length ? `\n      (${r.gaps - r.gapEvents.length} more gaps)` : '';
+    return `OK    ${r.sessionId}  ${r.segments} segments, ${r.events} events${notes ? ` (${notes})` : ''}${gapLines.join('')}${more}`;
   }
   return `FAIL  ${r.sessionId}  ${r.failure?.message ?? 'unknown failure'}`;
 }

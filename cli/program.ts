@@ -121,11 +121,13 @@ export function buildProgram(io: Io): Command {
     .command('cat <id>')
     .description("print a session's events (hashes and chain are checked while reading)")
     .option('--json', 'one event per line (JSON Lines)')
+    .option('--gaps', 'only the recording.gap events (what is missing and why)')
     .option('--public-key <pem...>', 'also check signatures with these public keys')
-    .action(async (id: string, o: { json?: boolean; publicKey?: string[] }, cmd: Command) => {
+    .action(async (id: string, o: { json?: boolean; gaps?: boolean; publicKey?: string[] }, cmd: Command) => {
       const store = storeFromFlag(cmd.optsWithGlobals().store);
       const keys = o.publicKey ? await readPublicKeys(o.publicKey) : undefined;
       for await (const e of readSession(store, id, keys ? { publicKeys: keys } : {})) {
+        if (o.gaps && e.kind !== 'recording.gap') continue;
         io.out(o.json ? `${JSON.stringify(e)}\n` : `${eventLine(e)}\n`);
       }
     });

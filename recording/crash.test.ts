@@ -1,14 +1,13 @@
 // The writer process is SIGKILLed mid-session; the next recorder on the same spool seals and
 // uploads what the spool holds, and the recording says it was recovered.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { testEnv } from '../test/env/index.ts';
 import {
+  DEFAULT_MAX_UNSETTLED_APPENDS,
   generateSigningKey,
   getSessionIndex,
   listSessions,
@@ -18,31 +17,11 @@ import {
   readSession,
   verifySession,
 } from './index.ts';
+import { runAndKill } from './testing/crash-run.ts';
 import { s3OptionsFor, s3UrlFor, tempDir } from './testing/fixtures.ts';
 
 const env = await testEnv(['minio']);
 const s3 = s3OptionsFor(env.minio);
-
-/** Runs the crash writer until `enough` events are acknowledged in total, then kill -9. */
-async function runAndKill(config: object, enough: number): Promise<Map<string, number>> {
-  const child = spawn(process.execPath, [new URL('./testing/crash-writer.ts', import.meta.url).pathname], {
-    env: { ...process.env, CRASH_WRITER_CONFIG: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const acked = new Map<string, number>();
-  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-    child.on('exit', (_code, signal) => resolve(signal)),
-  );
-  for await (const line of createInterface({ input: child.stdout })) {
-    const [what, id, n] = line.split(' ');
-    if (what === 'started') acked.set(id!, 0);
-    if (what === 'acked') acked.set(id!, Number(n));
-    const total = [...acked.values()].reduce((a, b) => a + b, 0);
-    if (total >= enough && child.exitCode === null && !child.killed) child.kill('SIGKILL');
-  }
-  assert.equal(await exited, 'SIGKILL');
-  return acked;
-}
 
 async function eventsOf(url: string, id: string): Promise<RecordedEvent[]> {
   const out: RecordedEvent[] = [];
@@ -56,7 +35,7 @@ describe('writer killed with SIGKILL', () => {
     const key = generateSigningKey();
     const url = s3UrlFor(env.minio, 'crash');
     const spoolDir = join(dir, 'spool');
-    const acked = await runAndKill(
+    const { acked } = await runAndKill(
       { spoolDir, store: url, s3, signingKey: key.privateKeyPem, sessions: 3 },
       6000,
     );
@@ -82,11 +61,29 @@ describe('writer killed with SIGKILL', () => {
         Array.from({ length: n }, (_, i) => i),
         'acknowledged events in order, none missing',
       );
-      const recovered = events.find((e) => e.kind === 'recording.recovered');
-      assert.ok(recovered, 'a recording.recovered event');
-      assert.equal(events.at(-1)!.kind, 'session.end');
-      assert.match(String(events.at(-1)!.payload.reason), /^recovered/);
-      assert.equal(events.at(-1)!.payload.recovered, true);
+      const recoveredAt = events.findIndex((e) => e.kind === 'recording.recovered');
+      assert.ok(recoveredAt > 0, 'a recording.recovered event');
+      const lastKept = events[recoveredAt - 1]!.seq;
+      const gaps = events.filter((e) => e.kind === 'recording.gap');
+      assert.equal(gaps.length, 1, 'one gap: the crash');
+      assert.deepEqual(
+        { ...gaps[0]!.payload, reason: undefined },
+        {
+          cause: 'crash',
+          reason: undefined,
+          afterSeq: lastKept,
+          events: 0,
+          maxEvents: DEFAULT_MAX_UNSETTLED_APPENDS,
+          bytes: 0,
+        },
+      );
+      assert.match(String(gaps[0]!.payload.reason), new RegExp(`after seq ${lastKept} .* at most 1024`));
+      const end = events.at(-1)!;
+      assert.equal(end.kind, 'session.end');
+      assert.match(String(end.payload.reason), /^recovered/);
+      assert.equal(end.payload.recovered, true);
+      assert.equal(end.payload.gaps, 1, 'session.end counts the crash gap');
+      assert.equal(end.payload.lostEvents, 0, 'a bound, not a known loss');
       const index = await getSessionIndex(store, id);
       assert.equal(index?.status, 'recovered');
       assert.equal(index?.recovered, true);
@@ -94,6 +91,8 @@ describe('writer killed with SIGKILL', () => {
       assert.equal(report.ok, true, JSON.stringify(report.failure));
       assert.equal(report.recovered, true);
       assert.equal(report.complete, true);
+      assert.equal(report.gaps, 1);
+      assert.equal(index?.gaps, 1);
     }
     let listed = 0;
     for await (const s of listSessions(store, { namespace: 'crash' })) {
@@ -108,7 +107,10 @@ describe('writer killed with SIGKILL', () => {
     const key = generateSigningKey();
     const url = `file://${join(dir, 'store')}`;
     const spoolDir = join(dir, 'spool');
-    const acked = await runAndKill({ spoolDir, store: url, signingKey: key.privateKeyPem, sessions: 1 }, 500);
+    const { acked } = await runAndKill(
+      { spoolDir, store: url, signingKey: key.privateKeyPem, sessions: 1 },
+      500,
+    );
     const [id, n] = [...acked][0]!;
     // A record whose write was cut by the crash: header and session id, then half its body.
     const journals = (await readdir(join(spoolDir, 'journal'))).sort();
@@ -136,16 +138,25 @@ describe('writer killed with SIGKILL', () => {
       Array.from({ length: n }, (_, i) => i),
     );
     assert.ok(!ns.includes(-1), 'the torn record is cut');
-    const gap = events.find((e) => e.kind === 'recording.gap');
+    const recoveredAt = events.findIndex((e) => e.kind === 'recording.recovered');
+    const lastKept = events[recoveredAt - 1]!.seq;
+    const [gap, crash, ...more] = events.filter((e) => e.kind === 'recording.gap');
     assert.ok(gap, 'a gap event notes the cut');
     assert.equal(gap.payload.cause, 'torn-record');
     assert.equal(gap.payload.events, 1);
+    assert.equal(gap.payload.afterSeq, lastKept);
     assert.equal(gap.payload.bytes, 8 + body.length - 40);
     assert.match(String(gap.payload.reason), /cut short/);
-    const recovered = events.find((e) => e.kind === 'recording.recovered')!;
+    assert.equal(crash?.payload.cause, 'crash', 'and the crash bound follows');
+    assert.equal(crash?.payload.afterSeq, lastKept);
+    assert.deepEqual(more, []);
+    const recovered = events[recoveredAt]!;
     assert.equal(recovered.payload.tornRecords, 1);
+    assert.equal(events.at(-1)!.payload.gaps, 2);
+    assert.equal(events.at(-1)!.payload.lostEvents, 1);
     const report = await verifySession(openStore(url), id, key.publicKeyPem);
     assert.equal(report.ok, true, JSON.stringify(report.failure));
-    assert.equal(report.gaps, 1);
+    assert.equal(report.gaps, 2);
+    assert.equal(report.lostEvents, 1);
   });
 });

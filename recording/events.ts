@@ -101,15 +101,29 @@ export const ApprovalDecidedSchema = z.object({
 });
 
 // Written by the recorder.
+export const GapCauseSchema = z.enum(['spool-full', 'torn-record', 'crash']);
+export type GapCause = z.infer<typeof GapCauseSchema>;
+
+/**
+ * A stretch of the session that is not in the recording, and why:
+ * - `spool-full`: failOpen with a full spool; `fromSeq..toSeq` were not kept.
+ * - `torn-record`: journal bytes that do not read back (a write cut by a crash, or damage); with
+ *   `fromSeq..toSeq` when the records around it name the lost seqs, else `afterSeq`.
+ * - `crash`: the writer stopped without ending the session; events after `afterSeq` that were not
+ *   yet durable are missing, at most `maxEvents` (the writer's bound on unacknowledged appends).
+ */
 export const GapSchema = z.object({
-  cause: z.enum(['spool-full', 'torn-record']),
+  cause: GapCauseSchema,
   reason: z.string(),
-  /** First and last sequence number that could not be kept (absent when unknown, e.g. torn). */
+  /** First and last sequence number that could not be kept (absent when unknown). */
   fromSeq: z.number().int().optional(),
   toSeq: z.number().int().optional(),
-  /** For torn records: the last seq that was kept before the cut. */
+  /** When the lost seqs are unknown: the last seq that was kept before the loss. */
   afterSeq: z.number().int().optional(),
+  /** Events known to be lost (counted in `lostEvents`). */
   events: z.number().int().min(0),
+  /** Upper bound of the events that may be lost, when only a bound is known (crash). */
+  maxEvents: z.number().int().min(0).optional(),
   bytes: z.number().int().min(0),
   fromWallMs: z.number().int().optional(),
   toWallMs: z.number().int().optional(),

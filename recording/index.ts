@@ -1,6 +1,7 @@
 // Public API of recording/: the sidecar writes through openRecorder, the CLI and auditors read and
 // verify through openStore / listSessions / readSession / verifySession.
 export { canonicalJson } from './canonical-json.ts';
+export { DEFAULT_MAX_UNSETTLED_APPENDS } from './crash-bound.ts';
 export {
   KeyError,
   RecorderClosedError,
@@ -13,6 +14,7 @@ export type {
   Direction,
   EventInput,
   Gap,
+  GapCause,
   RecordedEvent,
   SessionHeader,
   SessionHeaderInput,
@@ -20,6 +22,7 @@ export type {
 export {
   ApprovalDecidedSchema,
   ApprovalRequestedSchema,
+  GapCauseSchema,
   GapSchema,
   PolicyBlockedSchema,
   PolicyMaskedSchema,

@@ -79,17 +79,28 @@ describe('journal', () => {
     assert.equal(torn.type === 'torn' && torn.sessionId, 'alpha');
     assert.match(torn.type === 'torn' ? torn.why : '', /cut short/);
 
-    // Flip a byte inside the second record: it and everything after are reported as torn.
+    // Flip a byte inside the second record: only that record is lost; reading resumes after it.
+    const recordSize = (id: string, l: readonly [string, string]) =>
+      8 + 1 + id.length + Buffer.byteLength(l.join('')) + 1;
+    const secondStart = 8 + recordSize('alpha', line(0, 'ünï'));
     const flipped = Buffer.from(whole);
-    flipped[8 + 8 + 6 + 30 + 20]! ^= 0x20;
+    flipped[secondStart + 20]! ^= 0x20;
     await writeFile(path, flipped);
     const bad = [...readJournalFile(path)];
-    assert.equal(bad.length, 2);
-    assert.equal(bad[1]!.type === 'torn' && bad[1]!.why, 'record checksum mismatch');
-    assert.equal(
-      bad[1]!.type === 'torn' && bad[1]!.bytes,
-      whole.length - (bad[1] as { offset: number }).offset,
+    assert.deepEqual(
+      bad.map((e) => (e.type === 'record' ? `${e.sessionId}:${e.seq}` : 'torn')),
+      ['alpha:0', 'torn', 'alpha:1'],
     );
+    const skipped = bad[1]!;
+    assert.equal(skipped.type, 'torn');
+    if (skipped.type === 'torn') {
+      assert.match(skipped.why, /^record checksum mismatch; resynchronised at offset \d+$/);
+      assert.equal(skipped.offset, secondStart);
+      assert.equal(skipped.bytes, recordSize('beta', line(0, 'x'.repeat(3000))));
+      assert.equal(skipped.resumed, true);
+      assert.equal(skipped.sessionId, 'beta', 'the readable tag names the damaged record');
+      assert.equal(skipped.fromSeq, undefined, 'alpha 0 -> 1 has no hole: the neighbours name no range');
+    }
 
     // A few stray bytes after the last record (header cut short).
     await writeFile(path, whole);

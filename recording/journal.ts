@@ -8,7 +8,7 @@
 //
 // File: 8-byte magic "CHPJRNL1", then records:
 //   u32 LE body length | u32 LE CRC-32 of body | body = u8 session-id length | session id (ASCII) | event line (UTF-8 JSON)
-import { closeSync, constants, write as fdWrite, openSync, readSync } from 'node:fs';
+import { closeSync, constants, write as fdWrite, fstatSync, openSync, readSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -227,11 +227,39 @@ export class Journal {
   }
 }
 
-export type JournalEntry =
-  | { type: 'record'; sessionId: string; seq: number; line: Buffer }
-  | { type: 'torn'; sessionId?: string; bytes: number; offset: number; why: string };
+export type JournalEntry = { type: 'record'; sessionId: string; seq: number; line: Buffer } | TornEntry;
+
+/**
+ * A stretch of a journal file that holds no readable record: a torn tail (the crash cut the last
+ * write) or, in the middle of a file, bytes skipped until the next record that validates.
+ */
+export interface TornEntry {
+  type: 'torn';
+  /**
+   * The session the stretch most likely belonged to: the session of the neighbouring records when
+   * both belong to it and seqs are missing between them, else the session id still readable in the
+   * damaged record (a guess, only used to attribute a loss at a session's end).
+   */
+  sessionId?: string;
+  bytes: number;
+  offset: number;
+  why: string;
+  /** Mid-file: reading went on at offset + bytes with a record that validates. */
+  resumed: boolean;
+  /** Seqs the stretch held, when the records on both sides belong to the same session. */
+  fromSeq?: number;
+  toSeq?: number;
+}
 
 const SEQ_PREFIX = Buffer.from('{"seq":', 'ascii');
+const MAX_TAG = 255;
+const idChar = (c: number) =>
+  (c >= 0x30 && c <= 0x39) ||
+  (c >= 0x41 && c <= 0x5a) ||
+  (c >= 0x61 && c <= 0x7a) ||
+  c === 0x2e ||
+  c === 0x5f ||
+  c === 0x2d;
 
 function tryTag(body: Buffer): string | undefined {
   if (body.length < 1) return undefined;
@@ -253,13 +281,88 @@ function parseSeq(line: Buffer): number | undefined {
   return i > SEQ_PREFIX.length && line[i] === 0x2c ? seq : undefined;
 }
 
+interface ValidRecord {
+  type: 'record';
+  sessionId: string;
+  seq: number;
+  line: Buffer;
+}
+
+/** A record body that passed its CRC and reads as an event line of a session, else undefined. */
+function validBody(body: Buffer, crc: number): ValidRecord | undefined {
+  if (crc32(body) !== crc) return undefined;
+  const sessionId = tryTag(body);
+  if (!sessionId) return undefined;
+  const line = Buffer.from(body.subarray(1 + body[0]!));
+  const seq = parseSeq(line);
+  return seq === undefined ? undefined : { type: 'record', sessionId, seq, line };
+}
+
+function readAt(fd: number, pos: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, out, got, length - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === length ? out : out.subarray(0, got);
+}
+
 /**
- * Reads one journal file record by record with a small buffer. A record cut short (crash in the
- * middle of a write) or failing its CRC ends the file: the rest is reported as one torn entry.
+ * Finds the first offset at or after `from` where a whole record validates: plausible length inside
+ * the file, CRC, session tag, `{"seq":N,` line start, and a seq above any the file already gave for
+ * that session. Candidates are found by the `{"seq":` that starts every event line, so the scan
+ * costs one pass over the bytes plus a CRC per candidate.
+ */
+function resync(
+  fd: number,
+  from: number,
+  fileSize: number,
+  lastSeqs: ReadonlyMap<string, number>,
+): number | undefined {
+  const chunk = 1024 * 1024;
+  const overlap = SEQ_PREFIX.length - 1;
+  // The smallest record start whose line can begin at p is p - RECORD_HEADER - 1 - MAX_TAG.
+  for (let winStart = from; winStart < fileSize; winStart += chunk) {
+    const win = readAt(fd, winStart, Math.min(chunk + overlap, fileSize - winStart));
+    for (let i = win.indexOf(SEQ_PREFIX); i >= 0 && i < chunk; i = win.indexOf(SEQ_PREFIX, i + 1)) {
+      const p = winStart + i;
+      const lowest = Math.max(from, p - RECORD_HEADER - 1 - MAX_TAG);
+      if (p - lowest < RECORD_HEADER + 2) continue;
+      const pre = readAt(fd, lowest, p - lowest);
+      // Walk back over id characters; the byte before them must be their count (the tag length).
+      for (let n = 1; n <= MAX_TAG && n < pre.length; n++) {
+        const at = pre.length - n;
+        if (!idChar(pre[at]!)) break;
+        const lenAt = at - 1;
+        if (lenAt < RECORD_HEADER) break;
+        if (pre[lenAt] !== n) continue;
+        const start = lowest + lenAt - RECORD_HEADER;
+        const bodyLength = pre.readUInt32LE(lenAt - RECORD_HEADER);
+        if (bodyLength <= 1 + n + SEQ_PREFIX.length || bodyLength > MAX_RECORD) continue;
+        if (start + RECORD_HEADER + bodyLength > fileSize) continue;
+        const crc = pre.readUInt32LE(lenAt - RECORD_HEADER + 4);
+        const rec = validBody(readAt(fd, start + RECORD_HEADER, bodyLength), crc);
+        if (!rec) continue;
+        if (rec.seq <= (lastSeqs.get(rec.sessionId) ?? -1)) continue;
+        return start;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Reads one journal file record by record with a small buffer. A record that does not validate
+ * (bad CRC, implausible or wrong length, not an event line) is skipped: reading resumes at the next
+ * offset where a whole record validates, and the skipped bytes are reported as one torn entry. When
+ * no record validates after it, the rest of the file is the torn tail of a crash.
  */
 export function* readJournalFile(path: string, chunkSize = 1024 * 1024): Generator<JournalEntry> {
   const fd = openSync(path, 'r');
   try {
+    const fileSize = fstatSync(fd).size;
     let buf = Buffer.allocUnsafe(chunkSize);
     let start = 0; // first unread byte in buf
     let end = 0; // end of valid bytes in buf
@@ -283,67 +386,109 @@ export function* readJournalFile(path: string, chunkSize = 1024 * 1024): Generat
       return end - start >= n;
     };
     const offset = () => filePos + start;
+    const seekTo = (pos: number) => {
+      filePos = pos;
+      start = 0;
+      end = 0;
+      eof = false;
+    };
+    const lastSeqs = new Map<string, number>();
+    let previousSession: string | undefined;
+    let previousSeq = -1;
+    /** The entry for a stretch that does not read, and where reading goes on (undefined: the end). */
+    const skip = (
+      at: number,
+      why: string,
+      guess: string | undefined,
+      from = at + 1,
+    ): [TornEntry, number | undefined] => {
+      if (previousSession !== undefined) lastSeqs.set(previousSession, previousSeq);
+      const next = resync(fd, from, fileSize, lastSeqs);
+      const torn: TornEntry = {
+        type: 'torn',
+        bytes: (next ?? fileSize) - at,
+        offset: at,
+        why: next === undefined ? why : `${why}; resynchronised at offset ${next}`,
+        resumed: next !== undefined,
+      };
+      if (next !== undefined && previousSession !== undefined) {
+        const after = validAt(fd, next);
+        // Same session on both sides with seqs missing between: those seqs were in the stretch.
+        if (after?.sessionId === previousSession && after.seq > previousSeq + 1) {
+          torn.sessionId = after.sessionId;
+          torn.fromSeq = previousSeq + 1;
+          torn.toSeq = after.seq - 1;
+        }
+      }
+      if (!torn.sessionId && guess) torn.sessionId = guess;
+      return [torn, next];
+    };
     if (!need(JOURNAL_MAGIC.length) || !buf.subarray(0, JOURNAL_MAGIC.length).equals(JOURNAL_MAGIC)) {
-      if (end > 0) yield { type: 'torn', bytes: restOfFile(fd, 0), offset: 0, why: 'bad journal header' };
-      return;
+      if (fileSize === 0) return;
+      // A damaged magic must not cost the records behind it; a file that is no journal has none.
+      const [torn, next] = skip(0, 'bad journal header', undefined, 0);
+      yield torn;
+      if (next === undefined) return;
+      seekTo(next);
+    } else {
+      start += JOURNAL_MAGIC.length;
     }
-    start += JOURNAL_MAGIC.length;
     for (;;) {
       if (!need(RECORD_HEADER)) {
         if (end > start)
-          yield { type: 'torn', bytes: end - start, offset: offset(), why: 'record header cut short' };
+          yield {
+            type: 'torn',
+            bytes: end - start,
+            offset: offset(),
+            why: 'record header cut short',
+            resumed: false,
+          };
         return;
       }
+      const at = offset();
       const bodyLength = buf.readUInt32LE(start);
       const crc = buf.readUInt32LE(start + 4);
+      let problem: string | undefined;
+      let guess: string | undefined;
       if (bodyLength === 0 || bodyLength > MAX_RECORD) {
-        yield {
-          type: 'torn',
-          bytes: restOfFile(fd, offset()),
-          offset: offset(),
-          why: `implausible record length ${bodyLength}`,
-        };
-        return;
+        need(RECORD_HEADER + 1 + MAX_TAG);
+        guess = tryTag(buf.subarray(start + RECORD_HEADER, end));
+        problem = `implausible record length ${bodyLength}`;
+      } else if (!need(RECORD_HEADER + bodyLength)) {
+        guess = tryTag(buf.subarray(start + RECORD_HEADER, end));
+        problem = `record cut short (${end - start - RECORD_HEADER} of ${bodyLength} body bytes)`;
+      } else {
+        const body = buf.subarray(start + RECORD_HEADER, start + RECORD_HEADER + bodyLength);
+        const rec = validBody(body, crc);
+        if (rec) {
+          // The last seq per session is kept for resync; noted when the session changes (cheap).
+          if (previousSession !== undefined && previousSession !== rec.sessionId)
+            lastSeqs.set(previousSession, previousSeq);
+          previousSession = rec.sessionId;
+          previousSeq = rec.seq;
+          start += RECORD_HEADER + bodyLength;
+          yield rec;
+          continue;
+        }
+        guess = tryTag(body);
+        problem = crc32(body) !== crc ? 'record checksum mismatch' : 'record is not an event line';
       }
-      if (!need(RECORD_HEADER + bodyLength)) {
-        const sessionId = tryTag(buf.subarray(start + RECORD_HEADER, end));
-        yield {
-          type: 'torn',
-          ...(sessionId ? { sessionId } : {}),
-          bytes: end - start,
-          offset: offset(),
-          why: `record cut short (${end - start - RECORD_HEADER} of ${bodyLength} body bytes)`,
-        };
-        return;
-      }
-      const body = buf.subarray(start + RECORD_HEADER, start + RECORD_HEADER + bodyLength);
-      const sessionId = tryTag(body);
-      const line = sessionId ? Buffer.from(body.subarray(1 + body[0]!)) : undefined;
-      const seq = line ? parseSeq(line) : undefined;
-      if (crc32(body) !== crc || !sessionId || !line || seq === undefined) {
-        yield {
-          type: 'torn',
-          ...(sessionId ? { sessionId } : {}),
-          bytes: restOfFile(fd, offset()),
-          offset: offset(),
-          why: crc32(body) !== crc ? 'record checksum mismatch' : 'record is not an event line',
-        };
-        return;
-      }
-      yield { type: 'record', sessionId, seq, line };
-      start += RECORD_HEADER + bodyLength;
+      const [torn, next] = skip(at, problem, guess);
+      yield torn;
+      if (next === undefined) return;
+      seekTo(next);
     }
   } finally {
     closeSync(fd);
   }
 }
 
-function restOfFile(fd: number, offset: number): number {
-  const probe = Buffer.allocUnsafe(64 * 1024);
-  let total = 0;
-  for (;;) {
-    const n = readSync(fd, probe, 0, probe.length, offset + total);
-    if (n === 0) return total;
-    total += n;
-  }
+/** The record at `pos`, when it validates (used to name the neighbour after a skipped stretch). */
+function validAt(fd: number, pos: number): ValidRecord | undefined {
+  const head = readAt(fd, pos, RECORD_HEADER);
+  if (head.length < RECORD_HEADER) return undefined;
+  const bodyLength = head.readUInt32LE(0);
+  if (bodyLength === 0 || bodyLength > MAX_RECORD) return undefined;
+  const body = readAt(fd, pos + RECORD_HEADER, bodyLength);
+  return body.length === bodyLength ? validBody(body, head.readUInt32LE(4)) : undefined;
 }

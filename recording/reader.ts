@@ -138,6 +138,8 @@ export interface VerifyReport {
   events: number;
   gaps: number;
   lostEvents: number;
+  /** The `recording.gap` events themselves (signed, in the chain), up to 1000. */
+  gapEvents: RecordedEvent[];
   keyIds: string[];
   warnings: string[];
   failure?: { reason: VerifyReason; segment?: number; key?: string; message: string };
@@ -179,6 +181,7 @@ export async function verifySession(
     events: walk.eventCount,
     gaps: walk.gaps,
     lostEvents: walk.lostEvents,
+    gapEvents: walk.gapEvents,
     keyIds: [...walk.keyIds],
     warnings: walk.warnings,
     ...(failure ? { failure } : {}),

@@ -17,6 +17,8 @@ export interface RecorderHost {
   readonly compressor: Compressor;
   readonly indexRefreshMs: number;
   readonly failMode: 'failClosed' | 'failOpen';
+  /** Bound on a session's unacknowledged appends that callers keep (the crash gap's bound). */
+  readonly maxUnsettledAppends: number;
   isFull(): boolean;
   /** Why the spool is full, for gap events and errors. */
   fullReason(): string;

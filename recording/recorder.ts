@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { Compressor } from './compressor.ts';
+import { DEFAULT_MAX_UNSETTLED_APPENDS } from './crash-bound.ts';
 import { RecorderClosedError, RecordingError, SpoolFullError } from './errors.ts';
 import { type SessionHeader, type SessionHeaderInput, SessionHeaderInputSchema } from './events.ts';
 import { emptyTotals } from './index-record.ts';
@@ -13,7 +14,7 @@ import { Journal, journalFileName, listJournalFiles, readJournalFile } from './j
 import { loadSigningKey, type SigningKey } from './keys.ts';
 import { newSessionId, partitionDate, partitionNamespace } from './layout.ts';
 import type { RecorderHost } from './recorder-host.ts';
-import { reconcileSealed } from './recovery.ts';
+import { JournalReplay, reconcileSealed } from './recovery.ts';
 import { type SessionRecording, SessionWriter } from './session-writer.ts';
 import { type SessionState, Spool } from './spool.ts';
 import { openStore } from './stores/open-store.ts';
@@ -47,6 +48,12 @@ export interface RecorderOptions {
   journalRotateBytes?: number;
   /** How often a long session's index object is refreshed at seal time (default 60 s). */
   indexRefreshMs?: number;
+  /**
+   * How many appends per session the caller leaves unacknowledged at most before it waits
+   * (default DEFAULT_MAX_UNSETTLED_APPENDS). Not enforced here: it is what a crash can lose, and
+   * recovery declares it as the bound in the session's `recording.gap` (cause `crash`).
+   */
+  maxUnsettledAppends?: number;
 }
 
 export interface RecorderStatus {
@@ -96,6 +103,7 @@ const OptionsSchema = z.object({
   compressionLevel: z.number().int().min(-7).max(22).optional(),
   journalRotateBytes: z.number().int().min(4096).optional(),
   indexRefreshMs: z.number().int().min(0).optional(),
+  maxUnsettledAppends: z.number().int().min(1).optional(),
 });
 
 class RecorderImpl implements Recorder, RecorderHost {
@@ -110,6 +118,7 @@ class RecorderImpl implements Recorder, RecorderHost {
   readonly indexRefreshMs: number;
   readonly failMode: 'failClosed' | 'failOpen';
   readonly limit: number;
+  readonly maxUnsettledAppends: number;
   private readonly live = new Map<string, SessionWriter>();
   private readonly blockedSessions = new Set<SessionWriter>();
   private readonly gapSessions = new Set<SessionWriter>();
@@ -140,6 +149,7 @@ class RecorderImpl implements Recorder, RecorderHost {
     this.indexRefreshMs = o.indexRefreshMs ?? 60_000;
     this.failMode = o.failMode ?? 'failClosed';
     this.limit = o.spoolLimitBytes ?? DEFAULT_SPOOL_LIMIT_BYTES;
+    this.maxUnsettledAppends = o.maxUnsettledAppends ?? DEFAULT_MAX_UNSETTLED_APPENDS;
     this.sealBacklogLimit = 2 * this.sealMaxBytes + 1024 * 1024;
     this.uploader = new Uploader(
       parts.store,
@@ -283,6 +293,7 @@ class RecorderImpl implements Recorder, RecorderHost {
       prevSha256: null,
       status: 'open',
       ended: false,
+      maxUnsettledAppends: this.maxUnsettledAppends,
       totals: emptyTotals(),
     };
     await this.spool.createSession(state);
@@ -390,39 +401,19 @@ class RecorderImpl implements Recorder, RecorderHost {
       this.live.set(sessionId, writer);
       restoring.set(sessionId, writer);
     }
-    const replayed = new Map<string, number>();
-    const torn = new Map<string, { records: number; bytes: number; why: string }>();
+    const replay = new JournalReplay(restoring);
     for (const no of oldJournals) {
       for (const entry of readJournalFile(join(this.spool.journalDir, journalFileName(no)))) {
-        const writer = entry.sessionId ? restoring.get(entry.sessionId) : undefined;
-        if (entry.type === 'torn') {
-          this.log.warn({ journal: no, ...entry }, 'torn journal record cut during recovery');
-          if (writer && entry.sessionId) {
-            const t = torn.get(entry.sessionId) ?? { records: 0, bytes: 0, why: entry.why };
-            t.records++;
-            t.bytes += entry.bytes;
-            torn.set(entry.sessionId, t);
-          }
-          continue;
-        }
-        if (!writer || entry.seq <= writer.lastSealedSeq) continue;
-        writer.replay(entry.line, entry.seq);
-        replayed.set(entry.sessionId, (replayed.get(entry.sessionId) ?? 0) + 1);
+        if (entry.type === 'torn')
+          this.log.warn({ journal: no, ...entry }, 'unreadable journal stretch skipped during recovery');
+        replay.add(entry);
       }
     }
     for (const [sessionId, writer] of restoring) {
-      const t = torn.get(sessionId);
-      await writer.finishRecovery({
-        recoveredEvents: replayed.get(sessionId) ?? 0,
-        tornRecords: t?.records ?? 0,
-        tornBytes: t?.bytes ?? 0,
-        ...(t ? { tornWhy: t.why } : {}),
-      });
+      const losses = replay.lossesOf(sessionId);
+      await writer.finishRecovery(losses);
       this.recoveredSessions++;
-      this.log.warn(
-        { sessionId, replayed: replayed.get(sessionId) ?? 0, torn: t },
-        'recovered session left open by a previous writer',
-      );
+      this.log.warn({ sessionId, ...losses }, 'recovered session left open by a previous writer');
     }
     this.recovering = false;
     // Everything the old journals held is now sealed in the spool.

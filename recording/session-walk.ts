@@ -52,6 +52,9 @@ export class VerificationError extends RecordingError {
 
 const hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
+/** Gap events a walk keeps for its report (the count covers all of them). */
+export const MAX_GAP_EVENTS = 1000;
+
 /** Finds where a session lives: its pointer object, else a scan of the index and sessions folders. */
 export async function locateSession(
   store: SegmentStore,
@@ -113,6 +116,8 @@ export class SessionWalk {
   lastSeq = -1;
   readonly keyIds = new Set<string>();
   readonly warnings: string[] = [];
+  /** The session's `recording.gap` events (the first MAX_GAP_EVENTS), for reports. */
+  readonly gapEvents: RecordedEvent[] = [];
   index: SessionIndex | undefined;
   header: Record<string, unknown> | undefined;
   private holes: { from: number; to: number }[] = [];
@@ -371,6 +376,7 @@ export class SessionWalk {
       }
       if (ev.kind === 'recording.gap') {
         this.gaps++;
+        if (this.gapEvents.length < MAX_GAP_EVENTS) this.gapEvents.push(ev);
         const p = ev.payload as { fromSeq?: unknown; toSeq?: unknown; events?: unknown };
         if (typeof p.events === 'number') this.lostEvents += p.events;
         if (typeof p.fromSeq === 'number' && typeof p.toSeq === 'number') {

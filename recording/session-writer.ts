@@ -5,6 +5,7 @@ import { RecordingError } from './errors.ts';
 import {
   DirectionSchema,
   type EventInput,
+  type Gap,
   isReservedKind,
   knownPayloadSchemas,
   type SessionHeader,
@@ -14,6 +15,7 @@ import { sessionTag } from './journal.ts';
 import type { SessionLocation } from './layout.ts';
 import { buildManifest, encodeManifest } from './manifest.ts';
 import type { RecorderHost } from './recorder-host.ts';
+import type { RecoveryLosses, ReplayTarget } from './recovery.ts';
 import { recycleChunks, SegmentBuffer } from './segment-buffer.ts';
 import type { SessionState } from './spool.ts';
 
@@ -98,10 +100,12 @@ function lineHead(seq: number, wallMs: number, monoNs: bigint, direction: string
 
 const hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-export class SessionWriter implements SessionRecording {
+export class SessionWriter implements SessionRecording, ReplayTarget {
   readonly sessionId: string;
   readonly header: SessionHeader;
   readonly location: SessionLocation;
+  /** Unacknowledged appends the caller keeps at most: what a crash can lose (the crash gap's bound). */
+  readonly maxUnsettledAppends: number;
   private readonly host: RecorderHost;
   private readonly tag: Buffer;
   private nextSeq = 0;
@@ -146,6 +150,7 @@ export class SessionWriter implements SessionRecording {
     this.totals = structuredClone(state.totals);
     this.sealedTotals = structuredClone(state.totals);
     this.nextSeq = state.totals.lastSeq + 1;
+    this.maxUnsettledAppends = state.maxUnsettledAppends ?? host.maxUnsettledAppends;
   }
 
   get hasOpenSegment(): boolean {
@@ -287,8 +292,8 @@ export class SessionWriter implements SessionRecording {
   }
 
   /** Recovery: an event line read back from the journal goes straight into the open segment. */
-  replay(line: Buffer, seq: number): void {
-    let parsed: { wallMs?: unknown; kind?: unknown };
+  replay(line: Buffer, seq: number): { kind: string; payload: Record<string, unknown> | undefined } {
+    let parsed: { wallMs?: unknown; kind?: unknown; payload?: unknown };
     try {
       parsed = JSON.parse(line.toString('utf8'));
     } catch {
@@ -296,6 +301,10 @@ export class SessionWriter implements SessionRecording {
     }
     const wallMs = typeof parsed.wallMs === 'number' ? parsed.wallMs : Date.now();
     const kind = typeof parsed.kind === 'string' ? parsed.kind : 'unknown';
+    const payload =
+      typeof parsed.payload === 'object' && parsed.payload !== null
+        ? (parsed.payload as Record<string, unknown>)
+        : undefined;
     const before = this.seg.length;
     this.seg.appendLine(line, 0, line.length);
     this.noteOpen(seq, wallMs);
@@ -307,26 +316,36 @@ export class SessionWriter implements SessionRecording {
     t.countsByKind[kind] = (t.countsByKind[kind] ?? 0) + 1;
     if (kind === 'session.end') this.replayedEnd = true;
     if (kind === 'recording.gap') {
-      const p = (parsed as { payload?: { events?: unknown } }).payload;
       t.gaps++;
-      if (typeof p?.events === 'number') t.lostEvents += p.events;
+      if (typeof payload?.events === 'number') t.lostEvents += payload.events;
     }
     if (this.seg.length >= this.host.sealMaxBytes) this.sealNow(false);
+    return { kind, payload };
   }
 
-  /** Recovery: mark the recording as recovered and end it. */
-  async finishRecovery(info: {
-    recoveredEvents: number;
-    tornRecords: number;
-    tornBytes: number;
-    tornWhy?: string;
-  }): Promise<void> {
+  /**
+   * Recovery: the session's first record (`session.start`, seq 0) did not read back. The header it
+   * carried is the one kept in the spool state, so it is written again (at the session's start
+   * time) rather than leaving a recording without its signed identity.
+   */
+  ensureStart(): void {
+    if (this.nextSeq !== 0) return;
+    const wallMs = this.header.startedAtMs;
+    this.writeLine('session.start', 'internal', JSON.stringify(this.header), wallMs, 0n, undefined);
+  }
+
+  /** Recovery: declare what was lost, mark the recording as recovered and end it. */
+  async finishRecovery(losses: RecoveryLosses): Promise<void> {
     this.endStatus = 'recovered';
+    this.ensureStart();
+    const afterSeq = this.totals.lastSeq;
     if (this.replayedEnd) {
-      // The session had ended; only its last seal was lost. Seal what is there.
+      // The session had ended; only its last seal was lost. Damaged records before its end still
+      // leave holes, declared after the end (no seq is free before it).
       this.ending = RESOLVED;
       this.endedAtMs = Date.now();
       this.endReason = 'ended (sealed after writer restart)';
+      this.writeHoleGaps(losses);
       this.sealNow(true);
       await this.chain;
       return;
@@ -335,22 +354,54 @@ export class SessionWriter implements SessionRecording {
       reason:
         'writer restarted without ending the session; unsealed events were replayed from the spool journal',
       lastSealedSeq: this.sealedTotals.lastSeq,
-      recoveredEvents: info.recoveredEvents,
-      tornRecords: info.tornRecords,
-      tornBytes: info.tornBytes,
+      recoveredEvents: losses.recoveredEvents,
+      tornRecords: losses.tornRecords,
+      tornBytes: losses.tornBytes,
+      ...(losses.restoredStart ? { restoredStart: true } : {}),
     });
-    if (info.tornRecords > 0) {
-      this.totals.gaps++;
-      this.totals.lostEvents += info.tornRecords;
-      this.writeControl('recording.gap', {
+    this.writeHoleGaps(losses);
+    if (losses.tail) {
+      this.writeGap({
         cause: 'torn-record',
-        reason: `journal record cut at crash: ${info.tornWhy ?? 'incomplete write'}`,
-        afterSeq: this.totals.lastSeq,
-        events: info.tornRecords,
-        bytes: info.tornBytes,
+        reason: `journal record cut at crash: ${losses.tail.why}`,
+        afterSeq,
+        events: losses.tail.records,
+        bytes: losses.tail.bytes,
       });
     }
+    const bound = this.maxUnsettledAppends;
+    this.writeGap({
+      cause: 'crash',
+      reason:
+        `the writer stopped without ending the session: events after seq ${afterSeq} that were not yet ` +
+        `durable in the spool journal are missing, at most ${bound} (the writer's bound on ` +
+        'unacknowledged appends per session)',
+      afterSeq,
+      events: 0,
+      maxEvents: bound,
+      bytes: 0,
+    });
     await this.end({ reason: 'recovered: the writer stopped before the session ended' });
+  }
+
+  /** Seq ranges that damaged journal stretches cost: one signed gap each. */
+  private writeHoleGaps(losses: RecoveryLosses): void {
+    for (const h of losses.holes) {
+      this.writeGap({
+        cause: 'torn-record',
+        reason: `journal records unreadable (${h.why}); events ${h.fromSeq}..${h.toSeq} are lost`,
+        fromSeq: h.fromSeq,
+        toSeq: h.toSeq,
+        events: h.toSeq - h.fromSeq + 1,
+        bytes: h.bytes,
+      });
+    }
+  }
+
+  private writeGap(gap: Gap): void {
+    this.totals.gaps++;
+    this.totals.lostEvents += gap.events;
+    this.writeControl('recording.gap', gap);
   }
 
   sealNow(final: boolean): void {
@@ -388,6 +439,7 @@ export class SessionWriter implements SessionRecording {
       ended: this.status !== 'open',
       ...(this.endedAtMs !== undefined ? { endedAtMs: this.endedAtMs } : {}),
       ...(this.endReason !== undefined ? { endReason: this.endReason } : {}),
+      maxUnsettledAppends: this.maxUnsettledAppends,
       totals,
     };
   }

@@ -25,6 +25,8 @@ export const SessionStateSchema = z.object({
   ended: z.boolean(),
   endedAtMs: z.number().int().optional(),
   endReason: z.string().optional(),
+  /** The bound on unacknowledged appends the writer of this session worked with (crash gap). */
+  maxUnsettledAppends: z.number().int().min(0).optional(),
   totals: z.object({
     events: z.number(),
     rawBytes: z.number(),

@@ -13,6 +13,7 @@ import type {
   Recorder,
   SqlGuard,
 } from '../server/modules.ts';
+import { DEFAULT_MAX_UNSETTLED_APPENDS } from '../server/modules.ts';
 
 export interface PostgresLimits {
   /** Largest frontend message accepted (64 MiB default); larger ones close the session. */
@@ -24,7 +25,10 @@ export interface PostgresLimits {
   startupTimeoutMs: number;
   /** Deadline for connecting and logging in upstream. */
   upstreamLoginTimeoutMs: number;
-  /** Unsettled recording appends per session before the session waits for the spool. */
+  /**
+   * Unsettled recording appends per session before the session waits for the spool. Also what a
+   * crash of the sidecar can lose: passed to the recorder, which declares it in crash gaps.
+   */
   maxPendingAppends: number;
 }
 
@@ -34,7 +38,7 @@ export const DEFAULT_LIMITS: PostgresLimits = {
   sampleBytes: 16 * 1024,
   startupTimeoutMs: 30_000,
   upstreamLoginTimeoutMs: 15_000,
-  maxPendingAppends: 1024,
+  maxPendingAppends: DEFAULT_MAX_UNSETTLED_APPENDS,
 };
 
 export interface PostgresRuntime {

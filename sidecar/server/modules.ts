@@ -1,5 +1,6 @@
 // The one seam to the identity, policy and recording modules.
 export {
+  DEFAULT_MAX_UNSETTLED_APPENDS,
   generateSigningKey,
   listSessions,
   openRecorder,

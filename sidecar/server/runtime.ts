@@ -125,8 +125,15 @@ async function readTrimmed(path: string): Promise<string> {
   return (await readFile(path, 'utf8')).trim();
 }
 
-/** Opens the process's one recorder from the recording section. */
-export async function openConfiguredRecorder(config: SidecarConfig, logger: Logger): Promise<Recorder> {
+/**
+ * Opens the process's one recorder from the recording section. `maxUnsettledAppends` is the bound
+ * the sessions enforce on unacknowledged appends (what a crash can lose; declared in crash gaps).
+ */
+export async function openConfiguredRecorder(
+  config: SidecarConfig,
+  logger: Logger,
+  maxUnsettledAppends?: number,
+): Promise<Recorder> {
   const r = config.recording;
   const signingKey = await readFile(r.signingKeyFile, 'utf8').catch((err: Error) => {
     throw new Error(`cannot read the recording signing key ${r.signingKeyFile}: ${err.message}`);
@@ -153,5 +160,6 @@ export async function openConfiguredRecorder(config: SidecarConfig, logger: Logg
     failMode: r.failMode,
     retention: r.objectLock ? { mode: r.objectLock.mode, days: r.retentionDays } : undefined,
     logger: logger.child({ component: 'recording' }),
+    ...(maxUnsettledAppends ? { maxUnsettledAppends } : {}),
   });
 }

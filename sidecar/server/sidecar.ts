@@ -62,7 +62,9 @@ export class Sidecar {
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
     const metrics = createMetrics();
-    const recorder = opts.recorder ?? (await openConfiguredRecorder(opts.config, opts.logger));
+    const recorder =
+      opts.recorder ??
+      (await openConfiguredRecorder(opts.config, opts.logger, opts.limits.maxPendingAppends));
     let shared: SharedRuntime;
     try {
       shared = buildShared(opts.config, opts.pod, opts.logger, opts.env);
