@@ -11,58 +11,89 @@ export interface BackendFrame {
   raw: Buffer;
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Splits the upstream's byte stream into messages. nextType() finds the next one without
+ * allocating (the relay's hot path reads frameBuf[frameStart, frameEnd) in place); next() is the
+ * same as an object with a view, for code that is not on that path.
+ */
 export class BackendFramer {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
+  private pos = 0;
   private more: Buffer[] = [];
   private moreBytes = 0;
   error: string | undefined;
+  /** The message found by the last nextType(), valid until the next push(), retain() or takeRest(). */
+  frameBuf: Buffer = EMPTY;
+  frameStart = 0;
+  frameEnd = 0;
 
   push(chunk: Buffer): void {
-    if (this.buf.length === 0 && this.moreBytes === 0) this.buf = chunk;
-    else {
+    if (this.pos >= this.buf.length && this.moreBytes === 0) {
+      this.buf = chunk;
+      this.pos = 0;
+    } else {
       this.more.push(chunk);
       this.moreBytes += chunk.length;
     }
   }
 
   private ensure(n: number): boolean {
-    if (this.buf.length >= n) return true;
-    if (this.buf.length + this.moreBytes < n) return false;
-    this.buf = Buffer.concat([this.buf, ...this.more]);
+    const have = this.buf.length - this.pos;
+    if (have >= n) return true;
+    if (have + this.moreBytes < n) return false;
+    this.join();
+    return true;
+  }
+
+  /** Everything not consumed yet, as one buffer of its own. */
+  private join(): void {
+    this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.more]);
+    this.pos = 0;
     this.more = [];
     this.moreBytes = 0;
-    return true;
+  }
+
+  /** The type byte of the next complete message (then in frameBuf), or -1: more bytes needed or broken. */
+  nextType(): number {
+    if (this.error || !this.ensure(5)) return -1;
+    const len = this.buf.readInt32BE(this.pos + 1);
+    if (len < 4 || len > MAX_BACKEND_MESSAGE_BYTES) {
+      this.error = `invalid backend message length ${len}`;
+      return -1;
+    }
+    if (!this.ensure(len + 1)) return -1;
+    const start = this.pos;
+    this.frameBuf = this.buf;
+    this.frameStart = start;
+    this.frameEnd = start + len + 1;
+    this.pos = this.frameEnd;
+    return this.buf[start]!;
   }
 
   /** The next complete message, undefined when more bytes are needed or the stream is broken. */
   next(): BackendFrame | undefined {
-    if (this.error || !this.ensure(5)) return undefined;
-    const len = this.buf.readInt32BE(1);
-    if (len < 4 || len > MAX_BACKEND_MESSAGE_BYTES) {
-      this.error = `invalid backend message length ${len}`;
-      return undefined;
-    }
-    if (!this.ensure(len + 1)) return undefined;
-    const buf = this.buf;
-    const raw = buf.subarray(0, len + 1);
-    this.buf = buf.length === len + 1 ? Buffer.alloc(0) : buf.subarray(len + 1);
-    return { type: raw[0]!, raw };
+    const type = this.nextType();
+    if (type < 0) return undefined;
+    return { type, raw: this.frameBuf.subarray(this.frameStart, this.frameEnd) };
   }
 
   /** Copies the bytes still waiting, so the chunks they came in may be reused. */
   retain(): void {
-    if (this.buf.length === 0 && this.moreBytes === 0) return;
-    this.buf = Buffer.concat([this.buf, ...this.more]);
-    this.more = [];
-    this.moreBytes = 0;
+    if (this.pos >= this.buf.length && this.moreBytes === 0) {
+      this.buf = EMPTY;
+      this.pos = 0;
+      return;
+    }
+    this.join();
   }
 
   /** Whatever arrived after the last complete message (handed to the relay after login). */
   takeRest(): Buffer {
-    const rest = Buffer.concat([this.buf, ...this.more]);
-    this.buf = Buffer.alloc(0);
-    this.more = [];
-    this.moreBytes = 0;
+    this.join();
+    const rest = this.buf;
+    this.buf = EMPTY;
     return rest;
   }
 }

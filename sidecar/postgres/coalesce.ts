@@ -28,6 +28,19 @@ export class WriteCoalescer {
     this.end = raw.byteOffset + raw.length;
   }
 
+  /** forward() of buf[start, end), without making a view of it first. */
+  forwardRange(buf: Buffer, start: number, end: number): void {
+    const from = buf.byteOffset + start;
+    if (this.memory === buf.buffer && this.end === from) {
+      this.end += end - start;
+      return;
+    }
+    this.closeRun();
+    this.memory = buf.buffer;
+    this.start = from;
+    this.end = buf.byteOffset + end;
+  }
+
   /** Queues bytes built by the gateway, after everything queued before them. */
   send(bytes: Buffer): void {
     this.closeRun();

@@ -176,8 +176,45 @@ export function errorFields(raw: Buffer): Record<string, string> {
 
 /** The text of a CommandComplete ("INSERT 0 3"). */
 export function commandTag(raw: Buffer): string {
-  const end = raw.indexOf(0, 5);
-  return raw.toString('utf8', 5, end < 0 ? raw.length : end);
+  return commandTagAt(raw, 0, raw.length);
+}
+
+/** commandTag of the message buf[start, end), read in place. */
+export function commandTagAt(buf: Buffer, start: number, end: number): string {
+  const nul = buf.indexOf(0, start + 5);
+  return buf.toString('utf8', start + 5, nul < 0 || nul > end ? end : nul);
+}
+
+/**
+ * The cells of the DataRow buf[start, end) as recorded: text as text, binary as \\x hex, NULL as
+ * null; read in place. undefined when malformed.
+ */
+export function dataRowText(
+  buf: Buffer,
+  start: number,
+  end: number,
+  columns: readonly { format: 'text' | 'binary' }[] | undefined,
+): (string | null)[] | undefined {
+  if (end - start < 7) return undefined;
+  const count = buf.readInt16BE(start + 5);
+  const cells: (string | null)[] = new Array(count);
+  let at = start + 7;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > end) return undefined;
+    const len = buf.readInt32BE(at);
+    at += 4;
+    if (len < 0) {
+      cells[i] = null;
+      continue;
+    }
+    if (at + len > end) return undefined;
+    cells[i] =
+      columns?.[i]?.format === 'binary'
+        ? `\\x${buf.toString('hex', at, at + len)}`
+        : buf.toString('utf8', at, at + len);
+    at += len;
+  }
+  return cells;
 }
 
 /** Rows affected/returned from a command tag ("SELECT 5", "INSERT 0 3", "COPY 10"). */

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { TargetMetrics } from '../server/metrics.ts';
 import type { ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
 import { IdentityError } from '../server/modules.ts';
-import { type BackendFrame, BackendFramer, decodeBackend } from './backend.ts';
+import { BackendFramer, decodeBackend } from './backend.ts';
 import { WriteCoalescer } from './coalesce.ts';
 import type { GatewayServices, PostgresRuntime } from './context.ts';
 import {
@@ -35,8 +35,9 @@ import {
   authenticationOk,
   B,
   backendKeyData,
-  commandTag,
+  commandTagAt,
   dataRow,
+  dataRowText,
   dataRowValues,
   errorFields,
   errorResponse,
@@ -51,6 +52,9 @@ import { RecordingChannel } from './record.ts';
 import { connectUpstream, readCredentials, sendUpstreamCancel, type UpstreamError } from './upstream.ts';
 
 type Phase = 'startup' | 'password' | 'login' | 'ready' | 'closed';
+
+/** ReadyForQuery's status byte. */
+const TX_STATUS: Record<number, 'I' | 'T' | 'E'> = { 73: 'I', 84: 'T', 69: 'E' };
 
 /** Statement / portal names the gateway uses for its own substitute messages. */
 const BLOCKED_STATEMENT = '__chaperone_blocked';
@@ -111,15 +115,15 @@ interface Expectation {
 }
 
 function expectation(kind: Expect, fields: Partial<Expectation> = {}): Expectation {
+  // Every field spelled out (no spread): one object shape for all, built on every statement.
   return {
     kind,
-    injected: false,
-    stmt: undefined,
-    substitute: undefined,
-    statement: undefined,
-    portal: undefined,
-    sql: undefined,
-    ...fields,
+    injected: fields.injected ?? false,
+    stmt: fields.stmt,
+    substitute: fields.substitute,
+    statement: fields.statement,
+    portal: fields.portal,
+    sql: fields.sql,
   };
 }
 
@@ -907,9 +911,13 @@ export class PostgresSession {
     const client = this.client;
     const down = this.down;
     try {
-      for (let f = this.framer.next(); f !== undefined; f = this.framer.next()) {
-        const out = this.onBackendMessage(f);
-        if (out === undefined) down.forward(f.raw);
+      const framer = this.framer;
+      for (let type = framer.nextType(); type >= 0; type = framer.nextType()) {
+        const buf = framer.frameBuf;
+        const start = framer.frameStart;
+        const end = framer.frameEnd;
+        const out = this.onBackendMessage(type, buf, start, end);
+        if (out === undefined) down.forwardRange(buf, start, end);
         else if (out !== null) down.send(out);
       }
     } finally {
@@ -923,10 +931,14 @@ export class PostgresSession {
     if (client.writableNeedDrain) this.upstream?.pause();
   }
 
-  /** undefined: forward the message as is; null: drop it; a Buffer: send that instead. */
-  private onBackendMessage(f: BackendFrame): Buffer | null | undefined {
+  /**
+   * One upstream message, buf[start, end). undefined: forward it as is; null: drop it; a Buffer:
+   * send that instead. Messages of every statement (DataRow, CommandComplete, ReadyForQuery) are
+   * read in place; the rest get a view first.
+   */
+  private onBackendMessage(type: number, buf: Buffer, start: number, end: number): Buffer | null | undefined {
     const head = this.expected.peek();
-    switch (f.type) {
+    switch (type) {
       case B.dataRow: {
         const stmt = head?.stmt;
         if (!stmt) break;
@@ -936,9 +948,19 @@ export class PostgresSession {
         const wantSample =
           stmt.sample.length < rt.limits.sampleRows && stmt.sampleBytes < rt.limits.sampleBytes;
         if (!masker?.active && !wantSample) break;
-        let values = dataRowValues(f.raw);
+        if (!masker?.active) {
+          // Sampling only: cells straight to text, no views.
+          const cells = dataRowText(buf, start, end, stmt.columns);
+          if (cells) {
+            stmt.sampleBytes += end - start;
+            stmt.sample.push(cells);
+          }
+          break;
+        }
+        const original = buf.subarray(start, end);
+        let values = dataRowValues(original);
         if (!values) break;
-        let raw = f.raw;
+        let raw = original;
         let originals: (Buffer | null)[] | undefined;
         if (masker?.active) {
           const masked = masker.maskRow(values);
@@ -953,21 +975,23 @@ export class PostgresSession {
           stmt.sampleBytes += raw.length;
           stmt.sample.push(this.sampleValues(stmt, values));
           if (originals && rt.keepOriginals) {
-            stmt.sampleBytes += f.raw.length;
-            (stmt.originals ??= []).push({
-              row: stmt.sample.length - 1,
-              values: this.sampleValues(stmt, originals),
-            });
+            stmt.sampleBytes += original.length;
+            stmt.originals ??= [];
+            stmt.originals.push({ row: stmt.sample.length - 1, values: this.sampleValues(stmt, originals) });
           }
         }
-        return raw !== f.raw ? raw : undefined;
+        return raw !== original ? raw : undefined;
       }
       case B.commandComplete:
       case B.emptyQuery:
       case B.portalSuspended: {
         if (!head) break;
         const tag =
-          f.type === B.commandComplete ? commandTag(f.raw) : f.type === B.emptyQuery ? '' : 'SUSPENDED';
+          type === B.commandComplete
+            ? commandTagAt(buf, start, end)
+            : type === B.emptyQuery
+              ? ''
+              : 'SUSPENDED';
         if (head.stmt) this.recordResult(head.stmt, tag);
         if (head.kind === Expect.Execute) this.expected.shift();
         break;
@@ -976,12 +1000,12 @@ export class PostgresSession {
         if (!head) break;
         if (head.kind === Expect.Query) {
           if (head.stmt) {
-            head.stmt.columns = this.describedColumns(f.raw);
+            head.stmt.columns = this.describedColumns(buf, start, end);
             head.stmt.rowMasker = undefined;
           }
           break;
         }
-        const columns = this.describedColumns(f.raw);
+        const columns = this.describedColumns(buf, start, end);
         if (head.kind === Expect.DescribeStatement) {
           if (head.statement) {
             head.statement.columns = columns;
@@ -1021,9 +1045,9 @@ export class PostgresSession {
         }
         break;
       case B.error:
-        return this.onBackendError(f, head);
+        return this.onBackendError(buf.subarray(start, end), head);
       case B.readyForQuery: {
-        this.txStatus = String.fromCharCode(f.raw[5]!) as 'I' | 'T' | 'E';
+        this.txStatus = TX_STATUS[buf[start + 5]!] ?? 'I';
         // Everything up to and including the Sync or Query this answers is settled.
         for (let e = this.expected.shift(); e !== undefined; e = this.expected.shift()) {
           if (e.kind === Expect.Sync || e.kind === Expect.Query) break;
@@ -1041,15 +1065,17 @@ export class PostgresSession {
         if (head?.stmt) head.stmt.copy = { direction: 'out', bytes: 0 };
         break;
       case B.copyData:
-        if (head?.stmt?.copy) head.stmt.copy.bytes += f.raw.length - 5;
+        if (head?.stmt?.copy) head.stmt.copy.bytes += end - start - 5;
         break;
       case B.notice: {
-        const fields = errorFields(f.raw);
+        const fields = errorFields(buf.subarray(start, end));
         this.rec?.add('pg.notice', 'server', { severity: fields.S, sqlstate: fields.C, message: fields.M });
         break;
       }
       case B.notification: {
-        const n = decodeBackend<{ processId: number; channel: string; payload: string }>(f.raw);
+        const n = decodeBackend<{ processId: number; channel: string; payload: string }>(
+          buf.subarray(start, end),
+        );
         this.rec?.add('pg.notification', 'server', { channel: n.channel, payload: n.payload });
         break;
       }
@@ -1060,8 +1086,8 @@ export class PostgresSession {
   }
 
   /** The replacement of the error, or undefined to forward it as is. */
-  private onBackendError(f: BackendFrame, head: Expectation | undefined): Buffer | undefined {
-    const fields = errorFields(f.raw);
+  private onBackendError(raw: Buffer, head: Expectation | undefined): Buffer | undefined {
+    const fields = errorFields(raw);
     const rec = this.rec;
     let replaced: Buffer | undefined;
     if (head?.substitute && fields.C === SQLSTATE.insufficientPrivilege && fields.M === head.substitute) {
@@ -1133,11 +1159,13 @@ export class PostgresSession {
   }
 
   /** Agents repeat their queries: an unchanged RowDescription reuses the last decoded columns. */
-  private describedColumns(raw: Buffer): ColumnInfo[] {
+  private describedColumns(buf: Buffer, start: number, end: number): ColumnInfo[] {
     const last = this.lastRowDescription;
-    if (last?.raw.equals(raw)) return last.columns;
+    if (last && last.raw.length === end - start && last.raw.compare(buf, start, end) === 0)
+      return last.columns;
+    const raw = Buffer.from(buf.subarray(start, end));
     const columns = columnsOf(raw);
-    this.lastRowDescription = { raw: Buffer.from(raw), columns };
+    this.lastRowDescription = { raw, columns };
     return columns;
   }
 
