@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { ListObjectsV2Command, type ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { generateSigningKey, openRecorder, type S3Options } from '../recording/index.ts';
 import { sampleHeader, sqlEvents } from '../recording/testing/fixtures.ts';
+import { SIDECAR_IMAGE_ENV, SIDECAR_NODE_FLAGS } from '../sidecar/index.ts';
 import { startEnv } from '../test/env/index.ts';
 
 const full = process.argv.includes('--full');
@@ -24,10 +25,8 @@ const full = process.argv.includes('--full');
  * doubles. The env makes glibc return freed large blocks (zstd and I/O buffers) to the kernel
  * instead of keeping fragmented arenas, one per thread-pool thread.
  */
-const TUNED = {
-  flags: ['--max-semi-space-size=1', '--optimize-for-size'],
-  env: { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' },
-};
+// The sidecar image's own settings (sidecar/entrypoint.ts), so this measures what ships.
+const TUNED = { flags: [...SIDECAR_NODE_FLAGS], env: { ...SIDECAR_IMAGE_ENV } };
 const childFlags = (
   process.argv.find((a) => a.startsWith('--node-flags='))?.slice('--node-flags='.length) ?? ''
 )
