@@ -22,7 +22,7 @@ import {
   SESSION_APPROVAL,
   type SessionApprovalSpec,
 } from '../../crds/index.ts';
-import type { ApprovalBackend, ApprovalDecision, ApprovalRequest } from '../policy/index.ts';
+import type { ApprovalBackend, ApprovalDecision, ApprovalRequest, IgnoredDecision } from '../policy/index.ts';
 import { type Reviewers, unauthorisedBecause } from './reviewers.ts';
 
 export { type RecordedDecision, type Reviewers, unauthorisedBecause } from './reviewers.ts';
@@ -124,6 +124,12 @@ function decisionOf(recorded: Recorded): ApprovalDecision {
     ...(recorded.approver !== undefined ? { approver: recorded.approver } : {}),
     ...(recorded.reason !== undefined ? { reason: recorded.reason } : {}),
   };
+}
+
+/** What the recording keeps of a decision that was not obeyed. */
+function ignoredDecision(seen: UnauthorisedDecision): IgnoredDecision {
+  const { request: _request, name: _name, ...decision } = seen;
+  return decision;
 }
 
 function statusOf(error: unknown): number | undefined {
@@ -341,6 +347,7 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
                 reason: ignored
                   ? `${noDecision}; ignored the ${ignored.approved ? 'approval' : 'denial'} by ${ignored.approver ?? 'an unnamed approver'}: ${ignored.why}`
                   : noDecision,
+                ...(ignored ? { ignored: [ignoredDecision(ignored)] } : {}),
               },
             );
           },

@@ -15,6 +15,7 @@ export {
   createLocalApprovalBackend,
   createManualApprovalBackend,
   decideLocalApproval,
+  type IgnoredDecision,
   type LocalDecision,
   listPendingLocalApprovals,
   type ManualApprovalBackend,

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import type { Logger } from 'pino';
 import type { TargetMetrics } from '../server/metrics.ts';
-import type { ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
+import type { ApprovalDecision, ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
 import { IdentityError } from '../server/modules.ts';
 import { BackendFramer, decodeBackend } from './backend.ts';
 import { WriteCoalescer } from './coalesce.ts';
@@ -808,7 +808,7 @@ export class PostgresSession {
     this.logger.info({ rule }, 'statement awaits approval');
     const abort = new AbortController();
     this.approvalAbort = abort;
-    let result: { approved: boolean; approver?: string; reason?: string; timedOut?: boolean };
+    let result: ApprovalDecision;
     try {
       result = await rt.approvals.request(
         {
@@ -841,6 +841,7 @@ export class PostgresSession {
       approver: result.approver ?? (result.timedOut ? 'chaperone:timeout' : 'chaperone:no-reviewer'),
       reason: result.reason,
       timedOut: result.timedOut ?? false,
+      ...(result.ignored ? { ignoredDecisions: result.ignored } : {}),
       sql,
     };
     if (result.approved) {

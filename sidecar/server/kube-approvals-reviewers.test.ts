@@ -134,6 +134,14 @@ describe('approvals.reviewers enforced by the sidecar (no admission webhook)', {
       denied!.payload.reason,
       `no decision within ${TIMEOUT_SECONDS}s; ignored the approval by mallory: mallory is not a reviewer of SessionPolicy test-policy (users: alice; groups: dba)`,
     );
+    assert.deepEqual(denied!.payload.ignoredDecisions, [
+      {
+        approved: true,
+        approver: 'mallory',
+        reason: 'ship it',
+        why: 'mallory is not a reviewer of SessionPolicy test-policy (users: alice; groups: dba)',
+      },
+    ]);
     assert.equal(kinds(events, 'approval.granted').length, 0);
     assert.equal(kinds(events, 'pg.query').length, 0, 'nothing reached the database');
 

@@ -14,7 +14,7 @@ export {
   localDecisionSchema,
 } from './local.ts';
 export { createManualApprovalBackend, type ManualApprovalBackend, type PendingApproval } from './manual.ts';
-export type { ApprovalBackend, ApprovalDecision, ApprovalRequest } from './types.ts';
+export type { ApprovalBackend, ApprovalDecision, ApprovalRequest, IgnoredDecision } from './types.ts';
 
 /**
  * The backend the config names. `kubernetes` (SessionApproval objects) is provided by the control

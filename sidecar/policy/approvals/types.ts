@@ -22,6 +22,17 @@ export interface ApprovalDecision {
   timedOut?: boolean;
   /** The session ended (AbortSignal) before a decision; nothing runs. */
   cancelled?: boolean;
+  /** Decisions seen but not obeyed (written by someone who may not decide), for the recording. */
+  ignored?: IgnoredDecision[];
+}
+
+export interface IgnoredDecision {
+  approved: boolean;
+  approver?: string;
+  approverGroups?: string[];
+  reason?: string;
+  /** Why it was not obeyed. */
+  why: string;
 }
 
 /**
