@@ -58,6 +58,7 @@ export {
   verifySession,
 } from './reader.ts';
 export {
+  DEFAULT_COMMIT_WINDOW_MS,
   DEFAULT_SPOOL_LIMIT_BYTES,
   openRecorder,
   type Recorder,

@@ -135,4 +135,30 @@ describe('journal', () => {
     assert.equal(j2.fileNo, j.fileNo + 1);
     await j2.close();
   });
+  test('a commit window gathers records from several turns of the event loop into one write', async () => {
+    const dir = await tempDir('journal-window');
+    const windowed = await Journal.open(dir, 64 * 1024 * 1024, 50);
+    const sink = new SegmentBuffer();
+    const commits: Promise<void>[] = [];
+    for (let i = 0; i < 5; i++) {
+      windowed.append(sessionTag('w'), ...line(i, 'x'), sink);
+      commits.push(windowed.commit());
+      await new Promise((r) => setImmediate(r)); // the next record comes a turn later
+    }
+    await Promise.all(commits);
+    assert.equal(windowed.commits, 1, 'one durable write for all five');
+    await windowed.close();
+
+    const immediate = await Journal.open(await tempDir('journal-nowindow'), 64 * 1024 * 1024);
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < 5; i++) {
+      immediate.append(sessionTag('w'), ...line(i, 'x'), sink);
+      done.push(immediate.commit());
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(done);
+    assert.ok(immediate.commits > 1, `without a window each turn commits (${immediate.commits})`);
+    await immediate.close();
+  });
 });

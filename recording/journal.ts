@@ -99,16 +99,23 @@ export class Journal {
   writtenBytes = 0;
   commits = 0;
 
-  private constructor(dir: string, rotateBytes: number) {
+  private readonly commitWindowMs: number;
+
+  private constructor(dir: string, rotateBytes: number, commitWindowMs: number) {
     this.dir = dir;
     this.rotateBytes = rotateBytes;
+    this.commitWindowMs = commitWindowMs;
   }
 
-  /** Opens a fresh journal file numbered after every existing one (those are recovery input). */
-  static async open(dir: string, rotateBytes: number): Promise<Journal> {
+  /**
+   * Opens a fresh journal file numbered after every existing one (those are recovery input).
+   * commitWindowMs: how long a group stays open for more records once its first one arrives (0:
+   * until the end of this turn of the event loop).
+   */
+  static async open(dir: string, rotateBytes: number, commitWindowMs = 0): Promise<Journal> {
     await mkdir(dir, { recursive: true });
     const existing = await listJournalFiles(dir);
-    const j = new Journal(dir, rotateBytes);
+    const j = new Journal(dir, rotateBytes, commitWindowMs);
     await j.openFile((existing.at(-1) ?? 0) + 1);
     return j;
   }
@@ -169,11 +176,15 @@ export class Journal {
   private schedule(): void {
     if (this.flushing || this.flushScheduled) return;
     this.flushScheduled = true;
-    // setImmediate: every append made in this turn of the event loop joins the group.
-    setImmediate(() => {
+    const flush = () => {
       this.flushScheduled = false;
       void this.flush();
-    });
+    };
+    // setImmediate: every append made in this turn of the event loop joins the group. A window
+    // also gathers the turns that follow: an agent's statement and its result arrive in two turns,
+    // and at a few statements per second each would otherwise pay a synchronous disk write.
+    if (this.commitWindowMs > 0) setTimeout(flush, this.commitWindowMs);
+    else setImmediate(flush);
   }
 
   private async flush(): Promise<void> {
@@ -204,7 +215,8 @@ export class Journal {
     }
     if (buf.length <= KEEP_BUFFER) this.spare = buf;
     this.flushing = false;
-    if (this.batch) void this.flush();
+    // Records that came in meanwhile start the next group, with its own window.
+    if (this.batch) this.schedule();
   }
 
   /** Waits for pending records, then closes the file. */

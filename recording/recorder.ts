@@ -46,6 +46,11 @@ export interface RecorderOptions {
   compressionLevel?: number;
   /** Journal file size before a new one is started (default 64 MiB). */
   journalRotateBytes?: number;
+  /**
+   * How long a journal group commit stays open for more events, in ms (default
+   * DEFAULT_COMMIT_WINDOW_MS). Appends resolve that much later; a crash may lose the open window.
+   */
+  commitWindowMs?: number;
   /** How often a long session's index object is refreshed at seal time (default 60 s). */
   indexRefreshMs?: number;
   /**
@@ -83,6 +88,11 @@ export interface Recorder {
  * The SessionPolicy (and so the sidecar config) takes its default from here.
  */
 export const DEFAULT_SPOOL_LIMIT_BYTES = 512 * 1024 * 1024;
+/**
+ * 2 ms: at low load, each statement's events share one synchronous disk write instead of one each
+ * (measured in docs/benchmarks.md); at high load groups are larger than that anyway.
+ */
+export const DEFAULT_COMMIT_WINDOW_MS = 2;
 
 const OptionsSchema = z.object({
   spoolDir: z.string().min(1),
@@ -102,6 +112,8 @@ const OptionsSchema = z.object({
     .optional(),
   compressionLevel: z.number().int().min(-7).max(22).optional(),
   journalRotateBytes: z.number().int().min(4096).optional(),
+  /** How long a journal group commit waits for more events (ms); the durability delay of an event. */
+  commitWindowMs: z.number().int().min(0).max(1000).optional(),
   indexRefreshMs: z.number().int().min(0).optional(),
   maxUnsettledAppends: z.number().int().min(1).optional(),
 });
@@ -469,7 +481,11 @@ export async function openRecorder(options: RecorderOptions): Promise<Recorder> 
   await spool.lock();
   try {
     const oldJournals = await listJournalFiles(spool.journalDir);
-    const journal = await Journal.open(spool.journalDir, parsed.data.journalRotateBytes ?? 64 * 1024 * 1024);
+    const journal = await Journal.open(
+      spool.journalDir,
+      parsed.data.journalRotateBytes ?? 64 * 1024 * 1024,
+      parsed.data.commitWindowMs ?? DEFAULT_COMMIT_WINDOW_MS,
+    );
     const recorder = new RecorderImpl({ journal, key, spool, store, log }, parsed.data);
     await recorder.recover(oldJournals);
     recorder.startTimers();
