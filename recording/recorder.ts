@@ -89,10 +89,10 @@ export interface Recorder {
  */
 export const DEFAULT_SPOOL_LIMIT_BYTES = 512 * 1024 * 1024;
 /**
- * 2 ms: at low load, each statement's events share one synchronous disk write instead of one each
- * (measured in docs/benchmarks.md); at high load groups are larger than that anyway.
+ * 0: a group closes at the end of the event-loop turn, so a caller that awaits each append waits
+ * for one disk write only. Callers that do not await (the sidecar's gateways) set a window.
  */
-export const DEFAULT_COMMIT_WINDOW_MS = 2;
+export const DEFAULT_COMMIT_WINDOW_MS = 0;
 
 const OptionsSchema = z.object({
   spoolDir: z.string().min(1),
