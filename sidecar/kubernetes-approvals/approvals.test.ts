@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -21,28 +20,11 @@ import {
   createKubernetesApprovalBackend,
   type UnauthorisedDecision,
 } from './index.ts';
-import { approvalNamespaceWithAgent } from './testing.ts';
+import { APPROVAL_API, type ApprovalObject, approvalNamespaceWithAgent, until } from './testing.ts';
 
 const env = await testEnv(['kube']);
-const group = 'chaperone.dev';
-const version = 'v1alpha1';
-const plural = 'sessionapprovals';
-
-interface Approval {
-  metadata: { name: string; labels?: Record<string, string> };
-  spec: Record<string, unknown>;
-  status?: { phase?: string; decision?: unknown };
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const { group, version, plural } = APPROVAL_API;
+type Approval = ApprovalObject;
 
 describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
   const admin = kubeConfigFor(env.kube);

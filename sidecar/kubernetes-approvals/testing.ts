@@ -15,6 +15,35 @@ import { parse } from 'yaml';
 import { SESSION_APPROVAL } from '../../crds/index.ts';
 import type { KubeInfo } from '../../test/env/index.ts';
 
+/** Where SessionApprovals live, for CustomObjectsApi calls. */
+export const APPROVAL_API = {
+  group: 'chaperone.dev',
+  version: 'v1alpha1',
+  plural: 'sessionapprovals',
+} as const;
+
+/** A SessionApproval as the tests read it back. */
+export interface ApprovalObject {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: Record<string, unknown>;
+  status?: { phase?: string; decision?: unknown };
+}
+
+/** Polls `check` (errors count as not yet) until it gives a value. */
+export async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function established(ext: ApiextensionsV1Api, name: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {

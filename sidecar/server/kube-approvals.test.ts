@@ -8,35 +8,22 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
-import { approvalNamespaceWithAgent } from '../kubernetes-approvals/testing.ts';
+import {
+  APPROVAL_API,
+  type ApprovalObject,
+  approvalNamespaceWithAgent,
+  until,
+} from '../kubernetes-approvals/testing.ts';
 import { AGENT_SUBJECT, type Harness, kinds, startHarness } from '../postgres/test-support.ts';
 
 const env = await testEnv(['kube', 'postgres']);
-const group = 'chaperone.dev';
-const version = 'v1alpha1';
-const plural = 'sessionapprovals';
+const { group, version, plural } = APPROVAL_API;
+type Approval = ApprovalObject;
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
-
-interface Approval {
-  metadata: { name: string };
-  spec: Record<string, unknown>;
-  status?: { decision?: unknown };
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('approvals.backend kubernetes through the postgres gateway', { timeout: 120_000 }, () => {
   const admin = kubeConfigFor(env.kube);
