@@ -12,20 +12,15 @@ import {
   openRecorder,
   openStore,
   type RecordedEvent,
-  readSession,
   verifySession,
 } from './index.ts';
 import { type JournalRecordAt, journalRecords, runAndKill } from './testing/crash-run.ts';
-import { s3OptionsFor, s3UrlFor, tempDir } from './testing/fixtures.ts';
+import { collectEvents, s3OptionsFor, s3UrlFor, tempDir } from './testing/fixtures.ts';
 
 const env = await testEnv(['minio']);
 const s3 = s3OptionsFor(env.minio);
 
-async function eventsOf(url: string, id: string): Promise<RecordedEvent[]> {
-  const out: RecordedEvent[] = [];
-  for await (const e of readSession(openStore(url, s3), id)) out.push(e);
-  return out;
-}
+const eventsOf = (url: string, id: string) => collectEvents(openStore(url, s3), id);
 
 const gapsOf = (events: RecordedEvent[]) => events.filter((e) => e.kind === 'recording.gap');
 

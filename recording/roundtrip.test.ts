@@ -12,17 +12,19 @@ import {
   openRecorder,
   openStore,
   type RecordedEvent,
-  readSession,
-  type SegmentStore,
   verifySession,
 } from './index.ts';
-import { rawS3, s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents, tempDir } from './testing/fixtures.ts';
+import {
+  collectEvents,
+  rawS3,
+  s3OptionsFor,
+  s3UrlFor,
+  sampleHeader,
+  sqlEvents,
+  tempDir,
+} from './testing/fixtures.ts';
 
-async function collect(store: SegmentStore, id: string): Promise<RecordedEvent[]> {
-  const out: RecordedEvent[] = [];
-  for await (const e of readSession(store, id)) out.push(e);
-  return out;
-}
+const collect = collectEvents;
 
 function assertSameEvents(got: RecordedEvent[], sent: EventInput[]): void {
   const user = got.filter((e) => !e.kind.startsWith('session.') && !e.kind.startsWith('recording.'));

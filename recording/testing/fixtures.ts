@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { MinioInfo } from '../../test/env/types.ts';
+import type { RecordedEvent } from '../events.ts';
+import { readSession } from '../reader.ts';
 import type { S3Options } from '../stores/s3-store.ts';
+import type { SegmentStore } from '../stores/store.ts';
 
 export async function tempDir(name: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `chaperone-${name}-`));
@@ -75,4 +78,11 @@ export function sqlEvents(
       },
     },
   ];
+}
+
+/** Every event of a session, read back (and verified) from the store. */
+export async function collectEvents(store: SegmentStore, sessionId: string): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = [];
+  for await (const e of readSession(store, sessionId)) out.push(e);
+  return out;
 }
