@@ -80,6 +80,12 @@ export const webhookConfigSchema = z.object({
    */
   requireAgentRunAsUser: z.boolean().default(true),
   /**
+   * Groups whose members may still exec/attach into chaperone's containers and port-forward into
+   * injected pods (break-glass). Each use is allowed with a warning, logged by the webhook and
+   * annotated in the apiserver's audit event. Empty: nobody.
+   */
+  breakGlassGroups: z.array(z.string().min(1)).default([]),
+  /**
    * Serve admissions from watched Namespaces and SessionPolicies (no API call per pod); skips and
    * refusals are always confirmed live. false: read the API on every request.
    */

@@ -123,6 +123,17 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
         },
         'admission',
       );
+      if (decision.allowed && decision.auditAnnotations) {
+        request.log.warn(
+          {
+            uid: req.uid,
+            user: req.userInfo.username,
+            groups: req.userInfo.groups,
+            ...decision.auditAnnotations,
+          },
+          'break-glass admission',
+        );
+      }
       return reply.send(reviewOf(toResponse(req.uid, decision)));
     });
   }
