@@ -65,8 +65,9 @@ export const webhookConfigSchema = z.object({
   dns: z
     .object({
       /**
-       * Resolver addresses agents may send DNS to (UDP/TCP 53). Empty: port 53 to any address, which
-       * leaves DNS as a (narrow) channel out of the pod; set it (or discoverService) in production.
+       * Resolver addresses agents may send DNS to (UDP/TCP 53), added to what discoverService finds.
+       * None at all: injected pods are refused ([dns-resolver]) rather than given port 53 to any
+       * address, which would be a tunnel out of the pod.
        */
       resolvers: z.array(z.string().refine((s) => isIP(s) !== 0, 'must be an IP address')).default([]),
       /** namespace/name of the cluster DNS Service whose clusterIPs are added to resolvers at startup. */
