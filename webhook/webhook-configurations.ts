@@ -131,6 +131,8 @@ export function renderWebhookConfigurations(options: WebhookConfigurationsOption
           rules: [
             rule(['CREATE', 'UPDATE'], '', 'v1', ['pods']),
             rule(['UPDATE'], '', 'v1', ['pods/ephemeralcontainers']),
+            // kubectl exec/attach into chaperone's containers, port-forward into injected pods.
+            rule(['CONNECT'], '', 'v1', ['pods/exec', 'pods/attach', 'pods/portforward']),
           ],
           namespaceSelector: recordedNamespaces,
           ...common,
