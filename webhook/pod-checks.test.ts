@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
-import { hardenAgentContainer, type PodCheckOptions, podViolations } from './pod-checks.ts';
+import { closedProbePorts, hardenAgentContainer, type PodCheckOptions, podViolations } from './pod-checks.ts';
 
 const options: PodCheckOptions = {
   sidecarUid: 15999,
@@ -192,6 +192,19 @@ describe('podViolations', () => {
       { hostPID: true, volumes: [{ name: 'node', hostPath: { path: '/' } }] },
     );
     assert.equal(podViolations(reaching, bystander).length, 3);
+  });
+});
+
+describe('closedProbePorts', () => {
+  it('names probes on ports the rules keep closed, resolving named ports', () => {
+    const p = pod({
+      ports: [{ name: 'http', containerPort: 8080 }],
+      livenessProbe: { httpGet: { port: 'http', path: '/' } },
+      readinessProbe: { tcpSocket: { port: 9090 } },
+      startupProbe: { exec: { command: ['true'] } },
+    });
+    assert.deepEqual(closedProbePorts(p, [15090, 9090]), ['container "agent": livenessProbe on port 8080']);
+    assert.deepEqual(closedProbePorts(p, [8080, 9090]), []);
   });
 });
 

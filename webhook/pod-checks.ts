@@ -346,6 +346,29 @@ export function podViolations(pod: V1Pod, options: PodCheckOptions): string[] {
   return found;
 }
 
+/**
+ * Probes of agent containers on ports the capture rules keep closed (kubelet probes from the node, a
+ * new inbound connection): not a bypass, so a warning, not a refusal.
+ */
+export function closedProbePorts(pod: V1Pod, openTcpPorts: readonly number[]): string[] {
+  const found: string[] = [];
+  for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+    for (const [kind, probe] of [
+      ['startupProbe', c.startupProbe],
+      ['livenessProbe', c.livenessProbe],
+      ['readinessProbe', c.readinessProbe],
+    ] as const) {
+      const raw = probe?.httpGet?.port ?? probe?.tcpSocket?.port ?? probe?.grpc?.port;
+      if (raw === undefined) continue;
+      const port = typeof raw === 'number' ? raw : c.ports?.find((p) => p.name === raw)?.containerPort;
+      if (port !== undefined && !openTcpPorts.includes(port)) {
+        found.push(`container "${c.name}": ${kind} on port ${port}`);
+      }
+    }
+  }
+  return found;
+}
+
 const HARDENING_DROPS = ['NET_ADMIN', 'NET_RAW', 'SETUID', 'SETGID'];
 
 /**

@@ -57,9 +57,10 @@ describe('renderWebhookConfigurations', () => {
     assert.deepEqual(pods.namespaceSelector?.matchLabels, { 'chaperone.dev/recording': 'enabled' });
     assert.equal(out.mutating.metadata?.labels?.['app.kubernetes.io/part-of'], 'chaperone');
     const validatePods = out.validating.webhooks!.find((w) => w.name === 'pods.chaperone.dev')!;
-    assert.deepEqual(
-      validatePods.rules?.find((r) => r.operations?.includes('CONNECT'))?.resources,
-      ['pods/exec', 'pods/attach', 'pods/portforward'],
-    );
+    assert.deepEqual(validatePods.rules?.find((r) => r.operations?.includes('CONNECT'))?.resources, [
+      'pods/exec',
+      'pods/attach',
+      'pods/portforward',
+    ]);
   });
 });

@@ -10,6 +10,7 @@ import { ANNOTATIONS, CONTAINERS, LABELS } from '../constants.ts';
 import { injectPod, renderPodPatch, stripInjection } from '../inject.ts';
 import { NoDnsResolverError } from '../iptables.ts';
 import {
+  closedProbePorts,
   containerViolations,
   hardenAgentContainer,
   type PodCheckOptions,
@@ -143,6 +144,16 @@ async function planCreate(req: AdmissionRequest, deps: PodHandlerDeps): Promise<
       };
     }
     throw error;
+  }
+  const open = [
+    config.adminPort,
+    ...policy.spec.inboundPorts.filter((p) => p.protocol === 'TCP').map((p) => p.port),
+  ];
+  const closed = closedProbePorts(stripped, open);
+  if (closed.length > 0) {
+    warnings.push(
+      `${PREFIX}probes on ports SessionPolicy ${name} does not open (spec.inboundPorts) will fail, the capture rules refuse new inbound connections: ${closed.join('; ')}`,
+    );
   }
   return { kind: 'mutate', raw, mutated, warnings };
 }
