@@ -87,6 +87,11 @@ export const webhookConfigSchema = z.object({
    */
   breakGlassGroups: z.array(z.string().min(1)).default([]),
   /**
+   * Users who may write the operator's ConfigMaps and NetworkPolicies in opted-in namespaces.
+   * Empty: the operator's service account, system:serviceaccount:<systemNamespace>:chaperone-operator.
+   */
+  operatorUsers: z.array(z.string().min(1)).default([]),
+  /**
    * Serve admissions from watched Namespaces and SessionPolicies (no API call per pod); skips and
    * refusals are always confirmed live. false: read the API on every request.
    */

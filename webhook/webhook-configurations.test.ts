@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
+import { MANAGED_BY_VALUE, LABELS as OPERATOR_LABELS } from '../operator/render/labels.ts';
+import { OPERATOR_CHILD_LABEL } from './constants.ts';
 import { assertGolden } from './test-support/golden.ts';
 import { renderWebhookConfigurations } from './webhook-configurations.ts';
 
@@ -62,5 +64,9 @@ describe('renderWebhookConfigurations', () => {
       'pods/attach',
       'pods/portforward',
     ]);
+    // The operator's children are matched by the label the operator stamps on them.
+    assert.deepEqual(OPERATOR_CHILD_LABEL, { key: OPERATOR_LABELS.managedBy, value: MANAGED_BY_VALUE });
+    const children = out.validating.webhooks!.find((w) => w.name === 'operator-children.chaperone.dev')!;
+    assert.deepEqual(children.objectSelector?.matchLabels, { [OPERATOR_LABELS.managedBy]: MANAGED_BY_VALUE });
   });
 });

@@ -452,6 +452,73 @@ describe('attacks on admission (real webhook, real kube-apiserver)', () => {
       assert.match(result.out, /break-glass: allowed for group chaperone-break-glass/);
     });
   });
+
+  describe("the sidecar's configuration", () => {
+    before(async () => {
+      // What the operator renders (no operator runs here; the admin, in system:masters, may write it).
+      await h.core.createNamespacedConfigMap({
+        namespace: ns,
+        body: {
+          metadata: {
+            name: 'chaperone-policy-orders',
+            labels: {
+              'app.kubernetes.io/managed-by': 'chaperone-operator',
+              'chaperone.dev/policy': 'orders',
+            },
+          },
+          data: { 'config.json': '{"guardrails":["the real ones"]}' },
+        },
+      });
+      await h.mustKubectl(['apply', '-f', '-'], {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'configmap-editor', namespace: ns },
+        rules: [
+          {
+            apiGroups: [''],
+            resources: ['configmaps'],
+            verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+          },
+        ],
+      });
+      await h.mustKubectl(['apply', '-f', '-'], {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'configmap-editor', namespace: ns },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'configmap-editor' },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'mallory' }],
+      });
+    });
+    const asMallory = () => ['--as', 'mallory', '-n', ns];
+    const OWNED =
+      /denied the request: chaperone: \[operator-owned\] ConfigMap chaperone-policy-orders is written by the chaperone operator only/;
+
+    it('editing, relabelling or deleting the rendered ConfigMap is refused', async () => {
+      for (const args of [
+        [
+          'patch',
+          'configmap',
+          'chaperone-policy-orders',
+          '--type=merge',
+          '-p',
+          '{"data":{"config.json":"{}"}}',
+        ],
+        ['label', 'configmap', 'chaperone-policy-orders', 'app.kubernetes.io/managed-by-'],
+        ['delete', 'configmap', 'chaperone-policy-orders'],
+      ]) {
+        const result = await h.kubectl([...asMallory(), ...args]);
+        assert.equal(result.ok, false, args.join(' '));
+        assert.match(result.out, OWNED, args.join(' '));
+      }
+      const kept = await h.core.readNamespacedConfigMap({ namespace: ns, name: 'chaperone-policy-orders' });
+      assert.equal(kept.data?.['config.json'], '{"guardrails":["the real ones"]}');
+    });
+
+    it("other ConfigMaps of the namespace stay the users' own", async () => {
+      const result = await h.kubectl([...asMallory(), 'create', 'configmap', 'mine', '--from-literal=a=b']);
+      assert.ok(result.ok, result.out);
+    });
+  });
 });
 
 describe('attack on the capture rules: no resolver known', () => {
