@@ -3,7 +3,7 @@
 // redeclares (and so flushes) the chains and fills them; rules of anyone else (another mesh, the
 // CNI) are left alone.
 import { spawn } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import { createSocket } from 'node:dgram';
 import { CHAIN, INPUT_CHAIN } from '../iptables.ts';
 
 export interface Family {
@@ -66,11 +66,26 @@ export async function applyFamily(family: Family): Promise<void> {
   }
 }
 
+/**
+ * Whether this kernel speaks IPv6 at all. Opening an IPv6 socket loads the ipv6 module where it is
+ * one, so no one can bring IPv6 up after the rules were applied; only EAFNOSUPPORT (no IPv6 in this
+ * kernel) skips the IPv6 rules. Any other answer applies them (fail closed).
+ */
 export async function ipv6Enabled(): Promise<boolean> {
+  const socket = createSocket({ type: 'udp6' });
   try {
-    await access('/proc/net/if_inet6');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '::', () => resolve());
+    });
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT';
+  } finally {
+    try {
+      socket.close();
+    } catch {
+      // never bound
+    }
   }
 }
