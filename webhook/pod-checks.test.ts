@@ -135,6 +135,23 @@ describe('podViolations', () => {
     );
   });
 
+  it('refuses Windows host-process containers and unmasked /proc', () => {
+    const found = podViolations(
+      pod(
+        { securityContext: { procMount: 'Unmasked' } },
+        { securityContext: { runAsUser: 1000, windowsOptions: { hostProcess: true } } },
+      ),
+      options,
+    );
+    assert.deepEqual(
+      found.map((f) => f.replace(/ \(.*$/, '')),
+      [
+        '[host-namespace] container "agent": windowsOptions.hostProcess: true',
+        '[host-namespace] container "agent": procMount Unmasked',
+      ],
+    );
+  });
+
   it('refuses mounts of chaperone volumes, and debug containers targeting chaperone', () => {
     const found = podViolations(
       pod(

@@ -116,6 +116,11 @@ export function containerViolations(
       ),
     );
   }
+  if (sc?.windowsOptions?.hostProcess || podContext?.windowsOptions?.hostProcess) {
+    found.push(
+      finding(RULES.hostNamespace, `${where}: windowsOptions.hostProcess: true (runs on the node itself)`),
+    );
+  }
   if (sc?.procMount !== undefined && sc.procMount !== 'Default') {
     found.push(finding(RULES.hostNamespace, `${where}: procMount ${sc.procMount} (unmasks /proc)`));
   }
