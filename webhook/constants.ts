@@ -55,6 +55,13 @@ export const WEBHOOK_PATHS = {
   validateSessionPolicies: '/validate/sessionpolicies',
   mutateSessionApprovals: '/mutate/sessionapprovals',
   validateSessionApprovals: '/validate/sessionapprovals',
+  validateOperatorChildren: '/validate/operator-children',
+} as const;
+
+/** The label the operator stamps on what it renders (operator/render/labels.ts). */
+export const OPERATOR_CHILD_LABEL = {
+  key: 'app.kubernetes.io/managed-by',
+  value: 'chaperone-operator',
 } as const;
 
 export const TLS_SECRET_NAME = 'chaperone-webhook-tls';
