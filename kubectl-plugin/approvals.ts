@@ -222,6 +222,22 @@ async function locate(kube: Kube, name: string): Promise<string> {
   return kube.namespace;
 }
 
+/**
+ * The one pending request of a session (what an alert names before the object's name is known).
+ * Several pending (a protocol that runs statements concurrently) means the reviewer must pick by name.
+ */
+export async function pendingOfSession(kube: Kube, sessionId: string): Promise<Approval> {
+  const listed = await listApprovals(kube, false);
+  const found = pendingOf(listed.items).filter((a) => a.spec.sessionId === sessionId);
+  const where = listed.namespace ? ` in namespace ${listed.namespace}` : '';
+  if (found.length === 0) throw new CliError(`no pending SessionApproval of session ${sessionId}${where}`);
+  if (found.length > 1)
+    throw new CliError(
+      `session ${sessionId} has ${found.length} pending requests (${found.map((a) => a.metadata.name).join(', ')}): name one`,
+    );
+  return found[0]!;
+}
+
 export interface Decided {
   approval: Approval;
   verb: 'approve' | 'deny';

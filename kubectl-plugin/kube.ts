@@ -18,7 +18,7 @@ export interface Kube {
   kc: KubeConfig;
   /** The namespace -n names, else the context's, else `default`. */
   namespace: string;
-  /** True when -n was given (an explicit choice, not the context's default). */
+  /** True when -n was given (or the request was located) (an explicit choice, not the context's default). */
   namespaceGiven: boolean;
 }
 

@@ -12,6 +12,7 @@ import {
   describeApproval,
   listApprovals,
   pendingOf,
+  pendingOfSession,
   watchLine,
 } from './approvals.ts';
 import { type KubeFlags, loadKube } from './kube.ts';
@@ -69,16 +70,26 @@ export function buildPlugin(io: PluginIo): Command {
 
   for (const verb of ['approve', 'deny'] as const) {
     program
-      .command(`${verb} <name>`)
+      .command(`${verb} [name]`)
       .description(
         verb === 'approve'
           ? 'approve a pending request (you are recorded as the approver)'
           : 'deny a pending request (you are recorded as the reviewer)',
       )
       .option('--reason <text>', 'why (kept in the recording)')
-      .action(async (name: string, o: { reason?: string }, cmd: Command) => {
+      .option('--session <id>', 'the pending request of this session (instead of a name)')
+      .action(async (name: string | undefined, o: { reason?: string; session?: string }, cmd: Command) => {
+        if (!name === !o.session)
+          throw new CliError(`${verb} needs a SessionApproval name or --session <id>`, USAGE_EXIT);
         const kube = loadKube(kubeFlags(cmd));
-        const decided = await decide(kube, name, verb === 'approve', o.reason);
+        let target = name;
+        if (!target) {
+          const found = await pendingOfSession(kube, o.session!);
+          target = found.metadata.name;
+          kube.namespace = found.metadata.namespace;
+          kube.namespaceGiven = true;
+        }
+        const decided = await decide(kube, target, verb === 'approve', o.reason);
         io.out(`${decidedLine(decided)}\n`);
       });
   }
