@@ -8,8 +8,8 @@
 // node_modules, and a SEA takes one CommonJS script; one esbuild bundle serves both, starts faster
 // than 600 files, and carries no install-time dependency resolution.
 // SEA blobs are built without code cache or snapshot, so the same blob is valid for both
-// architectures; an executable is cached by the hash of (blob, node binary) and rebuilt only when
-// one changes.
+// architectures; an executable is cached by the hash of (bundled script, node binary) and rebuilt
+// only when one changes (the blob itself records the script's path, so it is not the key).
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -136,6 +136,7 @@ export async function nodeBinary(arch: Arch, cacheDir: string): Promise<string> 
 
 async function bundle(outFile: string, entry: string, version: string, revision: string): Promise<void> {
   await build({
+    absWorkingDir: ROOT,
     entryPoints: [join(ROOT, entry)],
     outfile: outFile,
     bundle: true,
@@ -166,33 +167,25 @@ async function seaBlob(script: string, blob: string): Promise<void> {
   await run(process.execPath, ['--experimental-sea-config', config]);
 }
 
-async function executable(
-  arch: Arch,
-  blob: string,
-  out: string,
-  opts: ReleaseOptions,
-): Promise<{ file: string; reused: boolean }> {
+/** Where the executable for (script, arch, node) is cached: keyed by contents, not paths. */
+async function cachedExecutable(arch: Arch, script: string, opts: ReleaseOptions) {
   const node = await nodeBinary(arch, opts.cacheDir);
   const key = createHash('sha256')
-    .update(await sha256File(blob))
+    .update(await sha256File(script))
     .update(await sha256File(node))
     .digest('hex')
     .slice(0, 24);
-  const cached = join(opts.cacheDir, 'sea', `chaperone-linux-${arch}-${key}`);
-  let reused = true;
-  if (!(await exists(cached))) {
-    reused = false;
-    opts.log(`injecting the SEA blob into node ${NODE_VERSION} linux-${arch}`);
-    await mkdir(join(opts.cacheDir, 'sea'), { recursive: true });
-    const tmp = `${cached}.tmp-${process.pid}`;
-    await copyFile(node, tmp);
-    const postject = join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js');
-    await run(process.execPath, [postject, tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
-    await rename(tmp, cached);
-  }
-  await copyFile(cached, out);
-  await chmod(out, 0o755);
-  return { file: out, reused };
+  return { node, file: join(opts.cacheDir, 'sea', `chaperone-linux-${arch}-${key}`) };
+}
+
+async function inject(node: string, blob: string, cached: string, arch: Arch, opts: ReleaseOptions) {
+  opts.log(`injecting the SEA blob into node ${NODE_VERSION} linux-${arch}`);
+  await mkdir(join(opts.cacheDir, 'sea'), { recursive: true });
+  const tmp = `${cached}.tmp-${process.pid}`;
+  await copyFile(node, tmp);
+  const postject = join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js');
+  await run(process.execPath, [postject, tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
+  await rename(tmp, cached);
 }
 
 async function npmPackage(bundleFile: string, version: string, revision: string, opts: ReleaseOptions) {
@@ -283,19 +276,25 @@ export async function release(opts: ReleaseOptions): Promise<Artefacts> {
     artefacts.npmTarball = await npmPackage(npmBundle, version, revision, opts);
     files.push(artefacts.npmTarball);
   }
-  if (opts.arches.length > 0) {
-    const blob = join(work, 'sea.blob');
-    await seaBlob(seaScript, blob);
-    for (const arch of opts.arches) {
-      const out = join(opts.outDir, `chaperone-linux-${arch}`);
-      const { reused } = await executable(arch, blob, out, opts);
-      if (reused) artefacts.reused.push(arch);
-      const machine = await elfMachine(out);
-      if (machine !== ELF_MACHINE[arch]) throw new Error(`${out}: ELF machine ${machine}, not ${arch}`);
-      artefacts.executables[arch] = out;
-      artefacts.krew[arch] = await krewArchive(out, arch, opts);
-      files.push(out, artefacts.krew[arch]!);
+  let blob: string | undefined;
+  for (const arch of opts.arches) {
+    const out = join(opts.outDir, `chaperone-linux-${arch}`);
+    const cached = await cachedExecutable(arch, seaScript, opts);
+    if (await exists(cached.file)) artefacts.reused.push(arch);
+    else {
+      if (!blob) {
+        blob = join(work, 'sea.blob');
+        await seaBlob(seaScript, blob);
+      }
+      await inject(cached.node, blob, cached.file, arch, opts);
     }
+    await copyFile(cached.file, out);
+    await chmod(out, 0o755);
+    const machine = await elfMachine(out);
+    if (machine !== ELF_MACHINE[arch]) throw new Error(`${out}: ELF machine ${machine}, not ${arch}`);
+    artefacts.executables[arch] = out;
+    artefacts.krew[arch] = await krewArchive(out, arch, opts);
+    files.push(out, artefacts.krew[arch]!);
   }
   const sums = await Promise.all(
     files.map(async (f) => `${await sha256File(f)}  ${f.slice(opts.outDir.length + 1)}`),

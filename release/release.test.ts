@@ -103,7 +103,19 @@ describe('release artefacts', { timeout: 600_000 }, () => {
     assert.equal(await elfMachine(built.executables.x64!), ELF_MACHINE.x64);
     assert.equal(await elfMachine(built.executables.arm64!), ELF_MACHINE.arm64);
     const { stdout } = await exec('tar', ['-tzf', built.krew.arm64!]);
-    assert.deepEqual(stdout.trim().split('\n'), ['LICENSE', 'kubectl-chaperone']);
+    assert.deepEqual(stdout.trim().split('\n').sort(), ['LICENSE', 'kubectl-chaperone']);
+  });
+
+  it('a second build with unchanged inputs reuses the executables from the cache, byte for byte', async () => {
+    const again = await release({
+      ...defaultOptions(),
+      outDir: join(dir, 'again'),
+      npm: false,
+      log: () => undefined,
+    });
+    assert.deepEqual(again.reused.sort(), ['arm64', 'x64']);
+    for (const arch of ['x64', 'arm64'] as const)
+      assert.equal(await sha256File(again.executables[arch]!), await sha256File(built.executables[arch]!));
   });
 
   it('the single executable runs version, sessions ls and verify with no node on PATH', async () => {
