@@ -45,6 +45,8 @@ export interface Artefacts {
   npmTarball?: string;
   executables: Partial<Record<Arch, string>>;
   krew: Partial<Record<Arch, string>>;
+  /** dist/krew/chaperone.yaml (when every architecture was built). */
+  krewManifest?: string;
   checksums: string;
   /** Executables reused from the cache (no postject run). */
   reused: Arch[];
@@ -247,6 +249,25 @@ async function krewArchive(exe: string, arch: Arch, opts: ReleaseOptions): Promi
   return archive;
 }
 
+/** Default download base of the release archives (the krew manifest's uri). */
+export const RELEASE_URL = 'https://github.com/chaperone/chaperone/releases/download';
+
+/** plugins/krew/chaperone.yaml with version, download base and archive hashes filled in. */
+export async function renderKrewManifest(
+  version: string,
+  url: string,
+  hashes: Map<string, string>,
+): Promise<string> {
+  const template = await readFile(join(ROOT, 'plugins', 'krew', 'chaperone.yaml'), 'utf8');
+  return template.replace(/\{\{(version|url|sha256 ([^}]+))\}\}/g, (_, what: string, file?: string) => {
+    if (what === 'version') return version;
+    if (what === 'url') return url;
+    const hash = hashes.get(file!);
+    if (!hash) throw new Error(`krew manifest names ${file}, which this release did not build`);
+    return hash;
+  });
+}
+
 export async function release(opts: ReleaseOptions): Promise<Artefacts> {
   const version = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string })
     .version;
@@ -300,6 +321,13 @@ export async function release(opts: ReleaseOptions): Promise<Artefacts> {
     files.map(async (f) => `${await sha256File(f)}  ${f.slice(opts.outDir.length + 1)}`),
   );
   await writeFile(artefacts.checksums, `${sums.join('\n')}\n`);
+  if (opts.arches.length === ARCHES.length) {
+    const hashes = new Map(sums.map((l) => l.split('  ').reverse() as [string, string]));
+    const base = `${process.env.CHAPERONE_RELEASE_URL ?? RELEASE_URL}/v${version}`;
+    await mkdir(join(opts.outDir, 'krew'), { recursive: true });
+    artefacts.krewManifest = join(opts.outDir, 'krew', 'chaperone.yaml');
+    await writeFile(artefacts.krewManifest, await renderKrewManifest(version, base, hashes));
+  }
   opts.log(`wrote ${files.length} artefacts and ${artefacts.checksums}`);
   return artefacts;
 }

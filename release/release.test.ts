@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { parse } from 'yaml';
 import { generateSigningKey, openRecorder } from '../recording/index.ts';
 import { s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents } from '../recording/testing/fixtures.ts';
 import { testEnv } from '../test/env/index.ts';
@@ -102,6 +103,18 @@ describe('release artefacts', { timeout: 600_000 }, () => {
     for (const [file, hash] of listed) assert.equal(await sha256File(join(dir, 'dist', file)), hash, file);
     assert.equal(await elfMachine(built.executables.x64!), ELF_MACHINE.x64);
     assert.equal(await elfMachine(built.executables.arm64!), ELF_MACHINE.arm64);
+    const manifest = parse(await readFile(built.krewManifest!, 'utf8')) as {
+      spec: { version: string; platforms: { uri: string; sha256: string; bin: string }[] };
+    };
+    assert.equal(manifest.spec.version, `v${built.version}`);
+    assert.deepEqual(
+      manifest.spec.platforms.map((p) => [basename(p.uri), p.sha256, p.bin]),
+      ['kubectl-chaperone-linux-x64.tar.gz', 'kubectl-chaperone-linux-arm64.tar.gz'].map((f) => [
+        f,
+        listed.get(f),
+        'kubectl-chaperone',
+      ]),
+    );
     const { stdout } = await exec('tar', ['-tzf', built.krew.arm64!]);
     assert.deepEqual(stdout.trim().split('\n').sort(), ['LICENSE', 'kubectl-chaperone']);
   });
