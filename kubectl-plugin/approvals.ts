@@ -147,7 +147,8 @@ export function fitTable(
     for (const { column, min } of flexible) {
       const over = total() - width;
       if (over <= 0) break;
-      widths[column] = Math.max(min, header[column]!.length, widths[column]! - over);
+      const floor = Math.min(widths[column]!, Math.max(min, header[column]!.length));
+      widths[column] = Math.max(floor, widths[column]! - over);
     }
   }
   return [header, ...rows]
@@ -192,11 +193,11 @@ export function approvalsTable(items: Approval[], width: number | undefined, now
     ];
   });
   return fitTable(header, rows, width, [
-    { column: 9, min: 24 },
-    { column: 3, min: 12 },
-    { column: 2, min: 20 },
-    { column: 1, min: 16 },
-    { column: 4, min: 10 },
+    { column: 9, min: 16 },
+    { column: 3, min: 8 },
+    { column: 2, min: 14 },
+    { column: 1, min: 12 },
+    { column: 4, min: 8 },
   ]);
 }
 
