@@ -21,4 +21,6 @@ void runPlugin(process.argv.slice(2), {
   signal: stop.signal,
 }).then((code) => {
   process.exitCode = code;
+  // An interrupted watch may leave keep-alive sockets behind: nothing is left to do.
+  if (stop.signal.aborted) process.exit(code);
 });
