@@ -99,7 +99,11 @@ describe('kubectl chaperone policy check agrees with the webhook on the golden p
       const r = await check(admin(), [input, '-n', ns, '--json']);
       assert.equal(r.code, 0, r.stderr);
       const result = JSON.parse(r.stdout) as CheckResult;
-      const created = await h.createPod(ns, pod);
+      // Created for real, read back as JSON as kubectl prints it (the dry run's form too).
+      // --validate=false: the apiserver drops unknown fields (already-injected has one), as the dry run's client does.
+      const created = JSON.parse(
+        await h.mustKubectl(['create', '--validate=false', '-f', '-', '-o', 'json'], pod),
+      ) as V1Pod;
       assert.equal(result.verdict, 'inject');
       assert.equal(result.policy, created.metadata?.annotations?.['chaperone.dev/policy']);
       assert.deepEqual(injectedShape(result.admitted!), injectedShape(created));

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { CliError } from '../cli/index.ts';
-import { explain, type Kube, statusCode } from './kube.ts';
+import { explain, FORBIDDEN_EXIT, type Kube, statusCode } from './kube.ts';
 
 /** Exit code of `policy check` when admission would refuse the pod. */
 export const REFUSED_EXIT = 3;
@@ -106,9 +106,17 @@ export function injectedInto(before: V1Pod, after: V1Pod): NonNullable<CheckResu
 
 export async function checkPod(kube: Kube, pod: V1Pod): Promise<CheckResult> {
   const namespace = kube.namespaceGiven ? kube.namespace : (pod.metadata?.namespace ?? kube.namespace);
-  const body: V1Pod = { ...pod, metadata: { ...pod.metadata, namespace } };
-  if (!body.metadata!.name && !body.metadata!.generateName) body.metadata!.generateName = 'policy-check-';
-  const name = body.metadata!.name ?? `${body.metadata!.generateName}<generated>`;
+  // A generated name: a pod of that name may already run, and the dry run must not collide with it.
+  const { name: given, ...metadata } = pod.metadata ?? {};
+  const body: V1Pod = {
+    ...pod,
+    metadata: {
+      ...metadata,
+      namespace,
+      generateName: metadata.generateName ?? `${given ?? 'policy-check'}-`,
+    },
+  };
+  const name = given ?? `${body.metadata!.generateName}<generated>`;
   const core = kube.kc.makeApiClient(CoreV1Api);
   let admitted: V1Pod;
   try {
@@ -116,16 +124,9 @@ export async function checkPod(kube: Kube, pod: V1Pod): Promise<CheckResult> {
   } catch (error) {
     const access = { verb: 'create', group: '', resource: 'pods', namespace };
     const explained = await explain(kube.kc, error, access);
-    // 403 from admission, 400/422 from validation: the pod would be refused as written.
+    // 403 from admission (RBAC was checked), 400/422 from validation: refused as written.
     const code = statusCode(error);
-    if (
-      explained.exitCode !== 4 &&
-      code !== undefined &&
-      code >= 400 &&
-      code < 500 &&
-      code !== 401 &&
-      code !== 404
-    )
+    if (explained.exitCode !== FORBIDDEN_EXIT && (code === 400 || code === 403 || code === 422))
       return {
         namespace,
         pod: name,
@@ -136,13 +137,12 @@ export async function checkPod(kube: Kube, pod: V1Pod): Promise<CheckResult> {
   }
   const policy = admitted.metadata?.annotations?.[POLICY_ANNOTATION];
   const injected = injectedInto(body, admitted);
-  const changed =
-    injected.initContainers.length + injected.containers.length + injected.volumes.length > 0 ||
-    Object.keys(injected.env).length > 0;
+  // Other admission steps add things too (the service-account token volume): only chaperone's
+  // annotation says that a SessionPolicy was applied.
   return {
     namespace,
-    pod: admitted.metadata?.name ?? name,
-    verdict: policy || changed ? 'inject' : 'untouched',
+    pod: name,
+    verdict: policy ? 'inject' : 'untouched',
     ...(policy ? { policy } : {}),
     injected,
     admitted,
