@@ -31,6 +31,7 @@ describe('kubectl chaperone with a sidecar holding statements for approval', { t
   let reviewer: string;
   let agent: string;
   let nobody: string;
+  let outsider: string;
   let hook: Server;
   const alerts: { text: string; blocks: unknown[] }[] = [];
   const chaperone = (kubeconfig: string, args: string[]) => kubectlChaperone(env.kube, bin, kubeconfig, args);
@@ -50,6 +51,11 @@ describe('kubectl chaperone with a sidecar holding statements for approval', { t
       { apiGroups: ['chaperone.dev'], resources: ['sessionpolicies'], verbs: ['get', 'list'] },
     ]);
     nobody = await userWithRules(wh.kc, env.kube, dir, ns, 'nobody', []);
+    // RBAC lets the outsider decide, but the policy does not name them as a reviewer.
+    outsider = await userWithRules(wh.kc, env.kube, dir, ns, 'outsider', [
+      { ...approvals, verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['chaperone.dev'], resources: ['sessionapprovals/status'], verbs: ['patch'] },
+    ]);
 
     hook = createServer((req, res) => {
       let body = '';
@@ -92,6 +98,7 @@ describe('kubectl chaperone with a sidecar holding statements for approval', { t
         },
       ],
       recording: { store: { url: h.storeUrl }, signingKeySecret: { name: 'signing-key' } },
+      approvals: { reviewers: { users: [`system:serviceaccount:${ns}:reviewer`] } },
     });
     await direct(`CREATE TABLE ${table} (id int); INSERT INTO ${table} VALUES (1), (2)`);
   });
@@ -256,6 +263,27 @@ describe('kubectl chaperone with a sidecar holding statements for approval', { t
     );
     const cleanup = await chaperone(reviewer, ['deny', name, '-n', ns]);
     assert.equal(cleanup.code, 0, cleanup.stderr);
+    await run;
+  });
+
+  it('a refusal by the webhook (not a reviewer of the policy) is shown as the webhook worded it', async () => {
+    const run = h.psql(['-c', `TRUNCATE ${table}`], { token: h.token });
+    const name = await until('a fourth request', async () => {
+      const r = await chaperone(outsider, ['approvals', '-n', ns, '--json']);
+      const line = r.stdout.trim().split('\n')[0];
+      return line ? String((JSON.parse(line) as { name: string }).name) : undefined;
+    });
+    const refused = await chaperone(outsider, ['approve', name, '-n', ns]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^kubectl-chaperone: refused: admission webhook "sessionapprovals.chaperone.dev" denied the request: chaperone: system:serviceaccount:${ns}:outsider is not a reviewer of SessionPolicy test-policy`,
+      ),
+    );
+    const stillPending = await chaperone(reviewer, ['approvals', '-n', ns, '--json']);
+    assert.ok(stillPending.stdout.includes(name), 'the refused decision left the request pending');
+    assert.equal((await chaperone(reviewer, ['deny', name, '-n', ns])).code, 0);
     await run;
   });
 
