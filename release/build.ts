@@ -12,7 +12,18 @@
 // only when one changes (the blob itself records the script's path, so it is not the key).
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -180,6 +191,19 @@ async function cachedExecutable(arch: Arch, script: string, opts: ReleaseOptions
   return { node, file: join(opts.cacheDir, 'sea', `chaperone-linux-${arch}-${key}`) };
 }
 
+/** Keeps the `keep` most recent cached executables of `arch` (each is a whole Node binary). */
+async function pruneCache(arch: Arch, opts: ReleaseOptions, keep = 2): Promise<void> {
+  const dir = join(opts.cacheDir, 'sea');
+  const prefix = `chaperone-linux-${arch}-`;
+  const entries = await Promise.all(
+    (await readdir(dir))
+      .filter((f) => f.startsWith(prefix) && !f.includes('.tmp-'))
+      .map(async (f) => ({ file: join(dir, f), mtime: (await stat(join(dir, f))).mtimeMs })),
+  );
+  entries.sort((a, b) => b.mtime - a.mtime);
+  for (const old of entries.slice(keep)) await rm(old.file, { force: true });
+}
+
 async function inject(node: string, blob: string, cached: string, arch: Arch, opts: ReleaseOptions) {
   opts.log(`injecting the SEA blob into node ${NODE_VERSION} linux-${arch}`);
   await mkdir(join(opts.cacheDir, 'sea'), { recursive: true });
@@ -308,6 +332,7 @@ export async function release(opts: ReleaseOptions): Promise<Artefacts> {
         await seaBlob(seaScript, blob);
       }
       await inject(cached.node, blob, cached.file, arch, opts);
+      await pruneCache(arch, opts);
     }
     await copyFile(cached.file, out);
     await chmod(out, 0o755);
