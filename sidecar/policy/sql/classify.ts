@@ -44,6 +44,8 @@ export interface SqlClassification {
   lexingProblem?: string;
   /** The classes depend on the value of a constant (1 = 1): not to be shared between shapes (shape.ts). */
   valueDependent?: boolean;
+  /** Names of prepared statements that SQL PREPARE / DEALLOCATE / DISCARD creates or drops; '*' for all. */
+  preparedNames?: string[];
 }
 
 let loaded: Promise<void> | undefined;
@@ -173,6 +175,7 @@ interface Collector {
   touchesLexing: boolean;
   lexingProblem: string | undefined;
   valueDependent: boolean;
+  preparedNames: string[];
 }
 
 function newCollector(): Collector {
@@ -184,6 +187,7 @@ function newCollector(): Collector {
     touchesLexing: false,
     lexingProblem: undefined,
     valueDependent: false,
+    preparedNames: [],
   };
 }
 
@@ -354,6 +358,11 @@ function classifyNode(type: string, node: Node, text: string, c: Collector, dept
       break;
     case 'DiscardStmt':
       c.touchesLexing = true;
+      if (node.target === 'DISCARD_ALL') c.preparedNames.push('*');
+      break;
+    case 'PrepareStmt':
+    case 'DeallocateStmt':
+      c.preparedNames.push(typeof node.name === 'string' ? node.name : '*');
       break;
     case 'SelectStmt':
       if (node.intoClause) add(c, 'ddl');
@@ -578,6 +587,7 @@ export function classifySql(sql: string): SqlClassification {
     ...(c.touchesLexing || c.opaque ? { touchesLexing: true } : {}),
     ...(c.lexingProblem !== undefined ? { lexingProblem: c.lexingProblem } : {}),
     ...(c.valueDependent ? { valueDependent: true } : {}),
+    ...(c.preparedNames.length > 0 ? { preparedNames: c.preparedNames } : {}),
   };
 }
 

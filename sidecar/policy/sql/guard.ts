@@ -17,6 +17,8 @@ export interface SqlDecision {
   opaque?: boolean;
   /** May change how the server lexes later statements: the session re-reads its settings after it. */
   touchesLexing?: boolean;
+  /** Prepared statements SQL PREPARE / DEALLOCATE / DISCARD creates or drops ('*': all). */
+  preparedNames?: string[];
 }
 
 export interface SqlGuard {
@@ -73,6 +75,7 @@ export function decide(rules: readonly CompiledRule[], sql: string, c: SqlClassi
     ...(c.parseError !== undefined ? { parseError: c.parseError } : {}),
     ...(c.opaque ? { opaque: true } : {}),
     ...(c.touchesLexing ? { touchesLexing: true } : {}),
+    ...(c.preparedNames ? { preparedNames: c.preparedNames } : {}),
   };
   // Built in, before every policy rule: a statement that would make the guard misread the next ones.
   if (c.lexingProblem !== undefined) {

@@ -1,0 +1,281 @@
+// Attacks on the PostgreSQL gateway's data path, tried against the real sidecar in front of the real
+// PostgreSQL (docs/security.md names the promise each one tests). Each must be refused with a
+// message naming the rule, leave the victim table as it was, and show in the recording.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { serialize } from 'pg-protocol/dist/serializer.js';
+import { testEnv } from '../../test/env/index.ts';
+import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { B, errorFields } from './protocol.ts';
+import { RawClient, typesOf } from './raw-client.ts';
+import { type Harness, kinds, type RecordedEventLike, runProcess, startHarness } from './test-support.ts';
+
+const env = await testEnv(['postgres']);
+const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
+
+/**
+ * Two string literals to a guard lexing with standard_conforming_strings = on; with it off, the
+ * server reads 'a\' || ' as one literal and then runs the DROP.
+ */
+const BACKSLASH_ATTACK = "SELECT 'a\\' || ' ; DROP TABLE victim; -- '";
+
+const resetVictim = async () => {
+  await direct(
+    'DROP TABLE IF EXISTS victim; CREATE TABLE victim (id int, ssn text); INSERT INTO victim VALUES (1, $$123-45-6789$$), (2, $$987-65-4321$$); GRANT ALL ON victim TO PUBLIC',
+  );
+};
+const victimRows = () => direct('SELECT count(*) FROM victim');
+
+const blockedBy = (rule: string) => (events: RecordedEventLike[]) =>
+  kinds(events, 'policy.blocked').some((e) => e.payload.rule === rule);
+
+describe('attacks on the postgres data path', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness(env.postgres, {
+      config: {
+        guardrails: [
+          { name: 'no-drop', match: { sqlClasses: ['drop'] }, action: 'block', message: 'no dropping' },
+          {
+            name: 'no-mass-change',
+            match: { sqlClasses: ['deleteWithoutWhere', 'updateWithoutWhere'] },
+            action: 'block',
+          },
+        ],
+        masking: { columns: [{ pattern: '^ssn$', strategy: 'redact' }] },
+      },
+    });
+  });
+  after(() => h.close());
+
+  const psqlWith = (extraEnv: Record<string, string>, args: string[], stdin = '') =>
+    runProcess(
+      join(h.pg.binDir, 'psql'),
+      ['-X', '-h', '127.0.0.1', '-p', String(h.port), '-U', 'agent', '-d', h.pg.database, ...args],
+      {
+        env: { PATH: process.env.PATH, PGCONNECT_TIMEOUT: '10', LANG: 'C', PGPASSWORD: h.token, ...extraEnv },
+        stdin,
+      },
+    );
+
+  test('control: with standard_conforming_strings off, the attack text drops the table', async () => {
+    await direct('CREATE TABLE victim_control (id int)');
+    const pgInfo = env.postgres;
+    // Two Query messages: the server lexes a whole Query before running any statement of it.
+    const r = await runProcess(
+      join(pgInfo.binDir, 'psql'),
+      ['-X', '-h', pgInfo.host, '-p', String(pgInfo.port), '-U', pgInfo.user, '-d', pgInfo.database]
+        .concat(['-c', 'SET standard_conforming_strings = off'])
+        .concat(['-c', BACKSLASH_ATTACK.replace('victim', 'victim_control')]),
+      { env: { PATH: process.env.PATH, PGPASSWORD: pgInfo.password } },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await direct("SELECT to_regclass('victim_control') IS NULL"), 't');
+  });
+
+  test('SET / set_config / SET NAMES of a lexing setting are refused by rule lexing-settings', async () => {
+    await resetVictim();
+    for (const sql of [
+      'SET standard_conforming_strings = off',
+      "SELECT set_config('standard_conforming_strings', 'off', false)",
+      "SET NAMES 'SJIS'",
+      "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
+    ]) {
+      const r = await psqlWith({}, ['-v', 'ON_ERROR_STOP=1', '-c', sql, '-c', BACKSLASH_ATTACK]);
+      assert.notEqual(r.code, 0, sql);
+      assert.match(r.stderr, /statement blocked by rule lexing-settings/, sql);
+    }
+    assert.equal(await victimRows(), '2', 'the DROP hidden in the literal never ran');
+    await h.waitForSession(blockedBy('lexing-settings'));
+  });
+
+  test('lexing settings and role changes in the startup packet refuse the session', async () => {
+    for (const [extraEnv, pattern] of [
+      [{ PGCLIENTENCODING: 'SJIS' }, /client_encoding SJIS is unsafe/],
+      [{ PGOPTIONS: '-c standard_conforming_strings=off' }, /standard_conforming_strings = off/],
+      [{ PGOPTIONS: '-c role=postgres' }, /startup parameter role is not allowed/],
+      [{ PGOPTIONS: '--session_authorization=postgres' }, /startup parameter session_authorization/],
+    ] as const) {
+      const r = await psqlWith(extraEnv, ['-c', 'SELECT 1']);
+      assert.notEqual(r.code, 0, JSON.stringify(extraEnv));
+      assert.match(r.stderr, /session refused by rule startup-parameters/, JSON.stringify(extraEnv));
+      assert.match(r.stderr, pattern);
+    }
+    const events = await h.waitForSession((evs) =>
+      kinds(evs, 'policy.blocked').some(
+        (e) => e.payload.rule === 'startup-parameters' && String(e.payload.reason).includes('SJIS'),
+      ),
+    );
+    assert.equal(kinds(events, 'pg.query').length, 0);
+  });
+
+  test('a blocked Parse under an existing name leaves the earlier, recorded statement', async () => {
+    await resetVictim();
+    const c = await RawClient.login(h.port, h.token);
+    try {
+      c.send(
+        Buffer.concat([
+          serialize.parse({ name: 's1', text: 'SELECT id, ssn FROM victim ORDER BY id' }),
+          serialize.sync(),
+        ]),
+      );
+      await c.until((f) => f.type === B.readyForQuery);
+      c.send(
+        Buffer.concat([
+          serialize.parse({ name: 's1', text: 'DROP TABLE victim' }),
+          serialize.bind({ statement: 's1' }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      );
+      const blocked = await c.until((f) => f.type === B.readyForQuery);
+      assert.match(errorFields(blocked.find((f) => f.type === B.error)!.raw).M ?? '', /rule no-drop/);
+      c.send(Buffer.concat([serialize.bind({ statement: 's1' }), serialize.execute({}), serialize.sync()]));
+      const rows = await c.until((f) => f.type === B.readyForQuery);
+      assert.equal(typesOf(rows), '2DDCZ');
+      const cells = rows.filter((f) => f.type === B.dataRow).map((f) => f.raw.toString('latin1'));
+      assert.ok(
+        cells.every((row) => !row.includes('-45-') && !row.includes('-65-')),
+        'ssn masked',
+      );
+    } finally {
+      c.close();
+    }
+    assert.equal(await victimRows(), '2');
+    const events = await h.waitForSession((evs) =>
+      kinds(evs, 'pg.result').some((e) => e.payload.commandTag === 'SELECT 2' && e.payload.maskedCells === 2),
+    );
+    const executed = kinds(events, 'pg.query').filter((e) => e.payload.statementName === 's1');
+    assert.ok(executed.some((e) => e.payload.sql === 'SELECT id, ssn FROM victim ORDER BY id'));
+  });
+
+  test('SQL DEALLOCATE and PREPARE under a protocol name, and cursors, cannot run unrecorded', async () => {
+    await resetVictim();
+    const c = await RawClient.login(h.port, h.token);
+    try {
+      c.send(
+        Buffer.concat([
+          serialize.parse({ name: 's2', text: 'SELECT id FROM victim' }),
+          serialize.describe({ type: 'S', name: 's2' }),
+          serialize.sync(),
+        ]),
+      );
+      await c.until((f) => f.type === B.readyForQuery);
+      c.send(serialize.query('DEALLOCATE s2; PREPARE s2 AS SELECT ssn AS id FROM victim'));
+      await c.until((f) => f.type === B.readyForQuery);
+      c.send(Buffer.concat([serialize.bind({ statement: 's2' }), serialize.execute({}), serialize.sync()]));
+      const stale = await c.until((f) => f.type === B.readyForQuery);
+      assert.equal(typesOf(stale), 'EZ');
+      assert.match(errorFields(stale[0]!.raw).M ?? '', /rule prepared-statements: prepared statement "s2"/);
+      c.send(serialize.query('BEGIN; DECLARE cur CURSOR FOR SELECT ssn FROM victim'));
+      await c.until((f) => f.type === B.readyForQuery);
+      c.send(Buffer.concat([serialize.execute({ portal: 'cur' }), serialize.sync()]));
+      const cursor = await c.until((f) => f.type === B.readyForQuery);
+      assert.ok(!cursor.some((f) => f.type === B.dataRow), 'no row of the cursor');
+      assert.match(
+        errorFields(cursor.find((f) => f.type === B.error)!.raw).M ?? '',
+        /rule prepared-statements: portal "cur"/,
+      );
+    } finally {
+      c.close();
+    }
+    await h.waitForSession(blockedBy('prepared-statements'));
+  });
+
+  test('forms that change every row, and opaque code, are caught by the classes a policy names', async () => {
+    await resetVictim();
+    await direct(
+      "CREATE OR REPLACE FUNCTION wipe() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'DROP TABLE ' || 'victim'; END $$",
+    );
+    const attempts: [string, string][] = [
+      ['DELETE FROM victim WHERE 1 = 1', 'no-mass-change'],
+      ['UPDATE victim SET ssn = NULL WHERE id IS NOT NULL OR true', 'no-mass-change'],
+      ['DELETE FROM victim WHERE EXISTS (SELECT 1)', 'no-mass-change'],
+      ['MERGE INTO victim v USING victim s ON v.id = s.id WHEN MATCHED THEN DELETE', 'no-mass-change'],
+      ['TRUNCATE victim', 'no-mass-change'],
+      ["DO $$ BEGIN EXECUTE 'DR' || 'OP TABLE victim'; END $$", 'no-drop'],
+      ['SELECT wipe()', 'no-drop'],
+      [
+        'WITH gone AS (DELETE FROM victim WHERE true RETURNING 1) SELECT count(*) FROM gone',
+        'no-mass-change',
+      ],
+    ];
+    for (const [sql, rule] of attempts) {
+      const r = await psqlWith({}, ['-c', sql]);
+      assert.notEqual(r.code, 0, sql);
+      assert.match(r.stderr, new RegExp(`statement blocked by rule ${rule}`), sql);
+    }
+    assert.equal(await victimRows(), '2');
+    const ok = await psqlWith({}, [
+      '-A',
+      '-t',
+      '-c',
+      'DELETE FROM victim WHERE id = 1 OR 1 = 2 RETURNING id',
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout.trim().split('\n')[0], '1');
+    await h.waitForSession((evs) =>
+      kinds(evs, 'policy.blocked').some(
+        (e) => e.payload.sql === 'SELECT wipe()' && e.payload.rule === 'no-drop',
+      ),
+    );
+    await direct('DROP FUNCTION wipe()');
+  });
+});
+
+describe('attacks through opaque code a policy allows', () => {
+  // No guardrail: DO blocks and dynamic SQL run, so only the lexing checks stand in the way.
+  let h: Harness;
+  before(async () => {
+    h = await startHarness(env.postgres);
+  });
+  after(() => h.close());
+
+  test('opaque code that turns standard_conforming_strings off ends the session before the next text', async () => {
+    await resetVictim();
+    const opaque = "DO $$ BEGIN EXECUTE 'SET standard_' || 'conforming_strings = off'; END $$";
+    // Pipelined in one write: the second Query waits for the first one's ReadyForQuery, whose
+    // ParameterStatus ends the session.
+    const c = await RawClient.login(h.port, h.token);
+    c.send(Buffer.concat([serialize.query(opaque), serialize.query(BACKSLASH_ATTACK)]));
+    const frames = await c.untilClosed();
+    const fatal = frames.find((f) => f.type === B.error);
+    assert.ok(fatal, 'an error before the connection closed');
+    assert.match(errorFields(fatal.raw).M ?? '', /session ended by rule lexing-settings/);
+    assert.equal(await victimRows(), '2');
+    const events = await h.waitForSession((evs) => evs.some((e) => e.payload.sql === opaque));
+    assert.ok(blockedBy('lexing-settings')(events));
+    assert.ok(!kinds(events, 'pg.query').some((e) => e.payload.sql === BACKSLASH_ATTACK));
+  });
+
+  test('in one extended batch, text after opaque code is refused until Sync', async () => {
+    await resetVictim();
+    const c = await RawClient.login(h.port, h.token);
+    try {
+      c.send(
+        Buffer.concat([
+          serialize.parse({ text: "DO $$ BEGIN EXECUTE 'SELECT ' || '1'; END $$" }),
+          serialize.bind({}),
+          serialize.execute({}),
+          serialize.parse({ name: 'attack', text: BACKSLASH_ATTACK }),
+          serialize.bind({ statement: 'attack' }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      );
+      const frames = await c.until((f) => f.type === B.readyForQuery);
+      const err = frames.find((f) => f.type === B.error);
+      assert.ok(err);
+      assert.match(errorFields(err.raw).M ?? '', /rule lexing-settings: .*send Sync first/);
+    } finally {
+      c.close();
+    }
+    assert.equal(await victimRows(), '2');
+    await h.waitForSession((evs) =>
+      kinds(evs, 'policy.blocked').some(
+        (e) => e.payload.rule === 'lexing-settings' && e.payload.sql === BACKSLASH_ATTACK,
+      ),
+    );
+  });
+});
