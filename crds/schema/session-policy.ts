@@ -17,10 +17,18 @@ export const tlsSchema = z
   .object({
     mode: z
       .enum(['disable', 'require', 'verify-full'])
-      .default('disable')
-      .describe('TLS from the sidecar to the upstream. verify-full checks the chain and the host name.'),
+      .optional()
+      .describe(
+        'TLS from the sidecar to the upstream. require checks the chain (caSecret, else the system roots); verify-full also the host name. Default: verify-full when caSecret is set, otherwise disable.',
+      ),
     caSecret: secretKeyRefSchema.optional().describe('CA bundle (PEM) to trust for the upstream.'),
     serverName: z.string().optional().describe('Name to verify instead of upstream.host.'),
+    allowUnverifiedPassword: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Answer a cleartext or md5 password request from an upstream whose identity was not verified (mode other than verify-full). Off: only SCRAM, where the server proves it knows the password, logs in without verify-full.',
+      ),
   })
   .describe('TLS settings towards the upstream.');
 

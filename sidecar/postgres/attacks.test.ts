@@ -2,6 +2,7 @@
 // PostgreSQL (docs/security.md names the promise each one tests). Each must be refused with a
 // message naming the rule, leave the victim table as it was, and show in the recording.
 import assert from 'node:assert/strict';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { serialize } from 'pg-protocol/dist/serializer.js';
@@ -277,5 +278,63 @@ describe('attacks through opaque code a policy allows', () => {
         (e) => e.payload.rule === 'lexing-settings' && e.payload.sql === BACKSLASH_ATTACK,
       ),
     );
+  });
+});
+
+describe('credentials sent to whoever answers', () => {
+  test('an impostor asking for a cleartext password gets nothing, and the session names the rule', async () => {
+    const received: Buffer[] = [];
+    const impostor = createServer((socket) => {
+      socket.once('data', () => {
+        // AuthenticationCleartextPassword, as a server that wants the password in the clear.
+        const ask = Buffer.alloc(9);
+        ask.write('R', 0);
+        ask.writeInt32BE(8, 1);
+        ask.writeInt32BE(3, 5);
+        socket.write(ask);
+        socket.on('data', (more: Buffer) => received.push(more));
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    const port = (impostor.address() as AddressInfo).port;
+    const h = await startHarness(env.postgres, { upstream: { host: '127.0.0.1', port } });
+    try {
+      const r = await h.psql(['-c', 'SELECT 1'], { token: h.token });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /rule upstream-identity: the upstream asked for a cleartext password/);
+      const events = await h.waitForSession((evs) =>
+        kinds(evs, 'pg.error').some((e) => String(e.payload.message).includes('upstream-identity')),
+      );
+      assert.equal(kinds(events, 'pg.error')[0]!.payload.phase, 'login');
+      const sent = Buffer.concat(received).toString('latin1');
+      assert.ok(!sent.includes(h.upstreamPassword), 'the password never reached the impostor');
+      assert.ok(!received.some((b) => b[0] === 0x70), 'no PasswordMessage at all');
+    } finally {
+      await h.close();
+      impostor.close();
+    }
+  });
+
+  test('an md5 login over an unverified connection needs tls.allowUnverifiedPassword', async () => {
+    const refused = await startHarness(env.postgres, { upstreamMethod: 'md5' });
+    try {
+      const r = await refused.psql(['-c', 'SELECT 1'], { token: refused.token });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /rule upstream-identity: the upstream asked for a md5 password/);
+    } finally {
+      await refused.close();
+    }
+    const allowed = await startHarness(env.postgres, {
+      upstreamMethod: 'md5',
+      tls: { allowUnverifiedPassword: true },
+    });
+    try {
+      const r = await allowed.psql(['-A', '-t', '-c', 'SELECT 41 + 1'], { token: allowed.token });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), '42');
+    } finally {
+      await allowed.close();
+    }
   });
 });

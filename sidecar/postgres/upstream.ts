@@ -14,8 +14,16 @@ export interface UpstreamTarget {
   name: string;
   host: string;
   port: number;
-  tls: { mode: 'disable' | 'require' | 'verify-full'; caFile?: string; serverName?: string };
+  tls: {
+    mode: 'disable' | 'require' | 'verify-full';
+    caFile?: string;
+    serverName?: string;
+    allowUnverifiedPassword?: boolean;
+  };
 }
+
+/** The rule named when the sidecar refuses to hand credentials to an upstream it has not verified. */
+export const UPSTREAM_IDENTITY_RULE = 'upstream-identity';
 
 export interface Credentials {
   username: string;
@@ -149,14 +157,16 @@ export async function openTransport(target: UpstreamTarget, directReads = false)
     throw new UpstreamError(`upstream refused TLS (tls.mode ${target.tls.mode})`);
   }
   const ca = target.tls.caFile ? await readFile(target.tls.caFile, 'utf8') : undefined;
-  const verify = target.tls.mode === 'verify-full';
+  // Both modes verify the chain (libpq's require skips it unless a root certificate is given; here it
+  // never does); verify-full also checks the host name.
+  const verifyName = target.tls.mode === 'verify-full';
   return new Promise((resolve, reject) => {
     const tlsSocket = tlsConnect({
       socket,
       ca,
       servername: target.tls.serverName ?? target.host,
-      rejectUnauthorized: verify,
-      ...(verify ? {} : { checkServerIdentity: () => undefined }),
+      rejectUnauthorized: true,
+      ...(verifyName ? {} : { checkServerIdentity: () => undefined }),
     });
     tlsSocket.once('secureConnect', () => {
       tlsSocket.setNoDelay(true);
@@ -177,6 +187,12 @@ export async function connectUpstream(
   timeoutMs: number,
 ): Promise<UpstreamSession> {
   const socket = await openTransport(target, true);
+  const verified = target.tls.mode === 'verify-full';
+  const passwordAllowed = verified || target.tls.allowUnverifiedPassword === true;
+  const refusePassword = (method: string) =>
+    new UpstreamError(
+      `rule ${UPSTREAM_IDENTITY_RULE}: the upstream asked for a ${method} password but its identity is not verified (tls.mode ${target.tls.mode}); the password was not sent (use SCRAM, tls.mode verify-full, or tls.allowUnverifiedPassword)`,
+    );
   const reader = new LoginReader(socket);
   const timer = setTimeout(
     () => reader.fail(new UpstreamError(`upstream login timed out after ${timeoutMs} ms`)),
@@ -192,6 +208,8 @@ export async function connectUpstream(
       if (type === B.auth) {
         const code = raw.readInt32BE(5);
         if (code === 0) continue;
+        if ((code === 3 || code === 5) && !passwordAllowed)
+          throw refusePassword(code === 3 ? 'cleartext' : 'md5');
         if (code === 3) socket.write(serialize.password(credentials.password));
         else if (code === 5) {
           socket.write(
