@@ -258,6 +258,12 @@ export const recordingSchema = z
       .describe(
         'Store down and spool full: failClosed makes new work wait; failOpen lets traffic go on with a signed gap.',
       ),
+    durability: z
+      .enum(['strict', 'batched'])
+      .optional()
+      .describe(
+        'strict: a statement reaches the upstream only after its event is durably journaled (a killed sidecar loses nothing it forwarded); batched: events are journaled in groups behind the traffic (a crash loses at most the unsettled appends, marked as a gap). Default: strict with failClosed, batched with failOpen.',
+      ),
     segment: z
       .object({
         maxBytes: z

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import type { Recorder } from '../server/modules.ts';
 import { B, errorFields } from './protocol.ts';
 import { RawClient, typesOf } from './raw-client.ts';
 import { type Harness, kinds, type RecordedEventLike, runProcess, startHarness } from './test-support.ts';
@@ -335,6 +336,64 @@ describe('credentials sent to whoever answers', () => {
       assert.equal(r.stdout.trim(), '42');
     } finally {
       await allowed.close();
+    }
+  });
+});
+
+describe('recording under attack', () => {
+  test('durability strict: the upstream sees a statement only once its event is durable', async () => {
+    const h = await startHarness(env.postgres);
+    await direct(
+      'DROP TABLE IF EXISTS durable_t; CREATE TABLE durable_t (id int); GRANT ALL ON durable_t TO PUBLIC',
+    );
+    // Hook the recorder: when the statement's event is appended, look at the database before the
+    // append is acknowledged. Under strict, the INSERT cannot have run yet.
+    const recorder = (h.sidecar as unknown as { recorder: Recorder }).recorder;
+    const start = recorder.startSession.bind(recorder);
+    const seen: string[] = [];
+    recorder.startSession = async (...args) => {
+      const session = await start(...args);
+      const append = session.append.bind(session);
+      session.append = (event) => {
+        const appended = append(event);
+        if (event.kind !== 'pg.query' || event.payload.sql !== 'INSERT INTO durable_t VALUES (1)')
+          return appended;
+        return Promise.all([
+          appended,
+          direct('SELECT count(*) FROM durable_t').then((n) => seen.push(n)),
+        ]).then(() => undefined);
+      };
+      return session;
+    };
+    try {
+      assert.equal(h.config.recording.failMode, 'failClosed');
+      assert.equal(h.config.recording.durability, undefined, 'strict by default with failClosed');
+      const r = await h.psql(['-c', 'INSERT INTO durable_t VALUES (1)'], { token: h.token });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(seen, ['0'], 'the row was not there while the event was not yet durable');
+      assert.equal(await direct('SELECT count(*) FROM durable_t'), '1');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a message over the size limit is refused before it is buffered, and recorded', async () => {
+    const h = await startHarness(env.postgres, { limits: { maxMessageBytes: 1024 * 1024 } });
+    try {
+      const c = await RawClient.login(h.port, h.token);
+      const header = Buffer.alloc(5);
+      header.write('Q', 0);
+      header.writeInt32BE(512 * 1024 * 1024, 1);
+      c.send(header);
+      const frames = await c.untilClosed();
+      const err = errorFields(frames.find((f) => f.type === B.error)!.raw);
+      assert.equal(err.C, '08P01');
+      assert.match(err.M ?? '', /message of 536870912 bytes exceeds the limit of 1048576 bytes/);
+      await h.waitForSession((evs) =>
+        kinds(evs, 'pg.error').some((e) => String(e.payload.message).includes('exceeds the limit')),
+      );
+    } finally {
+      await h.close();
     }
   });
 });

@@ -682,8 +682,7 @@ export class PostgresSession {
         if (e instanceof ProtocolError) return this.protocolViolation(e.message);
         const wait = rec.backpressure();
         if (wait) return wait.then(() => this.onExecute(e.portal, m));
-        this.onExecute(e.portal, m);
-        return undefined;
+        return this.onExecute(e.portal, m);
       }
       case F.close: {
         const c = decodeClose(m.raw);
@@ -731,7 +730,7 @@ export class PostgresSession {
     }
   }
 
-  private onExecute(portalName: string, m: FrontendMessage): void {
+  private onExecute(portalName: string, m: FrontendMessage): Promise<void> | undefined {
     const rt = this.rt();
     const portal = this.portals.get(portalName);
     const statement = portal?.statement;
@@ -764,7 +763,7 @@ export class PostgresSession {
     }
     const bind = portal?.bind;
     const stmt = this.newStatementRecord(statement?.sql ?? '', portal);
-    this.rec!.add(
+    const recorded = this.rec!.add(
       'pg.query',
       'client',
       {
@@ -785,7 +784,22 @@ export class PostgresSession {
       this.forgetDescriptions();
     }
     this.expected.push(expectation(Expect.Execute, { stmt, portal, touchesLexing }));
-    this.up!.forward(m.raw);
+    return this.forwardRecorded(m, recorded, rt);
+  }
+
+  /** Forwards a recorded statement; with recording.durability strict, once its event is durable. */
+  private forwardRecorded(
+    m: FrontendMessage,
+    recorded: Promise<void> | undefined,
+    rt: PostgresRuntime,
+  ): Promise<void> | undefined {
+    if (!rt.strictRecording || recorded === undefined) {
+      this.up!.forward(m.raw);
+      return undefined;
+    }
+    return recorded.then(() => {
+      if (this.phase === 'ready') this.up!.forward(m.raw);
+    });
   }
 
   /**
@@ -898,15 +912,13 @@ export class PostgresSession {
     };
     switch (decision.action) {
       case 'allow':
-        this.forwardStatement(sql, protocol, m, statementName, decision);
-        return undefined;
+        return this.forwardStatement(sql, protocol, m, statementName, decision);
       case 'alert':
         rec.add('policy.alert', 'internal', policyPayload);
         rt.alerts.send(
           this.alert(rt, 'alert', decision, sql, `statement matched alert rule ${decision.rule}`),
         );
-        this.forwardStatement(sql, protocol, m, statementName, decision);
-        return undefined;
+        return this.forwardStatement(sql, protocol, m, statementName, decision);
       case 'block': {
         const message = `chaperone: statement blocked by rule ${decision.rule ?? 'policy'}: ${decision.message ?? 'not allowed by policy'}`;
         rec.add('policy.blocked', 'internal', { ...policyPayload, reason: message, command: sql });
@@ -918,8 +930,9 @@ export class PostgresSession {
       case 'requireApproval':
         return this.awaitApproval(rt, decision, sql).then((denial) => {
           if (this.phase !== 'ready') return;
-          if (denial === undefined) this.forwardStatement(sql, protocol, m, statementName, decision);
-          else this.sendSubstitute(denial, protocol, statementName);
+          if (denial === undefined) return this.forwardStatement(sql, protocol, m, statementName, decision);
+          this.sendSubstitute(denial, protocol, statementName);
+          return undefined;
         });
     }
   }
@@ -1019,14 +1032,15 @@ export class PostgresSession {
     m: FrontendMessage,
     statementName: string | undefined,
     decision: SqlDecision,
-  ): void {
+  ): Promise<void> | undefined {
     const touchesLexing = decision.touchesLexing === true;
     this.forgetPrepared(decision.preparedNames);
     if (protocol === 'simple') {
       const stmt = this.newStatementRecord(sql, undefined);
-      this.rec!.add('pg.query', 'client', { sql, protocol: 'simple' }, sql);
+      const recorded = this.rec!.add('pg.query', 'client', { sql, protocol: 'simple' }, sql);
       if (touchesLexing) this.forgetDescriptions();
       this.expected.push(expectation(Expect.Query, { stmt, touchesLexing }));
+      return this.forwardRecorded(m, recorded, this.rt());
     } else {
       this.statements.set(statementName ?? '', {
         sql,
@@ -1037,6 +1051,7 @@ export class PostgresSession {
       this.expected.push(expectation(Expect.Parse, { sql }));
     }
     this.up!.forward(m.raw);
+    return undefined;
   }
 
   /** Makes the upstream raise `message` in place of the statement (see the file comment). */
