@@ -2,6 +2,7 @@
 // policy half of the sidecar config (sidecar/config renders from it).
 import { z } from 'zod';
 import { DEFAULT_SPOOL_LIMIT_BYTES } from '../../recording/index.ts';
+import { isAgentHoldingGroup } from '../approvers.ts';
 import {
   conditionSchema,
   dnsLabelSchema,
@@ -212,9 +213,30 @@ export const approvalsSchema = z
       .default(300)
       .describe('How long a statement waits for a decision.'),
     reviewers: z
-      .object({ users: z.array(z.string()).default([]), groups: z.array(z.string()).default([]) })
+      .object({
+        users: z.array(z.string().min(1).max(253)).max(256).default([]),
+        groups: z
+          .array(z.string().min(1).max(253))
+          .max(256)
+          .default([])
+          .refine((groups) => !groups.some(isAgentHoldingGroup), {
+            message:
+              'groups must not hold the agents themselves (system:authenticated, system:unauthenticated, system:serviceaccounts[:namespace])',
+          })
+          .meta({
+            'x-kubernetes-validations': [
+              {
+                rule: "self.all(g, !(g in ['system:authenticated', 'system:unauthenticated', 'system:serviceaccounts']) && !g.startsWith('system:serviceaccounts:'))",
+                message:
+                  'groups must not hold the agents themselves (system:authenticated, system:unauthenticated, system:serviceaccounts[:namespace])',
+              },
+            ],
+          }),
+      })
       .optional()
-      .describe('Who may decide (also enforced by RBAC on SessionApproval).'),
+      .describe(
+        'Who may decide (also enforced by RBAC on SessionApproval). Absent or empty: anyone RBAC allows, except the requesting session and the service accounts of its namespace.',
+      ),
   })
   .describe('Just-in-time approvals for requireApproval rules.');
 

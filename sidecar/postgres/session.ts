@@ -987,6 +987,7 @@ export class PostgresSession {
           protocol: 'postgres',
           subject: this.subject ?? '',
           pod: this.services.pod.pod,
+          serviceAccount: this.services.pod.serviceAccount,
           statement: sql,
           timeoutMs: rt.approvalTimeoutMs,
         },
