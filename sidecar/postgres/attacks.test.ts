@@ -2,12 +2,15 @@
 // PostgreSQL (docs/security.md names the promise each one tests). Each must be refused with a
 // message naming the rule, leave the victim table as it was, and show in the recording.
 import assert from 'node:assert/strict';
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { unprivilegedUser } from '../../test/env/postgres-user.ts';
 import type { Recorder } from '../server/modules.ts';
 import { B, errorFields } from './protocol.ts';
 import { RawClient, typesOf } from './raw-client.ts';
@@ -394,6 +397,76 @@ describe('recording under attack', () => {
       );
     } finally {
       await h.close();
+    }
+  });
+});
+
+describe('upstream over verified TLS', () => {
+  // The test environment's PostgreSQL gets a self-signed certificate for 127.0.0.1 for this run.
+  let certDir: string;
+  before(async () => {
+    certDir = await mkdtemp(join(tmpdir(), 'chaperone-pg-tls-'));
+    await chmod(certDir, 0o755);
+    const r = await runProcess(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1']
+        .concat(['-addext', 'subjectAltName=IP:127.0.0.1'])
+        .concat(['-keyout', join(certDir, 'server.key'), '-out', join(certDir, 'server.crt')]),
+      { env: { PATH: process.env.PATH } },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const owner = await unprivilegedUser();
+    for (const f of ['server.key', 'server.crt']) {
+      await chmod(join(certDir, f), 0o600);
+      if (owner) await chown(join(certDir, f), owner.uid, owner.gid);
+    }
+    await direct(`ALTER SYSTEM SET ssl_cert_file = '${join(certDir, 'server.crt')}'`);
+    await direct(`ALTER SYSTEM SET ssl_key_file = '${join(certDir, 'server.key')}'`);
+    await direct('ALTER SYSTEM SET ssl = on');
+    await direct('SELECT pg_reload_conf()');
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const on = await direct('SHOW ssl').catch(() => '');
+      if (on === 'on') break;
+      if (Date.now() > deadline) throw new Error('PostgreSQL did not turn TLS on');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+  after(async () => {
+    await direct('ALTER SYSTEM RESET ssl');
+    await direct('SELECT pg_reload_conf()');
+    await rm(certDir, { recursive: true, force: true });
+  });
+
+  test('verify-full with the named CA logs in with SCRAM-SHA-256-PLUS (channel binding)', async () => {
+    const h = await startHarness(env.postgres, { tls: { caFile: join(certDir, 'server.crt') } });
+    try {
+      assert.equal(h.config.targets[0]!.tls.mode, 'verify-full', 'a named CA means verify-full');
+      const r = await h.psql(['-A', '-t', '-c', 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'], {
+        token: h.token,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), 't');
+      const events = await h.waitForSession((evs) => kinds(evs, 'pg.startup').length > 0);
+      assert.equal(kinds(events, 'pg.startup')[0]!.payload.upstreamAuth, 'SCRAM-SHA-256-PLUS');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a certificate for another name, or from an unknown CA, gets no credentials', async () => {
+    for (const tls of [
+      { caFile: join(certDir, 'server.crt'), serverName: 'db.impostor.example' },
+      { mode: 'require' as const },
+    ]) {
+      const h = await startHarness(env.postgres, { tls });
+      try {
+        const r = await h.psql(['-c', 'SELECT 1'], { token: h.token });
+        assert.notEqual(r.code, 0, JSON.stringify(tls));
+        assert.match(r.stderr, /upstream TLS handshake failed/, JSON.stringify(tls));
+      } finally {
+        await h.close();
+      }
     }
   });
 });

@@ -513,6 +513,7 @@ export class PostgresSession {
       application_name: this.startupParams.application_name,
       params: this.startupParams,
       upstreamUser: credentials.username,
+      upstreamAuth: up.auth,
     });
     clearTimeout(this.startupTimer);
     this.client.cork();

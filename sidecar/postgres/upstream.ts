@@ -3,12 +3,12 @@
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import { type BackendFrame, BackendFramer } from './backend.ts';
 import { connectWithDirectReads, type DirectReads, directReadsOf } from './direct-reads.ts';
 import { B, errorFields, startupMessage } from './protocol.ts';
-import { md5Password, ScramClient } from './scram.ts';
+import { md5Password, ScramClient, tlsServerEndPoint } from './scram.ts';
 
 export interface UpstreamTarget {
   name: string;
@@ -67,6 +67,8 @@ export interface UpstreamSession {
   rest: Buffer;
   /** Zero-copy reads, for plain TCP (undefined with TLS: read the socket's 'data' events). */
   reads: DirectReads | undefined;
+  /** How the sidecar logged in: trust, cleartext, md5, SCRAM-SHA-256 or SCRAM-SHA-256-PLUS. */
+  auth: string;
 }
 
 /** Reads framed messages from a socket during the login, with one deadline for the whole login. */
@@ -203,6 +205,7 @@ export async function connectUpstream(
     const startupMessages: Buffer[] = [];
     let backendKey: UpstreamSession['backendKey'];
     let scram: ScramClient | undefined;
+    let auth = 'trust';
     for (;;) {
       const { type, raw } = await reader.next();
       if (type === B.auth) {
@@ -210,8 +213,11 @@ export async function connectUpstream(
         if (code === 0) continue;
         if ((code === 3 || code === 5) && !passwordAllowed)
           throw refusePassword(code === 3 ? 'cleartext' : 'md5');
-        if (code === 3) socket.write(serialize.password(credentials.password));
-        else if (code === 5) {
+        if (code === 3) {
+          auth = 'cleartext';
+          socket.write(serialize.password(credentials.password));
+        } else if (code === 5) {
+          auth = 'md5';
           socket.write(
             serialize.password(md5Password(credentials.username, credentials.password, raw.subarray(9, 13))),
           );
@@ -220,8 +226,17 @@ export async function connectUpstream(
           if (!mechanisms.includes('SCRAM-SHA-256')) {
             throw new UpstreamError(`upstream offers no supported SASL mechanism (${mechanisms.join(', ')})`);
           }
-          scram = new ScramClient(credentials.password);
-          socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', scram.clientFirst()));
+          // Over TLS, bind the proof to the server's certificate when the server offers it.
+          const cert = socket instanceof TLSSocket ? socket.getPeerX509Certificate() : undefined;
+          const plus = cert !== undefined && mechanisms.includes('SCRAM-SHA-256-PLUS');
+          auth = plus ? 'SCRAM-SHA-256-PLUS' : 'SCRAM-SHA-256';
+          scram = new ScramClient(
+            credentials.password,
+            undefined,
+            undefined,
+            plus ? tlsServerEndPoint(cert.raw) : undefined,
+          );
+          socket.write(serialize.sendSASLInitialResponseMessage(auth, scram.clientFirst()));
         } else if (code === 11) {
           if (!scram) throw new UpstreamError('upstream sent SASLContinue before SASL');
           socket.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal(raw.toString('utf8', 9))));
@@ -250,6 +265,7 @@ export async function connectUpstream(
           txStatus: status,
           rest: reader.detach(),
           reads: directReadsOf(socket),
+          auth,
         };
       } else if (type === B.negotiateVersion) {
         // We always ask for 3.0 with no options; nothing to negotiate.
