@@ -2,7 +2,7 @@
 // PostgreSQL (docs/security.md names the promise each one tests). Each must be refused with a
 // message naming the rule, leave the victim table as it was, and show in the recording.
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -317,6 +317,31 @@ describe('credentials sent to whoever answers', () => {
     } finally {
       await h.close();
       impostor.close();
+    }
+  });
+
+  test('a name the pod hosts file overrides (hostAliases) is not connected to', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'chaperone-hosts-'));
+    const hostsFile = join(dir, 'hosts');
+    await writeFile(
+      hostsFile,
+      '# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n# Entries added by HostAliases.\n127.0.0.1\tpg.impostor.test\n',
+    );
+    process.env.CHAPERONE_HOSTS_FILE = hostsFile;
+    const h = await startHarness(env.postgres, {
+      upstream: { host: 'pg.impostor.test', port: env.postgres.port },
+    });
+    try {
+      const r = await h.psql(['-c', 'SELECT 1'], { token: h.token });
+      assert.notEqual(r.code, 0);
+      assert.match(
+        r.stderr,
+        /rule upstream-identity: upstream host pg.impostor.test is overridden in .*hosts/,
+      );
+    } finally {
+      delete process.env.CHAPERONE_HOSTS_FILE;
+      await h.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -1,7 +1,7 @@
 // Opens the sidecar's own connection to the real database: TCP, optional TLS, startup and login
 // with credentials read from files only the sidecar can see.
 import { readFile } from 'node:fs/promises';
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { serialize } from 'pg-protocol/dist/serializer.js';
@@ -125,7 +125,40 @@ class LoginReader {
   }
 }
 
-function tcpConnect(host: string, port: number, directReads: boolean): Promise<Socket> {
+/**
+ * The pod's /etc/hosts is written by the kubelet from the pod spec (hostAliases): whoever may create
+ * pods may point an upstream name at an impostor there. The webhook refuses such pods; as defence in
+ * depth the sidecar refuses to connect to a name the hosts file overrides (localhost aside), so the
+ * name is resolved by DNS. CHAPERONE_HOSTS_FILE: another file (tests).
+ */
+export async function hostsFileOverride(host: string): Promise<string | undefined> {
+  if (isIP(host) !== 0 || host.toLowerCase() === 'localhost') return undefined;
+  const file = process.env.CHAPERONE_HOSTS_FILE ?? '/etc/hosts';
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const wanted = host.toLowerCase().replace(/\.$/, '');
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    const [address, ...names] = line.split(/\s+/);
+    if (names.some((n) => n.toLowerCase().replace(/\.$/, '') === wanted)) {
+      return `rule ${UPSTREAM_IDENTITY_RULE}: upstream host ${host} is overridden in ${file} (${address}), as a pod's hostAliases would; the sidecar connects only to names resolved by DNS`;
+    }
+  }
+  return undefined;
+}
+
+async function tcpConnect(host: string, port: number, directReads: boolean): Promise<Socket> {
+  const overridden = await hostsFileOverride(host);
+  if (overridden) throw new UpstreamError(overridden);
+  return tcpOpen(host, port, directReads);
+}
+
+function tcpOpen(host: string, port: number, directReads: boolean): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = directReads ? connectWithDirectReads(host, port) : netConnect({ host, port });
     socket.setNoDelay(true);
