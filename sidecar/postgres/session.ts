@@ -794,10 +794,12 @@ export class PostgresSession {
     recorded: Promise<void> | undefined,
     rt: PostgresRuntime,
   ): Promise<void> | undefined {
-    if (!rt.strictRecording || recorded === undefined) {
+    if (!rt.strictRecording) {
       this.up!.forward(m.raw);
       return undefined;
     }
+    // No recording (it failed: the session is ending) means nothing goes upstream.
+    if (recorded === undefined) return undefined;
     return recorded.then(() => {
       if (this.phase === 'ready') this.up!.forward(m.raw);
     });
