@@ -6,6 +6,7 @@
 //
 //   node bench/postgres.bench.ts            (BENCH_SECONDS=20 per run, BENCH_CLIENTS=16, BENCH_SCALE=10)
 //   BENCH_MODES=select-only,tpcb,latency BENCH_PATHS=direct,pgbouncer,node-relay,sidecar select parts
+//   BENCH_DURABILITY=strict|batched sets the sidecar's recording.durability (default: strict)
 //
 // The sidecar runs as its own process (node sidecar/main.ts) with tokenRequired: true and the test
 // environment's OpenID provider as its trusted issuer; pgbench presents a JWT access token of that
@@ -28,6 +29,8 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const WARMUP_SECONDS = 3;
 const CPU_PROFILE = process.env.BENCH_CPU_PROF === '1';
+/** recording.durability of the sidecar: strict (the default with failClosed) or batched. */
+const DURABILITY = process.env.BENCH_DURABILITY as 'strict' | 'batched' | undefined;
 
 /**
  * select-only and tpcb: throughput with 16 clients on a saturated machine. latency: one client
@@ -292,6 +295,7 @@ async function main(): Promise<void> {
           signingKeyFile: join(dir, 'signing.pem'),
           keyId: key.keyId,
           spoolDir: join(dir, 'spool'),
+          ...(DURABILITY ? { durability: DURABILITY } : {}),
         },
       },
       adminPort,

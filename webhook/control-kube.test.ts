@@ -178,6 +178,25 @@ describe('control-plane admission in kube-apiserver', () => {
       assert.equal(late.ok, false);
       assert.match(late.out, /expired at 2026-01-01T00:00:00Z/);
     });
+
+    it("with no reviewers, neither the agent pod's service account nor its namespace's others may decide", async () => {
+      const req = approval('req-6', 'open');
+      await h.mustKubectl(['create', '-f', '-'], {
+        ...req,
+        spec: { ...req.spec, subject: 'agent-alice', serviceAccount: 'bot' },
+      });
+      const pod = await decide('req-6', `system:serviceaccount:${ns}:bot`, { approved: true });
+      assert.equal(pod.ok, false);
+      assert.match(pod.out, /cannot decide an approval requested by their own session/);
+      // RBAC lets it (through a group); the rule does not.
+      const sibling = await decide('req-6', `system:serviceaccount:${ns}:other-agent`, { approved: true }, [
+        'db-reviewers',
+      ]);
+      assert.equal(sibling.ok, false);
+      assert.match(sibling.out, /service account of namespace .* where agents run/);
+      const alice = await decide('req-6', 'alice', { approved: true });
+      assert.ok(alice.ok, alice.out);
+    });
   });
 
   describe('SessionPolicy', () => {

@@ -14,6 +14,12 @@ export const sessionApprovalSpecSchema = z
     protocol: protocolSchema,
     subject: z.string().describe('Identity of the agent (token subject or service account).'),
     pod: z.string().optional().describe('Pod of the agent.'),
+    serviceAccount: z
+      .string()
+      .optional()
+      .describe(
+        "The agent pod's service account: it never decides this request (nor do the namespace's others unless named reviewers).",
+      ),
     statement: z.string().max(65536).describe('The SQL statement, command or request awaiting approval.'),
     expiresAt: z.string().describe('RFC 3339 time after which the request counts as denied.'),
   })
@@ -39,7 +45,8 @@ export const approvalDecisionSchema = z
         'Stamped by the admission webhook from the authenticated user; never trusted from the client.',
       ),
     approverGroups: z
-      .array(z.string())
+      .array(z.string().max(253))
+      .max(1024)
       .optional()
       .describe('Groups of the approver, stamped by the admission webhook.'),
     decidedAt: z

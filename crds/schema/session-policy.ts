@@ -2,6 +2,7 @@
 // policy half of the sidecar config (sidecar/config renders from it).
 import { z } from 'zod';
 import { DEFAULT_SPOOL_LIMIT_BYTES } from '../../recording/index.ts';
+import { isAgentHoldingGroup } from '../approvers.ts';
 import {
   conditionSchema,
   dnsLabelSchema,
@@ -17,10 +18,18 @@ export const tlsSchema = z
   .object({
     mode: z
       .enum(['disable', 'require', 'verify-full'])
-      .default('disable')
-      .describe('TLS from the sidecar to the upstream. verify-full checks the chain and the host name.'),
+      .optional()
+      .describe(
+        'TLS from the sidecar to the upstream. require checks the chain (caSecret, else the system roots); verify-full also the host name. Default: verify-full when caSecret is set, otherwise disable.',
+      ),
     caSecret: secretKeyRefSchema.optional().describe('CA bundle (PEM) to trust for the upstream.'),
     serverName: z.string().optional().describe('Name to verify instead of upstream.host.'),
+    allowUnverifiedPassword: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Answer a cleartext or md5 password request from an upstream whose identity was not verified (mode other than verify-full). Off: only SCRAM, where the server proves it knows the password, logs in without verify-full.',
+      ),
   })
   .describe('TLS settings towards the upstream.');
 
@@ -204,9 +213,30 @@ export const approvalsSchema = z
       .default(300)
       .describe('How long a statement waits for a decision.'),
     reviewers: z
-      .object({ users: z.array(z.string()).default([]), groups: z.array(z.string()).default([]) })
+      .object({
+        users: z.array(z.string().min(1).max(253)).max(256).default([]),
+        groups: z
+          .array(z.string().min(1).max(253))
+          .max(256)
+          .default([])
+          .refine((groups) => !groups.some(isAgentHoldingGroup), {
+            message:
+              'groups must not hold the agents themselves (system:authenticated, system:unauthenticated, system:serviceaccounts[:namespace])',
+          })
+          .meta({
+            'x-kubernetes-validations': [
+              {
+                rule: "self.all(g, !(g in ['system:authenticated', 'system:unauthenticated', 'system:serviceaccounts']) && !g.startsWith('system:serviceaccounts:'))",
+                message:
+                  'groups must not hold the agents themselves (system:authenticated, system:unauthenticated, system:serviceaccounts[:namespace])',
+              },
+            ],
+          }),
+      })
       .optional()
-      .describe('Who may decide (also enforced by RBAC on SessionApproval).'),
+      .describe(
+        'Who may decide (also enforced by RBAC on SessionApproval). Absent or empty: anyone RBAC allows, except the requesting session and the service accounts of its namespace.',
+      ),
   })
   .describe('Just-in-time approvals for requireApproval rules.');
 
@@ -249,6 +279,12 @@ export const recordingSchema = z
       .default('failClosed')
       .describe(
         'Store down and spool full: failClosed makes new work wait; failOpen lets traffic go on with a signed gap.',
+      ),
+    durability: z
+      .enum(['strict', 'batched'])
+      .optional()
+      .describe(
+        'strict: a statement reaches the upstream only after its event is durably journaled (a killed sidecar loses nothing it forwarded); batched: events are journaled in groups behind the traffic (a crash loses at most the unsettled appends, marked as a gap). Default: strict with failClosed, batched with failOpen.',
       ),
     segment: z
       .object({

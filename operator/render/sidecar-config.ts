@@ -50,7 +50,8 @@ export function renderSidecarConfig(
       ...target,
       ...(credentialsSecret ? { credentialsDir: SIDECAR_PATHS.credentialsDir(target.name) } : {}),
       tls: {
-        mode: tls?.mode ?? 'disable',
+        mode: tls?.mode ?? (tls?.caSecret ? 'verify-full' : 'disable'),
+        ...(tls?.allowUnverifiedPassword ? { allowUnverifiedPassword: true } : {}),
         ...(tls?.caSecret ? { caFile: `${upstreamCaDir(target.name)}/${tls.caSecret.key}` } : {}),
         ...(tls?.serverName !== undefined ? { serverName: tls.serverName } : {}),
       },

@@ -30,11 +30,14 @@ const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: tr
     .describe('Directory holding the upstream credentials as files (username, password, privateKey, token).'),
   tls: z
     .object({
-      mode: z.enum(['disable', 'require', 'verify-full']).default('disable'),
+      mode: z.enum(['disable', 'require', 'verify-full']).optional(),
       caFile: z.string().optional(),
       serverName: z.string().optional(),
+      allowUnverifiedPassword: z.boolean().default(false),
     })
-    .prefault({}),
+    .prefault({})
+    // A named CA means the policy expects a verified upstream: verify-full unless it says otherwise.
+    .transform((tls) => ({ ...tls, mode: tls.mode ?? (tls.caFile ? 'verify-full' : 'disable') })),
 });
 export type SidecarTarget = z.infer<typeof sidecarTargetSchema>;
 

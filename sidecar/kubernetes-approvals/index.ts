@@ -163,6 +163,7 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
       protocol: req.protocol,
       subject: req.subject,
       ...(req.pod !== undefined ? { pod: req.pod } : {}),
+      ...(req.serviceAccount !== undefined ? { serviceAccount: req.serviceAccount } : {}),
       statement: req.statement.length > MAX_STATEMENT ? req.statement.slice(0, MAX_STATEMENT) : req.statement,
       expiresAt: expiresAt.toISOString(),
     };
@@ -238,6 +239,8 @@ export function createKubernetesApprovalBackend(options: KubernetesApprovalBacke
         const why = unauthorisedBecause(recorded, options.reviewers, {
           policy: req.policy,
           subject: req.subject,
+          serviceAccount: req.serviceAccount,
+          namespace,
         });
         if (why === undefined) return decisionOf(recorded);
         if (!ignored) {

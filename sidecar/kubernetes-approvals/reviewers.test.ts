@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { approvalsSchema } from '../../crds/index.ts';
 import { unauthorisedBecause } from './reviewers.ts';
 
 const context = { policy: 'billing', subject: 'system:serviceaccount:agents:bot' };
@@ -55,5 +56,41 @@ describe('unauthorisedBecause', () => {
         'system:serviceaccount:agents:bot cannot decide an approval requested by their own session',
       );
     }
+  });
+
+  it("never obeys the agent pod's service account, nor, unless named, another of its namespace", () => {
+    const oidc = { policy: 'billing', subject: 'agent-alice', serviceAccount: 'bot', namespace: 'agents' };
+    for (const list of [undefined, reviewers, { users: ['system:serviceaccount:agents:bot'], groups: [] }]) {
+      assert.equal(
+        unauthorisedBecause({ approver: 'system:serviceaccount:agents:bot' }, list, oidc),
+        'system:serviceaccount:agents:bot cannot decide an approval requested by their own session',
+      );
+    }
+    assert.match(
+      unauthorisedBecause({ approver: 'system:serviceaccount:agents:other-agent' }, undefined, oidc) ?? '',
+      /service account of namespace agents, where agents run/,
+    );
+    const named = { users: ['system:serviceaccount:agents:approver-bot'], groups: [] };
+    assert.equal(
+      unauthorisedBecause({ approver: 'system:serviceaccount:agents:approver-bot' }, named, oidc),
+      undefined,
+    );
+    assert.equal(
+      unauthorisedBecause({ approver: 'system:serviceaccount:ops:bot' }, undefined, oidc),
+      undefined,
+    );
+    assert.equal(unauthorisedBecause({ approver: 'alice' }, undefined, oidc), undefined);
+  });
+
+  it('the policy schema refuses reviewer groups that hold the agents', () => {
+    for (const group of ['system:authenticated', 'system:serviceaccounts', 'system:serviceaccounts:agents']) {
+      const r = approvalsSchema.safeParse({ reviewers: { groups: [group] } });
+      assert.equal(r.success, false, group);
+    }
+    assert.equal(
+      approvalsSchema.safeParse({ reviewers: { groups: ['dba'], users: ['alice'] } }).success,
+      true,
+    );
+    assert.equal(approvalsSchema.safeParse({ reviewers: { users: [''] } }).success, false);
   });
 });

@@ -2,6 +2,7 @@
 // decision by anyone else, but when it is not running (failurePolicy Ignore, an outage, a cluster
 // where it was never installed) nothing else stops a user with RBAC on sessionapprovals/status.
 // Same rules as webhook/handlers/session-approvals.ts, applied to what the decision records.
+import { selfDecisionBecause } from '../../crds/index.ts';
 
 /** SessionPolicy spec.approvals.reviewers; empty lists (or none) leave the choice to RBAC. */
 export interface Reviewers {
@@ -19,12 +20,16 @@ export interface RecordedDecision {
 export function unauthorisedBecause(
   decision: RecordedDecision,
   reviewers: Reviewers | undefined,
-  context: { policy: string; subject: string },
+  context: {
+    policy: string;
+    subject: string;
+    serviceAccount?: string | undefined;
+    namespace?: string | undefined;
+  },
 ): string | undefined {
   const approver = decision.approver ?? '';
-  if (approver !== '' && approver === context.subject) {
-    return `${approver} cannot decide an approval requested by their own session`;
-  }
+  const self = selfDecisionBecause(approver, context, reviewers?.users);
+  if (self !== undefined) return self;
   if (!reviewers || (reviewers.users.length === 0 && reviewers.groups.length === 0)) return undefined;
   if (approver === '') return 'the decision names no approver';
   if (reviewers.users.includes(approver)) return undefined;

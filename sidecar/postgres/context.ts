@@ -51,6 +51,8 @@ export interface PostgresRuntime {
   maskingConfigured: boolean;
   /** masking.keepOriginals: the recording also holds sampled rows as they were before masking. */
   keepOriginals: boolean;
+  /** recording.durability strict: a statement goes upstream only once its pg.query event is durable. */
+  strictRecording: boolean;
   approvals: ApprovalBackend;
   approvalTimeoutMs: number;
   alerts: AlertSink;

@@ -172,13 +172,18 @@ describe('node-postgres through the sidecar', () => {
         '0',
         'the implicit transaction was rolled back',
       );
-      // The session goes on, and the blocked name does not exist (as after a failed Parse).
+      // The session goes on, and the blocked name does not exist (as after a failed Parse): the
+      // gateway refuses Bind of a statement it did not see prepared.
       c.send(
         Buffer.concat([serialize.bind({ statement: 'dropper' }), serialize.execute({}), serialize.sync()]),
       );
       const again = await c.until((f) => f.type === B.readyForQuery);
       assert.equal(typesOf(again), 'EZ');
-      assert.equal(errorFields(again[0]!.raw).C, '26000');
+      assert.equal(errorFields(again[0]!.raw).C, '42501');
+      assert.match(
+        errorFields(again[0]!.raw).M ?? '',
+        /rule prepared-statements: prepared statement "dropper"/,
+      );
       c.send(serialize.query('SELECT 1'));
       assert.equal(typesOf(await c.until((f) => f.type === B.readyForQuery)), 'TDCZ');
     } finally {

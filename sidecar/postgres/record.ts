@@ -43,9 +43,9 @@ export class RecordingChannel {
     direction: 'client' | 'server' | 'internal',
     payload: Record<string, unknown>,
     summary?: string,
-  ): void {
+  ): Promise<void> | undefined {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
-    if (!this.recording || this.failed) return;
+    if (!this.recording || this.failed) return undefined;
     this.pending++;
     const settled = this.recording.append({ kind, direction, payload, summary });
     // The recorder acknowledges a whole group commit with one promise: count the events waiting on
@@ -53,7 +53,7 @@ export class RecordingChannel {
     const group = this.group;
     if (group && group.promise === settled && !group.done) {
       group.events++;
-      return;
+      return settled;
     }
     const next: AppendGroup = { promise: settled, events: 1, done: false };
     this.group = next;
@@ -61,6 +61,22 @@ export class RecordingChannel {
       () => this.settled(next),
       (err: Error) => this.rejected(next, err),
     );
+    return settled;
+  }
+
+  /**
+   * Adds an event and resolves once it is durable (recording.durability strict). A failed append
+   * rejects, and the session ends through onFailure: nothing waits for a recording that broke.
+   */
+  durable(
+    kind: string,
+    direction: 'client' | 'server' | 'internal',
+    payload: Record<string, unknown>,
+    summary?: string,
+  ): Promise<void> {
+    const settled = this.add(kind, direction, payload, summary);
+    if (settled) return settled;
+    return this.failed ? Promise.reject(this.failed) : Promise.resolve();
   }
 
   private settled(group: AppendGroup): void {

@@ -1,6 +1,8 @@
-// SCRAM-SHA-256 client (RFC 5802 / RFC 7677) for the upstream login, without channel binding
-// (gs2 header "n,,"). The server's signature is verified, so a server that does not know the
-// password cannot pretend the login succeeded.
+// SCRAM-SHA-256 client (RFC 5802 / RFC 7677) for the upstream login. Over TLS, when the server
+// offers SCRAM-SHA-256-PLUS, with channel binding tls-server-end-point (RFC 5929): the proof is
+// then bound to the server's certificate, so a man in the middle holding another certificate cannot
+// relay it. The server's signature is verified, so a server that does not know the password cannot
+// pretend the login succeeded.
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export class ScramError extends Error {}
@@ -31,17 +33,27 @@ export class ScramClient {
   private readonly user: string;
   private clientFirstBare = '';
   private expectedServerSignature: Buffer | undefined;
+  /** tls-server-end-point data; with it the gs2 header is "p=tls-server-end-point,,". */
+  private readonly channelBinding: Buffer | undefined;
+  private readonly gs2: string;
 
   /** PostgreSQL ignores the SCRAM user name (it takes the startup packet's), hence "*". */
-  constructor(password: string, clientNonce = randomBytes(18).toString('base64'), user = '*') {
+  constructor(
+    password: string,
+    clientNonce = randomBytes(18).toString('base64'),
+    user = '*',
+    channelBinding?: Buffer,
+  ) {
     this.password = password;
     this.clientNonce = clientNonce;
     this.user = user;
+    this.channelBinding = channelBinding;
+    this.gs2 = channelBinding ? 'p=tls-server-end-point,,' : 'n,,';
   }
 
   clientFirst(): string {
     this.clientFirstBare = `n=${this.user},r=${this.clientNonce}`;
-    return `n,,${this.clientFirstBare}`;
+    return `${this.gs2}${this.clientFirstBare}`;
   }
 
   /** Consumes server-first-message, returns client-final-message. */
@@ -60,7 +72,8 @@ export class ScramClient {
     const saltedPassword = pbkdf2Sync(this.password.normalize('NFKC'), salt, iterations, 32, 'sha256');
     const clientKey = hmac(saltedPassword, 'Client Key');
     const storedKey = sha256(clientKey);
-    const clientFinalWithoutProof = `c=${Buffer.from('n,,').toString('base64')},r=${nonce}`;
+    const cbind = Buffer.concat([Buffer.from(this.gs2), this.channelBinding ?? Buffer.alloc(0)]);
+    const clientFinalWithoutProof = `c=${cbind.toString('base64')},r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${serverFirst},${clientFinalWithoutProof}`;
     const clientSignature = hmac(storedKey, authMessage);
     const proof = xor(clientKey, clientSignature).toString('base64');
@@ -94,4 +107,40 @@ export function md5Password(user: string, password: string, salt: Buffer): strin
   return `md5${createHash('md5')
     .update(Buffer.concat([Buffer.from(inner), salt]))
     .digest('hex')}`;
+}
+
+// Signature algorithms whose hash is not SHA-256 (RFC 5929: MD5 and SHA-1 certificates use SHA-256).
+const SHA384_OIDS = ['2a864886f70d01010c', '2a8648ce3d040303']; // sha384WithRSA, ecdsa-with-SHA384
+const SHA512_OIDS = ['2a864886f70d01010d', '2a8648ce3d040304']; // sha512WithRSA, ecdsa-with-SHA512
+
+/** DER: the length at `at` (after the tag) and where the contents start. */
+function derLength(der: Buffer, at: number): { length: number; start: number } {
+  const first = der[at]!;
+  if (first < 0x80) return { length: first, start: at + 1 };
+  const n = first & 0x7f;
+  let length = 0;
+  for (let i = 0; i < n; i++) length = length * 256 + der[at + 1 + i]!;
+  return { length, start: at + 1 + n };
+}
+
+/** The certificate's signatureAlgorithm OID (hex), from Certificate ::= SEQUENCE { tbs, alg, sig }. */
+function signatureOid(der: Buffer): string | undefined {
+  try {
+    const outer = derLength(der, 1);
+    const tbs = derLength(der, outer.start + 1);
+    const algAt = tbs.start + tbs.length; // AlgorithmIdentifier SEQUENCE
+    const alg = derLength(der, algAt + 1);
+    if (der[alg.start] !== 0x06) return undefined;
+    const oid = derLength(der, alg.start + 1);
+    return der.subarray(oid.start, oid.start + oid.length).toString('hex');
+  } catch {
+    return undefined;
+  }
+}
+
+/** tls-server-end-point channel binding data: the server certificate hashed as RFC 5929 says. */
+export function tlsServerEndPoint(certDer: Buffer): Buffer {
+  const oid = signatureOid(certDer) ?? '';
+  const hash = SHA512_OIDS.includes(oid) ? 'sha512' : SHA384_OIDS.includes(oid) ? 'sha384' : 'sha256';
+  return createHash(hash).update(certDer).digest();
 }

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import type { Logger } from 'pino';
+import { LEXING_RULE, LEXING_SETTINGS, lexingSettingProblem } from '../policy/sql/lexing.ts';
 import type { TargetMetrics } from '../server/metrics.ts';
 import type { ApprovalDecision, ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
 import { IdentityError } from '../server/modules.ts';
@@ -49,6 +50,7 @@ import {
   SQLSTATE,
 } from './protocol.ts';
 import { RecordingChannel } from './record.ts';
+import { checkStartupParams, STARTUP_RULE } from './startup-params.ts';
 import { connectUpstream, readCredentials, sendUpstreamCancel, type UpstreamError } from './upstream.ts';
 
 type Phase = 'startup' | 'password' | 'login' | 'ready' | 'closed';
@@ -58,10 +60,37 @@ const TX_STATUS: Record<number, 'I' | 'T' | 'E'> = { 73: 'I', 84: 'T', 69: 'E' }
 
 /** Statement / portal names the gateway uses for its own substitute messages. */
 const BLOCKED_STATEMENT = '__chaperone_blocked';
+/** The built-in rule refusing Bind / Execute of statements and portals the gateway did not see made. */
+const PREPARED_RULE = 'prepared-statements';
+
+/** A backslash or a non-ASCII byte: text whose meaning depends on the lexing settings. */
+function lexingSensitive(raw: Buffer): boolean {
+  for (let i = 5; i < raw.length; i++) {
+    const b = raw[i]!;
+    if (b === 0x5c || b >= 0x80) return true;
+  }
+  return false;
+}
+
+/** Every cell NULL: what the agent gets when masking is on and the result's columns are unknown. */
+const MASK_EVERYTHING: RowMasker = {
+  active: true,
+  plans: [],
+  maskRow(values) {
+    let maskedCells = 0;
+    const out = values.map((v) => {
+      if (v !== null) maskedCells++;
+      return null;
+    });
+    return { values: out, maskedCells };
+  },
+};
 
 interface StatementState {
   sql: string;
   blocked: boolean;
+  /** Running it may change how the server lexes the statements after it (guard.ts). */
+  touchesLexing: boolean;
   columns?: ColumnInfo[];
   describePending: boolean;
 }
@@ -112,6 +141,8 @@ interface Expectation {
   statement: StatementState | undefined;
   portal: PortalState | undefined;
   sql: string | undefined;
+  /** A Query or Execute after which the server's lexing settings are unknown until ReadyForQuery. */
+  touchesLexing: boolean;
 }
 
 function expectation(kind: Expect, fields: Partial<Expectation> = {}): Expectation {
@@ -124,6 +155,7 @@ function expectation(kind: Expect, fields: Partial<Expectation> = {}): Expectati
     statement: fields.statement,
     portal: fields.portal,
     sql: fields.sql,
+    touchesLexing: fields.touchesLexing ?? false,
   };
 }
 
@@ -139,6 +171,16 @@ class Queue<T> {
   }
   peek(): T | undefined {
     return this.items[this.head];
+  }
+  /** The index (from the head) of the last item that satisfies `test`, or -1. */
+  lastIndex(test: (v: T) => boolean): number {
+    for (let i = this.items.length - 1; i >= this.head; i--) if (test(this.items[i]!)) return i - this.head;
+    return -1;
+  }
+  /** Whether an item after index `from` (from the head) satisfies `test`. */
+  someAfter(from: number, test: (v: T) => boolean): boolean {
+    for (let i = this.head + from + 1; i < this.items.length; i++) if (test(this.items[i]!)) return true;
+    return false;
   }
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
@@ -225,6 +267,8 @@ export class PostgresSession {
   private readonly targetName: string;
   private readonly source: string;
   private lastRowDescription: { raw: Buffer; columns: ColumnInfo[] } | undefined;
+  /** Resolved at each ReadyForQuery after which no lexing-touching statement is in flight. */
+  private lexingWaiters: (() => void)[] = [];
 
   constructor(client: Socket, runtime: () => PostgresRuntime, services: GatewayServices) {
     this.client = client;
@@ -398,9 +442,20 @@ export class PostgresSession {
     this.logger = this.logger.child({ sessionId: recording.sessionId, subject: identity.subject });
     if (this.phase !== 'login') return;
 
-    const params: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.startupParams))
-      if (k !== 'user' && k !== 'database') params[k] = v;
+    const startup = checkStartupParams(this.startupParams);
+    if (!startup.ok) {
+      const message = `chaperone: session refused by rule ${STARTUP_RULE}: ${startup.problem}`;
+      this.rec.add('policy.blocked', 'internal', {
+        rule: STARTUP_RULE,
+        reason: message,
+        command: '',
+        params: this.startupParams,
+      });
+      this.logger.warn({ problem: startup.problem }, 'startup parameters refused');
+      this.fatal(SQLSTATE.insufficientPrivilege, message);
+      return;
+    }
+    const params = startup.upstream;
     params.database = upstreamDatabase;
     const started = nowNs();
     let up: Awaited<ReturnType<typeof connectUpstream>>;
@@ -441,6 +496,12 @@ export class PostgresSession {
       up.socket.destroy();
       return;
     }
+    for (const m of up.startupMessages) {
+      if (m[0] === B.parameterStatus && this.checkParameterStatus(m, 0, m.length)) {
+        up.socket.destroy();
+        return;
+      }
+    }
     this.upstream = up.socket;
     this.up = new WriteCoalescer(up.socket);
     this.upstreamKey = up.backendKey;
@@ -452,6 +513,7 @@ export class PostgresSession {
       application_name: this.startupParams.application_name,
       params: this.startupParams,
       upstreamUser: credentials.username,
+      upstreamAuth: up.auth,
     });
     clearTimeout(this.startupTimer);
     this.client.cork();
@@ -563,6 +625,8 @@ export class PostgresSession {
       case F.query: {
         const sql = decodeQuery(m.raw);
         if (sql instanceof ProtocolError) return this.protocolViolation(sql.message);
+        const barrier = this.lexingBarrier(m, sql, 'simple');
+        if (barrier !== undefined) return barrier === null ? undefined : barrier;
         const wait = rec.backpressure();
         if (wait) return wait.then(() => this.onStatement(sql, 'simple', m));
         return this.onStatement(sql, 'simple', m);
@@ -570,13 +634,27 @@ export class PostgresSession {
       case F.parse: {
         const p = decodeParse(m.raw);
         if (p instanceof ProtocolError) return this.protocolViolation(p.message);
+        const barrier = this.lexingBarrier(m, p.sql, 'extended', p.name);
+        if (barrier !== undefined) return barrier === null ? undefined : barrier;
         return this.onStatement(p.sql, 'extended', m, p.name);
       }
       case F.bind: {
         const b = decodeBind(m.raw);
         if (b instanceof ProtocolError) return this.protocolViolation(b.message);
+        const statement = this.statements.get(b.statement);
+        if (!statement) {
+          // Made by SQL PREPARE, by code the guard cannot see, or not at all: nothing recorded says
+          // what it runs, so it does not run (a missing one fails upstream alike).
+          this.refuse(
+            PREPARED_RULE,
+            `chaperone: statement blocked by rule ${PREPARED_RULE}: prepared statement "${b.statement}" was not prepared through the sidecar in this session (use EXECUTE for SQL PREPARE)`,
+            '',
+          );
+          this.portals.delete(b.portal);
+          return undefined;
+        }
         this.portals.set(b.portal, {
-          statement: this.statements.get(b.statement),
+          statement,
           statementName: b.statement,
           bind: b,
           describePending: false,
@@ -605,8 +683,7 @@ export class PostgresSession {
         if (e instanceof ProtocolError) return this.protocolViolation(e.message);
         const wait = rec.backpressure();
         if (wait) return wait.then(() => this.onExecute(e.portal, m));
-        this.onExecute(e.portal, m);
-        return undefined;
+        return this.onExecute(e.portal, m);
       }
       case F.close: {
         const c = decodeClose(m.raw);
@@ -654,10 +731,19 @@ export class PostgresSession {
     }
   }
 
-  private onExecute(portalName: string, m: FrontendMessage): void {
+  private onExecute(portalName: string, m: FrontendMessage): Promise<void> | undefined {
     const rt = this.rt();
     const portal = this.portals.get(portalName);
     const statement = portal?.statement;
+    if (!portal) {
+      // A cursor of DECLARE, or a portal whose Bind was refused: its rows would have no statement.
+      this.refuse(
+        PREPARED_RULE,
+        `chaperone: statement blocked by rule ${PREPARED_RULE}: portal "${portalName}" was not bound through the sidecar in this session (use FETCH for cursors)`,
+        '',
+      );
+      return;
+    }
     if (statement?.blocked) {
       // Part of a batch whose Parse was blocked: the upstream skips it after the substitute's error.
       this.expected.push(expectation(Expect.Execute, { portal }));
@@ -666,7 +752,6 @@ export class PostgresSession {
     }
     if (
       rt.maskingConfigured &&
-      portal &&
       !portal.columns &&
       !portal.describePending &&
       !statement?.columns &&
@@ -679,7 +764,7 @@ export class PostgresSession {
     }
     const bind = portal?.bind;
     const stmt = this.newStatementRecord(statement?.sql ?? '', portal);
-    this.rec!.add(
+    const recorded = this.rec!.add(
       'pg.query',
       'client',
       {
@@ -691,8 +776,95 @@ export class PostgresSession {
       },
       stmt.sql,
     );
-    this.expected.push(expectation(Expect.Execute, { stmt, portal }));
-    this.up!.forward(m.raw);
+    const touchesLexing = statement?.touchesLexing ?? true;
+    if (touchesLexing) {
+      // This statement's own columns are known now; the ones of the statements after it may not be.
+      const known = statement?.columns;
+      if (known && !portal.columns)
+        stmt.columns = known.map((c, i) => ({ ...c, format: formatOf(bind.resultFormats, i) }));
+      this.forgetDescriptions();
+    }
+    this.expected.push(expectation(Expect.Execute, { stmt, portal, touchesLexing }));
+    return this.forwardRecorded(m, recorded, rt);
+  }
+
+  /** Forwards a recorded statement; with recording.durability strict, once its event is durable. */
+  private forwardRecorded(
+    m: FrontendMessage,
+    recorded: Promise<void> | undefined,
+    rt: PostgresRuntime,
+  ): Promise<void> | undefined {
+    if (!rt.strictRecording) {
+      this.up!.forward(m.raw);
+      return undefined;
+    }
+    // No recording (it failed: the session is ending) means nothing goes upstream.
+    if (recorded === undefined) return undefined;
+    return recorded.then(() => {
+      if (this.phase === 'ready') this.up!.forward(m.raw);
+    });
+  }
+
+  /**
+   * Before Query / Parse text that lexing settings could change the meaning of: if a statement that
+   * may have changed them is still in flight, wait for its ReadyForQuery (whose ParameterStatus
+   * messages say the new values, checkParameterStatus) or, when no Sync follows it, refuse.
+   * undefined: go on now; null: refused; a promise: handled once the settings are known.
+   */
+  private lexingBarrier(
+    m: FrontendMessage,
+    sql: string,
+    protocol: 'simple' | 'extended',
+    statementName?: string,
+  ): Promise<void> | null | undefined {
+    const touching = (e: Expectation) => e.touchesLexing;
+    const last = this.expected.lastIndex(touching);
+    if (last < 0 || !lexingSensitive(m.raw)) return undefined;
+    const answered =
+      this.expected.someAfter(last - 1, (e) => e.touchesLexing && e.kind === Expect.Query) ||
+      this.expected.someAfter(last, (e) => e.kind === Expect.Sync || e.kind === Expect.Query);
+    if (!answered) {
+      const message = `chaperone: statement blocked by rule ${LEXING_RULE}: text with backslashes or non-ASCII bytes cannot follow, in the same pipeline, a statement that may change lexing settings; send Sync first`;
+      this.refuse(LEXING_RULE, message, sql, protocol, statementName);
+      return null;
+    }
+    return new Promise<void>((resolve) => this.lexingWaiters.push(resolve)).then(() => {
+      if (this.phase !== 'ready') return;
+      const again = this.lexingBarrier(m, sql, protocol, statementName);
+      if (again === null) return;
+      if (again) return again;
+      return this.onStatement(sql, protocol, m, statementName);
+    });
+  }
+
+  /** Refuses one agent message with an error from the upstream itself (see sendSubstitute). */
+  private refuse(
+    rule: string,
+    message: string,
+    sql: string,
+    protocol: 'simple' | 'extended' = 'extended',
+    statementName?: string,
+  ): void {
+    this.rec!.add('policy.blocked', 'internal', { rule, reason: message, command: sql, sql, protocol });
+    this.logger.info({ rule }, 'message refused');
+    this.metrics.statement('block');
+    this.sendSubstitute(message, protocol, statementName);
+  }
+
+  /** Opaque code may have re-prepared statements: their result columns must be described again. */
+  private forgetDescriptions(): void {
+    for (const statement of this.statements.values()) {
+      if (!statement.describePending) statement.columns = undefined;
+    }
+  }
+
+  /** SQL PREPARE / DEALLOCATE / DISCARD ALL: the names they touch no longer mean what Parse made. */
+  private forgetPrepared(names: readonly string[] | undefined): void {
+    if (!names) return;
+    for (const name of names) {
+      if (name !== '*') this.statements.delete(name);
+      else for (const key of [...this.statements.keys()]) if (key !== '') this.statements.delete(key);
+    }
   }
 
   private newStatementRecord(sql: string, portal: PortalState | undefined): StatementRecord {
@@ -743,15 +915,13 @@ export class PostgresSession {
     };
     switch (decision.action) {
       case 'allow':
-        this.forwardStatement(sql, protocol, m, statementName);
-        return undefined;
+        return this.forwardStatement(sql, protocol, m, statementName, decision);
       case 'alert':
         rec.add('policy.alert', 'internal', policyPayload);
         rt.alerts.send(
           this.alert(rt, 'alert', decision, sql, `statement matched alert rule ${decision.rule}`),
         );
-        this.forwardStatement(sql, protocol, m, statementName);
-        return undefined;
+        return this.forwardStatement(sql, protocol, m, statementName, decision);
       case 'block': {
         const message = `chaperone: statement blocked by rule ${decision.rule ?? 'policy'}: ${decision.message ?? 'not allowed by policy'}`;
         rec.add('policy.blocked', 'internal', { ...policyPayload, reason: message, command: sql });
@@ -763,8 +933,9 @@ export class PostgresSession {
       case 'requireApproval':
         return this.awaitApproval(rt, decision, sql).then((denial) => {
           if (this.phase !== 'ready') return;
-          if (denial === undefined) this.forwardStatement(sql, protocol, m, statementName);
-          else this.sendSubstitute(denial, protocol, statementName);
+          if (denial === undefined) return this.forwardStatement(sql, protocol, m, statementName, decision);
+          this.sendSubstitute(denial, protocol, statementName);
+          return undefined;
         });
     }
   }
@@ -819,6 +990,7 @@ export class PostgresSession {
           protocol: 'postgres',
           subject: this.subject ?? '',
           pod: this.services.pod.pod,
+          serviceAccount: this.services.pod.serviceAccount,
           statement: sql,
           timeoutMs: rt.approvalTimeoutMs,
         },
@@ -862,17 +1034,28 @@ export class PostgresSession {
     sql: string,
     protocol: 'simple' | 'extended',
     m: FrontendMessage,
-    statementName?: string,
-  ): void {
+    statementName: string | undefined,
+    decision: SqlDecision,
+  ): Promise<void> | undefined {
+    const touchesLexing = decision.touchesLexing === true;
+    this.forgetPrepared(decision.preparedNames);
     if (protocol === 'simple') {
       const stmt = this.newStatementRecord(sql, undefined);
-      this.rec!.add('pg.query', 'client', { sql, protocol: 'simple' }, sql);
-      this.expected.push(expectation(Expect.Query, { stmt }));
+      const recorded = this.rec!.add('pg.query', 'client', { sql, protocol: 'simple' }, sql);
+      if (touchesLexing) this.forgetDescriptions();
+      this.expected.push(expectation(Expect.Query, { stmt, touchesLexing }));
+      return this.forwardRecorded(m, recorded, this.rt());
     } else {
-      this.statements.set(statementName ?? '', { sql, blocked: false, describePending: false });
+      this.statements.set(statementName ?? '', {
+        sql,
+        blocked: false,
+        touchesLexing,
+        describePending: false,
+      });
       this.expected.push(expectation(Expect.Parse, { sql }));
     }
     this.up!.forward(m.raw);
+    return undefined;
   }
 
   /** Makes the upstream raise `message` in place of the statement (see the file comment). */
@@ -890,7 +1073,11 @@ export class PostgresSession {
     // A blocked unnamed statement replaces the unnamed one, as a failed Parse does in PostgreSQL; a
     // named one must not disturb the agent's statements, so the substitute uses a name of its own.
     const name = statementName === '' ? '' : BLOCKED_STATEMENT;
-    this.statements.set(statementName ?? '', { sql: '', blocked: true, describePending: false });
+    // The unnamed statement is now the substitute upstream. A named one keeps what it was: PostgreSQL
+    // leaves an existing statement in place when a Parse under its name fails, and so does the
+    // gateway's map (a name that did not exist stays unknown, so Bind of it is refused).
+    if (statementName === '')
+      this.statements.set('', { sql: '', blocked: true, touchesLexing: false, describePending: false });
     if (name !== '') {
       this.expected.push(expectation(Expect.Close, { injected: true }));
       this.up!.send(serialize.close({ type: 'S', name }));
@@ -913,7 +1100,7 @@ export class PostgresSession {
     const down = this.down;
     try {
       const framer = this.framer;
-      for (let type = framer.nextType(); type >= 0; type = framer.nextType()) {
+      for (let type = framer.nextType(); type >= 0 && this.phase === 'ready'; type = framer.nextType()) {
         const buf = framer.frameBuf;
         const start = framer.frameStart;
         const end = framer.frameEnd;
@@ -1037,6 +1224,9 @@ export class PostgresSession {
       case B.parameterDescription:
         if (head?.injected) return null;
         break;
+      case B.parameterStatus:
+        if (this.checkParameterStatus(buf, start, end)) return null;
+        break;
       case B.parseComplete:
       case B.bindComplete:
       case B.closeComplete:
@@ -1054,6 +1244,11 @@ export class PostgresSession {
           if (e.kind === Expect.Sync || e.kind === Expect.Query) break;
         }
         this.copyIn = undefined;
+        if (this.lexingWaiters.length > 0 && this.expected.lastIndex((e) => e.touchesLexing) < 0) {
+          const waiters = this.lexingWaiters;
+          this.lexingWaiters = [];
+          for (const resolve of waiters) resolve();
+        }
         break;
       }
       case B.copyIn:
@@ -1084,6 +1279,33 @@ export class PostgresSession {
         break;
     }
     return undefined;
+  }
+
+  /**
+   * The server reports every change of a lexing setting (they are GUC_REPORT) before its next
+   * ReadyForQuery, also when opaque code made it. A value the guard cannot model ends the session:
+   * the statements after it would be read one way by the guard and another by the server. True
+   * when the session was ended.
+   */
+  private checkParameterStatus(buf: Buffer, start: number, end: number): boolean {
+    const nameEnd = buf.indexOf(0, start + 5);
+    if (nameEnd < 0 || nameEnd >= end) return false;
+    const name = buf.toString('utf8', start + 5, nameEnd).toLowerCase();
+    if (!LEXING_SETTINGS.has(name)) return false;
+    const value = buf.toString('utf8', nameEnd + 1, Math.max(nameEnd + 1, end - 1));
+    const problem = lexingSettingProblem(name, value);
+    if (problem === undefined) return false;
+    const message = `chaperone: session ended by rule ${LEXING_RULE}: ${problem}`;
+    this.rec?.add('policy.blocked', 'internal', {
+      rule: LEXING_RULE,
+      reason: message,
+      command: '',
+      setting: name,
+      value,
+    });
+    this.logger.warn({ setting: name, value }, 'upstream reported a lexing setting the guard cannot model');
+    this.fatal(SQLSTATE.insufficientPrivilege, message);
+    return true;
   }
 
   /** The replacement of the error, or undefined to forward it as is. */
@@ -1153,9 +1375,9 @@ export class PostgresSession {
       }
     }
     if (!rt.maskingConfigured) return undefined;
-    // Fail closed: without a column description, value detectors still run on every cell.
-    const columns = stmt.columns ?? [];
-    stmt.rowMasker = rt.masker.forColumns(columns);
+    // Fail closed: rows whose columns the server has not described cannot be masked by name, so no
+    // cell of them reaches the agent.
+    stmt.rowMasker = stmt.columns ? rt.masker.forColumns(stmt.columns) : MASK_EVERYTHING;
     return stmt.rowMasker;
   }
 

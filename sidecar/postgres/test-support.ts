@@ -97,13 +97,23 @@ export interface HarnessOptions {
   config?: Partial<SidecarConfigInput>;
   limits?: Partial<PostgresLimits>;
   sidecar?: Partial<SidecarOptions>;
+  /** The target's upstream instead of the test PostgreSQL (an impostor, say), and its TLS settings. */
+  upstream?: { host: string; port: number };
+  tls?: SidecarConfigInput['targets'][number]['tls'];
+  /** How the upstream role logs in (pg_hba.conf of the test cluster): SCRAM by default. */
+  upstreamMethod?: 'scram' | 'md5';
 }
 
 export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'chaperone-pg-'));
   const upstreamUser = `chaperone_up_${randomBytes(4).toString('hex')}`;
   const upstreamPassword = randomBytes(18).toString('base64url');
-  await createRole(pg, { name: upstreamUser, password: upstreamPassword, superuser: true });
+  await createRole(pg, {
+    name: upstreamUser,
+    password: upstreamPassword,
+    superuser: true,
+    ...(options.upstreamMethod ? { method: options.upstreamMethod } : {}),
+  });
   const credentialsDir = join(dir, 'credentials');
   const approvalsDir = join(dir, 'approvals');
   await mkdir(credentialsDir, { recursive: true });
@@ -128,9 +138,10 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
       {
         name: 'orders-db',
         protocol: 'postgres',
-        upstream: { host: pg.host, port: pg.port },
+        upstream: options.upstream ?? { host: pg.host, port: pg.port },
         listenPort,
         credentialsDir,
+        ...(options.tls ? { tls: options.tls } : {}),
       },
     ],
     identity: { tokenRequired: true, issuers: [{ issuer: issuer.issuer, audiences: [TOKEN_AUDIENCE] }] },

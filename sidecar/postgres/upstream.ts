@@ -1,21 +1,29 @@
 // Opens the sidecar's own connection to the real database: TCP, optional TLS, startup and login
 // with credentials read from files only the sidecar can see.
 import { readFile } from 'node:fs/promises';
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import { type BackendFrame, BackendFramer } from './backend.ts';
 import { connectWithDirectReads, type DirectReads, directReadsOf } from './direct-reads.ts';
 import { B, errorFields, startupMessage } from './protocol.ts';
-import { md5Password, ScramClient } from './scram.ts';
+import { md5Password, ScramClient, tlsServerEndPoint } from './scram.ts';
 
 export interface UpstreamTarget {
   name: string;
   host: string;
   port: number;
-  tls: { mode: 'disable' | 'require' | 'verify-full'; caFile?: string; serverName?: string };
+  tls: {
+    mode: 'disable' | 'require' | 'verify-full';
+    caFile?: string;
+    serverName?: string;
+    allowUnverifiedPassword?: boolean;
+  };
 }
+
+/** The rule named when the sidecar refuses to hand credentials to an upstream it has not verified. */
+export const UPSTREAM_IDENTITY_RULE = 'upstream-identity';
 
 export interface Credentials {
   username: string;
@@ -59,6 +67,8 @@ export interface UpstreamSession {
   rest: Buffer;
   /** Zero-copy reads, for plain TCP (undefined with TLS: read the socket's 'data' events). */
   reads: DirectReads | undefined;
+  /** How the sidecar logged in: trust, cleartext, md5, SCRAM-SHA-256 or SCRAM-SHA-256-PLUS. */
+  auth: string;
 }
 
 /** Reads framed messages from a socket during the login, with one deadline for the whole login. */
@@ -115,7 +125,40 @@ class LoginReader {
   }
 }
 
-function tcpConnect(host: string, port: number, directReads: boolean): Promise<Socket> {
+/**
+ * The pod's /etc/hosts is written by the kubelet from the pod spec (hostAliases): whoever may create
+ * pods may point an upstream name at an impostor there. The webhook refuses such pods; as defence in
+ * depth the sidecar refuses to connect to a name the hosts file overrides (localhost aside), so the
+ * name is resolved by DNS. CHAPERONE_HOSTS_FILE: another file (tests).
+ */
+export async function hostsFileOverride(host: string): Promise<string | undefined> {
+  if (isIP(host) !== 0 || host.toLowerCase() === 'localhost') return undefined;
+  const file = process.env.CHAPERONE_HOSTS_FILE ?? '/etc/hosts';
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const wanted = host.toLowerCase().replace(/\.$/, '');
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    const [address, ...names] = line.split(/\s+/);
+    if (names.some((n) => n.toLowerCase().replace(/\.$/, '') === wanted)) {
+      return `rule ${UPSTREAM_IDENTITY_RULE}: upstream host ${host} is overridden in ${file} (${address}), as a pod's hostAliases would; the sidecar connects only to names resolved by DNS`;
+    }
+  }
+  return undefined;
+}
+
+async function tcpConnect(host: string, port: number, directReads: boolean): Promise<Socket> {
+  const overridden = await hostsFileOverride(host);
+  if (overridden) throw new UpstreamError(overridden);
+  return tcpOpen(host, port, directReads);
+}
+
+function tcpOpen(host: string, port: number, directReads: boolean): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = directReads ? connectWithDirectReads(host, port) : netConnect({ host, port });
     socket.setNoDelay(true);
@@ -149,14 +192,16 @@ export async function openTransport(target: UpstreamTarget, directReads = false)
     throw new UpstreamError(`upstream refused TLS (tls.mode ${target.tls.mode})`);
   }
   const ca = target.tls.caFile ? await readFile(target.tls.caFile, 'utf8') : undefined;
-  const verify = target.tls.mode === 'verify-full';
+  // Both modes verify the chain (libpq's require skips it unless a root certificate is given; here it
+  // never does); verify-full also checks the host name.
+  const verifyName = target.tls.mode === 'verify-full';
   return new Promise((resolve, reject) => {
     const tlsSocket = tlsConnect({
       socket,
       ca,
       servername: target.tls.serverName ?? target.host,
-      rejectUnauthorized: verify,
-      ...(verify ? {} : { checkServerIdentity: () => undefined }),
+      rejectUnauthorized: true,
+      ...(verifyName ? {} : { checkServerIdentity: () => undefined }),
     });
     tlsSocket.once('secureConnect', () => {
       tlsSocket.setNoDelay(true);
@@ -177,6 +222,12 @@ export async function connectUpstream(
   timeoutMs: number,
 ): Promise<UpstreamSession> {
   const socket = await openTransport(target, true);
+  const verified = target.tls.mode === 'verify-full';
+  const passwordAllowed = verified || target.tls.allowUnverifiedPassword === true;
+  const refusePassword = (method: string) =>
+    new UpstreamError(
+      `rule ${UPSTREAM_IDENTITY_RULE}: the upstream asked for a ${method} password but its identity is not verified (tls.mode ${target.tls.mode}); the password was not sent (use SCRAM, tls.mode verify-full, or tls.allowUnverifiedPassword)`,
+    );
   const reader = new LoginReader(socket);
   const timer = setTimeout(
     () => reader.fail(new UpstreamError(`upstream login timed out after ${timeoutMs} ms`)),
@@ -187,13 +238,19 @@ export async function connectUpstream(
     const startupMessages: Buffer[] = [];
     let backendKey: UpstreamSession['backendKey'];
     let scram: ScramClient | undefined;
+    let auth = 'trust';
     for (;;) {
       const { type, raw } = await reader.next();
       if (type === B.auth) {
         const code = raw.readInt32BE(5);
         if (code === 0) continue;
-        if (code === 3) socket.write(serialize.password(credentials.password));
-        else if (code === 5) {
+        if ((code === 3 || code === 5) && !passwordAllowed)
+          throw refusePassword(code === 3 ? 'cleartext' : 'md5');
+        if (code === 3) {
+          auth = 'cleartext';
+          socket.write(serialize.password(credentials.password));
+        } else if (code === 5) {
+          auth = 'md5';
           socket.write(
             serialize.password(md5Password(credentials.username, credentials.password, raw.subarray(9, 13))),
           );
@@ -202,8 +259,17 @@ export async function connectUpstream(
           if (!mechanisms.includes('SCRAM-SHA-256')) {
             throw new UpstreamError(`upstream offers no supported SASL mechanism (${mechanisms.join(', ')})`);
           }
-          scram = new ScramClient(credentials.password);
-          socket.write(serialize.sendSASLInitialResponseMessage('SCRAM-SHA-256', scram.clientFirst()));
+          // Over TLS, bind the proof to the server's certificate when the server offers it.
+          const cert = socket instanceof TLSSocket ? socket.getPeerX509Certificate() : undefined;
+          const plus = cert !== undefined && mechanisms.includes('SCRAM-SHA-256-PLUS');
+          auth = plus ? 'SCRAM-SHA-256-PLUS' : 'SCRAM-SHA-256';
+          scram = new ScramClient(
+            credentials.password,
+            undefined,
+            undefined,
+            plus ? tlsServerEndPoint(cert.raw) : undefined,
+          );
+          socket.write(serialize.sendSASLInitialResponseMessage(auth, scram.clientFirst()));
         } else if (code === 11) {
           if (!scram) throw new UpstreamError('upstream sent SASLContinue before SASL');
           socket.write(serialize.sendSCRAMClientFinalMessage(scram.clientFinal(raw.toString('utf8', 9))));
@@ -232,6 +298,7 @@ export async function connectUpstream(
           txStatus: status,
           rest: reader.detach(),
           reads: directReadsOf(socket),
+          auth,
         };
       } else if (type === B.negotiateVersion) {
         // We always ask for 3.0 with no options; nothing to negotiate.

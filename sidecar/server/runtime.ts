@@ -117,6 +117,7 @@ export async function buildPostgresRuntime(
     masker: createMasker(masking),
     maskingConfigured: masking.columns.length > 0 || masking.detectors.length > 0,
     keepOriginals: masking.keepOriginals,
+    strictRecording: recordingDurability(config.recording) === 'strict',
     approvals: shared.approvals,
     approvalTimeoutMs: config.approvals.timeoutSeconds * 1000,
     alerts: shared.alerts,
@@ -130,6 +131,14 @@ export async function buildPostgresRuntime(
  * at one client it cut the sidecar's CPU per statement from 285 to 201 us (docs/benchmarks.md).
  */
 export const SIDECAR_COMMIT_WINDOW_MS = 2;
+
+/** recording.durability, defaulted from failMode: strict for failClosed, batched for failOpen. */
+export function recordingDurability(r: {
+  durability?: 'strict' | 'batched' | undefined;
+  failMode: 'failClosed' | 'failOpen';
+}): 'strict' | 'batched' {
+  return r.durability ?? (r.failMode === 'failClosed' ? 'strict' : 'batched');
+}
 
 async function readTrimmed(path: string): Promise<string> {
   return (await readFile(path, 'utf8')).trim();
@@ -171,6 +180,7 @@ export async function openConfiguredRecorder(
     retention: r.objectLock ? { mode: r.objectLock.mode, days: r.retentionDays } : undefined,
     logger: logger.child({ component: 'recording' }),
     ...(maxUnsettledAppends ? { maxUnsettledAppends } : {}),
-    commitWindowMs: SIDECAR_COMMIT_WINDOW_MS,
+    // strict: every statement waits for its group commit, so a window would be pure latency.
+    commitWindowMs: recordingDurability(r) === 'strict' ? 0 : SIDECAR_COMMIT_WINDOW_MS,
   });
 }

@@ -2,7 +2,7 @@
 // mutating webhook, whatever the client wrote), decisions are final, the request is immutable, and
 // only the policy's reviewers (when it names any) may decide.
 import { isDeepStrictEqual } from 'node:util';
-import type { ApprovalDecision, SessionApprovalSpec } from '../../crds/index.ts';
+import { type ApprovalDecision, type SessionApprovalSpec, selfDecisionBecause } from '../../crds/index.ts';
 import type { AdmissionRequest, Decision, UserInfo } from '../admission.ts';
 import { allow, deny } from '../admission.ts';
 import type { ClusterReader } from '../cluster.ts';
@@ -79,17 +79,23 @@ export async function validateSessionApproval(
       `${PREFIX}decision.approver must be the requesting user ${user} (stamped by the chaperone mutating webhook)`,
     );
   }
-  if (user === spec.subject) {
-    return deny(`${PREFIX}${user} cannot decide an approval requested by their own session`);
-  }
+  const namespace = req.namespace ?? object.metadata?.namespace ?? '';
+  const stored = await deps.cluster.getSessionPolicy(namespace, spec.policy);
+  const reviewerUsers = stored
+    ? (resolvePolicy(stored, namespace).spec.approvals.reviewers?.users ?? [])
+    : [];
+  const self = selfDecisionBecause(
+    user,
+    { subject: spec.subject, serviceAccount: spec.serviceAccount, namespace },
+    reviewerUsers,
+  );
+  if (self !== undefined) return deny(`${PREFIX}${self}`);
   const expires = Date.parse(spec.expiresAt);
   if (!Number.isNaN(expires) && deps.now().getTime() > expires) {
     return deny(
       `${PREFIX}SessionApproval ${name} expired at ${spec.expiresAt}; the session has already been refused`,
     );
   }
-  const namespace = req.namespace ?? object.metadata?.namespace ?? '';
-  const stored = await deps.cluster.getSessionPolicy(namespace, spec.policy);
   if (!stored) {
     return deny(
       `${PREFIX}SessionPolicy ${spec.policy} (named by this request) does not exist in ${namespace}; cannot check its reviewers`,

@@ -59,7 +59,8 @@ export function policyProblems(
     const other = ports.get(t.listenPort);
     if (other) errors.push(`${at}: listenPort ${t.listenPort} is already used by target ${other}`);
     ports.set(t.listenPort, t.name);
-    if (t.tls?.mode === 'disable' && t.credentialsSecret && t.protocol !== 'ssh') {
+    const tlsMode = t.tls?.mode ?? (t.tls?.caSecret ? 'verify-full' : 'disable');
+    if (t.tls && tlsMode === 'disable' && t.credentialsSecret && t.protocol !== 'ssh') {
       warnings.push(`${at}: credentials go to the upstream without TLS (tls.mode disable)`);
     }
   });

@@ -9,6 +9,8 @@ export interface ApprovalRequest {
   protocol: Protocol;
   subject: string;
   pod?: string;
+  /** The agent pod's service account name: it may never decide the request. */
+  serviceAccount?: string;
   statement: string;
   /** How long the statement may wait; after that it is denied with timedOut. */
   timeoutMs: number;

@@ -24,6 +24,8 @@
 //   `unparseable` and nothing else.
 import { loadModule, parsePlPgSQLSync, parseSync } from 'libpg-query';
 import { type SqlClass, sqlClassSchema } from '../../../crds/index.ts';
+import { BUILTIN_FUNCTIONS } from './builtins.ts';
+import { LEXING_SETTINGS, lexingSettingProblem } from './lexing.ts';
 
 export interface SqlClassification {
   classes: SqlClass[];
@@ -31,6 +33,19 @@ export interface SqlClassification {
   statementTypes: string[];
   /** Why the input is unparseable. */
   parseError?: string;
+  /**
+   * Runs code the guard cannot read (dynamic SQL, other languages, user functions and procedures):
+   * it carries every destructive class, and the server's session settings are unknown afterwards.
+   */
+  opaque?: boolean;
+  /** Changes (or may change) a setting that decides how later statements are lexed (lexing.ts). */
+  touchesLexing?: boolean;
+  /** Why the statement must be refused whatever the policy says: it would make the guard misread later ones. */
+  lexingProblem?: string;
+  /** The classes depend on the value of a constant (1 = 1): not to be shared between shapes (shape.ts). */
+  valueDependent?: boolean;
+  /** Names of prepared statements that SQL PREPARE / DEALLOCATE / DISCARD creates or drops; '*' for all. */
+  preparedNames?: string[];
 }
 
 let loaded: Promise<void> | undefined;
@@ -156,6 +171,24 @@ interface Collector {
   classes: Set<SqlClass>;
   types: string[];
   seenTypes: Set<string>;
+  opaque: boolean;
+  touchesLexing: boolean;
+  lexingProblem: string | undefined;
+  valueDependent: boolean;
+  preparedNames: string[];
+}
+
+function newCollector(): Collector {
+  return {
+    classes: new Set(),
+    types: [],
+    seenTypes: new Set(),
+    opaque: false,
+    touchesLexing: false,
+    lexingProblem: undefined,
+    valueDependent: false,
+    preparedNames: [],
+  };
 }
 
 function isObject(value: unknown): value is Node {
@@ -165,6 +198,18 @@ function isObject(value: unknown): value is Node {
 function add(c: Collector, cls: SqlClass): void {
   c.classes.add(cls);
   if (WRITING_CLASSES.has(cls)) c.classes.add('write');
+}
+
+/** Code the guard cannot read may do anything: every destructive class, so a `drop` rule stops it. */
+function addOpaque(c: Collector): void {
+  c.opaque = true;
+  for (const cls of WRITING_CLASSES) c.classes.add(cls);
+  c.classes.add('write');
+}
+
+function lexingProblem(c: Collector, problem: string | undefined): void {
+  c.touchesLexing = true;
+  if (problem !== undefined) c.lexingProblem ??= problem;
 }
 
 function addType(c: Collector, type: string): void {
@@ -230,32 +275,101 @@ function walk(root: unknown, text: string, c: Collector, depth: number): void {
         if (!inert) classifyNode(key, value, text, c, depth);
         if (key === 'ExplainStmt' && !explainRunsStatement(value.options)) childInert = true;
       } else if (key === 'FuncCall' && !inert) {
-        const name = lastName(value.funcname);
-        if (name && SIDE_EFFECT_FUNCTIONS.has(name.toLowerCase())) add(c, 'write');
+        classifyCall(value, c);
       }
       stack.push({ node: value, inert: childInert });
     }
   }
 }
 
+/** A function call: built-in and harmless, built-in with side effects, or user code (opaque). */
+function classifyCall(call: Node, c: Collector): void {
+  const names = Array.isArray(call.funcname) ? call.funcname.map(stringValue) : [];
+  const name = names[names.length - 1];
+  const schema = names.length > 1 ? names[names.length - 2] : 'pg_catalog';
+  if (name === undefined || schema !== 'pg_catalog' || !BUILTIN_FUNCTIONS.has(name)) {
+    addOpaque(c);
+    return;
+  }
+  if (SIDE_EFFECT_FUNCTIONS.has(name)) add(c, 'write');
+  if (name === 'set_config') {
+    const args = Array.isArray(call.args) ? call.args : [];
+    const setting = constantString(args[0]);
+    if (setting === undefined) {
+      lexingProblem(c, 'set_config() with a computed setting name may change how statements are lexed');
+    } else if (LEXING_SETTINGS.has(setting.toLowerCase())) {
+      const value = constantString(args[1]);
+      lexingProblem(
+        c,
+        value === undefined
+          ? `set_config('${setting}', ...) with a computed value may change how statements are lexed`
+          : lexingSettingProblem(setting, value),
+      );
+    }
+  }
+}
+
+/** A string or number constant (possibly cast), as text; undefined for anything computed. */
+function constantString(node: unknown): string | undefined {
+  if (!isObject(node)) return undefined;
+  if (isObject(node.TypeCast)) return constantString(node.TypeCast.arg);
+  const k = node.A_Const;
+  if (!isObject(k)) return undefined;
+  if (isObject(k.sval)) return typeof k.sval.sval === 'string' ? k.sval.sval : '';
+  if (isObject(k.ival)) return String(k.ival.ival ?? 0);
+  if (isObject(k.fval)) return String(k.fval.fval ?? '0');
+  if (isObject(k.boolval)) return k.boolval.boolval === true ? 'true' : 'false';
+  return undefined;
+}
+
 function classifyNode(type: string, node: Node, text: string, c: Collector, depth: number): void {
   if (!NOT_DDL.has(type)) add(c, 'ddl');
   if (ALWAYS_WRITE.has(type)) add(c, 'write');
   if (DROPPING.has(type)) add(c, 'drop');
+  // ALTER ROLE / DATABASE / SYSTEM ... SET hold their SET without the VariableSetStmt wrapper.
+  if (isObject(node.setstmt)) classifySetting(node.setstmt, c);
   switch (type) {
     case 'DeleteStmt':
       add(c, 'write');
-      if (!node.whereClause) add(c, 'deleteWithoutWhere');
+      if (changesEveryRow(node.whereClause, c)) add(c, 'deleteWithoutWhere');
       break;
     case 'UpdateStmt':
       add(c, 'write');
-      if (!node.whereClause) add(c, 'updateWithoutWhere');
+      if (changesEveryRow(node.whereClause, c)) add(c, 'updateWithoutWhere');
+      if (isObject(node.relation) && node.relation.relname === 'pg_settings') {
+        lexingProblem(c, 'UPDATE pg_settings changes session settings, including how statements are lexed');
+      }
+      break;
+    case 'MergeStmt':
+      // ON is a join condition, not a filter: how many rows match cannot be told from the text.
+      for (const when of Array.isArray(node.mergeWhenClauses) ? node.mergeWhenClauses : []) {
+        const w = isObject(when) ? when.MergeWhenClause : undefined;
+        if (!isObject(w)) continue;
+        if (w.commandType === 'CMD_DELETE') add(c, 'deleteWithoutWhere');
+        if (w.commandType === 'CMD_UPDATE') add(c, 'updateWithoutWhere');
+      }
+      break;
+    case 'CallStmt':
+      addOpaque(c);
+      break;
+    case 'ExecuteStmt':
+      // The prepared statement was judged at PREPARE; what it leaves in the session is not known here.
+      c.touchesLexing = true;
+      break;
+    case 'DiscardStmt':
+      c.touchesLexing = true;
+      if (node.target === 'DISCARD_ALL') c.preparedNames.push('*');
+      break;
+    case 'PrepareStmt':
+    case 'DeallocateStmt':
+      c.preparedNames.push(typeof node.name === 'string' ? node.name : '*');
       break;
     case 'SelectStmt':
       if (node.intoClause) add(c, 'ddl');
       break;
     case 'TruncateStmt':
       add(c, 'truncate');
+      add(c, 'deleteWithoutWhere');
       break;
     case 'DropRoleStmt':
     case 'AlterRoleStmt':
@@ -269,6 +383,7 @@ function classifyNode(type: string, node: Node, text: string, c: Collector, dept
       if (node.kind === 'VAR_SET_VALUE' && typeof node.name === 'string' && ROLE_SETTINGS.has(node.name)) {
         add(c, 'alterRole');
       }
+      classifySetting(node, c);
       break;
     case 'CreateRoleStmt':
       add(c, 'createRole');
@@ -319,20 +434,20 @@ function classifyProceduralBody(options: unknown, text: string, c: Collector, de
   } else if (language === 'plpgsql') {
     classifyPlpgsql(text, c, depth + 1);
   } else {
-    add(c, 'ddl');
+    addOpaque(c);
   }
 }
 
 function classifyPlpgsql(text: string, c: Collector, depth: number): void {
   if (depth > MAX_NESTING) {
-    add(c, 'ddl');
+    addOpaque(c);
     return;
   }
   let tree: unknown;
   try {
     tree = parsePlPgSQLSync(text);
   } catch {
-    add(c, 'ddl');
+    addOpaque(c);
     return;
   }
   const stack: unknown[] = [tree];
@@ -371,7 +486,7 @@ function classifyDynamicSql(expr: unknown, c: Collector, depth: number): void {
   const query = isObject(expr) && isObject(expr.PLpgSQL_expr) ? expr.PLpgSQL_expr.query : undefined;
   const literal = typeof query === 'string' ? stringLiteral(query) : undefined;
   if (literal === undefined) {
-    add(c, 'ddl');
+    addOpaque(c);
     return;
   }
   classifyNested(literal, c, depth + 1);
@@ -409,14 +524,14 @@ function classifyExpression(expression: string, c: Collector, depth: number): vo
 /** SQL found inside other SQL (function bodies, PL/pgSQL statements, EXECUTE literals). */
 function classifyNested(sql: string, c: Collector, depth: number): void {
   if (depth > MAX_NESTING || sql.includes('\0')) {
-    add(c, 'ddl');
+    addOpaque(c);
     return;
   }
   let stmts: ReturnType<typeof splitStatements>;
   try {
     stmts = splitStatements(sql);
   } catch {
-    add(c, 'ddl');
+    addOpaque(c);
     return;
   }
   for (const { stmt, text } of stmts) walk(stmt, text, c, depth);
@@ -451,7 +566,7 @@ export function classifySql(sql: string): SqlClassification {
     const message = err instanceof Error ? err.message : String(err);
     return { classes: ['unparseable'], statementTypes: [], parseError: message };
   }
-  const c: Collector = { classes: new Set(), types: [], seenTypes: new Set() };
+  const c = newCollector();
   try {
     for (const { stmt, text } of stmts) walk(stmt, text, c, 0);
   } catch (err) {
@@ -465,8 +580,171 @@ export function classifySql(sql: string): SqlClassification {
   }
   if (stmts.length > 1) c.classes.add('multiStatement');
   if (!c.classes.has('write')) c.classes.add('read');
-  return { classes: ORDER.filter((cls) => c.classes.has(cls)), statementTypes: c.types };
+  return {
+    classes: ORDER.filter((cls) => c.classes.has(cls)),
+    statementTypes: c.types,
+    ...(c.opaque ? { opaque: true } : {}),
+    ...(c.touchesLexing || c.opaque ? { touchesLexing: true } : {}),
+    ...(c.lexingProblem !== undefined ? { lexingProblem: c.lexingProblem } : {}),
+    ...(c.valueDependent ? { valueDependent: true } : {}),
+    ...(c.preparedNames.length > 0 ? { preparedNames: c.preparedNames } : {}),
+  };
 }
 
 // The order of the CRD's enum: most specific first, as recorded and shown.
 const ORDER: readonly SqlClass[] = sqlClassSchema.options;
+
+/** SET / SET LOCAL / RESET / SET NAMES, also inside CREATE FUNCTION ... SET and ALTER ROLE ... SET. */
+function classifySetting(node: Node, c: Collector): void {
+  if (node.kind === 'VAR_RESET_ALL') {
+    c.touchesLexing = true; // back to the values pinned in the startup packet
+    return;
+  }
+  const name = typeof node.name === 'string' ? node.name.toLowerCase() : undefined;
+  if (name === undefined || !LEXING_SETTINGS.has(name)) return;
+  c.touchesLexing = true;
+  // RESET, DEFAULT and FROM CURRENT go back to (or keep) the session's value, pinned at startup.
+  if (node.kind !== 'VAR_SET_VALUE') return;
+  const args = Array.isArray(node.args) ? node.args : [];
+  const value = args.length === 1 ? constantString(args[0]) : undefined;
+  lexingProblem(
+    c,
+    value === undefined ? `SET ${name} to a list or computed value` : lexingSettingProblem(name, value),
+  );
+}
+
+/**
+ * Whether a DELETE / UPDATE with this WHERE changes every row (or none): no WHERE, a predicate that
+ * is true after folding constants (WHERE true, 1 = 1, x IS NOT NULL OR true), or one that reads no
+ * column at all (its value is the same for every row). WHERE CURRENT OF names one row.
+ */
+export function changesEveryRow(where: unknown, state: { valueDependent: boolean }): boolean {
+  if (!isObject(where)) return true;
+  if (isObject(where.CurrentOfExpr)) return false;
+  if (fold(where, state) === true) return true;
+  return !containsKey(where, 'ColumnRef');
+}
+
+function containsKey(root: unknown, wanted: string): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (Array.isArray(node)) {
+      for (const item of node) stack.push(item);
+      continue;
+    }
+    if (!isObject(node)) continue;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === wanted) return true;
+      if (isObject(value)) stack.push(value);
+    }
+  }
+  return false;
+}
+
+type Folded = boolean | number | string | null | undefined;
+
+const TRUE_WORDS = new Set(['t', 'true', 'y', 'yes', 'on', '1']);
+const FALSE_WORDS = new Set(['f', 'false', 'n', 'no', 'off', '0']);
+
+/** Constant folding of the predicate forms that matter; undefined when the value depends on a row. */
+function fold(node: unknown, state: { valueDependent: boolean }, depth = 0): Folded {
+  if (!isObject(node) || depth > 64) return undefined;
+  if (isObject(node.A_Const)) {
+    const k = node.A_Const;
+    if (k.isnull === true) return null;
+    if (isObject(k.boolval)) return k.boolval.boolval === true;
+    if (isObject(k.ival)) return typeof k.ival.ival === 'number' ? k.ival.ival : 0;
+    if (isObject(k.fval)) return Number(k.fval.fval ?? 0);
+    if (isObject(k.sval)) return typeof k.sval.sval === 'string' ? k.sval.sval : '';
+    return undefined;
+  }
+  if (isObject(node.TypeCast)) {
+    const value = fold(node.TypeCast.arg, state, depth + 1);
+    const type = lastName(isObject(node.TypeCast.typeName) ? node.TypeCast.typeName.names : undefined);
+    if (type === 'bool' || type === 'boolean') {
+      const word = String(value).toLowerCase();
+      if (TRUE_WORDS.has(word)) return true;
+      if (FALSE_WORDS.has(word)) return false;
+      return undefined;
+    }
+    return value;
+  }
+  if (isObject(node.BoolExpr)) {
+    const args = Array.isArray(node.BoolExpr.args)
+      ? node.BoolExpr.args.map((a) => fold(a, state, depth + 1))
+      : [];
+    switch (node.BoolExpr.boolop) {
+      case 'AND_EXPR':
+        if (args.some((a) => a === false)) return false;
+        return args.every((a) => a === true) ? true : undefined;
+      case 'OR_EXPR':
+        if (args.some((a) => a === true)) return true;
+        return args.every((a) => a === false) ? false : undefined;
+      case 'NOT_EXPR':
+        return typeof args[0] === 'boolean' ? !args[0] : undefined;
+    }
+    return undefined;
+  }
+  if (isObject(node.NullTest)) {
+    const value = fold(node.NullTest.arg, state, depth + 1);
+    if (value === undefined) return undefined;
+    return node.NullTest.nulltesttype === 'IS_NOT_NULL' ? value !== null : value === null;
+  }
+  if (isObject(node.BooleanTest)) {
+    const value = fold(node.BooleanTest.arg, state, depth + 1);
+    if (typeof value !== 'boolean') return undefined;
+    switch (node.BooleanTest.booltesttype) {
+      case 'IS_TRUE':
+      case 'IS_NOT_FALSE':
+        return value;
+      case 'IS_FALSE':
+      case 'IS_NOT_TRUE':
+        return !value;
+    }
+    return undefined;
+  }
+  if (isObject(node.A_Expr) && node.A_Expr.kind === 'AEXPR_OP') {
+    const op = lastName(node.A_Expr.name);
+    const { lexpr, rexpr } = node.A_Expr;
+    // x = x holds for every row where x is not null.
+    if (
+      (op === '=' || op === '<=' || op === '>=') &&
+      isObject(lexpr) &&
+      isObject(lexpr.ColumnRef) &&
+      JSON.stringify(stripLocations(lexpr)) === JSON.stringify(stripLocations(rexpr))
+    ) {
+      return true;
+    }
+    const l = fold(lexpr, state, depth + 1);
+    const r = fold(rexpr, state, depth + 1);
+    if (l === undefined || r === undefined || l === null || r === null) return undefined;
+    state.valueDependent = true;
+    const a = typeof l === 'string' && typeof r === 'number' ? Number(l) : l;
+    const b = typeof r === 'string' && typeof l === 'number' ? Number(r) : r;
+    switch (op) {
+      case '=':
+        return a === b;
+      case '<>':
+      case '!=':
+        return a !== b;
+      case '<':
+        return a < b;
+      case '>':
+        return a > b;
+      case '<=':
+        return a <= b;
+      case '>=':
+        return a >= b;
+    }
+  }
+  return undefined;
+}
+
+function stripLocations(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(stripLocations);
+  if (!isObject(node)) return node;
+  const out: Node = {};
+  for (const [k, v] of Object.entries(node)) if (k !== 'location') out[k] = stripLocations(v);
+  return out;
+}

@@ -91,4 +91,54 @@ describe('createSqlGuard', () => {
     assert.equal(guard.evaluate('DELETE FROM t').rule, 'no-mass-delete');
     assert.ok(Object.isFrozen(first) && Object.isFrozen(first.classes));
   });
+
+  it('refuses statements that change how the server lexes, before any policy rule', async () => {
+    const guard = await createSqlGuard([{ name: 'allow-all', match: {}, action: 'allow' }], 'db');
+    for (const sql of [
+      'SET standard_conforming_strings = off',
+      'SET LOCAL standard_conforming_strings TO 0',
+      "SET client_encoding = 'SJIS'",
+      "SET NAMES 'BIG5'",
+      "SELECT set_config('standard_conforming_strings', 'off', false)",
+      "SELECT set_config('client_' || 'encoding', 'GBK', false)",
+      "SELECT set_config($1, 'x', false)",
+      "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
+      "ALTER ROLE app SET client_encoding = 'JOHAB'",
+      "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET standard_conforming_strings = off AS 'SELECT 1'",
+    ]) {
+      const d = guard.evaluate(sql);
+      assert.equal(d.action, 'block', sql);
+      assert.equal(d.rule, 'lexing-settings', sql);
+    }
+    for (const sql of [
+      'SET standard_conforming_strings = on',
+      "SET client_encoding = 'UTF8'",
+      'RESET client_encoding',
+      'RESET ALL',
+    ]) {
+      const d = guard.evaluate(sql);
+      assert.equal(d.action, 'allow', sql);
+      assert.equal(d.touchesLexing, true, sql);
+    }
+    assert.equal(guard.evaluate('SELECT 1').touchesLexing, undefined);
+    assert.equal(
+      guard.evaluate("SELECT set_config('search_path', 'public', false)").touchesLexing,
+      undefined,
+    );
+  });
+
+  it('never shares a folded predicate between statements of the same shape', async () => {
+    const guard = await createSqlGuard(rules, 'db');
+    assert.equal(guard.evaluate('DELETE FROM t WHERE id = 1 OR 1 = 2').action, 'allow');
+    assert.equal(guard.evaluate('DELETE FROM t WHERE id = 1 OR 1 = 1').rule, 'no-mass-delete');
+    assert.equal(guard.evaluate('DELETE FROM t WHERE id = 7 OR 3 = 4').action, 'allow');
+  });
+
+  it('stops opaque code with a drop rule', async () => {
+    const guard = await createSqlGuard(rules, 'db');
+    assert.equal(guard.evaluate("DO $$ BEGIN EXECUTE 'DR' || 'OP TABLE t'; END $$").rule, 'no-drop');
+    assert.equal(guard.evaluate('CALL cleanup()').rule, 'no-drop');
+    assert.equal(guard.evaluate('SELECT evil()').rule, 'no-drop');
+    assert.equal(guard.evaluate('SELECT count(*) FROM t').rule, 'allow-reads');
+  });
 });

@@ -2,6 +2,7 @@
 import { RE2JS } from 're2js';
 import type { Guardrail, GuardrailAction, SqlClass } from '../../../crds/index.ts';
 import { classifySql, loadSqlParser, type SqlClassification } from './classify.ts';
+import { LEXING_RULE } from './lexing.ts';
 import { SHAPE_SAFE_TYPES, sqlShape } from './shape.ts';
 
 export interface SqlDecision {
@@ -12,6 +13,12 @@ export interface SqlDecision {
   classes: SqlClass[];
   statementTypes: string[];
   parseError?: string;
+  /** Runs code the guard cannot read (see classify.ts). */
+  opaque?: boolean;
+  /** May change how the server lexes later statements: the session re-reads its settings after it. */
+  touchesLexing?: boolean;
+  /** Prepared statements SQL PREPARE / DEALLOCATE / DISCARD creates or drops ('*': all). */
+  preparedNames?: string[];
 }
 
 export interface SqlGuard {
@@ -66,7 +73,14 @@ export function decide(rules: readonly CompiledRule[], sql: string, c: SqlClassi
     classes: Object.freeze(c.classes) as SqlClass[],
     statementTypes: Object.freeze(c.statementTypes) as string[],
     ...(c.parseError !== undefined ? { parseError: c.parseError } : {}),
+    ...(c.opaque ? { opaque: true } : {}),
+    ...(c.touchesLexing ? { touchesLexing: true } : {}),
+    ...(c.preparedNames ? { preparedNames: c.preparedNames } : {}),
   };
+  // Built in, before every policy rule: a statement that would make the guard misread the next ones.
+  if (c.lexingProblem !== undefined) {
+    return Object.freeze({ action: 'block' as const, rule: LEXING_RULE, message: c.lexingProblem, ...base });
+  }
   for (const rule of rules) {
     if (matches(rule, sql, c)) {
       return Object.freeze({
@@ -110,6 +124,7 @@ export async function createSqlGuard(
     const decision = decide(compiled, sql, c);
     const reusable =
       c.parseError === undefined &&
+      c.valueDependent !== true &&
       c.statementTypes.length > 0 &&
       c.statementTypes.every((t) => SHAPE_SAFE_TYPES.has(t));
     if (reusable) shapes.set(shape, textFree ? { c, decision } : { c });
