@@ -12,6 +12,7 @@ TEST_FILES := '{recording,sidecar,webhook,operator,cli,crds,charts,test}/**/*.te
 NODE_TEST := node --test --test-reporter=spec --test-timeout=600000
 
 .PHONY: all setup system deps tools check typecheck lint format test demo bench crds clean-cache
+.PHONY: node-system node-tools node-test node-clean
 
 all: check
 
@@ -57,3 +58,19 @@ crds: deps
 
 clean-cache:
 	rm -rf $(CACHE)
+
+# --- The real node (test/env/node.ts): kubelet, containerd, kube-proxy, CoreDNS, a registry. ---
+# Not in `make test` yet: it changes the host (iptables, cgroups, sysctls; all undone on stop).
+node-system:
+	@scripts/setup-system-node.sh
+
+node-tools: tools node-system
+	@nice -n 10 test/env/tools/build-go-tools.sh node registry coredns
+	@test/env/tools/build-node-images.sh >/dev/null
+
+node-test: node-tools check
+	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/node/**/*.test.ts'
+
+# After a crash: undo what a node left on the host (its directory is named in /run/chaperone-node.lock).
+node-clean:
+	@if [[ -f /run/chaperone-node.lock ]]; then test/env/tools/node-host-cleanup.sh "$$(sed -n 2p /run/chaperone-node.lock)" /run/chaperone-node.sysctls && rm -f /run/chaperone-node.lock /run/chaperone-node.sysctls; fi
