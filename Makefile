@@ -12,7 +12,7 @@ TEST_FILES := '{recording,sidecar,webhook,operator,cli,crds,charts,test}/**/*.te
 NODE_TEST := node --test --test-reporter=spec --test-timeout=600000
 
 .PHONY: all setup system deps tools check typecheck lint format test demo bench crds clean-cache
-.PHONY: node-system node-tools node-test node-clean
+.PHONY: node-system node-tools node-test node-clean images
 
 all: check
 
@@ -74,3 +74,8 @@ node-test: node-tools check
 # After a crash: undo what a node left on the host (its directory is named in /run/chaperone-node.lock).
 node-clean:
 	@if [[ -f /run/chaperone-node.lock ]]; then test/env/tools/node-host-cleanup.sh "$$(sed -n 2p /run/chaperone-node.lock)" /run/chaperone-node.sysctls && rm -f /run/chaperone-node.lock /run/chaperone-node.sysctls; fi
+
+# Chaperone's images (images/build.ts): OCI layout in $(CACHE)/images/chaperone; pushed when
+# REGISTRY=host:port is given (the test node's registry is pushed to when the node starts).
+images: deps node-system
+	node images/build.ts $(if $(REGISTRY),--push $(REGISTRY))

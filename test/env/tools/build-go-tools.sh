@@ -86,6 +86,10 @@ build_simple() {
 }
 
 want=${*:-etcd minio kube}
+# kube and node together: one `go build`, so the packages they share are compiled once.
+if [[ " $want " == *" kube "* && " $want " == *" node "* ]]; then
+  build_kube_cmds kube-apiserver kube-controller-manager kubelet kube-proxy kube-scheduler
+fi
 for t in $want; do
   case $t in
     etcd) build_simple etcd go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "$ETCD_VERSION" ;;
