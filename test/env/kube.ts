@@ -51,6 +51,8 @@ export const NODE_CONTROLLERS = [
   'statefulset',
   'daemonset',
   'podgc',
+  // Removes the node.kubernetes.io/not-ready taint kubelet registers with, once the node is Ready.
+  'nodelifecycle',
 ];
 
 /** Control-plane settings for a real node (node.ts) on this machine. */

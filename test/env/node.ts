@@ -318,7 +318,9 @@ function corefile(nodeIp: string, port: number, kubeconfig: string, healthPort: 
 function registryConfig(dir: string, port: number): string {
   return `version: 0.1
 log:
-  level: warn
+  level: error
+  accesslog:
+    disabled: true
 storage:
   filesystem:
     rootdirectory: ${dir}/registry
@@ -336,6 +338,29 @@ async function buildNodeImages(): Promise<string[]> {
     maxBuffer: 1 << 20,
   });
   return stdout.trim().split('\n');
+}
+
+/** Pushes the images of `make images` (images/build.ts) to the registry; {} when none are built. */
+async function pushChaperoneImages(registry: string): Promise<Record<string, string>> {
+  const out = join(cacheDir, 'images', 'chaperone');
+  const list = join(out, 'images.json');
+  if (!existsSync(list)) return {};
+  const images = JSON.parse(await readFile(list, 'utf8')) as { name: string; ref: string }[];
+  const refs: Record<string, string> = {};
+  await Promise.all(
+    images.map(async (image) => {
+      const ref = `${registry}/${image.ref}`;
+      await run('skopeo', [
+        'copy',
+        '--quiet',
+        '--dest-tls-verify=false',
+        `oci:${join(out, 'chaperone.oci')}:${image.name}`,
+        `docker://${ref}`,
+      ]);
+      refs[image.name] = ref;
+    }),
+  );
+  return refs;
 }
 
 /** The image reference an OCI archive written by build-node-images.sh names. */
@@ -503,6 +528,9 @@ export async function startNode(
       `docker://${testImage}`,
     ]);
 
+    // Chaperone's images (`make images`), when built: pushed so pods pull them like in a cluster.
+    const chaperoneImages = await pushChaperoneImages(registry);
+
     const kubelet = startServerProcess(
       'kubelet',
       bin.kubelet,
@@ -582,10 +610,21 @@ export async function startNode(
       async () => {
         const res = await apiJson(kube, trust, `/api/v1/nodes/${NODE_NAME}`);
         if (res.status !== 200) return false;
-        const node = JSON.parse(res.body) as { status?: { conditions?: { type: string; status: string }[] } };
-        return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        const node = JSON.parse(res.body) as {
+          spec?: { taints?: { key: string }[] };
+          status?: { conditions?: { type: string; status: string }[] };
+        };
+        const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        // Schedulable: kube-controller-manager's nodelifecycle has removed the not-ready taint.
+        const tainted = node.spec?.taints?.some((t) => t.key.startsWith('node.kubernetes.io/'));
+        return Boolean(ready && !tainted);
       },
-      { what: `node ${NODE_NAME} Ready`, timeoutMs: 120_000, process: kubelet, intervalMs: 250 },
+      {
+        what: `node ${NODE_NAME} Ready and untainted`,
+        timeoutMs: 120_000,
+        process: kubelet,
+        intervalMs: 250,
+      },
     );
     await waitUntilReady(async () => (await fetch(`http://127.0.0.1:${proxyHealthz}/healthz`)).ok, {
       what: 'kube-proxy /healthz',
@@ -606,6 +645,7 @@ export async function startNode(
       clusterDnsIp: CLUSTER_DNS_IP,
       registry,
       testImage,
+      chaperoneImages,
       sandboxImage,
       containerdAddress: join(dir, 'containerd', 'containerd.sock'),
       logDir: join(dir, 'logs'),

@@ -78,6 +78,9 @@ export interface NodeInfo {
   registry: string;
   /** A small test image (busybox: sh, wget, nc, nslookup) in that registry. */
   testImage: string;
+  /** Chaperone's images in that registry by name (sidecar, webhook, operator, cli, init); empty
+   * when `make images` has not built them. */
+  chaperoneImages: Record<string, string>;
   /** The sandbox (pause) image, built here and imported into containerd. */
   sandboxImage: string;
   /** containerd's socket (for `ctr --address`). */

@@ -166,9 +166,10 @@ describe('the real node', { skip }, () => {
       'client',
       [
         `nslookup web.${ns}.svc.cluster.local ${node.clusterDnsIp} | tail -n +3`,
-        `wget -q -T 5 -O- http://web.${ns}.svc.cluster.local/`,
+        // busybox's `wget -T` crashes (NULL write in its timeout path): `timeout` bounds it instead.
+        `timeout 10 wget -q -O- http://web.${ns}.svc.cluster.local/`,
         // Through the kubernetes Service to the apiserver on the node's address (anonymous /livez).
-        'wget -q -T 5 -O- --no-check-certificate https://kubernetes.default.svc.cluster.local/livez; echo',
+        'timeout 10 wget -q -O- --no-check-certificate https://kubernetes.default.svc.cluster.local/livez; echo',
       ].join(' && '),
     );
     assert.equal(client.phase, 'Succeeded', client.logs);
@@ -184,6 +185,43 @@ describe('the real node', { skip }, () => {
     const client = await runPod('dns-outside', 'nslookup example.com; echo exit=$?');
     assert.equal(client.phase, 'Succeeded', client.logs);
     assert.match(client.logs, /exit=1/);
+  });
+
+  test("Chaperone's cli image runs from the local registry as its non-root user", async (t) => {
+    const image = node.chaperoneImages.cli;
+    if (!image) {
+      t.skip('no Chaperone images: run `make images`');
+      return;
+    }
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'chaperone-cli', namespace: ns },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          { name: 'cli', image, args: ['--help'] },
+          {
+            name: 'whoami',
+            image,
+            command: ['/usr/local/bin/node', '-e', 'console.log(process.getuid(), process.env.HOME)'],
+          },
+        ],
+      },
+    });
+    await kubectl(
+      'wait',
+      '-n',
+      ns,
+      'pod/chaperone-cli',
+      '--for=jsonpath={.status.phase}=Succeeded',
+      '--timeout=120s',
+    );
+    assert.match(await kubectl('logs', '-n', ns, 'chaperone-cli', '-c', 'cli'), /Usage: chaperone/);
+    assert.equal(
+      (await kubectl('logs', '-n', ns, 'chaperone-cli', '-c', 'whoami')).trim(),
+      '65532 /home/nonroot',
+    );
   });
 
   test('the safety net dropped nothing: no pod or Service traffic tried to leave the machine', async () => {

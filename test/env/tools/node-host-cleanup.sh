@@ -58,6 +58,7 @@ done
 for l in /var/log/containers/*.log; do
   [[ -L $l && $(readlink "$l") == "$dir/"* ]] && rm -f "$l"
 done
+rmdir /var/log/containers 2>/dev/null
 
 # 5. Sysctls back to the values recorded before the node started (lines `key=value`).
 if [[ -n $snapshot && -s $snapshot ]]; then
