@@ -98,6 +98,7 @@ for t in $want; do
     node) build_node ;;
     registry) build_simple registry github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry "$REGISTRY_VERSION" ;;
     coredns) build_simple coredns github.com/coredns/coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
+    kube-router) build_simple kube-router github.com/cloudnativelabs/kube-router/v2 github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION" ;;
     crane) build_simple crane github.com/google/go-containerregistry github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" ;;
     *) log "unknown tool $t"; exit 2 ;;
   esac
