@@ -36,6 +36,7 @@ export const binaries = {
   kubeScheduler: cached('kube-scheduler', 'KUBE_VERSION'),
   registry: cached('registry', 'REGISTRY_VERSION'),
   coredns: cached('coredns', 'COREDNS_VERSION'),
+  kubeRouter: cached('kube-router', 'KUBE_ROUTER_VERSION'),
 };
 
 /** The path of a cached binary, or a clear error naming the command that builds it. */

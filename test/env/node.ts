@@ -14,7 +14,7 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cacheDir, requireBinary } from './binaries.ts';
+import { binaries, cacheDir, requireBinary } from './binaries.ts';
 import { httpsRequest, type TlsTrust } from './kube-fetch.ts';
 import { freePorts, type ServerProcess, startServerProcess, waitUntilReady } from './kube-process.ts';
 import type { RunningPart } from './part.ts';
@@ -446,9 +446,19 @@ export async function startNode(
       scheduler: requireBinary('kubeScheduler'),
       coredns: requireBinary('coredns'),
       registry: requireBinary('registry'),
+      // NetworkPolicy enforcement: optional until its build is part of `make node-tools`.
+      kubeRouter: existsSync(binaries.kubeRouter) ? binaries.kubeRouter : undefined,
     };
-    const [kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics, dnsPort, dnsHealth, registryPort] =
-      (await freePorts(7)) as [number, number, number, number, number, number, number];
+    const [
+      kubeletPort,
+      kubeletHealthz,
+      proxyHealthz,
+      proxyMetrics,
+      dnsPort,
+      dnsHealth,
+      registryPort,
+      routerHealth,
+    ] = (await freePorts(8)) as [number, number, number, number, number, number, number, number];
     const registry = `127.0.0.1:${registryPort}`;
     const archives = await buildNodeImages();
     const refs = await Promise.all(archives.map(archiveRef));
@@ -626,6 +636,42 @@ export async function startNode(
         intervalMs: 250,
       },
     );
+    // kube-router's policy controller keys pods by the node's pod CIDR (no nodeipam controller here).
+    const podCidrPatch = await apiJson(kube, trust, `/api/v1/nodes/${NODE_NAME}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/merge-patch+json' },
+      body: JSON.stringify({ spec: { podCIDR: POD_CIDR, podCIDRs: [POD_CIDR] } }),
+    });
+    if (podCidrPatch.status !== 200) throw new Error(`node: podCIDR patch: HTTP ${podCidrPatch.status}`);
+    let networkPolicies = false;
+    if (bin.kubeRouter) {
+      const router = startServerProcess(
+        'kube-router',
+        bin.kubeRouter,
+        [
+          `--kubeconfig=${join(dir, 'kubeconfig')}`,
+          `--hostname-override=${NODE_NAME}`,
+          '--run-firewall=true',
+          '--run-router=false',
+          '--run-service-proxy=false',
+          '--enable-cni=false',
+          '--enable-ipv6=false',
+          `--service-cluster-ip-range=${serviceCidr}`,
+          `--health-port=${routerHealth}`,
+          '--metrics-port=0',
+          '--iptables-sync-period=1m',
+          '--v=1',
+        ],
+        log('kube-router'),
+      );
+      procs.push(router);
+      await waitUntilReady(async () => (await fetch(`http://127.0.0.1:${routerHealth}/healthz`)).ok, {
+        what: 'kube-router /healthz',
+        timeoutMs: 60_000,
+        process: router,
+      });
+      networkPolicies = true;
+    }
     await waitUntilReady(async () => (await fetch(`http://127.0.0.1:${proxyHealthz}/healthz`)).ok, {
       what: 'kube-proxy /healthz',
       timeoutMs: 60_000,
@@ -646,6 +692,7 @@ export async function startNode(
       registry,
       testImage,
       chaperoneImages,
+      networkPolicies,
       sandboxImage,
       containerdAddress: join(dir, 'containerd', 'containerd.sock'),
       logDir: join(dir, 'logs'),

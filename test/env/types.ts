@@ -81,6 +81,8 @@ export interface NodeInfo {
   /** Chaperone's images in that registry by name (sidecar, webhook, operator, cli, init); empty
    * when `make images` has not built them. */
   chaperoneImages: Record<string, string>;
+  /** True when a NetworkPolicy enforcer (kube-router's policy controller) runs on the node. */
+  networkPolicies: boolean;
   /** The sandbox (pause) image, built here and imported into containerd. */
   sandboxImage: string;
   /** containerd's socket (for `ctr --address`). */

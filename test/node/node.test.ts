@@ -224,6 +224,61 @@ describe('the real node', { skip }, () => {
     );
   });
 
+  test('a NetworkPolicy drops a connection to another pod on this machine', async (t) => {
+    if (!node.networkPolicies) {
+      t.skip('no NetworkPolicy enforcer: build kube-router (test/env/tools/build-go-tools.sh kube-router)');
+      return;
+    }
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'guarded', namespace: ns, labels: { app: 'guarded' } },
+      spec: {
+        containers: [
+          {
+            name: 'httpd',
+            image: node.testImage,
+            command: [
+              'sh',
+              '-c',
+              'mkdir -p /tmp/www && echo guarded > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+            ],
+            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+          },
+        ],
+      },
+    });
+    await apply({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'only-allowed-clients', namespace: ns },
+      spec: {
+        podSelector: { matchLabels: { app: 'guarded' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { access: 'allowed' } } }] }],
+      },
+    });
+    await kubectl('wait', '-n', ns, 'pod/guarded', '--for=condition=Ready', '--timeout=90s');
+    const ip = (await kubectl('get', '-n', ns, 'pod/guarded', '-o', 'jsonpath={.status.podIP}')).trim();
+    // The enforcer has programmed the policy once its chain for it exists in the host's filter table.
+    for (let i = 0; ; i++) {
+      const { stdout } = await exec('iptables-save', ['-t', 'filter']);
+      if (/^:KUBE-NWPLCY-/m.test(stdout)) break;
+      if (i > 300) assert.fail('kube-router did not program the NetworkPolicy within 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const script = `timeout 5 wget -q -O- http://${ip}:8080/; echo exit=$?`;
+    const [allowed, denied] = await Promise.all([
+      runPod('allowed-client', script, { access: 'allowed' }),
+      runPod('other-client', script),
+    ]);
+    assert.equal(allowed.phase, 'Succeeded', allowed.logs);
+    assert.match(allowed.logs, /guarded\nexit=0/);
+    assert.equal(denied.phase, 'Succeeded', denied.logs);
+    assert.doesNotMatch(denied.logs, /guarded/);
+    assert.match(denied.logs, /exit=(1|143)/);
+  });
+
   test('the safety net dropped nothing: no pod or Service traffic tried to leave the machine', async () => {
     assert.equal(await safetyNetDrops(), 0);
   });

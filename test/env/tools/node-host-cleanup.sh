@@ -51,6 +51,9 @@ for table in filter nat mangle; do
   for c in $chains; do iptables -w -t "$table" -X "$c" 2>/dev/null; done
 done
 
+# kube-router's ipsets, once no rule references them.
+for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)'); do ipset destroy "$set" 2>/dev/null; done
+
 # 4. Cgroups (deepest first), pod log links, IPAM state.
 for h in /sys/fs/cgroup/*/"$cgroup_root"; do
   [[ -d $h ]] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
