@@ -29,6 +29,8 @@ export const NODE_NAME = 'chaperone-node';
 const CGROUP_ROOT = 'chaperone-node';
 const SAFETY_CHAIN = 'CHAPERONE-NODE-SAFETY';
 const SAFETY_OUT_CHAIN = 'CHAPERONE-NODE-SAFETY-OUT';
+/** Inbound from the uplink to the node's servers (apiserver, kubelet, CoreDNS) is refused. */
+const INBOUND_CHAIN = 'CHAPERONE-NODE-INBOUND';
 const CNI_BIN_DIR = '/usr/lib/cni';
 const LOCK = '/run/chaperone-node.lock';
 /** Sysctls as they were before the node started (`key=value` lines), kept outside the node's dir. */
@@ -140,8 +142,15 @@ async function createCgroupRoot(): Promise<void> {
   }
 }
 
-async function safetyNet(dev: string, serviceCidr: string): Promise<void> {
+async function safetyNet(dev: string, serviceCidr: string, inboundPorts: number[]): Promise<void> {
   const ipt = (...args: string[]) => run('iptables', ['-w', ...args]);
+  // The apiserver listens on every address in node mode, kubelet and CoreDNS on the node's: only
+  // this machine (its pods included) may reach them, not the network behind the uplink.
+  await ipt('-N', INBOUND_CHAIN);
+  const ports = inboundPorts.join(',');
+  await ipt('-A', INBOUND_CHAIN, '-i', dev, '-p', 'tcp', '-m', 'multiport', '--dports', ports, '-j', 'DROP');
+  await ipt('-A', INBOUND_CHAIN, '-i', dev, '-p', 'udp', '-m', 'multiport', '--dports', ports, '-j', 'DROP');
+  await ipt('-I', 'INPUT', '1', '-j', INBOUND_CHAIN);
   for (const chain of [SAFETY_CHAIN, SAFETY_OUT_CHAIN]) await ipt('-N', chain);
   // Forwarded: pods may talk to pods; anything else from the pod or Service CIDR leaving through the
   // routed path is off the machine (the node's own addresses are INPUT, not FORWARD).
@@ -492,7 +501,8 @@ export async function startNode(
       ),
     ]);
     await createCgroupRoot();
-    await safetyNet(dev, serviceCidr);
+    const apiserverPort = Number(new URL(kube.server).port);
+    await safetyNet(dev, serviceCidr, [apiserverPort, kubeletPort, dnsPort]);
 
     const containerd = startServerProcess(
       'containerd',
