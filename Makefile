@@ -70,6 +70,8 @@ node-tools: tools node-system
 
 node-test: node-tools check
 	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/node/**/*.test.ts'
+	@# Starts and stops a node itself, then checks the host is as before: no shared node around it.
+	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) test/env/node.test.ts
 
 # After a crash: undo what a node left on the host (its directory is named in /run/chaperone-node.lock).
 node-clean:
