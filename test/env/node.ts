@@ -1,13 +1,16 @@
 // A real Kubernetes node on this machine, joined to the test control plane (kube.ts): containerd and
 // runc (Debian), the CNI plugins (Debian: ptp, host-local, loopback, portmap), kubelet, kube-proxy
 // (iptables mode) and kube-scheduler from the same Kubernetes build as the apiserver, CoreDNS for
-// cluster DNS and a local OCI registry (distribution) containerd pulls from. Started only when asked
-// for (part `node`): it changes the host (iptables, cgroups, sysctls, mounts), and everything it
-// changes is undone on stop by tools/node-host-cleanup.sh.
+// cluster DNS, a local OCI registry (distribution) containerd pulls from, and, when built,
+// kube-router's NetworkPolicy controller (iptables + ipset; kube-network-policies needs the nftables
+// `queue` statement, CONFIG_NFT_QUEUE, which this kernel lacks). Started only when asked for (part
+// `node`): it changes the host (iptables, ipsets, cgroups, sysctls, mounts), and everything it
+// changes is undone on stop by tools/node-host-cleanup.sh (also after a crash, at the next start).
 //
 // Network safety: pod and Service CIDRs are routed only inside this machine (ptp veths, no
-// masquerade), and a host firewall chain drops and counts anything from them that would leave the
-// machine (see `safetyNetDrops`).
+// masquerade), a host firewall chain drops and counts anything from them that would leave the
+// machine (see `safetyNetDrops`), CoreDNS forwards nowhere, pods get no host resolver, and the
+// node's servers refuse connections arriving by the uplink.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
