@@ -65,7 +65,7 @@ node-system:
 	@scripts/setup-system-node.sh
 
 node-tools: tools node-system
-	@nice -n 10 test/env/tools/build-go-tools.sh node registry coredns
+	@nice -n 10 test/env/tools/build-go-tools.sh node registry coredns kube-router
 	@test/env/tools/build-node-images.sh >/dev/null
 
 node-test: node-tools check

@@ -505,7 +505,7 @@ export async function startNode(
     ]);
     await createCgroupRoot();
     const apiserverPort = Number(new URL(kube.server).port);
-    await safetyNet(dev, serviceCidr, [apiserverPort, kubeletPort, dnsPort]);
+    await safetyNet(dev, serviceCidr, [apiserverPort, kubeletPort, dnsPort, routerHealth]);
 
     const containerd = startServerProcess(
       'containerd',
