@@ -387,7 +387,10 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
         'org.opencontainers.image.title': `chaperone-${spec.name}`,
         'org.opencontainers.image.version': version,
         'org.opencontainers.image.revision': revision,
-        'org.opencontainers.image.source': 'https://github.com/chaperone-dev/chaperone',
+        // The source URL is set by the release (CHAPERONE_SOURCE_URL); the repository has none yet.
+        ...(process.env.CHAPERONE_SOURCE_URL
+          ? { 'org.opencontainers.image.source': process.env.CHAPERONE_SOURCE_URL }
+          : {}),
         'org.opencontainers.image.licenses': 'Apache-2.0',
         'dev.chaperone.sbom':
           spec.name === 'init'
