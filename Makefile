@@ -12,6 +12,7 @@ TEST_FILES := '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,cr
 NODE_TEST := node --test --test-reporter=spec --test-timeout=600000
 
 .PHONY: all setup system deps tools check typecheck lint format test demo bench crds release clean-cache
+.PHONY: node-system node-tools node-test node-clean images
 
 all: check
 
@@ -61,3 +62,26 @@ release: deps
 
 clean-cache:
 	rm -rf $(CACHE)
+
+# --- The real node (test/env/node.ts): kubelet, containerd, kube-proxy, CoreDNS, a registry. ---
+# Not in `make test` yet: it changes the host (iptables, cgroups, sysctls; all undone on stop).
+node-system:
+	@scripts/setup-system-node.sh
+
+node-tools: tools node-system
+	@nice -n 10 test/env/tools/build-go-tools.sh node registry coredns kube-router
+	@test/env/tools/build-node-images.sh >/dev/null
+
+node-test: node-tools check
+	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/node/**/*.test.ts'
+	@# Starts and stops a node itself, then checks the host is as before: no shared node around it.
+	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) test/env/node.test.ts
+
+# After a crash: undo what a node left on the host (its directory is named in /run/chaperone-node.lock).
+node-clean:
+	@if [[ -f /run/chaperone-node.lock ]]; then test/env/tools/node-host-cleanup.sh "$$(sed -n 2p /run/chaperone-node.lock)" /run/chaperone-node.sysctls && rm -f /run/chaperone-node.lock /run/chaperone-node.sysctls; fi
+
+# Chaperone's images (images/build.ts): OCI layout in $(CACHE)/images/chaperone; pushed when
+# REGISTRY=host:port is given (the test node's registry is pushed to when the node starts).
+images: deps node-system
+	node images/build.ts $(if $(REGISTRY),--push $(REGISTRY))

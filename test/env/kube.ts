@@ -14,8 +14,9 @@ import {
   startServerProcess,
   waitUntilReady,
 } from './kube-process.ts';
+import type { NodePkiMaterial } from './node.ts';
 import type { RunningPart } from './part.ts';
-import type { KubeInfo } from './types.ts';
+import type { KubeInfo, NodeInfo } from './types.ts';
 
 export { kubeConfigFor } from './kube-kubeconfig.ts';
 
@@ -40,6 +41,31 @@ export const CONTROLLERS = [
   'clusterrole-aggregation', // aggregated ClusterRoles (admin/edit/view) that charts may extend
 ];
 
+/** Controllers added when a real node runs pods (node.ts): workloads and Service endpoints. */
+export const NODE_CONTROLLERS = [
+  'endpointslice',
+  'endpointslicemirroring',
+  'deployment',
+  'replicaset',
+  'job',
+  'statefulset',
+  'daemonset',
+  'podgc',
+  // Removes the node.kubernetes.io/not-ready taint kubelet registers with, once the node is Ready.
+  'nodelifecycle',
+];
+
+/** Control-plane settings for a real node (node.ts) on this machine. */
+export interface NodeMode {
+  /** The node's non-loopback address: the apiserver advertises it (the kubernetes Service). */
+  ip: string;
+  nodeName: string;
+}
+
+export interface KubeOptions {
+  node?: NodeMode;
+}
+
 export interface KubeControlPlane extends RunningPart<KubeInfo> {
   /** Log files of the three servers (stdout and stderr). */
   logs: { etcd: string; apiserver: string; controllerManager: string };
@@ -51,6 +77,8 @@ export interface KubeControlPlane extends RunningPart<KubeInfo> {
   startApiserver(): Promise<void>;
   /** stopApiserver then startApiserver: etcd keeps the state, clients see a short outage. */
   restartApiserver(options?: StopOptions): Promise<void>;
+  /** In node mode: the CA, the admin client cert and the kubelet serving cert. */
+  nodePki?: NodePkiMaterial;
 }
 
 interface Paths {
@@ -62,6 +90,8 @@ interface Paths {
   apiserverKey: string;
   saKey: string;
   saPub: string;
+  adminCert: string;
+  adminKey: string;
 }
 
 function pathsUnder(dir: string): Paths {
@@ -75,6 +105,8 @@ function pathsUnder(dir: string): Paths {
     apiserverKey: join(pki, 'apiserver.key'),
     saKey: join(pki, 'service-account.key'),
     saPub: join(pki, 'service-account.pub'),
+    adminCert: join(pki, 'admin.crt'),
+    adminKey: join(pki, 'admin.key'),
   };
 }
 
@@ -99,8 +131,14 @@ function etcdArgs(paths: Paths, clientPort: number, peerPort: number): string[] 
   ];
 }
 
-function apiserverArgs(paths: Paths, server: string, port: number, etcdClientPort: number): string[] {
-  return [
+function apiserverArgs(
+  paths: Paths,
+  server: string,
+  port: number,
+  etcdClientPort: number,
+  node?: NodeMode,
+): string[] {
+  const args = [
     '--advertise-address=127.0.0.1',
     '--bind-address=127.0.0.1',
     `--secure-port=${port}`,
@@ -127,12 +165,29 @@ function apiserverArgs(paths: Paths, server: string, port: number, etcdClientPor
     // server waits the whole request timeout (60 s) for those connections before exiting.
     '--shutdown-watch-termination-grace-period=2s',
   ];
+  if (!node) return args;
+  // A real node: pods reach the apiserver through the kubernetes Service, whose endpoint is the
+  // node's address (loopback is refused as an endpoint), and the apiserver reaches kubelet for
+  // logs and exec with a client cert, verifying kubelet's serving cert.
+  const replaced = args
+    .filter((a) => !a.startsWith('--endpoint-reconciler-type') && !a.startsWith('--advertise-address'))
+    .map((a) => (a.startsWith('--bind-address') ? '--bind-address=0.0.0.0' : a));
+  return [
+    ...replaced,
+    `--advertise-address=${node.ip}`,
+    '--endpoint-reconciler-type=lease',
+    `--kubelet-client-certificate=${paths.adminCert}`,
+    `--kubelet-client-key=${paths.adminKey}`,
+    `--kubelet-certificate-authority=${paths.caCert}`,
+    '--kubelet-preferred-address-types=InternalIP',
+  ];
 }
 
-function controllerManagerArgs(paths: Paths): string[] {
+function controllerManagerArgs(paths: Paths, node?: NodeMode): string[] {
+  const controllers = node ? [...CONTROLLERS, ...NODE_CONTROLLERS] : CONTROLLERS;
   return [
     `--kubeconfig=${paths.kubeconfig}`,
-    `--controllers=${CONTROLLERS.join(',')}`,
+    `--controllers=${controllers.join(',')}`,
     '--leader-elect=false',
     '--use-service-account-credentials=false',
     // No health/metrics endpoint needed: readiness is judged by the default ServiceAccount.
@@ -165,12 +220,15 @@ async function expectStatus(
 }
 
 /** Starts etcd, kube-apiserver and kube-controller-manager with their state under `dir`. */
-export async function startKubeControlPlane(dir: string): Promise<KubeControlPlane> {
+export async function startKubeControlPlane(
+  dir: string,
+  options: KubeOptions = {},
+): Promise<KubeControlPlane> {
   // Ports are reserved and released before the servers bind them, so another process can take
   // one in between; that start fails with "address already in use" and is retried afresh.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(dir);
+      return await startOnce(dir, options);
     } catch (error) {
       const portTaken = error instanceof Error && /address already in use/.test(error.message);
       if (!portTaken || attempt >= 3) throw error;
@@ -179,7 +237,7 @@ export async function startKubeControlPlane(dir: string): Promise<KubeControlPla
   }
 }
 
-async function startOnce(dir: string): Promise<KubeControlPlane> {
+async function startOnce(dir: string, { node }: KubeOptions): Promise<KubeControlPlane> {
   const bin = {
     etcd: requireBinary('etcd'),
     apiserver: requireBinary('kubeApiserver'),
@@ -213,7 +271,10 @@ async function startOnce(dir: string): Promise<KubeControlPlane> {
   try {
     etcd = startServerProcess('etcd', bin.etcd, etcdArgs(paths, etcdClientPort, etcdPeerPort), logs.etcd);
     // The PKI is generated while etcd starts.
-    const pki = await generateControlPlanePki({ extraIps: [kubernetesServiceIp] });
+    const pki = await generateControlPlanePki({
+      extraIps: node ? [kubernetesServiceIp, node.ip] : [kubernetesServiceIp],
+      ...(node ? { kubeletServing: { nodeName: node.nodeName, ips: [node.ip] } } : {}),
+    });
     const trust: TlsTrust = { ca: pki.ca.certPem, cert: pki.admin.certPem, key: pki.admin.keyPem };
     await Promise.all([
       writeFile(paths.caCert, pki.ca.certPem),
@@ -221,6 +282,8 @@ async function startOnce(dir: string): Promise<KubeControlPlane> {
       writeFile(paths.apiserverKey, pki.apiserver.keyPem, { mode: 0o600 }),
       writeFile(paths.saKey, pki.serviceAccountKeyPem, { mode: 0o600 }),
       writeFile(paths.saPub, pki.serviceAccountPublicKeyPem),
+      writeFile(paths.adminCert, pki.admin.certPem),
+      writeFile(paths.adminKey, pki.admin.keyPem, { mode: 0o600 }),
       writeFile(
         paths.kubeconfig,
         renderKubeconfig({
@@ -244,7 +307,7 @@ async function startOnce(dir: string): Promise<KubeControlPlane> {
       const proc = startServerProcess(
         'kube-apiserver',
         bin.apiserver,
-        apiserverArgs(paths, server, apiserverPort, etcdClientPort),
+        apiserverArgs(paths, server, apiserverPort, etcdClientPort, node),
         logs.apiserver,
       );
       apiserver = proc;
@@ -282,7 +345,7 @@ async function startOnce(dir: string): Promise<KubeControlPlane> {
     const kcm = startServerProcess(
       'kube-controller-manager',
       bin.controllerManager,
-      controllerManagerArgs(paths),
+      controllerManagerArgs(paths, node),
       logs.controllerManager,
     );
     controllerManager = kcm;
@@ -313,10 +376,20 @@ async function startOnce(dir: string): Promise<KubeControlPlane> {
     const stopApiserver = async (options?: StopOptions) => {
       await apiserver?.stop({ graceMs: 10_000, ...options });
     };
+    const nodePki: NodePkiMaterial | undefined = pki.kubelet
+      ? {
+          caPem: pki.ca.certPem,
+          adminCertPem: pki.admin.certPem,
+          adminKeyPem: pki.admin.keyPem,
+          kubeletCertPem: pki.kubelet.certPem,
+          kubeletKeyPem: pki.kubelet.keyPem,
+        }
+      : undefined;
     return {
       info,
       logs,
       startupMs,
+      ...(nodePki ? { nodePki } : {}),
       stopApiserver,
       startApiserver: async () => {
         if (apiserver && !apiserver.exitStatus) throw new Error('kube-apiserver is already running');
@@ -343,4 +416,20 @@ async function startOnce(dir: string): Promise<KubeControlPlane> {
 export async function startKube(dir: string): Promise<RunningPart<KubeInfo>> {
   const plane = await startKubeControlPlane(dir);
   return { info: plane.info, stop: () => plane.stop() };
+}
+
+/** The control plane in node mode, then the real node joined to it (parts `kube` + `node`). */
+export async function startKubeWithNode(
+  dir: string,
+  nodeDir: string,
+): Promise<{ kube: RunningPart<KubeInfo>; node: RunningPart<NodeInfo> }> {
+  const { nodeAddress, startNode, NODE_NAME } = await import('./node.ts');
+  const plane = await startKubeControlPlane(dir, { node: { ip: nodeAddress().ip, nodeName: NODE_NAME } });
+  try {
+    const node = await startNode(nodeDir, plane.info, plane.nodePki!, SERVICE_CLUSTER_IP_RANGE);
+    return { kube: { info: plane.info, stop: () => plane.stop() }, node };
+  } catch (error) {
+    await plane.stop();
+    throw error;
+  }
 }

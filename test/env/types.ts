@@ -64,7 +64,37 @@ export interface OidcInfo {
   tokenEndpoint: string;
 }
 
-export type EnvPart = 'kube' | 'minio' | 'postgres' | 'sshd' | 'oidc';
+/** The real node (node.ts), joined to the `kube` control plane. */
+export interface NodeInfo {
+  /** Node name (kubectl get nodes). */
+  name: string;
+  /** The node's address (the host's default-route interface, never loopback). */
+  ip: string;
+  podCidr: string;
+  serviceCidr: string;
+  /** Cluster DNS Service address (CoreDNS). */
+  clusterDnsIp: string;
+  /** host:port of the local OCI registry containerd pulls from (plain HTTP on 127.0.0.1). */
+  registry: string;
+  /** A small test image (busybox: sh, wget, nc, nslookup) in that registry. */
+  testImage: string;
+  /** Chaperone's images in that registry by name (sidecar, webhook, operator, cli, init); empty
+   * when `make images` has not built them. */
+  chaperoneImages: Record<string, string>;
+  /** True when a NetworkPolicy enforcer (kube-router's policy controller) runs on the node. */
+  networkPolicies: boolean;
+  /** The sandbox (pause) image, built here and imported into containerd. */
+  sandboxImage: string;
+  /** containerd's socket (for `ctr --address`). */
+  containerdAddress: string;
+  /** Logs of containerd, kubelet, kube-proxy, kube-scheduler, CoreDNS and the registry. */
+  logDir: string;
+  dataDir: string;
+  /** How long the node took to start (ms), the control plane excluded. */
+  startupMs: number;
+}
+
+export type EnvPart = 'kube' | 'minio' | 'postgres' | 'sshd' | 'oidc' | 'node';
 
 export interface TestEnvInfo {
   kube?: KubeInfo;
@@ -72,4 +102,5 @@ export interface TestEnvInfo {
   postgres?: PostgresInfo;
   sshd?: SshdInfo;
   oidc?: OidcInfo;
+  node?: NodeInfo;
 }

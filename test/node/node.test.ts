@@ -1,0 +1,285 @@
+// The real node (test/env/node.ts): kubelet, containerd, kube-proxy, CoreDNS and the local registry on
+// this machine. Runs only when the `node` part is asked for (`make node-test`), because the node
+// changes the host (iptables, cgroups, sysctls) and is not yet in the default suite.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { type KubeInfo, type NodeInfo, testEnv } from '../env/index.ts';
+import { safetyNetDrops } from '../env/node.ts';
+
+const exec = promisify(execFile);
+const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
+const skip = wanted.includes('node')
+  ? false
+  : 'the real node runs only with CHAPERONE_TEST_ENV_PARTS=...,node';
+
+describe('the real node', { skip }, () => {
+  let kube: KubeInfo;
+  let node: NodeInfo;
+  const ns = `node-test-${process.pid}`;
+
+  const kubectl = async (...args: string[]) => {
+    const { stdout } = await exec(kube.kubectl, [`--kubeconfig=${kube.kubeconfigPath}`, ...args], {
+      maxBuffer: 8 << 20,
+    });
+    return stdout;
+  };
+  /** Applies a manifest given as a JS object. */
+  const apply = async (object: unknown) => {
+    const child = execFile(kube.kubectl, [`--kubeconfig=${kube.kubeconfigPath}`, 'apply', '-f', '-']);
+    const done = new Promise<void>((resolve, reject) => {
+      let err = '';
+      child.stderr?.on('data', (d) => {
+        err += d;
+      });
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`kubectl apply: ${err}`))));
+    });
+    child.stdin?.end(JSON.stringify(object));
+    await done;
+  };
+  /** Runs `sh -c script` in a pod of the test image, waits for it to end, returns phase and logs. */
+  const runPod = async (name: string, script: string, labels: Record<string, string> = {}) => {
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, labels },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [{ name: 'main', image: node.testImage, command: ['sh', '-c', script] }],
+      },
+    });
+    await kubectl(
+      'wait',
+      '-n',
+      ns,
+      `pod/${name}`,
+      '--for=jsonpath={.status.phase}=Succeeded',
+      '--timeout=90s',
+    ).catch(() => {});
+    const phase = await kubectl('get', '-n', ns, `pod/${name}`, '-o', 'jsonpath={.status.phase}');
+    const logs = await kubectl('logs', '-n', ns, name);
+    return { phase, logs };
+  };
+
+  before(async () => {
+    const env = await testEnv(['kube', 'node']);
+    kube = env.kube;
+    node = env.node;
+    await kubectl('create', 'namespace', ns);
+    // The default ServiceAccount (kube-controller-manager) must exist before pods are admitted.
+    for (let i = 0; i < 100; i++) {
+      if (
+        await kubectl('get', '-n', ns, 'serviceaccount', 'default').then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  after(async () => {
+    if (kube) await kubectl('delete', 'namespace', ns, '--wait=false').catch(() => {});
+  });
+
+  test('one node registers with a non-loopback address and is Ready', async () => {
+    const nodes = JSON.parse(await kubectl('get', 'nodes', '-o', 'json')) as {
+      items: {
+        metadata: { name: string };
+        status: {
+          conditions: { type: string; status: string }[];
+          addresses: { type: string; address: string }[];
+          nodeInfo: { kubeletVersion: string; containerRuntimeVersion: string };
+        };
+      }[];
+    };
+    assert.equal(nodes.items.length, 1);
+    const [n] = nodes.items;
+    assert.equal(n?.metadata.name, node.name);
+    assert.ok(n?.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True'));
+    const internal = n?.status.addresses.find((a) => a.type === 'InternalIP')?.address;
+    assert.equal(internal, node.ip);
+    assert.doesNotMatch(internal ?? '', /^127\./);
+    assert.match(n?.status.nodeInfo.kubeletVersion ?? '', /^v1\.\d+\.\d+$/);
+    assert.match(n?.status.nodeInfo.containerRuntimeVersion ?? '', /^containerd:\/\//);
+  });
+
+  test('kubectl run starts a pod of the test image pulled from the local registry', async () => {
+    assert.ok(node.testImage.startsWith(`${node.registry}/`));
+    await kubectl(
+      'run',
+      '-n',
+      ns,
+      'hello',
+      `--image=${node.testImage}`,
+      '--restart=Never',
+      '--command',
+      '--',
+      'sh',
+      '-c',
+      'echo hello from $(hostname)',
+    );
+    await kubectl('wait', '-n', ns, 'pod/hello', '--for=jsonpath={.status.phase}=Succeeded', '--timeout=90s');
+    assert.equal((await kubectl('logs', '-n', ns, 'hello')).trim(), 'hello from hello');
+    const pod = JSON.parse(await kubectl('get', '-n', ns, 'pod/hello', '-o', 'json')) as {
+      spec: { nodeName: string };
+      status: { podIP: string; containerStatuses: { imageID: string }[] };
+    };
+    // Placed by kube-scheduler, addressed from the pod CIDR, image resolved through the registry.
+    assert.equal(pod.spec.nodeName, node.name);
+    assert.match(pod.status.podIP, /^10\.244\.0\.\d+$/);
+    assert.match(pod.status.containerStatuses[0]?.imageID ?? '', /@sha256:[0-9a-f]{64}$/);
+    assert.ok(pod.status.containerStatuses[0]?.imageID.startsWith(`${node.registry}/chaperone/busybox@`));
+  });
+
+  test('a pod reaches a Service by its DNS name, and the apiserver through the kubernetes Service', async () => {
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: ns, labels: { app: 'web' } },
+      spec: {
+        containers: [
+          {
+            name: 'httpd',
+            image: node.testImage,
+            command: [
+              'sh',
+              '-c',
+              'mkdir -p /tmp/www && echo served-by-web > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+            ],
+            ports: [{ containerPort: 8080 }],
+            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+          },
+        ],
+      },
+    });
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: ns },
+      spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+    });
+    await kubectl('wait', '-n', ns, 'pod/web', '--for=condition=Ready', '--timeout=90s');
+    const client = await runPod(
+      'client',
+      [
+        `nslookup web.${ns}.svc.cluster.local ${node.clusterDnsIp} | tail -n +3`,
+        // busybox's `wget -T` crashes (NULL write in its timeout path): `timeout` bounds it instead.
+        `timeout 10 wget -q -O- http://web.${ns}.svc.cluster.local/`,
+        // Through the kubernetes Service to the apiserver on the node's address (anonymous /livez).
+        'timeout 10 wget -q -O- --no-check-certificate https://kubernetes.default.svc.cluster.local/livez; echo',
+      ].join(' && '),
+    );
+    assert.equal(client.phase, 'Succeeded', client.logs);
+    const serviceIp = (
+      await kubectl('get', '-n', ns, 'service/web', '-o', 'jsonpath={.spec.clusterIP}')
+    ).trim();
+    assert.match(client.logs, new RegExp(`Address: ${serviceIp.replaceAll('.', '\\.')}`));
+    assert.match(client.logs, /served-by-web/);
+    assert.match(client.logs, /^ok$/m);
+  });
+
+  test('names outside the cluster do not resolve (cluster DNS forwards nowhere)', async () => {
+    const client = await runPod('dns-outside', 'nslookup example.com; echo exit=$?');
+    assert.equal(client.phase, 'Succeeded', client.logs);
+    assert.match(client.logs, /exit=1/);
+  });
+
+  test("Chaperone's cli image runs from the local registry as its non-root user", async (t) => {
+    const image = node.chaperoneImages.cli;
+    if (!image) {
+      t.skip('no Chaperone images: run `make images`');
+      return;
+    }
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'chaperone-cli', namespace: ns },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          { name: 'cli', image, args: ['--help'] },
+          {
+            name: 'whoami',
+            image,
+            command: ['/usr/local/bin/node', '-e', 'console.log(process.getuid(), process.env.HOME)'],
+          },
+        ],
+      },
+    });
+    await kubectl(
+      'wait',
+      '-n',
+      ns,
+      'pod/chaperone-cli',
+      '--for=jsonpath={.status.phase}=Succeeded',
+      '--timeout=120s',
+    );
+    assert.match(await kubectl('logs', '-n', ns, 'chaperone-cli', '-c', 'cli'), /Usage: chaperone/);
+    assert.equal(
+      (await kubectl('logs', '-n', ns, 'chaperone-cli', '-c', 'whoami')).trim(),
+      '65532 /home/nonroot',
+    );
+  });
+
+  test('a NetworkPolicy drops a connection to another pod on this machine', async (t) => {
+    if (!node.networkPolicies) {
+      t.skip('no NetworkPolicy enforcer: build kube-router (test/env/tools/build-go-tools.sh kube-router)');
+      return;
+    }
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'guarded', namespace: ns, labels: { app: 'guarded' } },
+      spec: {
+        containers: [
+          {
+            name: 'httpd',
+            image: node.testImage,
+            command: [
+              'sh',
+              '-c',
+              'mkdir -p /tmp/www && echo guarded > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+            ],
+            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+          },
+        ],
+      },
+    });
+    await apply({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'only-allowed-clients', namespace: ns },
+      spec: {
+        podSelector: { matchLabels: { app: 'guarded' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { access: 'allowed' } } }] }],
+      },
+    });
+    await kubectl('wait', '-n', ns, 'pod/guarded', '--for=condition=Ready', '--timeout=90s');
+    const ip = (await kubectl('get', '-n', ns, 'pod/guarded', '-o', 'jsonpath={.status.podIP}')).trim();
+    // The enforcer has programmed the policy once its chain for it exists in the host's filter table.
+    for (let i = 0; ; i++) {
+      const { stdout } = await exec('iptables-save', ['-t', 'filter']);
+      if (/^:KUBE-NWPLCY-/m.test(stdout)) break;
+      if (i > 300) assert.fail('kube-router did not program the NetworkPolicy within 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const script = `timeout 5 wget -q -O- http://${ip}:8080/; echo exit=$?`;
+    const [allowed, denied] = await Promise.all([
+      runPod('allowed-client', script, { access: 'allowed' }),
+      runPod('other-client', script),
+    ]);
+    assert.equal(allowed.phase, 'Succeeded', allowed.logs);
+    assert.match(allowed.logs, /guarded\nexit=0/);
+    assert.equal(denied.phase, 'Succeeded', denied.logs);
+    assert.doesNotMatch(denied.logs, /guarded/);
+    assert.match(denied.logs, /exit=(1|143)/);
+  });
+
+  test('the safety net dropped nothing: no pod or Service traffic tried to leave the machine', async () => {
+    assert.equal(await safetyNetDrops(), 0);
+  });
+});
