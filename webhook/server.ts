@@ -17,6 +17,7 @@ import { WEBHOOK_PATHS } from './constants.ts';
 import { mutatePod, validatePod } from './handlers/pods.ts';
 import { mutateSessionApproval, validateSessionApproval } from './handlers/session-approvals.ts';
 import { validateSessionPolicy } from './handlers/session-policies.ts';
+import { mutateWorkload, validateWorkload } from './handlers/workloads.ts';
 import type { TlsMaterial } from './tls.ts';
 
 export interface WebhookServerOptions {
@@ -81,6 +82,8 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
     // Reviewers are read live: a cached, older reviewer list must not let anyone decide.
     [WEBHOOK_PATHS.validateSessionApprovals]: (r) =>
       validateSessionApproval(r, { cluster: options.liveCluster ?? cluster, now }),
+    [WEBHOOK_PATHS.mutateWorkloads]: mutateWorkload,
+    [WEBHOOK_PATHS.validateWorkloads]: validateWorkload,
   };
 
   for (const [path, handler] of Object.entries(routes)) {

@@ -4,6 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import type { AdmissionRequest, Decision } from '../admission.ts';
 import { allow, deny } from '../admission.ts';
+import { attributePod } from '../attribution/index.ts';
 import type { ClusterReader } from '../cluster.ts';
 import type { WebhookConfig } from '../config.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from '../constants.ts';
@@ -100,6 +101,9 @@ async function planCreate(req: AdmissionRequest, deps: PodHandlerDeps): Promise<
     };
   }
   const mutated = injectPod(stripped, policy, { config, dnsResolvers: deps.dnsResolvers() }, raw);
+  // Attribution (webhook/attribution/): the launcher stamp, or why it is refused.
+  const forged = attributePod(req, mutated);
+  if (forged) return { kind: 'deny', message: PREFIX + forged };
   return { kind: 'mutate', raw, mutated, warnings };
 }
 
@@ -181,6 +185,8 @@ function chaperoneContainers(pod: V1Pod | undefined): V1Container[] {
 export async function validatePod(req: AdmissionRequest, deps: PodHandlerDeps): Promise<Decision> {
   if (req.kind.kind !== 'Pod') return allow();
   if (req.operation === 'UPDATE' && !req.subResource) {
+    const launcher = attributePod(req); // attribution: the launcher stamp never changes
+    if (launcher) return deny(PREFIX + launcher);
     const before = chaperoneContainers(req.oldObject as V1Pod);
     if (before.length > 0 && !isDeepStrictEqual(before, chaperoneContainers(req.object as V1Pod))) {
       return deny(
