@@ -453,7 +453,10 @@ export function createIdentityVerifier(
       if (every <= 0) return () => {};
       const token = tokens.get(identity);
       let stopped = false;
+      let checking = false;
       const timer = setInterval(async () => {
+        if (checking) return; // a slow check is not stacked with the next one
+        checking = true;
         try {
           await offboarding?.refresh();
           await authenticate(token, identity.source);
@@ -472,6 +475,8 @@ export function createIdentityVerifier(
           clearInterval(timer);
           e.attribution ??= identity.attribution;
           onRevoked(e);
+        } finally {
+          checking = false;
         }
       }, every * 1000);
       timer.unref();
