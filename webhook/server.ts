@@ -82,8 +82,8 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
     // Reviewers are read live: a cached, older reviewer list must not let anyone decide.
     [WEBHOOK_PATHS.validateSessionApprovals]: (r) =>
       validateSessionApproval(r, { cluster: options.liveCluster ?? cluster, now }),
-    [WEBHOOK_PATHS.mutateWorkloads]: mutateWorkload,
-    [WEBHOOK_PATHS.validateWorkloads]: validateWorkload,
+    [WEBHOOK_PATHS.mutateWorkloads]: (r) => mutateWorkload(r, config.templateControllers),
+    [WEBHOOK_PATHS.validateWorkloads]: (r) => validateWorkload(r, config.templateControllers),
   };
 
   for (const [path, handler] of Object.entries(routes)) {

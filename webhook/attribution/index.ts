@@ -9,5 +9,5 @@ export {
   TEMPLATE_CONTROLLERS,
 } from './launcher.ts';
 export { applyStamp, stampFor, stampHolds, WORKLOAD_TEMPLATE_PATHS } from './objects.ts';
-export { attributePod, LAUNCHER_ENV } from './pod.ts';
+export { attributePod, LAUNCHER_ENV, withoutLauncherEnv } from './pod.ts';
 export { decideStamp, type StampDecision } from './stamp.ts';

@@ -14,14 +14,18 @@ export const LAUNCHER_ENV = 'CHAPERONE_LAUNCHED_BY';
  * CREATE: writes the stamp into `mutated` and the env into its chaperone container; returns a refusal
  * message for a forged stamp. UPDATE: returns a refusal when the stamp would change.
  */
-export function attributePod(req: AdmissionRequest, mutated?: V1Pod): string | undefined {
+export function attributePod(
+  req: AdmissionRequest,
+  mutated?: V1Pod,
+  controllers?: readonly string[],
+): string | undefined {
   if (req.operation === 'UPDATE') {
     const stamp = (o: unknown) => (o as V1Pod | undefined)?.metadata?.annotations?.[LAUNCHED_BY_ANNOTATION];
     return stamp(req.object) === stamp(req.oldObject)
       ? undefined
       : `annotation ${LAUNCHED_BY_ANNOTATION} cannot be changed after the pod was created`;
   }
-  const decision = stampFor(req);
+  const decision = stampFor(req, controllers);
   if (!decision) return undefined;
   if (decision.kind === 'deny') return decision.message;
   if (!mutated) return undefined;
@@ -39,4 +43,17 @@ export function attributePod(req: AdmissionRequest, mutated?: V1Pod): string | u
     ];
   }
   return undefined;
+}
+
+/**
+ * The pod as injectPod should see it to recognise (and keep) its own earlier injection: the launcher
+ * env is attribution's, appended after injection, so it is taken out of the chaperone container here.
+ */
+export function withoutLauncherEnv(pod: V1Pod): V1Pod {
+  const sidecar = pod.spec?.initContainers?.find((c) => c.name === CONTAINERS.sidecar);
+  if (!sidecar?.env?.some((e) => e.name === LAUNCHER_ENV)) return pod;
+  const copy = structuredClone(pod);
+  const c = copy.spec!.initContainers!.find((x) => x.name === CONTAINERS.sidecar)!;
+  c.env = c.env!.filter((e) => e.name !== LAUNCHER_ENV);
+  return copy;
 }

@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import type { AdmissionRequest, Decision } from '../admission.ts';
 import { allow, deny } from '../admission.ts';
-import { attributePod } from '../attribution/index.ts';
+import { attributePod, withoutLauncherEnv } from '../attribution/index.ts';
 import type { ClusterReader } from '../cluster.ts';
 import type { WebhookConfig } from '../config.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from '../constants.ts';
@@ -100,9 +100,10 @@ async function planCreate(req: AdmissionRequest, deps: PodHandlerDeps): Promise<
       message: `${PREFIX}pod refused: it could bypass the session recording SessionPolicy ${name} requires: ${violations.join('; ')}`,
     };
   }
-  const mutated = injectPod(stripped, policy, { config, dnsResolvers: deps.dnsResolvers() }, raw);
-  // Attribution (webhook/attribution/): the launcher stamp, or why it is refused.
-  const forged = attributePod(req, mutated);
+  // Attribution (webhook/attribution/): the launcher stamp and its sidecar env, or why it is refused.
+  const previous = withoutLauncherEnv(raw);
+  const mutated = injectPod(stripped, policy, { config, dnsResolvers: deps.dnsResolvers() }, previous);
+  const forged = attributePod(req, mutated, config.templateControllers);
   if (forged) return { kind: 'deny', message: PREFIX + forged };
   return { kind: 'mutate', raw, mutated, warnings };
 }

@@ -8,8 +8,8 @@ import { applyStamp, LAUNCHED_BY_ANNOTATION, stampFor, stampHolds } from '../att
 
 const PREFIX = 'chaperone: ';
 
-export function mutateWorkload(req: AdmissionRequest): Decision {
-  const decision = stampFor(req);
+export function mutateWorkload(req: AdmissionRequest, controllers?: readonly string[]): Decision {
+  const decision = stampFor(req, controllers);
   if (!decision) return allow();
   if (decision.kind === 'deny') return deny(PREFIX + decision.message);
   const mutated = structuredClone(req.object) as object;
@@ -18,8 +18,8 @@ export function mutateWorkload(req: AdmissionRequest): Decision {
   return patch.length > 0 ? { allowed: true, patch } : allow();
 }
 
-export function validateWorkload(req: AdmissionRequest): Decision {
-  const decision = stampFor(req);
+export function validateWorkload(req: AdmissionRequest, controllers?: readonly string[]): Decision {
+  const decision = stampFor(req, controllers);
   if (!decision) return allow();
   if (decision.kind === 'deny') return deny(PREFIX + decision.message);
   if (!stampHolds(req.object, req.kind.kind, decision)) {
