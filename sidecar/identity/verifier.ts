@@ -415,12 +415,17 @@ export function createIdentityVerifier(
         attribution: attributionChain(options.pod, undefined),
       });
     }
-    const verified = await checkLive(token, await verifyToken(token));
+    const signed = await verifyToken(token);
+    if (typeof signed.payload.sub !== 'string' || signed.payload.sub === '') {
+      throw new IdentityError('malformed', `token of issuer ${signed.issuer} has no sub claim`);
+    }
+    // A denied subject is refused as such (its own alert) before binding and liveness checks.
+    refuseDenied(signed.payload.sub);
+    const verified = await checkLive(token, signed);
     const { payload, issuer } = verified;
     if (typeof payload.sub !== 'string' || payload.sub === '') {
       throw new IdentityError('malformed', `token of issuer ${issuer} has no sub claim`);
     }
-    refuseDenied(payload.sub);
     return checkOffboarding({
       ...podFields,
       subject: payload.sub,
