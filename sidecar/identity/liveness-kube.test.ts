@@ -150,6 +150,55 @@ describe('Kubernetes token binding and TokenReview', () => {
   });
 });
 
+describe('offboarding list in a ConfigMap', () => {
+  it('refuses a service account listed there, naming the date, and follows updates of the list', async () => {
+    await core.createNamespacedConfigMap({
+      namespace,
+      body: { metadata: { name: 'offboarded' }, data: { offboarded: 'someone-else 2026-01-01\n' } },
+    });
+    const pod = { namespace, serviceAccount: 'deployer' };
+    const v = createIdentityVerifier(
+      {
+        ...base,
+        offboarding: {
+          configMap: { name: 'offboarded', key: 'offboarded' },
+          action: 'deny',
+          refreshSeconds: 3600,
+        },
+        liveness: { tokenReview: false, recheckSeconds: 1 },
+      },
+      { pod, logger, kubeConfig: () => kc },
+    );
+    after(() => v.close());
+    const t = await token('deployer');
+    const id = await v.authenticate(t, {});
+    const revoked = new Promise<IdentityError>((resolve) => {
+      const stop = v.watch(id, (e) => {
+        stop();
+        resolve(e);
+      });
+    });
+    await core.replaceNamespacedConfigMap({
+      namespace,
+      name: 'offboarded',
+      body: {
+        metadata: { name: 'offboarded' },
+        data: { offboarded: `system:serviceaccount:${namespace}:deployer 2026-01-01\n` },
+      },
+    });
+    // The running identity is re-checked (the list re-read first) and revoked.
+    const e = await revoked;
+    assert.equal(e.code, 'offboarded');
+    assert.match(
+      e.message,
+      new RegExp(
+        `token of system:serviceaccount:${namespace}:deployer used \\d+ days after .* offboarding on 2026-01-01`,
+      ),
+    );
+    await assert.rejects(v.authenticate(t, {}), (err: IdentityError) => err.code === 'offboarded');
+  });
+});
+
 describe('legacy Secret-based token: accepted, then its Secret is deleted', () => {
   it('ends the running session within the re-check interval and refuses the next one', async () => {
     await serviceAccount('legacy-agent');
