@@ -100,6 +100,30 @@ describe('identity liveness with the OIDC provider', () => {
     );
   });
 
+  it('without introspection, refuses a JWT older than liveness.maxTokenAgeSeconds', async () => {
+    const verifier = createIdentityVerifier(
+      {
+        issuers: [{ issuer: oidc.issuer, audiences: [oidc.audience], kubernetes: false }],
+        tokenRequired: true,
+        deniedSubjects: [],
+        clockSkewSeconds: 0,
+        liveness: { tokenReview: false, recheckSeconds: 0, maxTokenAgeSeconds: 1 },
+      },
+      { pod: { namespace: 'agents', serviceAccount: 'agent' }, logger },
+    );
+    after(() => verifier.close());
+    const token = await oidcToken(oidc, { clientId: 'frank' });
+    assert.equal((await verifier.authenticate(token, {})).subject, 'frank');
+    const err = await until('the token is too old', () =>
+      verifier.authenticate(token, {}).then(
+        () => undefined,
+        (e: IdentityError) => e,
+      ),
+    );
+    assert.equal(err.code, 'expired');
+    assert.match(err.message, /s old; the policy accepts tokens up to 1 s old/);
+  });
+
   it('ends a running session within the re-check interval when its token is revoked', async () => {
     const receiver = await alertReceiver();
     const h = await startHarness(postgres, {
