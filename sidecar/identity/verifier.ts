@@ -188,6 +188,11 @@ export function createIdentityVerifier(
         { logger: options.logger, ...(options.kubeConfig ? { kubeConfig: options.kubeConfig } : {}) },
       )
     : undefined;
+  if (config.offboarding?.configMap && !options.pod.namespace) {
+    options.logger.error(
+      'offboarding.configMap needs the pod namespace (CHAPERONE_POD_NAMESPACE); list not read',
+    );
+  }
   /** Tokens of authenticated identities, for re-checks; never part of the identity object. */
   const tokens = new WeakMap<AgentIdentity, string>();
   // Allowed clock difference for exp and nbf: tokens are refused only once they are this far past
