@@ -8,10 +8,10 @@ NODE_BIN := $(shell CHAPERONE_CACHE=$(CACHE) scripts/setup-node.sh)
 export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 # Every folder that holds tests; node's runner reads *.test.ts with native type stripping.
-TEST_FILES := '{recording,sidecar,webhook,operator,cli,crds,charts,test}/**/*.test.ts'
+TEST_FILES := '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,crds,charts,test}/**/*.test.ts'
 NODE_TEST := node --test --test-reporter=spec --test-timeout=600000
 
-.PHONY: all setup system deps tools check typecheck lint format test demo bench crds clean-cache
+.PHONY: all setup system deps tools check typecheck lint format test demo bench crds release clean-cache
 
 all: check
 
@@ -54,6 +54,10 @@ bench: setup
 
 crds: deps
 	node crds/generate.ts
+
+# npm package, linux-x64/arm64 single executables, krew archives and SHA256SUMS into dist/.
+release: deps
+	scripts/release.sh
 
 clean-cache:
 	rm -rf $(CACHE)

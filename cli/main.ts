@@ -10,8 +10,10 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-const code = await run(process.argv.slice(2), {
+// No top-level await: the release bundles this file as CommonJS (single executables need it).
+void run(process.argv.slice(2), {
   out: (s) => process.stdout.write(s),
   err: (s) => process.stderr.write(s),
+}).then((code) => {
+  process.exitCode = code;
 });
-process.exitCode = code;

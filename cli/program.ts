@@ -18,6 +18,7 @@ import {
 import { CliError } from './errors.ts';
 import { eventLine, parseTime, sessionDetails, sessionsTable, verifyLine } from './format.ts';
 import { storeFromFlag } from './store.ts';
+import { buildInfo, versionLine } from './version.ts';
 
 export interface Io {
   out(text: string): void;
@@ -189,6 +190,14 @@ export function buildProgram(io: Io): Command {
       await writeFile(files.key, k.privateKeyPem, { mode: 0o600 });
       await writeFile(files.pub, k.publicKeyPem, { mode: 0o644 });
       io.out(`key id ${k.keyId}\nprivate key ${files.key}\npublic key ${files.pub}\n`);
+    });
+
+  program
+    .command('version')
+    .description('print the version and the source revision it was built from')
+    .option('--json', 'as JSON')
+    .action((o: { json?: boolean }) => {
+      io.out(o.json ? `${JSON.stringify(buildInfo())}\n` : `${versionLine('chaperone')}\n`);
     });
 
   return program;

@@ -86,6 +86,12 @@ export const operatorConfigSchema = z
           .array(z.object({ host: z.string().optional(), port: z.number().int().min(1).max(65535) }))
           .optional()
           .describe('How pods reach the apiserver after Service DNAT (default: ports 443 and 6443).'),
+        clusterCidrs: z
+          .array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'must be a CIDR'))
+          .optional()
+          .describe(
+            "The cluster's pod and Service CIDRs: host-name targets are then narrowed to them (cluster names) or to everything else (other names).",
+          ),
       })
       .prefault({}),
     storage: z

@@ -31,6 +31,8 @@ export interface AdmissionResponse {
   patchType?: 'JSONPatch';
   patch?: string;
   warnings?: string[];
+  /** Added by the apiserver to its audit event for this request (key prefixed with the webhook name). */
+  auditAnnotations?: Record<string, string>;
 }
 
 // Only the envelope is validated; object and oldObject pass through untouched (z.unknown()).
@@ -69,7 +71,7 @@ export function reviewOf(response: AdmissionResponse): object {
 
 /** What a handler decides; the server adds the request uid. */
 export type Decision =
-  | { allowed: true; patch?: Operation[]; warnings?: string[] }
+  | { allowed: true; patch?: Operation[]; warnings?: string[]; auditAnnotations?: Record<string, string> }
   | { allowed: false; code: number; message: string; warnings?: string[] };
 
 export const allow = (warnings?: string[]): Decision => ({
@@ -79,7 +81,10 @@ export const allow = (warnings?: string[]): Decision => ({
 export const deny = (message: string, code = 403): Decision => ({ allowed: false, code, message });
 
 export function toResponse(uid: string, decision: Decision): AdmissionResponse {
-  const warnings = decision.warnings?.length ? { warnings: decision.warnings } : {};
+  const warnings = {
+    ...(decision.warnings?.length ? { warnings: decision.warnings } : {}),
+    ...(decision.allowed && decision.auditAnnotations ? { auditAnnotations: decision.auditAnnotations } : {}),
+  };
   if (!decision.allowed) {
     return {
       uid,

@@ -1,6 +1,12 @@
 // What the webhook reads from the API per admission request. An interface, so the handlers can be
 // driven by the real apiserver in tests and by anything else without mocks of client-node.
-import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { SESSION_POLICY } from '../crds/index.ts';
 import type { RawSessionPolicy } from './policy.ts';
 
@@ -10,6 +16,8 @@ export interface ClusterReader {
   getSessionPolicy(namespace: string, name: string): Promise<RawSessionPolicy | undefined>;
   /** undefined: the webhook may not read Secrets there, so it cannot tell. */
   secretExists(namespace: string, name: string): Promise<boolean | undefined>;
+  /** A pod (CONNECT admission: exec, attach, port-forward). Absent: every pod counts as injected. */
+  getPod?(namespace: string, name: string): Promise<V1Pod | undefined>;
 }
 
 export function isStatus(error: unknown, code: number): boolean {
@@ -42,6 +50,14 @@ export function apiClusterReader(kc: KubeConfig): ClusterReader {
           namespace,
           name,
         })) as RawSessionPolicy;
+      } catch (error) {
+        if (isStatus(error, 404)) return undefined;
+        throw error;
+      }
+    },
+    async getPod(namespace, name) {
+      try {
+        return await core.readNamespacedPod({ namespace, name });
       } catch (error) {
         if (isStatus(error, 404)) return undefined;
         throw error;

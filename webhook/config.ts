@@ -65,8 +65,9 @@ export const webhookConfigSchema = z.object({
   dns: z
     .object({
       /**
-       * Resolver addresses agents may send DNS to (UDP/TCP 53). Empty: port 53 to any address, which
-       * leaves DNS as a (narrow) channel out of the pod; set it (or discoverService) in production.
+       * Resolver addresses agents may send DNS to (UDP/TCP 53), added to what discoverService finds.
+       * None at all: injected pods are refused ([dns-resolver]) rather than given port 53 to any
+       * address, which would be a tunnel out of the pod.
        */
       resolvers: z.array(z.string().refine((s) => isIP(s) !== 0, 'must be an IP address')).default([]),
       /** namespace/name of the cluster DNS Service whose clusterIPs are added to resolvers at startup. */
@@ -79,6 +80,17 @@ export const webhookConfigSchema = z.object({
    * lets an image whose USER is the sidecar UID:GID bypass capture.
    */
   requireAgentRunAsUser: z.boolean().default(true),
+  /**
+   * Groups whose members may still exec/attach into chaperone's containers and port-forward into
+   * injected pods (break-glass). Each use is allowed with a warning, logged by the webhook and
+   * annotated in the apiserver's audit event. Empty: nobody.
+   */
+  breakGlassGroups: z.array(z.string().min(1)).default([]),
+  /**
+   * Users who may write the operator's ConfigMaps and NetworkPolicies in opted-in namespaces.
+   * Empty: the operator's service account, system:serviceaccount:<systemNamespace>:chaperone-operator.
+   */
+  operatorUsers: z.array(z.string().min(1)).default([]),
   /**
    * Serve admissions from watched Namespaces and SessionPolicies (no API call per pod); skips and
    * refusals are always confirmed live. false: read the API on every request.

@@ -58,6 +58,13 @@ export const WEBHOOK_PATHS = {
   /** Attribution: the launcher stamp on workload pod templates (webhook/attribution/). */
   mutateWorkloads: '/mutate/workloads',
   validateWorkloads: '/validate/workloads',
+  validateOperatorChildren: '/validate/operator-children',
+} as const;
+
+/** The label the operator stamps on what it renders (operator/render/labels.ts). */
+export const OPERATOR_CHILD_LABEL = {
+  key: 'app.kubernetes.io/managed-by',
+  value: 'chaperone-operator',
 } as const;
 
 export const TLS_SECRET_NAME = 'chaperone-webhook-tls';

@@ -6,10 +6,16 @@ export * from './constants.ts';
 export { stampDecision } from './handlers/session-approvals.ts';
 export { policyProblems } from './handlers/session-policies.ts';
 export { ENV as INIT_ENV } from './init/env.ts';
-export { type InjectionStatus, injectPod, isSubset, renderPodPatch, stripInjection } from './inject.ts';
+export {
+  type InjectionStatus,
+  injectPod,
+  renderPodPatch,
+  stripInjection,
+  withContainerDefaults,
+} from './inject.ts';
 export * from './iptables.ts';
 export { loadConfig, type RunningWebhook, startWebhook } from './main.ts';
-export { FORBIDDEN_CAPABILITIES, podViolations } from './pod-checks.ts';
+export { ALLOWED_CAPABILITIES, podViolations, RULES } from './pod-checks.ts';
 export { choosePolicy, notReadyReason, type RawSessionPolicy } from './policy.ts';
 export { buildWebhookServer, type WebhookServer } from './server.ts';
 export { type TlsMaterial, watchFileTls, watchSecretTls } from './tls.ts';

@@ -4,7 +4,14 @@ import type { V1Pod } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import { stringify } from 'yaml';
 import { ANNOTATIONS, CONTAINERS } from './constants.ts';
-import { injectPod, isSubset, perTargetVolumeName, renderPodPatch, stripInjection } from './inject.ts';
+import {
+  injectPod,
+  perTargetVolumeName,
+  renderPodPatch,
+  stripInjection,
+  withContainerDefaults,
+  withVolumeDefaults,
+} from './inject.ts';
 import { podViolations } from './pod-checks.ts';
 import { policySecretNames, type ResolvedPolicy } from './policy.ts';
 import { goldenPolicy, readYaml, testConfig } from './test-support/fixtures.ts';
@@ -19,7 +26,6 @@ function admit(raw: V1Pod, policy: ResolvedPolicy): V1Pod {
     sidecarGid: testConfig.sidecarGid,
     requireAgentRunAsUser: true,
     protectedSecrets: policySecretNames(policy.spec),
-    policyName: policy.name,
   });
   assert.deepEqual(violations, []);
   return injectPod(stripped, policy, options, raw);
@@ -103,9 +109,54 @@ describe('pod injection (golden: pod in -> pod out)', async () => {
     assert.equal(perTargetVolumeName('chaperone-cred-', 'db'), 'chaperone-cred-db');
   });
 
-  it('isSubset accepts added fields only', () => {
-    assert.ok(isSubset({ a: 1, b: [{ c: 2 }] }, { a: 1, z: 0, b: [{ c: 2, d: 3 }] }));
-    assert.ok(!isSubset({ a: 1 }, { a: 2 }));
-    assert.ok(!isSubset({ b: [1, 2] }, { b: [1] }));
+  it('a forged sidecar holding every rendered field plus extra ones is replaced, not kept', async () => {
+    const raw = await readYaml<V1Pod>('pods/already-injected.in.yaml');
+    // Compared with apiserver defaults filled in: a replaced item is rendered afresh, without them.
+    const normal = (pod: V1Pod) => {
+      const out = structuredClone(pod);
+      out.spec!.initContainers = out.spec!.initContainers!.map((c) => withContainerDefaults(c));
+      out.spec!.volumes = out.spec!.volumes!.map(withVolumeDefaults);
+      return out;
+    };
+    const clean = normal(admit(raw, resolved));
+    const forgeries: Array<[string, (c: Record<string, unknown>) => void]> = [
+      ['command', (c) => Object.assign(c, { command: ['/bin/sh', '-c', 'cat /var/run/chaperone/*/*'] })],
+      ['privileged', (c) => Object.assign(c.securityContext as object, { privileged: true })],
+      ['envFrom', (c) => Object.assign(c, { envFrom: [{ secretRef: { name: 'recording-signing-key' } }] })],
+      ['lifecycle', (c) => Object.assign(c, { lifecycle: { postStart: { exec: { command: ['sh'] } } } })],
+      ['extra arg', (c) => (c.args as string[]).push('--insecure')],
+      ['pull policy', (c) => Object.assign(c, { imagePullPolicy: 'Always' })],
+    ];
+    for (const [what, forge] of forgeries) {
+      for (const name of [CONTAINERS.sidecar, CONTAINERS.init]) {
+        const forged = structuredClone(raw);
+        const c = forged.spec!.initContainers!.find((x) => x.name === name) as unknown as Record<
+          string,
+          unknown
+        >;
+        c.args ??= [];
+        forge(c);
+        assert.notDeepEqual(normal(forged), clean, `${what} on ${name}: the forgery changes the pod`);
+        assert.deepEqual(normal(admit(forged, resolved)), clean, `${what} on ${name}`);
+      }
+    }
+    const volume = structuredClone(raw);
+    const key = volume.spec!.volumes!.find((v) => v.name === 'chaperone-signing-key')!;
+    key.secret!.defaultMode = 0o666;
+    assert.deepEqual(normal(admit(volume, resolved)), clean, 'a forged Secret volume mode');
+  });
+
+  it('sidecar-only Secret volumes are 0400 with an fsGroup (kubelet makes them 0440 root:fsGroup), 0444 without', async () => {
+    const raw = await readYaml<V1Pod>('pods/plain.in.yaml');
+    const modes = (pod: V1Pod) =>
+      new Set(
+        pod
+          .spec!.volumes!.filter((v) => v.secret || v.name === 'chaperone-sa-token')
+          .map((v) => (v.secret?.defaultMode ?? v.projected?.defaultMode)?.toString(8)),
+      );
+    assert.deepEqual(modes(admit(raw, resolved)), new Set(['444']));
+    const withFsGroup = structuredClone(raw);
+    withFsGroup.spec!.securityContext = { ...withFsGroup.spec!.securityContext, fsGroup: 2000 };
+    assert.deepEqual(modes(admit(withFsGroup, resolved)), new Set(['400']));
   });
 });

@@ -3,6 +3,7 @@
 // difference between the raw pod and the result.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
+import { isDeepStrictEqual } from 'node:util';
 import type {
   V1Container,
   V1EnvVar,
@@ -82,8 +83,9 @@ export function stripInjection(raw: V1Pod): V1Pod {
         c.env = c.env.filter((e) => !e.name.startsWith(RESERVED_ENV_PREFIX) && !injectedEnv.has(e.name));
         if (c.env.length === 0) delete c.env;
       }
+      // Only the agent token mount is ours here; any other reserved name stays, for the checks to refuse.
       if (c.volumeMounts) {
-        c.volumeMounts = c.volumeMounts.filter((m) => !m.name.startsWith(RESERVED_VOLUME_PREFIX));
+        c.volumeMounts = c.volumeMounts.filter((m) => m.name !== VOLUMES.agentToken);
         if (c.volumeMounts.length === 0) delete c.volumeMounts;
       }
     }
@@ -124,11 +126,23 @@ export function agentEnv(policy: ResolvedPolicy): V1EnvVar[] {
   return env;
 }
 
+/**
+ * Mode of the files of the sidecar-only Secret and token volumes. kubelet writes them owned by root;
+ * with a pod fsGroup it makes their group fsGroup and adds group read. So 0400 (0440 root:fsGroup
+ * once kubelet is done) where the pod has an fsGroup, and 0444 where it has none, since the non-root
+ * sidecar could read nothing else. Either way only the sidecar mounts them (see docs/security.md).
+ */
+export function secretFileMode(fsGroup: number | undefined): number {
+  return fsGroup === undefined ? 0o444 : 0o400;
+}
+
 function sidecarVolumes(
   policy: ResolvedPolicy,
   config: WebhookConfig,
+  fsGroup?: number,
 ): Array<{ volume: V1Volume; mount: V1VolumeMount }> {
   const { spec } = policy;
+  const defaultMode = secretFileMode(fsGroup);
   const out: Array<{ volume: V1Volume; mount: V1VolumeMount }> = [
     {
       volume: { name: VOLUMES.config, configMap: { name: `chaperone-policy-${policy.name}` } },
@@ -143,6 +157,7 @@ function sidecarVolumes(
       volume: {
         name: VOLUMES.sidecarToken,
         projected: {
+          defaultMode,
           sources: [
             { serviceAccountToken: { path: 'token', expirationSeconds: 3600 } },
             { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
@@ -159,14 +174,17 @@ function sidecarVolumes(
       mount: { name: VOLUMES.sidecarToken, mountPath: PATHS.sidecarTokenDir, readOnly: true },
     },
     {
-      volume: { name: VOLUMES.signingKey, secret: { secretName: spec.recording.signingKeySecret.name } },
+      volume: {
+        name: VOLUMES.signingKey,
+        secret: { secretName: spec.recording.signingKeySecret.name, defaultMode },
+      },
       mount: { name: VOLUMES.signingKey, mountPath: PATHS.signingKeyDir, readOnly: true },
     },
   ];
   const storeSecret = spec.recording.store.credentialsSecret;
   if (storeSecret) {
     out.push({
-      volume: { name: VOLUMES.storeCredentials, secret: { secretName: storeSecret.name } },
+      volume: { name: VOLUMES.storeCredentials, secret: { secretName: storeSecret.name, defaultMode } },
       mount: { name: VOLUMES.storeCredentials, mountPath: SIDECAR_PATHS.storeCredentialsDir, readOnly: true },
     });
   }
@@ -174,7 +192,7 @@ function sidecarVolumes(
     if (t.credentialsSecret) {
       const name = perTargetVolumeName(VOLUMES.credentialsPrefix, t.name);
       out.push({
-        volume: { name, secret: { secretName: t.credentialsSecret.name } },
+        volume: { name, secret: { secretName: t.credentialsSecret.name, defaultMode } },
         mount: { name, mountPath: SIDECAR_PATHS.credentialsDir(t.name), readOnly: true },
       });
     }
@@ -183,7 +201,11 @@ function sidecarVolumes(
       out.push({
         volume: {
           name,
-          secret: { secretName: t.tls.caSecret.name, items: [{ key: t.tls.caSecret.key, path: 'ca.crt' }] },
+          secret: {
+            secretName: t.tls.caSecret.name,
+            defaultMode,
+            items: [{ key: t.tls.caSecret.key, path: 'ca.crt' }],
+          },
         },
         mount: { name, mountPath: PATHS.tlsDir(t.name), readOnly: true },
       });
@@ -194,7 +216,11 @@ function sidecarVolumes(
     out.push({
       volume: {
         name: VOLUMES.alerts,
-        secret: { secretName: alertsSecret.name, items: [{ key: alertsSecret.key, path: 'webhookUrl' }] },
+        secret: {
+          secretName: alertsSecret.name,
+          defaultMode,
+          items: [{ key: alertsSecret.key, path: 'webhookUrl' }],
+        },
       },
       mount: { name: VOLUMES.alerts, mountPath: PATHS.alertsDir, readOnly: true },
     });
@@ -230,6 +256,8 @@ export function initContainer(policy: ResolvedPolicy, options: InjectOptions): V
     sidecarUid: config.sidecarUid,
     sidecarGid: config.sidecarGid,
     dnsResolvers: options.dnsResolvers,
+    adminPort: config.adminPort,
+    inboundPorts: policy.spec.inboundPorts,
     redirects: policy.spec.targets
       .filter((t) => t.transparent && isIP(t.upstream.host) !== 0)
       .map((t) => ({ host: t.upstream.host, port: t.upstream.port, listenPort: t.listenPort })),
@@ -257,7 +285,11 @@ export function initContainer(policy: ResolvedPolicy, options: InjectOptions): V
   };
 }
 
-export function sidecarContainer(policy: ResolvedPolicy, options: InjectOptions): AnyContainer {
+export function sidecarContainer(
+  policy: ResolvedPolicy,
+  options: InjectOptions,
+  fsGroup?: number,
+): AnyContainer {
   const { config } = options;
   return {
     name: CONTAINERS.sidecar,
@@ -295,7 +327,7 @@ export function sidecarContainer(policy: ResolvedPolicy, options: InjectOptions)
       timeoutSeconds: 2,
       failureThreshold: 3,
     },
-    volumeMounts: [...sidecarVolumes(policy, config).map((v) => v.mount), SERVICE_ACCOUNT_MOUNT],
+    volumeMounts: [...sidecarVolumes(policy, config, fsGroup).map((v) => v.mount), SERVICE_ACCOUNT_MOUNT],
   };
 }
 
@@ -319,29 +351,51 @@ function injectIntoAgent(container: AnyContainer, env: readonly V1EnvVar[]): voi
   ];
 }
 
-/**
- * True when every field of `rendered` is in `existing` with the same value: `existing` may only add
- * fields, which is what the apiserver's defaulting does to an injected container or volume.
- */
-export function isSubset(rendered: unknown, existing: unknown): boolean {
-  if (Array.isArray(rendered)) {
-    return (
-      Array.isArray(existing) &&
-      existing.length === rendered.length &&
-      rendered.every((item, i) => isSubset(item, existing[i]))
-    );
-  }
-  if (rendered !== null && typeof rendered === 'object') {
-    if (existing === null || typeof existing !== 'object' || Array.isArray(existing)) return false;
-    return Object.entries(rendered).every(([k, v]) => isSubset(v, (existing as Record<string, unknown>)[k]));
-  }
-  return rendered === existing;
+const PROBE_DEFAULTS = { timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 3 };
+
+function defaultImagePullPolicy(image: string | undefined): string {
+  const tag = /:([^:/@]+)$/.exec(image ?? '')?.[1];
+  return image?.includes('@') || (tag !== undefined && tag !== 'latest') ? 'IfNotPresent' : 'Always';
 }
 
-/** The item already in the pod when it is ours plus apiserver defaults, else the rendered one. */
-function reuse<T extends { name: string }>(rendered: T, previous: readonly T[] | undefined): T {
+/** A copy with the fields kube-apiserver's defaulting adds to a container we render. */
+export function withContainerDefaults(container: AnyContainer): AnyContainer {
+  const c = structuredClone(container);
+  c.terminationMessagePath ??= '/dev/termination-log';
+  c.terminationMessagePolicy ??= 'File';
+  c.imagePullPolicy ??= defaultImagePullPolicy(c.image);
+  for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
+    if (!probe) continue;
+    Object.assign(probe, { ...PROBE_DEFAULTS, ...probe });
+    if (probe.httpGet) probe.httpGet.scheme ??= 'HTTP';
+  }
+  const limits = c.resources?.limits;
+  if (limits) c.resources!.requests = { ...limits, ...c.resources!.requests };
+  return c;
+}
+
+/** A copy with the fields kube-apiserver's defaulting adds to a volume we render. */
+export function withVolumeDefaults(volume: V1Volume): V1Volume {
+  const v = structuredClone(volume);
+  if (v.secret) v.secret.defaultMode ??= 0o644;
+  if (v.configMap) v.configMap.defaultMode ??= 0o644;
+  if (v.projected) v.projected.defaultMode ??= 0o644;
+  return v;
+}
+
+/**
+ * The item already in the pod when it equals what we render, apiserver defaults aside; else the
+ * rendered one. Never a subset: a forged field (command, privileged, envFrom, lifecycle, an extra
+ * arg) makes the existing item unequal, so it is replaced by what chaperone renders.
+ */
+function reuse<T extends { name: string }>(
+  rendered: T,
+  previous: readonly T[] | undefined,
+  defaults: (item: T) => T,
+): T {
   const existing = previous?.find((p) => p.name === rendered.name);
-  return existing && isSubset(rendered, existing) ? structuredClone(existing) : rendered;
+  if (existing && isDeepStrictEqual(defaults(existing), defaults(rendered))) return structuredClone(existing);
+  return rendered;
 }
 
 /**
@@ -360,17 +414,16 @@ export function injectPod(
   const env = agentEnv(policy);
   for (const c of [...(spec.initContainers ?? []), ...spec.containers]) injectIntoAgent(c, env);
   const before = previous?.spec;
-  const volumes = sidecarVolumes(policy, options.config).map((v) => reuse(v.volume, before?.volumes));
+  const fsGroup = spec.securityContext?.fsGroup;
+  const container = (c: AnyContainer) => reuse(c, before?.initContainers, withContainerDefaults);
+  const volume = (v: V1Volume) => reuse(v, before?.volumes, withVolumeDefaults);
+  const volumes = sidecarVolumes(policy, options.config, fsGroup).map((v) => volume(v.volume));
   spec.initContainers = [
-    reuse(initContainer(policy, options), before?.initContainers),
-    reuse(sidecarContainer(policy, options), before?.initContainers),
+    container(initContainer(policy, options)),
+    container(sidecarContainer(policy, options, fsGroup)),
     ...(spec.initContainers ?? []),
   ];
-  spec.volumes = [
-    ...(spec.volumes ?? []),
-    reuse(structuredClone(AGENT_TOKEN_VOLUME), before?.volumes),
-    ...volumes,
-  ];
+  spec.volumes = [...(spec.volumes ?? []), volume(structuredClone(AGENT_TOKEN_VOLUME)), ...volumes];
   const status: InjectionStatus = {
     version: INJECTION_VERSION,
     policy: policy.name,

@@ -1,6 +1,7 @@
 // The capture rules in real network namespaces: an agent UID cannot reach the upstream (TCP, UDP,
 // IPv6), reaches it through a loopback relay run as the sidecar UID and through the transparent
-// REDIRECT; the sidecar UID reaches it directly; replies to inbound connections still flow.
+// REDIRECT; the sidecar UID reaches it directly; inbound connections reach only the ports the
+// policy opens (and the sidecar's admin port), over IPv4 and IPv6.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -30,6 +31,8 @@ describe('capture rules in network namespaces', { skip: canRun ? false : 'needs 
     sidecarGid: SIDECAR.gid,
     dnsResolvers: [ADDRESSES.upstream4],
     redirects: [{ host: ADDRESSES.upstream4, port: 7003, listenPort: 15001 }],
+    adminPort: 15090,
+    inboundPorts: [{ port: 8080, protocol: 'TCP' }],
   });
   const applyRules = () =>
     net.exec(net.pod, undefined, [process.execPath, INIT], {
@@ -50,7 +53,11 @@ describe('capture rules in network namespaces', { skip: canRun ? false : 'needs 
       await net.serve(net.upstream, undefined, ['serve-udp', host, '7002']);
       await net.serve(net.upstream, undefined, ['serve-udp', host, '53']);
     }
-    await net.serve(net.pod, AGENT, ['serve-tcp', ADDRESSES.pod4, '8080', 'agent-reply']);
+    for (const host of [ADDRESSES.pod4, ADDRESSES.pod6]) {
+      await net.serve(net.pod, AGENT, ['serve-tcp', host, '8080', 'agent-reply']);
+      await net.serve(net.pod, AGENT, ['serve-tcp', host, '8081', 'agent-unopened']);
+      await net.serve(net.pod, SIDECAR, ['serve-tcp', host, '15090', 'admin']);
+    }
   });
   after(() => net.cleanup());
 
@@ -62,6 +69,11 @@ describe('capture rules in network namespaces', { skip: canRun ? false : 'needs 
     assert.deepEqual(await net.tool(net.pod, AGENT, ['send-udp', ADDRESSES.upstream6, '7002']), {
       ok: true,
       data: 'ping',
+    });
+    // The listener the rules will close answers from outside before they are applied.
+    assert.deepEqual(await net.tool(net.upstream, AGENT, ['connect-tcp', ADDRESSES.pod6, '8081']), {
+      ok: true,
+      data: 'agent-unopened',
     });
   });
 
@@ -134,11 +146,26 @@ describe('capture rules in network namespaces', { skip: canRun ? false : 'needs 
     assert.equal(v6.ok, false);
   });
 
-  it('replies on connections opened from outside still flow', async () => {
-    assert.deepEqual(await net.tool(net.upstream, AGENT, ['connect-tcp', ADDRESSES.pod4, '8080']), {
-      ok: true,
-      data: 'agent-reply',
-    });
+  it('inbound connections reach the ports the policy opens and the admin port, and their replies flow', async () => {
+    for (const host of [ADDRESSES.pod4, ADDRESSES.pod6]) {
+      assert.deepEqual(await net.tool(net.upstream, AGENT, ['connect-tcp', host, '8080']), {
+        ok: true,
+        data: 'agent-reply',
+      });
+      assert.deepEqual(await net.tool(net.upstream, AGENT, ['connect-tcp', host, '15090']), {
+        ok: true,
+        data: 'admin',
+      });
+    }
+  });
+
+  it('inbound connections to any other agent listener are refused, IPv4 and IPv6', async () => {
+    for (const host of [ADDRESSES.pod4, ADDRESSES.pod6]) {
+      assert.deepEqual(await net.tool(net.upstream, AGENT, ['connect-tcp', host, '8081']), {
+        ok: false,
+        code: 'ECONNREFUSED',
+      });
+    }
   });
 
   it('a re-run rebuilds the same chains and jumps, nothing doubled', async () => {
@@ -148,5 +175,6 @@ describe('capture rules in network namespaces', { skip: canRun ? false : 'needs 
     const again = await save();
     assert.equal(again, first);
     assert.equal(first.match(/-A OUTPUT -j CHAPERONE_OUTPUT/g)?.length, 4, 'one jump per table and family');
+    assert.equal(first.match(/-A INPUT -j CHAPERONE_INPUT/g)?.length, 2, 'one INPUT jump per family');
   });
 });

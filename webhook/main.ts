@@ -54,7 +54,9 @@ export async function startWebhook(
       if (found.length === 0) log(`DNS Service ${config.dns.discoverService} not found`);
       resolvers = [...new Set([...resolvers, ...found])];
     }
-    if (resolvers.length === 0) log('no DNS resolvers known: agents may send DNS (port 53) to any address');
+    if (resolvers.length === 0) {
+      log('no DNS resolvers known: pods in opted-in namespaces will be refused until dns.resolvers is set');
+    }
     const live = apiClusterReader(kc);
     if (config.informerCache) {
       cache = cachedClusterReader(kc, live, log);

@@ -263,7 +263,7 @@ describe('pod webhook in kube-apiserver', () => {
         (p) => {
           delete p.spec!.securityContext;
         },
-        /runAsUser is not set, so admission cannot tell the image's user from the sidecar's UID/,
+        /\[unknown-user\] container "agent": runAsUser is not set, so admission cannot tell the image's user from root or the sidecar's UID/,
       ],
       [
         'init-escalation',
@@ -279,7 +279,7 @@ describe('pod webhook in kube-apiserver', () => {
         (p) => {
           p.spec!.volumes = [{ name: 'creds', secret: { secretName: 'orders-db-credentials' } }];
         },
-        /volume "creds" mounts Secret orders-db-credentials, which SessionPolicy orders gives to the chaperone sidecar only/,
+        /\[protected-secret\] volume "creds" mounts Secret orders-db-credentials, which a SessionPolicy of this namespace gives to the chaperone sidecar only/,
       ],
     ];
     for (const [name, mutate, expected] of cases) {

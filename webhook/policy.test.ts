@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { policyProblems } from './handlers/session-policies.ts';
-import { choosePolicy, notReadyReason, type RawSessionPolicy } from './policy.ts';
+import {
+  choosePolicy,
+  namedSecrets,
+  notReadyReason,
+  type RawSessionPolicy,
+  sidecarHostNames,
+} from './policy.ts';
 import { selectorMatches } from './selector.ts';
+import { goldenPolicy } from './test-support/fixtures.ts';
 
 const spec = (podSelector: object, extra: object = {}) => ({
   podSelector,
@@ -119,5 +126,38 @@ describe('policyProblems', () => {
     );
     assert.deepEqual(errors, []);
     assert.match(warnings.join('\n'), /match\.commandPattern applies to ssh targets only/);
+  });
+});
+
+describe('namedSecrets', () => {
+  it('finds every Secret the raw policies name, even invalid ones and fields added later', async () => {
+    const { raw: golden } = await goldenPolicy();
+    const invalid = raw('broken', {
+      targets: 'not-a-list',
+      future: { clientCertSecretRef: { name: 'client-cert' } },
+    });
+    assert.deepEqual(namedSecrets([golden, invalid]), [
+      'bastion-key',
+      'client-cert',
+      'payments-db-ca',
+      'payments-db-credentials',
+      'recording-signing-key',
+      'recordings-s3',
+      'slack',
+    ]);
+  });
+});
+
+describe('sidecarHostNames', () => {
+  it('lists the names the sidecar resolves, not IP addresses', async () => {
+    const { resolved } = await goldenPolicy();
+    assert.deepEqual(sidecarHostNames(resolved.spec), [
+      'amazonaws.com',
+      'kubernetes',
+      'kubernetes.default',
+      'kubernetes.default.svc',
+      'ledger.internal',
+      'payments-db.data.svc',
+    ]);
   });
 });

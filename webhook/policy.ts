@@ -1,5 +1,6 @@
 // SessionPolicy objects as the API returns them, and the decisions the webhook takes on them:
 // which one applies to a pod, and whether it is Ready to be injected.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { type SessionPolicySpec, sessionPolicySpecSchema } from '../crds/index.ts';
 import { selectorMatches } from './selector.ts';
@@ -94,4 +95,48 @@ export function policySecretNames(spec: SessionPolicySpec): string[] {
   if (spec.recording.store.credentialsSecret) names.add(spec.recording.store.credentialsSecret.name);
   if (spec.alerts?.webhookUrlSecret) names.add(spec.alerts.webhookUrlSecret.name);
   return [...names].sort();
+}
+
+/**
+ * Every Secret any of these policies names, read from the raw objects (so an invalid policy, or a
+ * field this version does not know, still protects its Secrets): any object under a key ending in
+ * "Secret" or "SecretRef" whose `name` is a string.
+ */
+export function namedSecrets(policies: readonly RawSessionPolicy[]): string[] {
+  const names = new Set<string>();
+  const walk = (value: unknown, key: string): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) walk(item, key);
+      return;
+    }
+    if (value === null || typeof value !== 'object') return;
+    const name = (value as { name?: unknown }).name;
+    if (/secret(ref)?$/i.test(key) && typeof name === 'string') names.add(name);
+    for (const [k, v] of Object.entries(value)) walk(v, k);
+  };
+  for (const policy of policies) walk(policy.spec, 'spec');
+  return [...names].sort();
+}
+
+function hostOfUrl(url: string): string | undefined {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Host names (not IP addresses) the sidecar resolves for this policy. */
+export function sidecarHostNames(spec: SessionPolicySpec): string[] {
+  // The apiserver (approvals, the cluster's token issuer) by the names in-cluster clients use.
+  const hosts: Array<string | undefined> = ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc'];
+  for (const t of spec.targets) hosts.push(t.upstream.host, t.tls?.serverName);
+  if (spec.recording.store.endpoint) hosts.push(hostOfUrl(spec.recording.store.endpoint));
+  else if (spec.recording.store.url.startsWith('s3://')) hosts.push('amazonaws.com');
+  for (const issuer of spec.identity.issuers) {
+    hosts.push(hostOfUrl(issuer.issuer));
+    if (issuer.jwksUri) hosts.push(hostOfUrl(issuer.jwksUri));
+  }
+  if (spec.alerts?.webhookUrl) hosts.push(hostOfUrl(spec.alerts.webhookUrl));
+  return [...new Set(hosts.filter((h): h is string => !!h && isIP(h) === 0))].sort();
 }

@@ -14,6 +14,7 @@ import {
 import type { ClusterReader } from './cluster.ts';
 import type { WebhookConfig } from './config.ts';
 import { WEBHOOK_PATHS } from './constants.ts';
+import { validateOperatorChild } from './handlers/operator-children.ts';
 import { mutatePod, validatePod } from './handlers/pods.ts';
 import { mutateSessionApproval, validateSessionApproval } from './handlers/session-approvals.ts';
 import { validateSessionPolicy } from './handlers/session-policies.ts';
@@ -76,6 +77,7 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
   const routes: Record<string, Handler> = {
     [WEBHOOK_PATHS.mutatePods]: (r) => mutatePod(r, podDeps),
     [WEBHOOK_PATHS.validatePods]: (r) => validatePod(r, podDeps),
+    [WEBHOOK_PATHS.validateOperatorChildren]: (r) => validateOperatorChild(r, config),
     [WEBHOOK_PATHS.validateSessionPolicies]: (r) =>
       validateSessionPolicy(r, { cluster, adminPort: config.adminPort }),
     [WEBHOOK_PATHS.mutateSessionApprovals]: (r) => mutateSessionApproval(r, now),
@@ -126,6 +128,17 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
         },
         'admission',
       );
+      if (decision.allowed && decision.auditAnnotations) {
+        request.log.warn(
+          {
+            uid: req.uid,
+            user: req.userInfo.username,
+            groups: req.userInfo.groups,
+            ...decision.auditAnnotations,
+          },
+          'break-glass admission',
+        );
+      }
       return reply.send(reviewOf(toResponse(req.uid, decision)));
     });
   }

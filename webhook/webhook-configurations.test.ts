@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
+import { MANAGED_BY_VALUE, LABELS as OPERATOR_LABELS } from '../operator/render/labels.ts';
+import { OPERATOR_CHILD_LABEL } from './constants.ts';
 import { assertGolden } from './test-support/golden.ts';
 import { renderWebhookConfigurations } from './webhook-configurations.ts';
 
@@ -56,5 +58,15 @@ describe('renderWebhookConfigurations', () => {
     assert.equal(pods.reinvocationPolicy, 'IfNeeded');
     assert.deepEqual(pods.namespaceSelector?.matchLabels, { 'chaperone.dev/recording': 'enabled' });
     assert.equal(out.mutating.metadata?.labels?.['app.kubernetes.io/part-of'], 'chaperone');
+    const validatePods = out.validating.webhooks!.find((w) => w.name === 'pods.chaperone.dev')!;
+    assert.deepEqual(validatePods.rules?.find((r) => r.operations?.includes('CONNECT'))?.resources, [
+      'pods/exec',
+      'pods/attach',
+      'pods/portforward',
+    ]);
+    // The operator's children are matched by the label the operator stamps on them.
+    assert.deepEqual(OPERATOR_CHILD_LABEL, { key: OPERATOR_LABELS.managedBy, value: MANAGED_BY_VALUE });
+    const children = out.validating.webhooks!.find((w) => w.name === 'operator-children.chaperone.dev')!;
+    assert.deepEqual(children.objectSelector?.matchLabels, { [OPERATOR_LABELS.managedBy]: MANAGED_BY_VALUE });
   });
 });

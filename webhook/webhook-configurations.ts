@@ -8,7 +8,7 @@ import type {
   V1ValidatingWebhookConfiguration,
 } from '@kubernetes/client-node';
 import { SESSION_APPROVAL, SESSION_POLICY } from '../crds/index.ts';
-import { LABELS, WEBHOOK_PATHS } from './constants.ts';
+import { LABELS, OPERATOR_CHILD_LABEL, WEBHOOK_PATHS } from './constants.ts';
 
 export type WebhookClient =
   | { mode: 'url' /** https://host:port, without path */; baseUrl: string }
@@ -144,8 +144,22 @@ export function renderWebhookConfigurations(options: WebhookConfigurationsOption
           rules: [
             rule(['CREATE', 'UPDATE'], '', 'v1', ['pods']),
             rule(['UPDATE'], '', 'v1', ['pods/ephemeralcontainers']),
+            // kubectl exec/attach into chaperone's containers, port-forward into injected pods.
+            rule(['CONNECT'], '', 'v1', ['pods/exec', 'pods/attach', 'pods/portforward']),
           ],
           namespaceSelector: recordedNamespaces,
+          ...common,
+        },
+        {
+          // The operator's ConfigMaps (the sidecar's configuration) and NetworkPolicies.
+          name: 'operator-children.chaperone.dev',
+          clientConfig: client(WEBHOOK_PATHS.validateOperatorChildren),
+          rules: [
+            rule(['CREATE', 'UPDATE', 'DELETE'], '', 'v1', ['configmaps']),
+            rule(['CREATE', 'UPDATE', 'DELETE'], 'networking.k8s.io', 'v1', ['networkpolicies']),
+          ],
+          namespaceSelector: recordedNamespaces,
+          objectSelector: { matchLabels: { [OPERATOR_CHILD_LABEL.key]: OPERATOR_CHILD_LABEL.value } },
           ...common,
         },
         {

@@ -379,6 +379,18 @@ export const sessionPolicySpecSchema = z
     approvals: approvalsSchema.prefault({}),
     alerts: alertsSchema.optional(),
     recording: recordingSchema,
+    inboundPorts: z
+      .array(
+        z.object({
+          port: z.number().int().min(1).max(65535),
+          protocol: z.enum(['TCP', 'UDP']).default('TCP'),
+        }),
+      )
+      .max(64)
+      .default([])
+      .describe(
+        'Ports on which the pod accepts new connections from outside it (Services, probes); all other inbound connections are refused by the capture rules. The sidecar admin port is always open.',
+      ),
   })
   .describe('Which pods are recorded, which upstreams they reach, and the rules of their sessions.');
 export type SessionPolicySpec = z.infer<typeof sessionPolicySpecSchema>;

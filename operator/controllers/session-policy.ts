@@ -254,6 +254,7 @@ export class SessionPolicyController {
             dns: config.networkPolicy.dns,
             approvalsBackend: config.sidecar.approvalsBackend,
             ...(config.networkPolicy.apiServer ? { apiServer: config.networkPolicy.apiServer } : {}),
+            ...(config.networkPolicy.clusterCidrs ? { clusterCidrs: config.networkPolicy.clusterCidrs } : {}),
           }),
         );
       }

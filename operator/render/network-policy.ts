@@ -5,7 +5,10 @@
 //
 // Kubernetes NetworkPolicy selects peers by IP block or by pod/namespace labels, never by DNS name.
 // So a target or endpoint given as a host name gets a port-only rule (that port, any destination);
-// an IP address gets an ipBlock rule (/32 or /128) with its port.
+// an IP address gets an ipBlock rule (/32 or /128) with its port. When the operator is told the
+// cluster's pod and Service ranges (clusterCidrs), a name is narrowed further: a cluster name
+// (*.svc, *.svc.<domain>) to those ranges, any other name to everything but those ranges, so the
+// port of an external target cannot reach into the cluster (see docs/security.md).
 import { isIP } from 'node:net';
 import type { LabelSelector } from '../../crds/index.ts';
 import { type ChildMetadata, childMetadata } from './children.ts';
@@ -17,7 +20,7 @@ export interface NetworkPolicyPort {
 }
 
 export interface NetworkPolicyPeer {
-  ipBlock?: { cidr: string };
+  ipBlock?: { cidr: string; except?: string[] };
   namespaceSelector?: LabelSelector;
   podSelector?: LabelSelector;
 }
@@ -54,6 +57,8 @@ export interface NetworkPolicyOptions {
   apiServer?: Endpoint[];
   /** The sidecar's approvals backend; 'kubernetes' needs the apiserver when a rule asks for approval. */
   approvalsBackend?: 'none' | 'local' | 'kubernetes';
+  /** The cluster's pod and Service CIDRs; absent: host names get port-only rules. */
+  clusterCidrs?: readonly string[];
 }
 
 const DEFAULT_DNS = { namespace: 'kube-system', podLabels: { 'k8s-app': 'kube-dns' } };
@@ -65,10 +70,35 @@ function endpointOfUrl(url: string): Endpoint {
   return { host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-function ruleFor(endpoint: Endpoint): NetworkPolicyEgressRule {
+/** A name resolved by the cluster DNS to a Service: <svc>.<ns>.svc, optionally .<cluster domain>. */
+export function isClusterName(host: string): boolean {
+  return /^[^.]+\.[^.]+\.svc(\.|$)/.test(host.toLowerCase().replace(/\.$/, ''));
+}
+
+function cidrFamily(cidr: string): number {
+  return isIP(cidr.split('/')[0] ?? '');
+}
+
+function namePeers(host: string, clusterCidrs: readonly string[]): NetworkPolicyPeer[] {
+  if (isClusterName(host)) return clusterCidrs.map((cidr) => ({ ipBlock: { cidr } }));
+  return (
+    [
+      ['0.0.0.0/0', 4],
+      ['::/0', 6],
+    ] as const
+  ).map(([cidr, family]) => {
+    const except = clusterCidrs.filter((c) => cidrFamily(c) === family);
+    return { ipBlock: except.length > 0 ? { cidr, except } : { cidr } };
+  });
+}
+
+function ruleFor(endpoint: Endpoint, clusterCidrs?: readonly string[]): NetworkPolicyEgressRule {
   const ports: NetworkPolicyPort[] = [{ protocol: 'TCP', port: endpoint.port }];
   const family = endpoint.host === undefined ? 0 : isIP(endpoint.host);
-  if (family === 0) return { ports };
+  if (family === 0) {
+    if (endpoint.host === undefined || !clusterCidrs || clusterCidrs.length === 0) return { ports };
+    return { to: namePeers(endpoint.host, clusterCidrs), ports };
+  }
   return { to: [{ ipBlock: { cidr: `${endpoint.host}/${family === 4 ? 32 : 128}` } }], ports };
 }
 
@@ -132,7 +162,10 @@ export function renderNetworkPolicy(
   if (spec.alerts?.webhookUrl) endpoints.push(endpointOfUrl(spec.alerts.webhookUrl));
   else if (spec.alerts?.webhookUrlSecret) endpoints.push({ port: 443 });
 
-  const rules = [dnsRule(options.dns ?? DEFAULT_DNS), ...endpoints.map(ruleFor)];
+  const rules = [
+    dnsRule(options.dns ?? DEFAULT_DNS),
+    ...endpoints.map((e) => ruleFor(e, options.clusterCidrs)),
+  ];
   const seen = new Set<string>();
   const egress = rules.filter((rule) => {
     const key = JSON.stringify(rule);

@@ -121,6 +121,36 @@ describe('renderNetworkPolicy', () => {
     assert.deepEqual(np.spec.policyTypes, ['Egress']);
     assert.equal(np.metadata.ownerReferences?.[0]?.controller, true);
   });
+
+  it('narrows host-name targets when told the cluster ranges', () => {
+    const clusterCidrs = ['10.244.0.0/16', '10.96.0.0/12', 'fd00:10:96::/108'];
+    const policy = loadPolicy('minimal.policy.yaml');
+    const spec = policy.spec as { targets: Array<Record<string, unknown>> };
+    const first = spec.targets[0]!;
+    spec.targets.push(
+      { ...first, name: 'ext', listenPort: 15999, upstream: { host: 'db.example.com', port: 5433 } },
+      {
+        ...first,
+        name: 'svc',
+        listenPort: 15998,
+        upstream: { host: 'orders.data.svc.cluster.local', port: 5434 },
+      },
+    );
+    const rules = renderNetworkPolicy(policy, { clusterCidrs }).spec.egress;
+    assert.deepEqual(rules.find((r) => r.ports[0]?.port === 5433)?.to, [
+      { ipBlock: { cidr: '0.0.0.0/0', except: ['10.244.0.0/16', '10.96.0.0/12'] } },
+      { ipBlock: { cidr: '::/0', except: ['fd00:10:96::/108'] } },
+    ]);
+    assert.deepEqual(
+      rules.find((r) => r.ports[0]?.port === 5434)?.to,
+      clusterCidrs.map((cidr) => ({ ipBlock: { cidr } })),
+    );
+    // Without the ranges a name keeps its port-only rule.
+    assert.equal(
+      renderNetworkPolicy(policy).spec.egress.find((r) => r.ports[0]?.port === 5433)?.to,
+      undefined,
+    );
+  });
 });
 
 describe('helpers', () => {

@@ -5,6 +5,7 @@ export {
   type AlertSink,
   type AlertSinkOptions,
   createAlertSink,
+  withApprovalReview,
 } from './alerts/index.ts';
 export {
   type ApprovalBackend,

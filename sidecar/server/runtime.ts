@@ -19,6 +19,7 @@ import {
   openRecorder,
   type PodIdentity,
   type Recorder,
+  withApprovalReview,
 } from './modules.ts';
 
 export interface SharedRuntime {
@@ -98,7 +99,9 @@ export function buildShared(
     kubeConfig: () => loadKubeConfig(env),
   });
   alerts = createAlertSink(config.alerts, logger.child({ component: 'alerts' }));
-  return { verifier, alerts, approvals };
+  // Statements awaiting a SessionApproval: the alert names the kubectl commands that decide it.
+  const kubernetesReview = config.approvals.backend === 'kubernetes' ? pod.namespace : undefined;
+  return { verifier, alerts: withApprovalReview(alerts, kubernetesReview), approvals };
 }
 
 export async function buildPostgresRuntime(

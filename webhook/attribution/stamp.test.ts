@@ -40,6 +40,11 @@ describe('launcher stamp', () => {
     assert.equal(decideStamp(input({ current: 'not json' })).kind, 'deny');
   });
 
+  it('re-stamps a copy of an object the creator made before', () => {
+    const mine = encodeLauncher(launcherOf({ userInfo: alice, kind: 'Pod', namespace: 'ns', name: 'old' }));
+    assert.deepEqual(decideStamp(input({ current: mine })), { kind: 'set', value: aliceJob });
+  });
+
   it('keeps the stamp a controller copies from the template (Job -> Pod)', () => {
     const d = decideStamp(input({ userInfo: controller, current: aliceJob, controlled: true }));
     assert.deepEqual(d, { kind: 'set', value: aliceJob });

@@ -35,6 +35,15 @@ const forged = (userInfo: UserInfo, what: string): StampDecision => ({
   message: `annotation ${LAUNCHED_BY_ANNOTATION} ${what}: it records who launched the workload and only chaperone sets it (request by ${userInfo.username ?? 'unknown user'})`,
 });
 
+/** Whether a stamp names exactly this user (name, uid, groups, extra), whatever object it came from. */
+function sameUser(stamp: string, userInfo: UserInfo): boolean {
+  const l = decodeLauncher(stamp);
+  if (!l || l instanceof Error || l.unattributed) return false;
+  const mine = launcherOf({ userInfo, kind: '', namespace: '' });
+  const who = (x: typeof mine) => JSON.stringify([x.username, x.uid, x.groups, x.extra]);
+  return who(l) === who(mine);
+}
+
 export function decideStamp(input: StampInput): StampDecision {
   const { req, operation, current, previous } = input;
   const controller = isTemplateController(req.userInfo, input.controllers);
@@ -49,7 +58,10 @@ export function decideStamp(input: StampInput): StampDecision {
   }
   const own = encodeLauncher(launcherOf(req));
   if (operation === 'CREATE') {
-    if (current === undefined || current === own) return { kind: 'set', value: own };
+    // A stamp naming the creator themself (a copy of their own pod) is simply re-stamped.
+    if (current === undefined || current === own || sameUser(current, req.userInfo)) {
+      return { kind: 'set', value: own };
+    }
     return forged(req.userInfo, 'set by the creator names someone else');
   }
   if (input.templateChanged) {

@@ -9,14 +9,24 @@ import type { ClusterReader } from '../cluster.ts';
 import type { WebhookConfig } from '../config.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from '../constants.ts';
 import { injectPod, renderPodPatch, stripInjection } from '../inject.ts';
-import { containerViolations, hardenAgentContainer, podViolations } from '../pod-checks.ts';
+import { NoDnsResolverError } from '../iptables.ts';
+import {
+  closedProbePorts,
+  containerViolations,
+  hardenAgentContainer,
+  type PodCheckOptions,
+  podViolations,
+} from '../pod-checks.ts';
 import {
   choosePolicy,
+  namedSecrets,
   notReadyReason,
   PolicyInvalidError,
   policySecretNames,
+  type RawSessionPolicy,
   type ResolvedPolicy,
   resolvePolicy,
+  sidecarHostNames,
 } from '../policy.ts';
 import { formatLabels } from '../selector.ts';
 
@@ -37,13 +47,36 @@ type Plan =
 
 const PREFIX = 'chaperone: ';
 
-function checkOptions(policy: ResolvedPolicy, config: WebhookConfig) {
+function checkOptions(
+  config: WebhookConfig,
+  policies: readonly RawSessionPolicy[],
+  policy?: ResolvedPolicy,
+): PodCheckOptions {
   return {
     sidecarUid: config.sidecarUid,
     sidecarGid: config.sidecarGid,
     requireAgentRunAsUser: config.requireAgentRunAsUser,
-    protectedSecrets: policySecretNames(policy.spec),
-    policyName: policy.name,
+    // Every Secret any policy of the namespace names, not only the chosen policy's.
+    protectedSecrets: [
+      ...new Set([...namedSecrets(policies), ...(policy ? policySecretNames(policy.spec) : [])]),
+    ],
+    sidecarHosts: policy ? sidecarHostNames(policy.spec) : [],
+    scope: policy ? 'injected' : 'bystander',
+  };
+}
+
+/** A pod of an opted-in namespace that is not injected still may not reach the injected pods' secrets. */
+function bystanderPlan(
+  raw: V1Pod,
+  policies: readonly RawSessionPolicy[],
+  deps: PodHandlerDeps,
+  warnings: string[],
+): Plan {
+  const violations = podViolations(raw, checkOptions(deps.config, policies));
+  if (violations.length === 0) return { kind: 'skip', warnings };
+  return {
+    kind: 'deny',
+    message: `${PREFIX}pod refused: it is not recorded, but could reach what chaperone protects in this namespace: ${violations.join('; ')}`,
   };
 }
 
@@ -60,16 +93,17 @@ async function planCreate(req: AdmissionRequest, deps: PodHandlerDeps): Promise<
 
   const podLabels = raw.metadata?.labels ?? {};
   const warnings: string[] = [];
+  const policies = await cluster.listSessionPolicies(namespace);
   if (podLabels[LABELS.inject] === 'false') {
-    if (nsLabels[LABELS.allowOptOut] === 'true') return { kind: 'skip', warnings: [] };
+    if (nsLabels[LABELS.allowOptOut] === 'true') return bystanderPlan(raw, policies, deps, []);
     warnings.push(
       `${PREFIX}label ${LABELS.inject}=false ignored: namespace ${namespace} does not allow opt-out (label ${LABELS.allowOptOut}=true)`,
     );
   }
 
-  const choice = choosePolicy(await cluster.listSessionPolicies(namespace), podLabels);
+  const choice = choosePolicy(policies, podLabels);
   if (choice.kind === 'none') {
-    if (nsLabels[LABELS.unmatched] === 'allow') return { kind: 'skip', warnings };
+    if (nsLabels[LABELS.unmatched] === 'allow') return bystanderPlan(raw, policies, deps, warnings);
     return {
       kind: 'deny',
       message: `${PREFIX}no SessionPolicy in namespace ${namespace} selects this pod (labels ${formatLabels(podLabels)}); pods in namespaces labelled ${LABELS.recording}=enabled are recorded. Create a SessionPolicy whose podSelector matches, or label the namespace ${LABELS.unmatched}=allow`,
@@ -93,18 +127,41 @@ async function planCreate(req: AdmissionRequest, deps: PodHandlerDeps): Promise<
   }
 
   const stripped = stripInjection(raw);
-  const violations = podViolations(stripped, checkOptions(policy, config));
+  const violations = podViolations(stripped, checkOptions(config, policies, policy));
   if (violations.length > 0) {
     return {
       kind: 'deny',
       message: `${PREFIX}pod refused: it could bypass the session recording SessionPolicy ${name} requires: ${violations.join('; ')}`,
     };
   }
-  // Attribution (webhook/attribution/): the launcher stamp and its sidecar env, or why it is refused.
+  // Attribution (webhook/attribution/): the launcher env is appended after injection, so injectPod
+  // sees the earlier injection without it.
   const previous = withoutLauncherEnv(raw);
-  const mutated = injectPod(stripped, policy, { config, dnsResolvers: deps.dnsResolvers() }, previous);
+  let mutated: V1Pod;
+  try {
+    mutated = injectPod(stripped, policy, { config, dnsResolvers: deps.dnsResolvers() }, previous);
+  } catch (error) {
+    if (error instanceof NoDnsResolverError) {
+      return {
+        kind: 'deny',
+        message: `${PREFIX}[dns-resolver] cannot render the capture rules: ${error.message}`,
+      };
+    }
+    throw error;
+  }
+  // Attribution: the launcher stamp and its sidecar env, or why the pod is refused.
   const forged = attributePod(req, mutated, config.templateControllers);
   if (forged) return { kind: 'deny', message: PREFIX + forged };
+  const open = [
+    config.adminPort,
+    ...policy.spec.inboundPorts.filter((p) => p.protocol === 'TCP').map((p) => p.port),
+  ];
+  const closed = closedProbePorts(stripped, open);
+  if (closed.length > 0) {
+    warnings.push(
+      `${PREFIX}probes on ports SessionPolicy ${name} does not open (spec.inboundPorts) will fail, the capture rules refuse new inbound connections: ${closed.join('; ')}`,
+    );
+  }
   return { kind: 'mutate', raw, mutated, warnings };
 }
 
@@ -112,42 +169,89 @@ function hasSidecar(pod: V1Pod | undefined): boolean {
   return (pod?.spec?.initContainers ?? []).some((c) => c.name === CONTAINERS.sidecar);
 }
 
-/** kubectl debug and friends: new ephemeral containers get the agent checks and hardening. */
+/**
+ * kubectl debug and friends: new ephemeral containers get the agent checks and hardening on an
+ * injected pod, the bystander checks on any other pod of an opted-in namespace.
+ */
 async function planEphemeral(req: AdmissionRequest, deps: PodHandlerDeps): Promise<Plan> {
   const raw = req.object as V1Pod;
   const old = req.oldObject as V1Pod | undefined;
-  if (!hasSidecar(old)) return { kind: 'skip', warnings: [] };
   const namespace = req.namespace ?? raw.metadata?.namespace ?? '';
-  const policyName = old?.metadata?.annotations?.[ANNOTATIONS.policy] ?? '';
-  const stored = policyName ? await deps.cluster.getSessionPolicy(namespace, policyName) : undefined;
-  let protectedSecrets: string[] = [];
-  if (stored) {
+  const cluster = deps.liveCluster ?? deps.cluster;
+  const policies = await cluster.listSessionPolicies(namespace);
+  let policy: ResolvedPolicy | undefined;
+  if (hasSidecar(old)) {
+    const policyName = old?.metadata?.annotations?.[ANNOTATIONS.policy] ?? '';
+    const stored = policies.find((p) => p.metadata.name === policyName);
     try {
-      protectedSecrets = policySecretNames(resolvePolicy(stored, namespace).spec);
+      if (stored) policy = resolvePolicy(stored, namespace);
     } catch {
-      // An invalid policy protects nothing more than the checks below.
+      // An invalid policy still protects its Secrets (namedSecrets reads the raw object).
     }
   }
+  const options = checkOptions(deps.config, policies, policy);
+  // Injected pods: the agent rules apply even when the policy is gone or invalid.
+  if (hasSidecar(old)) options.scope = 'injected';
   const existing = new Set((old?.spec?.ephemeralContainers ?? []).map((c) => c.name));
   const mutated = structuredClone(raw);
   const added = (mutated.spec?.ephemeralContainers ?? []).filter((c) => !existing.has(c.name));
   const violations = added.flatMap((c) =>
-    containerViolations(c, 'ephemeralContainer', raw.spec?.securityContext, {
-      sidecarUid: deps.config.sidecarUid,
-      sidecarGid: deps.config.sidecarGid,
-      requireAgentRunAsUser: deps.config.requireAgentRunAsUser,
-      protectedSecrets,
-      policyName,
-    }),
+    containerViolations(c, 'ephemeralContainer', raw.spec?.securityContext, options),
   );
   if (violations.length > 0) {
     return {
       kind: 'deny',
-      message: `${PREFIX}ephemeral container refused: it could bypass session recording: ${violations.join('; ')}`,
+      message: `${PREFIX}ephemeral container refused: it could bypass session recording or reach what chaperone protects: ${violations.join('; ')}`,
     };
   }
+  if (!hasSidecar(old)) return { kind: 'skip', warnings: [] };
   for (const c of added) hardenAgentContainer(c);
   return { kind: 'mutate', raw, mutated, warnings: [] };
+}
+
+const CONNECT_SUBRESOURCES = ['exec', 'attach', 'portforward'] as const;
+
+/**
+ * exec/attach into chaperone's containers would read everything the sidecar holds; port-forward
+ * opens connections to the sidecar's loopback listeners that no agent identity stands behind (and
+ * admission cannot see which ports kubectl will ask for). Refused unless the user is in a
+ * break-glass group; then allowed, logged and annotated in the audit event.
+ */
+async function planConnect(req: AdmissionRequest, deps: PodHandlerDeps): Promise<Decision> {
+  const sub = req.subResource as (typeof CONNECT_SUBRESOURCES)[number] | undefined;
+  if (!sub || !CONNECT_SUBRESOURCES.includes(sub)) return allow();
+  const namespace = req.namespace ?? '';
+  const name = req.name ?? '';
+  let reason: string | undefined;
+  if (sub === 'portforward') {
+    const cluster = deps.liveCluster ?? deps.cluster;
+    const pod = cluster.getPod ? await cluster.getPod(namespace, name) : undefined;
+    if (!cluster.getPod || hasSidecar(pod)) {
+      reason = `port-forward into pod ${name}, which carries the chaperone sidecar, would reach its listeners and admin port with no agent identity`;
+    }
+  } else {
+    const container = (req.object as { container?: string } | undefined)?.container ?? '';
+    if (container === CONTAINERS.sidecar || container === CONTAINERS.init) {
+      reason = `${sub === 'exec' ? 'exec' : 'attach'} into container ${container} of pod ${name} would expose the credentials, signing key and recordings it holds`;
+    }
+  }
+  if (!reason) return allow();
+  const groups = req.userInfo.groups ?? [];
+  const breakGlass = deps.config.breakGlassGroups.find((g) => groups.includes(g));
+  if (breakGlass) {
+    return {
+      allowed: true,
+      warnings: [
+        `${PREFIX}break-glass: allowed for group ${breakGlass}; this use is logged and audited: ${reason}`,
+      ],
+      auditAnnotations: {
+        'break-glass': `user=${req.userInfo.username ?? ''} group=${breakGlass} ${sub} pod=${namespace}/${name}`,
+      },
+    };
+  }
+  return deny(
+    `${PREFIX}[chaperone-process] ${reason}; refused (members of the webhook's breakGlassGroups may, and are audited)`,
+  );
 }
 
 /** A cache may lag behind a new policy, Ready condition or namespace label: never skip or refuse on its word. */
@@ -184,6 +288,7 @@ function chaperoneContainers(pod: V1Pod | undefined): V1Container[] {
  * containers alone (their images are mutable).
  */
 export async function validatePod(req: AdmissionRequest, deps: PodHandlerDeps): Promise<Decision> {
+  if (req.operation === 'CONNECT') return planConnect(req, deps);
   if (req.kind.kind !== 'Pod') return allow();
   if (req.operation === 'UPDATE' && !req.subResource) {
     const launcher = attributePod(req); // attribution: the launcher stamp never changes

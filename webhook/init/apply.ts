@@ -1,9 +1,10 @@
 // Applies rendered capture rules in the current network namespace. Idempotent: previous jumps to the
-// CHAPERONE_OUTPUT chains are removed, then iptables-restore --noflush redeclares (and so flushes) the
-// chains and fills them; rules of anyone else (another mesh, the CNI) are left alone.
+// CHAPERONE_OUTPUT and CHAPERONE_INPUT chains are removed, then iptables-restore --noflush
+// redeclares (and so flushes) the chains and fills them; rules of anyone else (another mesh, the
+// CNI) are left alone.
 import { spawn } from 'node:child_process';
-import { access } from 'node:fs/promises';
-import { CHAIN } from '../iptables.ts';
+import { createSocket } from 'node:dgram';
+import { CHAIN, INPUT_CHAIN } from '../iptables.ts';
 
 export interface Family {
   name: 'ipv4' | 'ipv6';
@@ -41,10 +42,15 @@ export function run(command: string, args: readonly string[], stdin?: string): P
 
 async function removeJumps(family: Family): Promise<number> {
   let removed = 0;
-  for (const table of ['nat', 'filter']) {
+  const jumps = [
+    ['nat', 'OUTPUT', CHAIN],
+    ['filter', 'OUTPUT', CHAIN],
+    ['filter', 'INPUT', INPUT_CHAIN],
+  ] as const;
+  for (const [table, hook, chain] of jumps) {
     // -D fails once no jump is left; a bounded loop guards against a misbehaving binary.
     for (let i = 0; i < 100; i++) {
-      const result = await run(family.iptables, ['-w', '5', '-t', table, '-D', 'OUTPUT', '-j', CHAIN]);
+      const result = await run(family.iptables, ['-w', '5', '-t', table, '-D', hook, '-j', chain]);
       if (result.code !== 0) break;
       removed++;
     }
@@ -60,11 +66,26 @@ export async function applyFamily(family: Family): Promise<void> {
   }
 }
 
+/**
+ * Whether this kernel speaks IPv6 at all. Opening an IPv6 socket loads the ipv6 module where it is
+ * one, so no one can bring IPv6 up after the rules were applied; only EAFNOSUPPORT (no IPv6 in this
+ * kernel) skips the IPv6 rules. Any other answer applies them (fail closed).
+ */
 export async function ipv6Enabled(): Promise<boolean> {
+  const socket = createSocket({ type: 'udp6' });
   try {
-    await access('/proc/net/if_inet6');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '::', () => resolve());
+    });
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT';
+  } finally {
+    try {
+      socket.close();
+    } catch {
+      // never bound
+    }
   }
 }

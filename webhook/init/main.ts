@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     });
   } else {
     // No IPv6 in this kernel/namespace: no IPv6 traffic can leave either.
-    process.stderr.write('chaperone-init: IPv6 is disabled here; only IPv4 rules applied\n');
+    process.stderr.write('chaperone-init: this kernel has no IPv6 (EAFNOSUPPORT); only IPv4 rules applied\n');
   }
   for (const family of families) {
     await applyFamily(family);

@@ -1,6 +1,6 @@
 // Slack-compatible incoming-webhook payloads ({text, blocks}); Mattermost, Rocket.Chat and Teams'
 // Slack-compatible endpoints read `text` and ignore what they do not know.
-import type { Alert, AlertKind } from './types.ts';
+import type { Alert, AlertKind, ApprovalReview } from './types.ts';
 
 const TITLES: Record<AlertKind, string> = {
   blocked: ':no_entry: Chaperone blocked a statement',
@@ -37,6 +37,13 @@ function truncate(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, max)}… (${s.length - max} more characters)`;
 }
 
+/** The `kubectl chaperone` commands that decide the request (see docs/cli.md). */
+export function reviewCommands(review: ApprovalReview, sessionId: string | undefined): string[] | undefined {
+  const which = review.name ? review.name : sessionId ? `--session ${sessionId}` : undefined;
+  if (!which) return undefined;
+  return ['approve', 'deny'].map((verb) => `kubectl chaperone ${verb} ${which} -n ${review.namespace}`);
+}
+
 export interface SlackPayload {
   text: string;
   blocks: unknown[];
@@ -68,7 +75,15 @@ export function slackPayload(alert: Alert): SlackPayload {
       text: { type: 'mrkdwn', text: `\`\`\`${escapeMrkdwn(statement)}\`\`\`` },
     });
   }
+  const commands = alert.review ? reviewCommands(alert.review, alert.sessionId) : undefined;
+  if (commands) {
+    blocks.push({
+      type: 'section',
+      text: { type: 'mrkdwn', text: `*Decide*\n${commands.map((c) => `\`${escapeMrkdwn(c)}\``).join('\n')}` },
+    });
+  }
   const where = alert.rule ? ` (target ${alert.target}, rule ${alert.rule})` : ` (target ${alert.target})`;
   const plainTitle = title.replace(/^:[a-z_]+: /, '');
-  return { text: escapeMrkdwn(`${plainTitle}: ${truncate(alert.message, 1000)}${where}`), blocks };
+  const decide = commands ? `; decide with: ${commands.join(' | ')}` : '';
+  return { text: escapeMrkdwn(`${plainTitle}: ${truncate(alert.message, 1000)}${where}${decide}`), blocks };
 }

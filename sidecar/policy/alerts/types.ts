@@ -24,6 +24,14 @@ export interface Alert {
     serviceAccount?: string;
     token?: { subject: string };
   };
+  /** Where a reviewer decides it (approval alerts, Kubernetes backend): rendered as kubectl commands. */
+  review?: ApprovalReview;
+}
+
+/** A SessionApproval to decide: by its name when known, else the session's one pending request. */
+export interface ApprovalReview {
+  namespace: string;
+  name?: string;
 }
 
 export interface AlertSink {
