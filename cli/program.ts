@@ -97,10 +97,12 @@ export function buildProgram(io: Io): Command {
 
   filterOptions(sessions.command('ls').description('list sessions from the index'))
     .option('--json', 'one index record per line (JSON Lines)')
-    .action(async (o: FilterFlags & { json?: boolean }, cmd: Command) => {
+    .option('--launcher <user>', 'only sessions of workloads launched by this user (* wildcards)')
+    .action(async (o: FilterFlags & { json?: boolean; launcher?: string }, cmd: Command) => {
       const store = storeFromFlag(cmd.optsWithGlobals().store);
       const found: ListedSession[] = [];
-      for await (const s of listSessions(store, toFilter(o))) {
+      const filter = { ...toFilter(o), ...(o.launcher ? { launcher: o.launcher } : {}) };
+      for await (const s of listSessions(store, filter)) {
         if (o.json) io.out(`${JSON.stringify(s)}\n`);
         else found.push(s);
       }

@@ -35,6 +35,10 @@ export const SessionHeaderInputSchema = z.object({
     node: z.string().optional(),
     podUid: z.string().optional(),
     source: z.string().optional(),
+    /** Attribution: the user who launched the workload, and the whole chain (sidecar/identity). */
+    launchedBy: z.string().optional(),
+    attribution: z.record(z.string(), z.unknown()).optional(),
+    flags: z.array(z.record(z.string(), z.unknown())).optional(),
   }),
   policy: z
     .object({ name: z.string(), namespace: z.string().optional(), generation: z.number().int().optional() })

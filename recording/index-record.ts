@@ -31,6 +31,7 @@ export const SessionIndexSchema = z.object({
   podUid: z.string().optional(),
   node: z.string().optional(),
   source: z.string().optional(),
+  launchedBy: z.string().optional(),
   policy: z
     .object({ name: z.string(), namespace: z.string().optional(), generation: z.number().int().optional() })
     .optional(),
@@ -125,6 +126,7 @@ export function buildIndex(state: IndexState, key: SigningKey, nowMs = Date.now(
     podUid: id.podUid,
     node: id.node,
     source: id.source,
+    launchedBy: id.launchedBy,
     policy: h.policy,
     sidecarVersion: h.sidecarVersion,
     labels: h.labels ?? {},

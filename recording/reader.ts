@@ -13,6 +13,8 @@ export interface SessionFilter {
   pod?: string;
   /** Token subject or service account; `*` wildcards. */
   subject?: string;
+  /** Who launched the workload (attribution); `*` wildcards. */
+  launcher?: string;
   /** Target name; `*` wildcards. */
   target?: string;
   /** Sessions that started at or after / at or before (Date, epoch ms or ISO string). */
@@ -88,6 +90,7 @@ export async function* listSessions(
         )
           continue;
         if (!globMatch(filter.target, s.targetName)) continue;
+        if (!globMatch(filter.launcher, s.launchedBy)) continue;
         if (sinceMs !== undefined && s.startedAtMs < sinceMs) continue;
         if (untilMs !== undefined && s.startedAtMs > untilMs) continue;
         yield s;

@@ -96,6 +96,11 @@ export const webhookConfigSchema = z.object({
    * refusals are always confirmed live. false: read the API on every request.
    */
   informerCache: z.boolean().default(true),
+  /**
+   * Attribution: users whose pod and workload creations copy a template someone else wrote, so the
+   * template's launcher stamp is kept. Default: the built-in controllers (webhook/attribution).
+   */
+  templateControllers: z.array(z.string().min(1)).optional(),
   /** Kubeconfig file; absent: in-cluster config or $KUBECONFIG. */
   kubeconfig: z.string().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

@@ -55,6 +55,9 @@ export const WEBHOOK_PATHS = {
   validateSessionPolicies: '/validate/sessionpolicies',
   mutateSessionApprovals: '/mutate/sessionapprovals',
   validateSessionApprovals: '/validate/sessionapprovals',
+  /** Attribution: the launcher stamp on workload pod templates (webhook/attribution/). */
+  mutateWorkloads: '/mutate/workloads',
+  validateWorkloads: '/validate/workloads',
   validateOperatorChildren: '/validate/operator-children',
 } as const;
 

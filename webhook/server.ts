@@ -18,6 +18,7 @@ import { validateOperatorChild } from './handlers/operator-children.ts';
 import { mutatePod, validatePod } from './handlers/pods.ts';
 import { mutateSessionApproval, validateSessionApproval } from './handlers/session-approvals.ts';
 import { validateSessionPolicy } from './handlers/session-policies.ts';
+import { mutateWorkload, validateWorkload } from './handlers/workloads.ts';
 import type { TlsMaterial } from './tls.ts';
 
 export interface WebhookServerOptions {
@@ -83,6 +84,8 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
     // Reviewers are read live: a cached, older reviewer list must not let anyone decide.
     [WEBHOOK_PATHS.validateSessionApprovals]: (r) =>
       validateSessionApproval(r, { cluster: options.liveCluster ?? cluster, now }),
+    [WEBHOOK_PATHS.mutateWorkloads]: (r) => mutateWorkload(r, config.templateControllers),
+    [WEBHOOK_PATHS.validateWorkloads]: (r) => validateWorkload(r, config.templateControllers),
   };
 
   for (const [path, handler] of Object.entries(routes)) {

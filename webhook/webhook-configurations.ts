@@ -88,6 +88,11 @@ export function renderWebhookConfigurations(options: WebhookConfigurationsOption
     labels: { [LABELS.partOf]: 'chaperone', 'app.kubernetes.io/component': 'webhook' },
   };
   const approvals = SESSION_APPROVAL.plural;
+  // Attribution: workloads whose pod templates become pods get their launcher stamped.
+  const workloadRules = [
+    rule(['CREATE', 'UPDATE'], 'apps', 'v1', ['deployments', 'replicasets', 'statefulsets', 'daemonsets']),
+    rule(['CREATE', 'UPDATE'], 'batch', 'v1', ['jobs', 'cronjobs']),
+  ];
 
   // A JSON copy, so no two fields share an object (YAML would render them as anchors and aliases).
   return jsonCopy({
@@ -116,6 +121,14 @@ export function renderWebhookConfigurations(options: WebhookConfigurationsOption
           ],
           namespaceSelector: allNamespaces,
           reinvocationPolicy: 'Never',
+          ...common,
+        },
+        {
+          name: 'workloads.chaperone.dev',
+          clientConfig: client(WEBHOOK_PATHS.mutateWorkloads),
+          rules: workloadRules,
+          namespaceSelector: recordedNamespaces,
+          reinvocationPolicy: 'IfNeeded',
           ...common,
         },
       ],
@@ -168,6 +181,13 @@ export function renderWebhookConfigurations(options: WebhookConfigurationsOption
             ]),
           ],
           namespaceSelector: allNamespaces,
+          ...common,
+        },
+        {
+          name: 'workloads.chaperone.dev',
+          clientConfig: client(WEBHOOK_PATHS.validateWorkloads),
+          rules: workloadRules,
+          namespaceSelector: recordedNamespaces,
           ...common,
         },
       ],

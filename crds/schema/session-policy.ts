@@ -91,8 +91,23 @@ export const issuerSchema = z
       .boolean()
       .default(false)
       .describe("The cluster's own service-account issuer (discovery served by the apiserver)."),
+    introspection: z
+      .object({
+        endpoint: z
+          .url()
+          .optional()
+          .describe('RFC 7662 endpoint (default: introspection_endpoint from discovery).'),
+        clientId: z.string().min(1).describe('Client id the sidecar authenticates with (HTTP Basic).'),
+        clientSecretSecret: secretKeyRefSchema.describe('The client secret.'),
+      })
+      .optional()
+      .describe(
+        'Ask the issuer whether each token is still active (RFC 7662), at session start and on every re-check; a token the issuer revoked is refused.',
+      ),
   })
-  .describe('A token issuer the sidecar trusts.');
+  .describe(
+    'A token issuer the sidecar trusts. Issuer, JWKS and introspection URLs must be https (http only on loopback).',
+  );
 export type Issuer = z.infer<typeof issuerSchema>;
 
 export const identitySchema = z
@@ -117,6 +132,60 @@ export const identitySchema = z
       .describe(
         'Clock difference tolerated between the token issuer and the sidecar when checking exp and nbf, in seconds.',
       ),
+    // Attribution and identity liveness (docs/security.md).
+    kubernetesTokenBinding: z
+      .enum(['pod', 'serviceAccount', 'any'])
+      .default('serviceAccount')
+      .describe(
+        "Kubernetes tokens: serviceAccount: the token's service account is the pod's and a pod-bound token names this pod; pod: also a pod binding is required; any: tokens of other service accounts and pods are accepted.",
+      ),
+    legacyServiceAccountTokens: z
+      .boolean()
+      .default(false)
+      .describe('Accept Secret-based service-account tokens (no expiry), validated by TokenReview only.'),
+    liveness: z
+      .object({
+        tokenReview: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Check Kubernetes tokens with TokenReview (deleted pod, Secret or service account: refused). The pod service account needs create on tokenreviews.',
+          ),
+        recheckSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(86400)
+          .default(0)
+          .describe(
+            'Re-check the identity of running sessions this often (0: only at session start); a revoked one ends the session.',
+          ),
+        maxTokenAgeSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe('Refuse tokens issued (iat) longer ago than this, for issuers without introspection.'),
+      })
+      .prefault({})
+      .describe('Whether an identity is still valid, beyond its signature.'),
+    offboarding: z
+      .object({
+        configMap: z
+          .object({ name: z.string().min(1), key: z.string().min(1).default('offboarded') })
+          .optional()
+          .describe(
+            'ConfigMap in the policy namespace; the key holds JSON [{subject, date}] or lines "subject date".',
+          ),
+        url: z.url().optional().describe('HTTPS endpoint answering the same list.'),
+        action: z
+          .enum(['deny', 'flag'])
+          .default('deny')
+          .describe('deny: refuse the session; flag: allow it, record and alert the mismatch.'),
+        refreshSeconds: z.number().int().min(5).max(86400).default(60),
+      })
+      .optional()
+      .describe('Identities offboarded on a date; their sessions are refused or flagged, and alerted.'),
   })
   .describe('How the agent proves who it is.');
 export type Identity = z.infer<typeof identitySchema>;
@@ -245,8 +314,18 @@ export const alertsSchema = z
     webhookUrl: z.url().optional().describe('Slack-compatible incoming webhook receiving policy hits.'),
     webhookUrlSecret: secretKeyRefSchema.optional().describe('The webhook URL from a Secret instead.'),
     on: z
-      .array(z.enum(['blocked', 'approval', 'deniedSubject', 'alert', 'invalidToken']))
-      .default(['blocked', 'approval', 'deniedSubject', 'alert']),
+      .array(
+        z.enum([
+          'blocked',
+          'approval',
+          'deniedSubject',
+          'alert',
+          'invalidToken',
+          'identityRevoked',
+          'offboarded',
+        ]),
+      )
+      .default(['blocked', 'approval', 'deniedSubject', 'alert', 'identityRevoked', 'offboarded']),
   })
   .describe('Where policy hits are sent.');
 

@@ -149,7 +149,12 @@ export function renderNetworkPolicy(
     if (issuer.kubernetes) needsApiServer = true;
     else endpoints.push(endpointOfUrl(issuer.issuer));
     if (issuer.jwksUri) endpoints.push(endpointOfUrl(issuer.jwksUri));
+    if (issuer.introspection?.endpoint) endpoints.push(endpointOfUrl(issuer.introspection.endpoint));
   }
+  // Identity liveness: TokenReview, legacy tokens and the offboarding ConfigMap ask the apiserver.
+  const { liveness, legacyServiceAccountTokens, offboarding } = spec.identity;
+  if (liveness.tokenReview || legacyServiceAccountTokens || offboarding?.configMap) needsApiServer = true;
+  if (offboarding?.url) endpoints.push(endpointOfUrl(offboarding.url));
   const asksApproval = spec.guardrails.some((rule) => rule.action === 'requireApproval');
   if (asksApproval && (options.approvalsBackend ?? 'kubernetes') === 'kubernetes') needsApiServer = true;
   if (needsApiServer) endpoints.push(...(options.apiServer ?? DEFAULT_API_SERVER));

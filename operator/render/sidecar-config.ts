@@ -2,6 +2,10 @@
 // webhook mounts those Secrets into the sidecar, so the config never carries a secret value.
 import { SIDECAR_PATHS, type SidecarConfig, sidecarConfigSchema } from '../../sidecar/config/index.ts';
 import { ALERTS_SECRET_DIR, IN_CLUSTER_CA_FILE, upstreamCaDir } from './paths.ts';
+
+/** Where the webhook is to mount introspection client secrets (not mounted yet: see docs/security.md). */
+export const INTROSPECTION_SECRET_DIR = '/var/run/chaperone/introspection';
+
 import { PolicyInvalidError, parsePolicySpec, type SessionPolicyObject, semanticProblems } from './policy.ts';
 
 export interface SidecarConfigOptions {
@@ -58,9 +62,21 @@ export function renderSidecarConfig(
     })),
     identity: {
       ...spec.identity,
-      issuers: spec.identity.issuers.map((issuer) =>
-        issuer.kubernetes ? { ...issuer, caFile: options.kubernetesCaFile ?? IN_CLUSTER_CA_FILE } : issuer,
-      ),
+      issuers: spec.identity.issuers.map(({ introspection, ...issuer }) => ({
+        ...(issuer.kubernetes
+          ? { ...issuer, caFile: options.kubernetesCaFile ?? IN_CLUSTER_CA_FILE }
+          : issuer),
+        // Identity liveness: the introspection client secret, as a file the webhook mounts.
+        ...(introspection
+          ? {
+              introspection: {
+                ...(introspection.endpoint ? { endpoint: introspection.endpoint } : {}),
+                clientId: introspection.clientId,
+                clientSecretFile: `${INTROSPECTION_SECRET_DIR}/${introspection.clientSecretSecret.name}/${introspection.clientSecretSecret.key}`,
+              },
+            }
+          : {}),
+      })),
     },
     guardrails: spec.guardrails,
     masking: spec.masking,

@@ -41,12 +41,44 @@ const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: tr
 });
 export type SidecarTarget = z.infer<typeof sidecarTargetSchema>;
 
-const sidecarIssuerSchema = issuerSchema.extend({
-  caFile: z
-    .string()
-    .optional()
-    .describe('CA bundle for the issuer over HTTPS (the in-cluster CA for kubernetes issuers).'),
-});
+const sidecarIssuerSchema = issuerSchema
+  .extend({
+    caFile: z
+      .string()
+      .optional()
+      .describe('CA bundle for the issuer over HTTPS (the in-cluster CA for kubernetes issuers).'),
+    introspection: z
+      .object({ endpoint: z.url().optional(), clientId: z.string().min(1), clientSecretFile: z.string() })
+      .optional(),
+  })
+  .check((ctx) => {
+    // Attribution and identity liveness: keys and revocation answers only over TLS (or loopback).
+    const { issuer, jwksUri, introspection } = ctx.value;
+    for (const [field, url] of [
+      ['issuer', issuer],
+      ['jwksUri', jwksUri],
+      ['introspection.endpoint', introspection?.endpoint],
+    ] as const) {
+      if (url !== undefined && !secureUrl(url))
+        ctx.issues.push({
+          code: 'custom',
+          input: url,
+          path: field.split('.'),
+          message: `${field} must be https (http only on loopback)`,
+        });
+    }
+  });
+
+/** https, or http to a loopback address (a test provider, a node-local agent). */
+export function secureUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'https:') return true;
+    return u.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
+  } catch {
+    return false;
+  }
+}
 
 export const sidecarConfigSchema = z
   .object({
@@ -58,7 +90,15 @@ export const sidecarConfigSchema = z
     adminPort: z.number().int().min(1).max(65535).default(15090).describe('/healthz, /readyz and /metrics.'),
     shutdownGraceSeconds: z.number().int().min(0).default(20),
     targets: z.array(sidecarTargetSchema).min(1),
-    identity: identitySchema.extend({ issuers: z.array(sidecarIssuerSchema).default([]) }).prefault({}),
+    identity: identitySchema
+      .extend({
+        issuers: z.array(sidecarIssuerSchema).default([]),
+        offboarding: identitySchema.shape.offboarding
+          .unwrap()
+          .extend({ file: z.string().optional().describe('A local file holding the list (standalone use).') })
+          .optional(),
+      })
+      .prefault({}),
     guardrails: z.array(guardrailSchema).default([]),
     masking: maskingSchema.prefault({}),
     approvals: approvalsSchema

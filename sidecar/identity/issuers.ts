@@ -32,12 +32,15 @@ export interface IssuerKeys {
   readonly config: IssuerConfig;
   /** The key resolver for jwtVerify; throws IdentityError('unavailable') when keys cannot be fetched. */
   getKey: JWTVerifyGetKey;
+  /** The introspection_endpoint of the issuer's discovery document (RFC 8414 / OIDC), if any. */
+  discover(): Promise<string | undefined>;
   close(): void;
 }
 
 interface DiscoveryDocument {
   issuer?: unknown;
   jwks_uri?: unknown;
+  introspection_endpoint?: unknown;
 }
 
 function describe(err: unknown): string {
@@ -162,9 +165,20 @@ export function createIssuerKeys(config: IssuerConfig, options: IssuerKeysOption
     }
   };
 
+  async function introspectionEndpoint(): Promise<string | undefined> {
+    const url = `${config.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+    const res = await doFetch(url, { signal: AbortSignal.timeout(timeout) });
+    if (!res.ok) throw new Error(`discovery ${url} answered HTTP ${res.status}`);
+    const doc = (await res.json()) as DiscoveryDocument;
+    if (doc.issuer !== config.issuer)
+      throw new Error(`discovery document of ${config.issuer} names another issuer`);
+    return typeof doc.introspection_endpoint === 'string' ? doc.introspection_endpoint : undefined;
+  }
+
   return {
     config,
     getKey,
+    discover: introspectionEndpoint,
     close: () => caFetch?.close(),
   };
 }

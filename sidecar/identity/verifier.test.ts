@@ -202,12 +202,14 @@ describe('identity verifier with a local issuer', () => {
     await rejects(verifierFor(issuer.issuer).authenticate('', {}), 'missing', /token is required/);
     const optional = verifierFor(issuer.issuer, { tokenRequired: false });
     const id = await optional.authenticate(undefined, { source: 'x' });
-    assert.deepEqual(id, {
+    const { attribution, ...rest } = id;
+    assert.deepEqual(rest, {
       ...pod,
       subject: 'system:serviceaccount:agents:bot',
       viaToken: false,
       source: 'x',
     });
+    assert.equal(attribution?.serviceAccount, 'system:serviceaccount:agents:bot');
     await rejects(optional.authenticate('not-a-jwt', {}), 'malformed', /not a JWT/);
     const denied = verifierFor(issuer.issuer, {
       tokenRequired: false,
@@ -291,7 +293,11 @@ describe('identity verifier with a local issuer', () => {
     const dir = await mkdtemp(join(tmpdir(), 'chaperone-identity-'));
     after(() => rm(dir, { recursive: true, force: true }));
     await writeFile(join(dir, 'ca.crt'), pki.ca.certPem);
-    const token = await issuer.sign({ sub: 'system:serviceaccount:agents:bot', aud: 'chaperone' });
+    const token = await issuer.sign({
+      sub: 'system:serviceaccount:agents:bot',
+      aud: 'chaperone',
+      'kubernetes.io': { namespace: 'agents', serviceaccount: { name: 'bot' } },
+    });
     const withCa = createIdentityVerifier(
       identityConfig({
         issuers: [

@@ -3,11 +3,17 @@
 // signature, issuer, audience, expiry and not-before. Everything that can be decided from the token
 // alone (format, algorithm, issuer, times, audience) is decided before any network call, so garbage
 // and forged tokens cost nothing and cannot make the sidecar fetch anything.
+
+import type { KubeConfig } from '@kubernetes/client-node';
 import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
 import type { Logger } from 'pino';
 import type { SidecarConfig } from '../config/index.ts';
+import { type AttributionChain, attributionChain } from './attribution.ts';
 import { IdentityError } from './errors.ts';
+import { createIntrospector, type Introspector } from './introspection.ts';
 import { createIssuerKeys, type IssuerKeys, type IssuerKeysOptions } from './issuers.ts';
+import { checkBinding, createTokenReviewer, kubernetesBinding, LEGACY_SA_ISSUER } from './kubernetes.ts';
+import { createOffboardingList, daysSince, type OffboardingList } from './offboarding.ts';
 import { type PodIdentity, serviceAccountSubject } from './pod.ts';
 
 export interface AgentIdentity extends PodIdentity {
@@ -19,18 +25,36 @@ export interface AgentIdentity extends PodIdentity {
   viaToken: boolean;
   /** Where the agent connected from (peer address), for the session header. */
   source?: string;
+  /** Human or CI identity -> workload -> pod -> service account -> token subject. */
+  attribution?: AttributionChain;
+  /** Allowed but worth a flag in the recording and an alert (offboarding action flag). */
+  flags?: { kind: 'offboarded'; subject: string; date: string; days: number; message: string }[];
 }
 
 export interface IdentityVerifier {
   /** Resolves the agent's identity or throws IdentityError. */
   authenticate(token: string | undefined, ctx: { source?: string }): Promise<AgentIdentity>;
+  /**
+   * Re-checks the identity every identity.liveness.recheckSeconds (TokenReview, introspection,
+   * expiry, denied and offboarded subjects); calls onRevoked once when it stops being valid.
+   * Returns the function that stops watching.
+   */
+  watch(identity: AgentIdentity, onRevoked: (err: IdentityError) => void): () => void;
   close(): void;
 }
 
 export interface IdentityVerifierOptions extends Omit<IssuerKeysOptions, 'logger'> {
   pod: PodIdentity;
   logger: Logger;
+  /** Credentials for TokenReview and the offboarding ConfigMap (the pod's service account). */
+  kubeConfig?: () => KubeConfig;
 }
+
+type FullIdentityConfig = SidecarConfig['identity'];
+type LivenessFields = 'kubernetesTokenBinding' | 'legacyServiceAccountTokens' | 'liveness';
+/** The identity config; the liveness fields default as the schema does. */
+export type IdentityConfig = Omit<FullIdentityConfig, LivenessFields> &
+  Partial<Pick<FullIdentityConfig, LivenessFields>>;
 
 /** Asymmetric signatures only: an HMAC "signed" with the issuer's public key must never verify. */
 export const ALLOWED_ALGORITHMS = [
@@ -49,6 +73,15 @@ export const ALLOWED_ALGORITHMS = [
 const ALLOWED: ReadonlySet<string> = new Set(ALLOWED_ALGORITHMS);
 
 const MAX_TOKEN_LENGTH = 16 * 1024;
+
+interface Verified {
+  payload: JWTPayload;
+  issuer: string;
+  /** The apiserver's TokenReview answer named this user. */
+  reviewedAs?: string;
+  /** The issuer's introspection endpoint already vouched for it. */
+  introspected?: boolean;
+}
 
 function iso(seconds: number): string {
   const date = new Date(seconds * 1000);
@@ -133,15 +166,52 @@ function fromJose(err: unknown, issuer: string): IdentityError {
 }
 
 export function createIdentityVerifier(
-  config: SidecarConfig['identity'],
+  config: IdentityConfig,
   options: IdentityVerifierOptions,
 ): IdentityVerifier {
+  const liveness = config.liveness ?? { tokenReview: false, recheckSeconds: 0 };
+  const binding = config.kubernetesTokenBinding ?? 'serviceAccount';
+  const noKube = (): KubeConfig => {
+    throw new Error('no Kubernetes credentials (not in a cluster and KUBECONFIG unset)');
+  };
+  const reviewer = createTokenReviewer(options.kubeConfig ?? noKube);
+  const offboarding: OffboardingList | undefined = config.offboarding
+    ? createOffboardingList(
+        {
+          ...(config.offboarding.file ? { file: config.offboarding.file } : {}),
+          ...(config.offboarding.url ? { url: config.offboarding.url } : {}),
+          ...(config.offboarding.configMap && options.pod.namespace
+            ? { configMap: { namespace: options.pod.namespace, ...config.offboarding.configMap } }
+            : {}),
+          refreshSeconds: config.offboarding.refreshSeconds,
+        },
+        { logger: options.logger, ...(options.kubeConfig ? { kubeConfig: options.kubeConfig } : {}) },
+      )
+    : undefined;
+  if (config.offboarding?.configMap && !options.pod.namespace) {
+    options.logger.error(
+      'offboarding.configMap needs the pod namespace (CHAPERONE_POD_NAMESPACE); list not read',
+    );
+  }
+  /** Tokens of authenticated identities, for re-checks; never part of the identity object. */
+  const tokens = new WeakMap<AgentIdentity, string>();
   // Allowed clock difference for exp and nbf: tokens are refused only once they are this far past
   // expiry (or this far before nbf), so issuer and sidecar clocks need not agree to the second.
   const tolerance = config.clockSkewSeconds;
   const issuers = new Map<string, IssuerKeys>();
+  const introspectors = new Map<string, Introspector>();
   for (const issuer of config.issuers) {
-    issuers.set(issuer.issuer, createIssuerKeys(issuer, { ...options, logger: options.logger }));
+    const keys = createIssuerKeys(issuer, { ...options, logger: options.logger });
+    issuers.set(issuer.issuer, keys);
+    if (issuer.introspection) {
+      introspectors.set(
+        issuer.issuer,
+        createIntrospector(issuer.issuer, issuer.introspection, {
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+          discover: keys.discover,
+        }),
+      );
+    }
   }
   const denied = new Set(config.deniedSubjects);
   const podSubject = serviceAccountSubject(options.pod);
@@ -156,11 +226,58 @@ export function createIdentityVerifier(
     }
   }
 
-  async function verifyToken(token: string): Promise<{ payload: JWTPayload; issuer: string }> {
+  /** An opaque token: the issuers with introspection are asked in order; the first active answer wins. */
+  async function introspectOpaque(token: string): Promise<Verified> {
+    let lastError: IdentityError | undefined;
+    for (const [issuer, introspector] of introspectors) {
+      let answer: Awaited<ReturnType<Introspector['introspect']>>;
+      try {
+        answer = await introspector.introspect(token);
+      } catch (err) {
+        lastError = err as IdentityError;
+        continue;
+      }
+      if (!answer.active) continue;
+      if (answer.iss !== undefined && answer.iss !== issuer) continue;
+      const { active: _active, ...claims } = answer;
+      const payload: JWTPayload = {
+        ...claims,
+        iss: issuer,
+        sub: answer.sub ?? answer.client_id ?? answer.username,
+      };
+      checkTimes(payload, tolerance);
+      checkAudience(payload, issuers.get(issuer)!.config.audiences, issuer);
+      return { payload, issuer, introspected: true };
+    }
+    if (lastError) throw lastError;
+    throw new IdentityError(
+      'revoked',
+      'opaque token not active at any issuer with introspection (revoked, expired or unknown)',
+    );
+  }
+
+  /** A Secret-based service-account token: only the apiserver can vouch for it (TokenReview). */
+  async function verifyLegacy(token: string, payload: JWTPayload): Promise<Verified> {
+    if (!config.legacyServiceAccountTokens) {
+      throw new IdentityError(
+        'issuer',
+        'Secret-based service-account tokens (issuer kubernetes/serviceaccount) are not accepted; set identity.legacyServiceAccountTokens to accept them',
+      );
+    }
+    const user = await reviewer.review(token, undefined);
+    return {
+      payload: { ...payload, sub: user.username },
+      issuer: LEGACY_SA_ISSUER,
+      reviewedAs: user.username,
+    };
+  }
+
+  async function verifyToken(token: string): Promise<Verified> {
     if (token.length > MAX_TOKEN_LENGTH) {
       throw new IdentityError('malformed', `token longer than ${MAX_TOKEN_LENGTH} characters`);
     }
     if (token.split('.').length !== 3) {
+      if (introspectors.size > 0) return introspectOpaque(token);
       throw new IdentityError('malformed', 'token is not a JWT (expected three dot-separated parts)');
     }
     let alg: unknown;
@@ -189,6 +306,7 @@ export function createIdentityVerifier(
     }
     const iss = payload.iss;
     if (typeof iss !== 'string' || iss === '') throw new IdentityError('issuer', 'token has no iss claim');
+    if (iss === LEGACY_SA_ISSUER) return verifyLegacy(token, payload);
     const keys = issuers.get(iss);
     if (!keys) throw new IdentityError('issuer', `token issuer ${JSON.stringify(iss)} is not trusted`);
     checkTimes(payload, tolerance);
@@ -207,34 +325,179 @@ export function createIdentityVerifier(
     }
   }
 
-  return {
-    async authenticate(token, ctx) {
-      const source = ctx.source;
-      if (token === undefined || token === '') {
-        if (config.tokenRequired)
-          throw new IdentityError('missing', 'a token is required and none was presented');
-        if (!podSubject) {
-          throw new IdentityError('missing', 'no token presented and the pod service account is unknown');
+  /** Liveness beyond the signature: pod binding, TokenReview, introspection, maximum age. */
+  async function checkLive(token: string, v: Verified): Promise<Verified> {
+    const issuerConfig = issuers.get(v.issuer)?.config;
+    const kube = v.issuer === LEGACY_SA_ISSUER || issuerConfig?.kubernetes === true;
+    if (kube) {
+      const b = kubernetesBinding(v.payload);
+      if (!b && binding !== 'any') {
+        throw new IdentityError('binding', 'Kubernetes token without service-account claims');
+      }
+      if (b) checkBinding(b, options.pod, binding);
+      if (liveness.tokenReview && v.issuer !== LEGACY_SA_ISSUER) {
+        const user = await reviewer.review(token, issuerConfig?.audiences);
+        if (user.username !== v.payload.sub) {
+          throw new IdentityError(
+            'revoked',
+            `TokenReview names ${user.username}, the token ${v.payload.sub}`,
+          );
         }
-        refuseDenied(podSubject);
-        return { ...options.pod, subject: podSubject, viaToken: false, ...(source ? { source } : {}) };
+        v = { ...v, reviewedAs: user.username };
       }
-      const { payload, issuer } = await verifyToken(token);
-      if (typeof payload.sub !== 'string' || payload.sub === '') {
-        throw new IdentityError('malformed', `token of issuer ${issuer} has no sub claim`);
+    }
+    const introspector = introspectors.get(v.issuer);
+    if (introspector && !v.introspected) {
+      const answer = await introspector.introspect(token);
+      if (!answer.active) {
+        throw new IdentityError(
+          'revoked',
+          `issuer ${v.issuer} reports the token is no longer active (revoked)`,
+          {
+            ...(typeof v.payload.sub === 'string' ? { subject: v.payload.sub } : {}),
+          },
+        );
       }
-      refuseDenied(payload.sub);
-      return {
-        ...options.pod,
+    }
+    if (liveness.maxTokenAgeSeconds !== undefined && !introspector && v.issuer !== LEGACY_SA_ISSUER) {
+      const iat = v.payload.iat;
+      if (typeof iat !== 'number') {
+        throw new IdentityError(
+          'malformed',
+          'token has no iat claim; identity.liveness.maxTokenAgeSeconds needs it',
+        );
+      }
+      const age = Math.floor(Date.now() / 1000) - iat;
+      if (age > liveness.maxTokenAgeSeconds + tolerance) {
+        throw new IdentityError(
+          'expired',
+          `token issued at ${iso(iat)} is ${age} s old; the policy accepts tokens up to ${liveness.maxTokenAgeSeconds} s old`,
+        );
+      }
+    }
+    return v;
+  }
+
+  /** The offboarding list against every identity in the chain (launcher, service account, token). */
+  function checkOffboarding(identity: AgentIdentity): AgentIdentity {
+    if (!offboarding || !config.offboarding) return identity;
+    const chain = identity.attribution;
+    const who: [string | undefined, string][] = [
+      [identity.viaToken ? identity.subject : undefined, 'token of'],
+      [chain?.serviceAccount, 'service account'],
+      [chain?.launcher?.username, 'workload launched by'],
+    ];
+    const flags: NonNullable<AgentIdentity['flags']> = [];
+    for (const [subject, what] of who) {
+      const entry = subject ? offboarding.find(subject) : undefined;
+      if (!entry || !subject) continue;
+      const days = daysSince(entry);
+      const message = `${what} ${subject} used ${days} day${days === 1 ? '' : 's'} after ${subject}'s offboarding on ${entry.date}`;
+      if (config.offboarding.action === 'deny') {
+        throw new IdentityError('offboarded', message, { subject });
+      }
+      flags.push({ kind: 'offboarded', subject, date: entry.date, days, message });
+    }
+    return flags.length > 0 ? { ...identity, flags } : identity;
+  }
+
+  const { launcher: _launcher, ...podFields } = options.pod;
+
+  async function authenticate(token: string | undefined, source: string | undefined): Promise<AgentIdentity> {
+    await offboarding?.ready;
+    if (token === undefined || token === '') {
+      if (config.tokenRequired)
+        throw new IdentityError('missing', 'a token is required and none was presented');
+      if (!podSubject) {
+        throw new IdentityError('missing', 'no token presented and the pod service account is unknown');
+      }
+      refuseDenied(podSubject);
+      return checkOffboarding({
+        ...podFields,
+        subject: podSubject,
+        viaToken: false,
+        ...(source ? { source } : {}),
+        attribution: attributionChain(options.pod, undefined),
+      });
+    }
+    const signed = await verifyToken(token);
+    if (typeof signed.payload.sub !== 'string' || signed.payload.sub === '') {
+      throw new IdentityError('malformed', `token of issuer ${signed.issuer} has no sub claim`);
+    }
+    // A denied subject is refused as such (its own alert) before binding and liveness checks.
+    refuseDenied(signed.payload.sub);
+    const verified = await checkLive(token, signed);
+    const { payload, issuer } = verified;
+    if (typeof payload.sub !== 'string' || payload.sub === '') {
+      throw new IdentityError('malformed', `token of issuer ${issuer} has no sub claim`);
+    }
+    return checkOffboarding({
+      ...podFields,
+      subject: payload.sub,
+      issuer,
+      claims: { ...payload },
+      viaToken: true,
+      ...(source ? { source } : {}),
+      attribution: attributionChain(options.pod, {
         subject: payload.sub,
         issuer,
-        claims: { ...payload },
-        viaToken: true,
-        ...(source ? { source } : {}),
+        ...(verified.reviewedAs ? { reviewedAs: verified.reviewedAs } : {}),
+      }),
+    });
+  }
+
+  return {
+    async authenticate(token, ctx) {
+      try {
+        const identity = await authenticate(token, ctx.source);
+        if (token) tokens.set(identity, token);
+        return identity;
+      } catch (err) {
+        // The chain travels with the refusal, for the alert and the recording.
+        if (err instanceof IdentityError) err.attribution ??= attributionChain(options.pod, undefined);
+        throw err;
+      }
+    },
+    watch(identity, onRevoked) {
+      const every = liveness.recheckSeconds;
+      if (every <= 0) return () => {};
+      const token = tokens.get(identity);
+      let stopped = false;
+      let checking = false;
+      const timer = setInterval(async () => {
+        if (checking) return; // a slow check is not stacked with the next one
+        checking = true;
+        try {
+          await offboarding?.refresh();
+          await authenticate(token, identity.source);
+        } catch (err) {
+          if (stopped) return;
+          const e = err instanceof IdentityError ? err : new IdentityError('unavailable', String(err));
+          if (e.code === 'unavailable') {
+            // Cannot tell: keep the session, try again at the next interval (logged).
+            options.logger.warn(
+              { subject: identity.subject, err: e.message },
+              'identity re-check unavailable',
+            );
+            return;
+          }
+          stopped = true;
+          clearInterval(timer);
+          e.attribution ??= identity.attribution;
+          onRevoked(e);
+        } finally {
+          checking = false;
+        }
+      }, every * 1000);
+      timer.unref();
+      return () => {
+        stopped = true;
+        clearInterval(timer);
       };
     },
     close() {
       for (const keys of issuers.values()) keys.close();
+      offboarding?.close();
     },
   };
 }

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { LEXING_RULE, LEXING_SETTINGS, lexingSettingProblem } from '../policy/sql/lexing.ts';
 import type { TargetMetrics } from '../server/metrics.ts';
 import type { ApprovalDecision, ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
-import { IdentityError } from '../server/modules.ts';
+import { type AttributionChain, IdentityError, identityAttribution } from '../server/modules.ts';
 import { BackendFramer, decodeBackend } from './backend.ts';
 import { WriteCoalescer } from './coalesce.ts';
 import type { GatewayServices, PostgresRuntime } from './context.ts';
@@ -259,6 +259,9 @@ export class PostgresSession {
   private readonly startupTimer: NodeJS.Timeout;
   private ending: Promise<void> | undefined;
   private closeReason = 'client disconnected';
+  /** Attribution and identity liveness (sidecar/identity). */
+  private attribution: AttributionChain | undefined;
+  private stopIdentityWatch: (() => void) | undefined;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
   private readonly rt: () => PostgresRuntime;
@@ -431,6 +434,7 @@ export class PostgresSession {
         node: identity.node ?? pod.node,
         podUid: identity.podUid ?? pod.podUid,
         source: this.source,
+        ...identityAttribution(identity),
       },
       policy: rt.policy,
       sidecarVersion: this.services.sidecarVersion,
@@ -440,6 +444,18 @@ export class PostgresSession {
       this.onRecordingFailure(),
     );
     this.logger = this.logger.child({ sessionId: recording.sessionId, subject: identity.subject });
+    this.attribution = identity.attribution;
+    for (const flag of identity.flags ?? []) {
+      this.rec.add('identity.flagged', 'internal', { ...flag });
+      rt.alerts.send({
+        kind: 'offboarded',
+        sessionId: recording.sessionId,
+        subject: flag.subject,
+        target: rt.target.name,
+        message: `postgres session allowed but flagged: ${flag.message}`,
+        ...(this.attribution ? { attribution: this.attribution } : {}),
+      });
+    }
     if (this.phase !== 'login') return;
 
     const startup = checkStartupParams(this.startupParams);
@@ -545,10 +561,32 @@ export class PostgresSession {
       if (!this.waiting) this.client.resume();
     });
     this.phase = 'ready';
+    // Identity liveness: a revoked or offboarded identity ends the session (sidecar/identity).
+    this.stopIdentityWatch = rt.verifier.watch(identity, (err) => this.identityRevoked(rt, err));
     this.logger.info('session started');
     if (up.rest.length > 0) this.onUpstreamData(up.rest);
     this.client.resume();
     this.drive();
+  }
+
+  /** The identity stopped being valid mid-session: record it, alert, end the session. */
+  private identityRevoked(rt: PostgresRuntime, err: IdentityError): void {
+    if (this.phase === 'closed') return;
+    this.logger.warn({ code: err.code, message: err.message }, 'agent identity revoked; ending the session');
+    this.rec?.add('identity.revoked', 'internal', { code: err.code, message: err.message });
+    rt.alerts.send({
+      kind: err.code === 'offboarded' ? 'offboarded' : 'identityRevoked',
+      sessionId: this.rec?.sessionId,
+      subject: this.subject,
+      target: rt.target.name,
+      message: `postgres session ended: ${err.message}`,
+      ...(err.attribution ? { attribution: err.attribution } : {}),
+    });
+    this.closeReason = 'identity revoked';
+    this.fatal(
+      SQLSTATE.invalidAuthorization,
+      `chaperone: session ended, identity no longer valid: ${err.message}`,
+    );
   }
 
   private async denyIdentity(rt: PostgresRuntime, err: Error): Promise<void> {
@@ -557,17 +595,20 @@ export class PostgresSession {
     this.logger.warn({ code, message }, 'agent identity refused');
     const sqlstate =
       code === 'denied' || code === 'missing' ? SQLSTATE.invalidAuthorization : SQLSTATE.invalidPassword;
+    const attribution = err instanceof IdentityError ? err.attribution : undefined;
     rt.alerts.send({
-      kind: code === 'denied' ? 'deniedSubject' : 'invalidToken',
+      kind: code === 'denied' ? 'deniedSubject' : code === 'offboarded' ? 'offboarded' : 'invalidToken',
       target: rt.target.name,
       message: `postgres session refused: ${message}`,
+      ...(err instanceof IdentityError && err.subject ? { subject: err.subject } : {}),
+      ...(attribution ? { attribution } : {}),
     });
     try {
       const pod = this.services.pod;
       const recording = await this.services.recorder.startSession({
         protocol: 'postgres',
         target: { name: rt.target.name, host: rt.target.upstream.host, port: rt.target.upstream.port },
-        identity: { ...pod, source: this.source },
+        identity: { ...pod, source: this.source, ...identityAttribution({ attribution }) },
         policy: rt.policy,
         sidecarVersion: this.services.sidecarVersion,
         labels: this.startupParams.user ? { 'db.user': this.startupParams.user } : {},
@@ -955,6 +996,7 @@ export class PostgresSession {
       rule: d.rule,
       statement: sql,
       message,
+      ...(this.attribution ? { attribution: this.attribution } : {}),
     };
   }
 
@@ -1521,6 +1563,7 @@ export class PostgresSession {
     this.phase = 'closed';
     if (this.closeReason === 'client disconnected') this.closeReason = reason;
     clearTimeout(this.startupTimer);
+    this.stopIdentityWatch?.();
     this.approvalAbort?.abort();
     if (this.parser.pendingBytes > 0 && wasReady) {
       this.logger.warn(

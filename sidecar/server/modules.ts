@@ -12,9 +12,11 @@ export {
 } from '../../recording/index.ts';
 export {
   type AgentIdentity,
+  type AttributionChain,
   createIdentityVerifier,
   IdentityError,
   type IdentityVerifier,
+  identityAttribution,
   type PodIdentity,
   podIdentityFromEnv,
 } from '../identity/index.ts';

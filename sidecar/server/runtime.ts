@@ -95,6 +95,8 @@ export function buildShared(
     pod,
     logger: logger.child({ component: 'identity' }),
     kubernetesTokenFile: IN_CLUSTER_TOKEN_FILE,
+    // TokenReview and the offboarding ConfigMap: the pod's own credentials (or KUBECONFIG).
+    kubeConfig: () => loadKubeConfig(env),
   });
   alerts = createAlertSink(config.alerts, logger.child({ component: 'alerts' }));
   // Statements awaiting a SessionApproval: the alert names the kubectl commands that decide it.

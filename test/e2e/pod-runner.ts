@@ -87,6 +87,9 @@ function resolveEnv(
 ): Record<string, string> {
   const env: Record<string, string> = {};
   const field = (path: string): string | undefined => {
+    // metadata.annotations['k'] / labels['k'], as the kubelet resolves them (an absent key is "").
+    const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
+    if (m) return (m[1] === 'labels' ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]!] ?? '';
     switch (path) {
       case 'metadata.name':
         return pod.metadata?.name;

@@ -39,6 +39,7 @@ export const CONTROLLERS = [
   'serviceaccount-token', // fills legacy service-account token Secrets
   'root-ca-cert-publisher', // kube-root-ca.crt ConfigMap, referenced by projected token volumes
   'clusterrole-aggregation', // aggregated ClusterRoles (admin/edit/view) that charts may extend
+  'job', // creates the pods of Jobs (attribution: the launcher stamp travels Job -> Pod)
 ];
 
 /** Controllers added when a real node runs pods (node.ts): workloads and Service endpoints. */

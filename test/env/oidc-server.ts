@@ -76,18 +76,21 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
+    // Tokens revoked here are reported inactive by introspection (identity liveness tests).
+    revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
       // A token request without `resource` is for the default audience.
       defaultResource: async () => config.audience,
       useGrantedResource: async () => true,
-      // Any absolute URI is a resource server; its access tokens are RS256 JWTs for it.
+      // Any absolute URI is a resource server; its access tokens are RS256 JWTs for it, except for
+      // resources ending in ":opaque", whose tokens are opaque (oidc-provider introspects only those).
       getResourceServerInfo: async (ctx: KoaContextLike, resourceIndicator: string) => {
         const ttl = Number(ctx.get(OIDC_TTL_HEADER));
         return {
           scope: 'api',
           audience: resourceIndicator,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: resourceIndicator.endsWith(':opaque') ? 'opaque' : 'jwt',
           accessTokenTTL: Number.isInteger(ttl) && ttl > 0 ? ttl : 3600,
           jwt: { sign: { alg: 'RS256' } },
         };

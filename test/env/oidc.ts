@@ -85,3 +85,20 @@ export async function oidcToken(info: OidcInfo, options: OidcTokenOptions = {}):
   }
   return json.access_token;
 }
+
+/** Revokes a token at the provider (RFC 7009), as the client it was issued to. */
+export async function oidcRevoke(info: OidcInfo, token: string, clientId = info.clientId): Promise<void> {
+  const secret = clientSecretFor(info, clientId);
+  const discovery = (await (await fetch(`${info.issuer}/.well-known/openid-configuration`)).json()) as {
+    revocation_endpoint: string;
+  };
+  const res = await fetch(discovery.revocation_endpoint, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({ token }),
+  });
+  if (!res.ok) throw new Error(`revocation failed: HTTP ${res.status} ${await res.text()}`);
+}

@@ -4,6 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import type { AdmissionRequest, Decision } from '../admission.ts';
 import { allow, deny } from '../admission.ts';
+import { attributePod, withoutLauncherEnv } from '../attribution/index.ts';
 import type { ClusterReader } from '../cluster.ts';
 import type { WebhookConfig } from '../config.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from '../constants.ts';
@@ -133,9 +134,12 @@ async function planCreate(req: AdmissionRequest, deps: PodHandlerDeps): Promise<
       message: `${PREFIX}pod refused: it could bypass the session recording SessionPolicy ${name} requires: ${violations.join('; ')}`,
     };
   }
+  // Attribution (webhook/attribution/): the launcher env is appended after injection, so injectPod
+  // sees the earlier injection without it.
+  const previous = withoutLauncherEnv(raw);
   let mutated: V1Pod;
   try {
-    mutated = injectPod(stripped, policy, { config, dnsResolvers: deps.dnsResolvers() }, raw);
+    mutated = injectPod(stripped, policy, { config, dnsResolvers: deps.dnsResolvers() }, previous);
   } catch (error) {
     if (error instanceof NoDnsResolverError) {
       return {
@@ -145,6 +149,9 @@ async function planCreate(req: AdmissionRequest, deps: PodHandlerDeps): Promise<
     }
     throw error;
   }
+  // Attribution: the launcher stamp and its sidecar env, or why the pod is refused.
+  const forged = attributePod(req, mutated, config.templateControllers);
+  if (forged) return { kind: 'deny', message: PREFIX + forged };
   const open = [
     config.adminPort,
     ...policy.spec.inboundPorts.filter((p) => p.protocol === 'TCP').map((p) => p.port),
@@ -284,6 +291,8 @@ export async function validatePod(req: AdmissionRequest, deps: PodHandlerDeps): 
   if (req.operation === 'CONNECT') return planConnect(req, deps);
   if (req.kind.kind !== 'Pod') return allow();
   if (req.operation === 'UPDATE' && !req.subResource) {
+    const launcher = attributePod(req); // attribution: the launcher stamp never changes
+    if (launcher) return deny(PREFIX + launcher);
     const before = chaperoneContainers(req.oldObject as V1Pod);
     if (before.length > 0 && !isDeepStrictEqual(before, chaperoneContainers(req.object as V1Pod))) {
       return deny(

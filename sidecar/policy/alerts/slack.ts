@@ -8,7 +8,23 @@ const TITLES: Record<AlertKind, string> = {
   deniedSubject: ':no_entry_sign: Chaperone refused a denied subject',
   alert: ':warning: Chaperone policy alert',
   invalidToken: ':closed_lock_with_key: Chaperone rejected an invalid token',
+  identityRevoked: ':closed_lock_with_key: Chaperone ended a session: identity revoked',
+  offboarded: ':no_entry_sign: Chaperone: offboarded identity',
 };
+
+/** "alice (Job/nightly) -> pod ns/agent -> sa -> token sub" */
+function chainText(a: NonNullable<Alert['attribution']>): string {
+  return [
+    a.launcher
+      ? `launched by ${a.launcher.username}${a.launcher.unattributed ? ' (unattributed)' : ''}${a.workload ? ` (${a.workload.kind}/${a.workload.name ?? '?'})` : ''}`
+      : 'launcher unknown',
+    a.pod?.name ? `pod ${a.pod.namespace ?? '?'}/${a.pod.name}` : undefined,
+    a.serviceAccount,
+    a.token ? `token ${a.token.subject}` : undefined,
+  ]
+    .filter((p) => p !== undefined)
+    .join(' → ');
+}
 
 const MAX_STATEMENT = 2000;
 
@@ -40,6 +56,7 @@ export function slackPayload(alert: Alert): SlackPayload {
     ['Rule', alert.rule],
     ['Subject', alert.subject],
     ['Session', alert.sessionId],
+    ['Attribution', alert.attribution ? chainText(alert.attribution) : undefined],
   ]
     .filter((f): f is [string, string] => f[1] !== undefined && f[1] !== '')
     .map(([name, value]) => ({ type: 'mrkdwn', text: `*${name}*\n${escapeMrkdwn(truncate(value, 500))}` }));

@@ -1,4 +1,11 @@
-export type AlertKind = 'blocked' | 'approval' | 'deniedSubject' | 'alert' | 'invalidToken';
+export type AlertKind =
+  | 'blocked'
+  | 'approval'
+  | 'deniedSubject'
+  | 'alert'
+  | 'invalidToken'
+  | 'identityRevoked'
+  | 'offboarded';
 
 /** A policy hit worth telling a human about. Alerts are notifications; the recording is the evidence. */
 export interface Alert {
@@ -9,6 +16,14 @@ export interface Alert {
   rule?: string;
   statement?: string;
   message: string;
+  /** Who launched the workload -> workload -> pod -> service account -> token (sidecar/identity). */
+  attribution?: {
+    launcher?: { username: string; unattributed?: boolean };
+    workload?: { kind: string; name?: string };
+    pod?: { namespace?: string; name?: string };
+    serviceAccount?: string;
+    token?: { subject: string };
+  };
   /** Where a reviewer decides it (approval alerts, Kubernetes backend): rendered as kubectl commands. */
   review?: ApprovalReview;
 }
