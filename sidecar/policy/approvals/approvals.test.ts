@@ -95,9 +95,12 @@ describe('local approval backend', () => {
   it('denies with timedOut when nobody decides in time', async () => {
     const dir = await tempDir();
     const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20 });
+    const started = performance.now();
     const decision = await backend.request(request(200));
+    const waited = performance.now() - started;
     assert.equal(decision.approved, false);
     assert.equal(decision.timedOut, true);
+    assert.ok(waited >= 195, `waited the whole timeout before denying (${waited} ms)`);
     const files = await readdir(dir);
     assert.ok(files.some((f) => f.endsWith('.closed.json')));
     assert.deepEqual(await listPendingLocalApprovals(dir), []);
