@@ -112,15 +112,16 @@ async function waitForLog(h: Harness, match: (l: Record<string, unknown>) => boo
 
 // Correctness at a size the suite can afford; the load (200 sessions x 500 statements) is
 // bench/concurrent-sessions.bench.ts.
-describe('20 concurrent sessions x 50 statements', () => {
+describe('20 concurrent sessions x 50 statements, recorded to MinIO', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness(env.postgres);
+    h = await startHarness(env.postgres, { minio: (await testEnv(['minio'])).minio });
     await direct('CREATE TABLE conc_t (session int, n int)');
   });
   after(() => h.close());
 
   test('every executed statement is recorded exactly once', async () => {
+    assert.match(h.storeUrl, /^s3:\/\//);
     await runConcurrentSessions(h, {
       sessions: 20,
       statements: 50,
