@@ -6,6 +6,7 @@ import pg from 'pg';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { until } from '../../test/testing/until.ts';
 import { B, errorFields, startupMessage } from './protocol.ts';
 import { RawClient } from './raw-client.ts';
 import { type Harness, kinds, startHarness } from './test-support.ts';
@@ -103,11 +104,7 @@ describe('malformed frames', () => {
 });
 
 async function waitForLog(h: Harness, match: (l: Record<string, unknown>) => boolean): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    if (h.logs.some(match)) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
+  return until('a log line', () => h.logs.some(match));
 }
 
 // Correctness at a size the suite can afford; the load (200 sessions x 500 statements) is
