@@ -5,8 +5,8 @@
 //   node bench/concurrent-sessions.bench.ts --short           50 sessions x 100 statements
 //   --sessions=N --statements=M                               any other size
 
-import { startHarness } from '../sidecar/postgres/test-support.ts';
 import { runConcurrentSessions } from '../sidecar/postgres/testing/concurrent-sessions.ts';
+import { startHarness } from '../sidecar/postgres/testing/harness.ts';
 import { startEnv } from '../test/env/index.ts';
 import { psql } from '../test/env/postgres.ts';
 

@@ -7,8 +7,8 @@ import { ANNOTATIONS, CONTAINERS } from './constants.ts';
 import { injectPod, isSubset, perTargetVolumeName, renderPodPatch, stripInjection } from './inject.ts';
 import { podViolations } from './pod-checks.ts';
 import { policySecretNames, type ResolvedPolicy } from './policy.ts';
-import { goldenPolicy, readYaml, testConfig } from './test-support/fixtures.ts';
-import { assertGolden } from './test-support/golden.ts';
+import { goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
+import { assertGolden } from './testing/golden.ts';
 
 const options = { config: testConfig, dnsResolvers: testConfig.dns.resolvers };
 

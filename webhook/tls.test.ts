@@ -11,8 +11,8 @@ import { connect } from 'node:tls';
 import { until } from '../test/testing/until.ts';
 import type { ClusterReader } from './cluster.ts';
 import { buildWebhookServer } from './server.ts';
-import { testConfig } from './test-support/fixtures.ts';
-import { createTestCa, issueServingCert } from './test-support/pki.ts';
+import { testConfig } from './testing/fixtures.ts';
+import { createTestCa, issueServingCert } from './testing/pki.ts';
 import { type TlsMaterial, watchFileTls } from './tls.ts';
 
 const unusedCluster: ClusterReader = {

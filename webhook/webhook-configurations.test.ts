@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { assertGolden } from './test-support/golden.ts';
+import { assertGolden } from './testing/golden.ts';
 import { renderWebhookConfigurations } from './webhook-configurations.ts';
 
 const caBundle = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';

@@ -11,7 +11,7 @@ import { psql as psqlRaw } from '../../test/env/postgres.ts';
 import { until } from '../../test/testing/until.ts';
 import { B, errorFields } from './protocol.ts';
 import { RawClient, typesOf } from './raw-client.ts';
-import { type Harness, kinds, startHarness } from './test-support.ts';
+import { type Harness, kinds, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();

@@ -9,8 +9,8 @@ import { psql as psqlRaw } from '../../test/env/postgres.ts';
 import { until } from '../../test/testing/until.ts';
 import { B, errorFields, startupMessage } from './protocol.ts';
 import { RawClient } from './raw-client.ts';
-import { type Harness, kinds, startHarness } from './test-support.ts';
 import { runConcurrentSessions } from './testing/concurrent-sessions.ts';
+import { type Harness, kinds, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();

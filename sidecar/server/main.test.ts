@@ -14,8 +14,8 @@ import { freePort } from '../../test/env/net.ts';
 import { createRole, psql as psqlRaw } from '../../test/env/postgres.ts';
 import { until as untilShared } from '../../test/testing/until.ts';
 import type { SidecarConfigInput } from '../config/index.ts';
-import { type LocalIssuer, startLocalIssuer } from '../identity/local-issuer.testkit.ts';
-import { kinds, runProcess, TOKEN_AUDIENCE } from '../postgres/test-support.ts';
+import { type LocalIssuer, startLocalIssuer } from '../identity/testing/local-issuer.ts';
+import { kinds, runProcess, TOKEN_AUDIENCE } from '../postgres/testing/harness.ts';
 import { generateSigningKey, listSessions, openStore, readSession } from './modules.ts';
 
 const env = await testEnv(['postgres']);

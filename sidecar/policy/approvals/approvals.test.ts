@@ -7,7 +7,7 @@ import { until } from '../../../test/testing/until.ts';
 import { createDenyingApprovalBackend } from './denying.ts';
 import { createApprovalBackend } from './index.ts';
 import { createLocalApprovalBackend, decideLocalApproval, listPendingLocalApprovals } from './local.ts';
-import { createManualApprovalBackend } from './manual.ts';
+import { createManualApprovalBackend } from './testing/manual.ts';
 import type { ApprovalRequest } from './types.ts';
 
 const request = (timeoutMs: number): ApprovalRequest => ({

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { until } from '../../../test/testing/until.ts';
-import { type Harness, kinds } from '../test-support.ts';
+import { type Harness, kinds } from './harness.ts';
 
 export interface ConcurrentRun {
   sessions: number;

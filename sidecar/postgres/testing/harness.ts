@@ -8,14 +8,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { s3OptionsFor, s3UrlFor } from '../../recording/testing/fixtures.ts';
-import { createRole, psql } from '../../test/env/postgres.ts';
-import type { MinioInfo, PostgresInfo } from '../../test/env/types.ts';
-import { type SidecarConfig, type SidecarConfigInput, sidecarConfigSchema } from '../config/index.ts';
-import { type LocalIssuer, startLocalIssuer } from '../identity/local-issuer.testkit.ts';
-import { generateSigningKey, listSessions, openStore, readSession } from '../server/modules.ts';
-import { Sidecar, type SidecarOptions } from '../server/sidecar.ts';
-import { DEFAULT_LIMITS, type PostgresLimits } from './context.ts';
+import { s3OptionsFor, s3UrlFor } from '../../../recording/testing/fixtures.ts';
+import { createRole, psql } from '../../../test/env/postgres.ts';
+import type { MinioInfo, PostgresInfo } from '../../../test/env/types.ts';
+import { type SidecarConfig, type SidecarConfigInput, sidecarConfigSchema } from '../../config/index.ts';
+import { type LocalIssuer, startLocalIssuer } from '../../identity/testing/local-issuer.ts';
+import { generateSigningKey, listSessions, openStore, readSession } from '../../server/modules.ts';
+import { Sidecar, type SidecarOptions } from '../../server/sidecar.ts';
+import { DEFAULT_LIMITS, type PostgresLimits } from '../context.ts';
 
 export interface RecordedEventLike {
   kind: string;
@@ -125,7 +125,7 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
     await writeFile(join(storeCredentialsDir, 'accessKeyId'), minio.accessKeyId, { mode: 0o600 });
     await writeFile(join(storeCredentialsDir, 'secretAccessKey'), minio.secretAccessKey, { mode: 0o600 });
   }
-  const { freePort } = await import('../../test/env/net.ts');
+  const { freePort } = await import('../../../test/env/net.ts');
   const listenPort = await freePort();
   const issuer = await startLocalIssuer(undefined, { closeWithTest: false });
   const token = await issuer.sign({ sub: AGENT_SUBJECT, aud: TOKEN_AUDIENCE }, { expiresIn: '2h' });

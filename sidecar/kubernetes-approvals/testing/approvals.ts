@@ -12,9 +12,9 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { SESSION_APPROVAL } from '../../crds/index.ts';
-import type { KubeInfo } from '../../test/env/index.ts';
-import { until as untilShared } from '../../test/testing/until.ts';
+import { SESSION_APPROVAL } from '../../../crds/index.ts';
+import type { KubeInfo } from '../../../test/env/index.ts';
+import { until as untilShared } from '../../../test/testing/until.ts';
 
 /** Where SessionApprovals live, for CustomObjectsApi calls. */
 export const APPROVAL_API = {
@@ -52,7 +52,7 @@ export async function approvalNamespaceWithAgent(
   namespace: string,
 ): Promise<KubeConfig> {
   const crd = parse(
-    await readFile(new URL('../../crds/sessionapprovals.chaperone.dev.yaml', import.meta.url), 'utf8'),
+    await readFile(new URL('../../../crds/sessionapprovals.chaperone.dev.yaml', import.meta.url), 'utf8'),
   ) as V1CustomResourceDefinition;
   await KubernetesObjectApi.makeApiClient(admin).patch(
     crd,
