@@ -47,6 +47,14 @@ check: typecheck lint
 test: setup check
 	$(NODE_TEST) --test-global-setup=test/env/global-setup.ts $(TEST_FILES)
 
+# Flake detector: the suite (or FLAKE_FILES) FLAKE_RUNS times under CPU pressure (a busy loop on
+# one core); reports every test that did not pass every time, with test count and duration per run.
+.PHONY: flake
+FLAKE_RUNS ?= 3
+FLAKE_FILES ?= $(TEST_FILES)
+flake: setup check
+	FLAKE_RUNS='$(FLAKE_RUNS)' FLAKE_FILES="$(FLAKE_FILES)" node test/flake/run.ts
+
 demo: setup
 	node test/e2e/demo.ts
 

@@ -14,8 +14,8 @@ import {
 } from './inject.ts';
 import { podViolations } from './pod-checks.ts';
 import { policySecretNames, type ResolvedPolicy } from './policy.ts';
-import { goldenPolicy, readYaml, testConfig } from './test-support/fixtures.ts';
-import { assertGolden } from './test-support/golden.ts';
+import { goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
+import { assertGolden } from './testing/golden.ts';
 
 const options = { config: testConfig, dnsResolvers: testConfig.dns.resolvers };
 
