@@ -11,11 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { until } from '../sidecar/kubernetes-approvals/testing.ts';
-import { type Harness, kinds, startHarness } from '../sidecar/postgres/test-support.ts';
+import { until } from '../sidecar/kubernetes-approvals/testing/approvals.ts';
+import { type Harness, kinds, startHarness } from '../sidecar/postgres/testing/harness.ts';
 import { testEnv } from '../test/env/index.ts';
 import { psql as psqlRaw } from '../test/env/postgres.ts';
-import { WebhookHarness } from '../webhook/test-support/harness.ts';
+import { WebhookHarness } from '../webhook/testing/harness.ts';
 import { follow, kubectlChaperone, pluginBinDir, userWithRules } from './testing/index.ts';
 
 const env = await testEnv(['kube', 'postgres']);

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { testEnv } from '../test/env/index.ts';
-import { WebhookHarness } from '../webhook/test-support/harness.ts';
+import { WebhookHarness } from '../webhook/testing/harness.ts';
 import type { CheckResult } from './policy-check.ts';
 import { kubectlChaperone, pluginBinDir, userWithRules } from './testing/index.ts';
 
