@@ -34,7 +34,7 @@ export function renderValuesSchema(): string {
 }
 
 function typeOf(s: JsonSchema): string {
-  if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
+  if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' | ');
   if (s.type === 'array') return `${s.items ? typeOf(s.items) : 'any'}[]`;
   if (typeof s.type === 'string') return s.type;
   return 'object';
@@ -46,18 +46,24 @@ function cell(text: string): string {
 
 /** A Markdown table: one row per leaf (or described object) of the values schema. */
 export function renderValuesReference(): string {
-  const rows: string[] = ['| Key | Type | Default | Description |', '| --- | --- | --- | --- |'];
+  const rows: string[][] = [['Key', 'Type', 'Default', 'Description']];
   const walk = (s: JsonSchema, path: string) => {
     const children = Object.entries(s.properties ?? {});
-    if (children.length === 0) {
+    // An object whose default is more than {} (resources, securityContext) is one row.
+    const ownDefault = s.default !== undefined && JSON.stringify(s.default) !== '{}';
+    if (children.length === 0 || ownDefault) {
       const def = s.default === undefined ? '' : `\`${JSON.stringify(s.default)}\``;
-      rows.push(`| \`${path}\` | ${cell(typeOf(s))} | ${cell(def)} | ${cell(s.description ?? '')} |`);
+      rows.push([`\`${path}\``, cell(typeOf(s)), cell(def), cell(s.description ?? '')]);
       return;
     }
     for (const [key, child] of children) walk(child, `${path}.${key}`);
   };
   for (const [key, child] of Object.entries(valuesJsonSchema().properties ?? {})) walk(child, key);
-  return `${rows.join('\n')}\n`;
+  // Columns padded to their widest cell, as the repository's Markdown formatter (biome) lays them out.
+  const widths = rows[0]!.map((_, i) => Math.max(3, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  const [header, ...body] = rows;
+  return `${[line(header!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...body.map(line)].join('\n')}\n`;
 }
 
 /** docs/install.md with the reference between the markers replaced. */

@@ -23,15 +23,20 @@ const loose = z.record(z.string(), z.unknown());
 const scheduling = {
   nodeSelector: labels.optional().describe('Node labels the pods must match.'),
   tolerations: z.array(loose).optional().describe('Pod tolerations.'),
-  affinity: loose.optional().describe('Pod affinity (replaces nothing: the topology spread stays).'),
+  affinity: loose.optional().describe('Pod affinity, besides the topology spread the chart always sets.'),
   priorityClassName: z.string().optional().describe('PriorityClass of the pods.'),
 };
 
 const leaderElection = z
   .strictObject({
-    leaseDurationSeconds: z.number().int().min(1).default(15),
-    renewDeadlineSeconds: z.number().int().min(1).default(10),
-    retryPeriodSeconds: z.number().int().min(1).default(2),
+    leaseDurationSeconds: z.number().int().min(1).default(15).describe('A standby takes over after this.'),
+    renewDeadlineSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .default(10)
+      .describe('A leader that cannot renew for this long stops its controllers.'),
+    retryPeriodSeconds: z.number().int().min(1).default(2).describe('The Lease is renewed this often.'),
   })
   .describe('Lease timings: a standby takes over after leaseDurationSeconds without a renewal.');
 
@@ -46,7 +51,10 @@ export const valuesSchema = z
           .default('chaperone')
           .describe('Registry and path prefix: <registry>/<component>, e.g. registry.example.com/chaperone.'),
         tag: z.string().default('').describe('Image tag; empty: the chart appVersion.'),
-        pullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+        pullPolicy: z
+          .enum(['Always', 'IfNotPresent', 'Never'])
+          .default('IfNotPresent')
+          .describe('imagePullPolicy of every Chaperone container, injected ones included.'),
         digests: z
           .strictObject({
             operator: digest.default(''),
@@ -123,7 +131,14 @@ export const valuesSchema = z
           .default(10)
           .describe('Admission timeout; failurePolicy is Fail.'),
         pdb: z
-          .strictObject({ minAvailable: z.number().int().min(1).default(1) })
+          .strictObject({
+            minAvailable: z
+              .number()
+              .int()
+              .min(1)
+              .default(1)
+              .describe('Webhook replicas kept through voluntary disruptions.'),
+          })
           .prefault({})
           .describe('PodDisruptionBudget of the webhook.'),
         breakGlassGroups: z
@@ -144,7 +159,12 @@ export const valuesSchema = z
           .string()
           .default('kube-system/kube-dns')
           .describe('namespace/name of the cluster DNS Service (its clusterIPs are allowed).'),
-        requireAgentRunAsUser: z.boolean().default(true),
+        requireAgentRunAsUser: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Agent containers must set runAsUser, so the webhook can tell them from the sidecar UID.',
+          ),
         ...scheduling,
       })
       .prefault({}),
@@ -173,7 +193,10 @@ export const valuesSchema = z
           .strictObject({
             issuerRef: z
               .strictObject({
-                name: z.string().default(''),
+                name: z
+                  .string()
+                  .default('')
+                  .describe('Issuer name; empty: a self-signed CA made by the chart.'),
                 kind: z.enum(['Issuer', 'ClusterIssuer']).default('Issuer'),
                 group: z.string().default('cert-manager.io'),
               })
@@ -194,8 +217,14 @@ export const valuesSchema = z
               .describe(
                 'Secret with the operator S3 keys; empty: the SDK default chain (IRSA, workload identity).',
               ),
-            accessKeyIdKey: z.string().default('accessKeyId'),
-            secretAccessKeyKey: z.string().default('secretAccessKey'),
+            accessKeyIdKey: z
+              .string()
+              .default('accessKeyId')
+              .describe('Key of the access key id in existingSecret.'),
+            secretAccessKeyKey: z
+              .string()
+              .default('secretAccessKey')
+              .describe('Key of the secret access key in existingSecret.'),
           })
           .prefault({}),
       })
@@ -208,7 +237,13 @@ export const valuesSchema = z
           .describe(
             'Generate one Ed25519 signing key at install and keep it (never regenerated on upgrade).',
           ),
-        secretName: z.string().min(1).default('chaperone-signing-key'),
+        secretName: z
+          .string()
+          .min(1)
+          .default('chaperone-signing-key')
+          .describe(
+            'Name of the generated Secret (key privateKey), in the release namespace and each of namespaces.',
+          ),
         namespaces: z
           .array(z.string().min(1))
           .default([])
@@ -235,7 +270,9 @@ export const valuesSchema = z
         metricsFrom: z
           .array(loose)
           .default([])
-          .describe('NetworkPolicy peers allowed to scrape /metrics; empty: nobody.'),
+          .describe(
+            "NetworkPolicy peers allowed to scrape the operator's /metrics (8080); empty: nobody. The webhook's 9443 is open to any source (the apiserver's address varies).",
+          ),
       })
       .prefault({}),
     podSecurityContext: loose
