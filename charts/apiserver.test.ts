@@ -1,0 +1,121 @@
+// Every object the chart renders, validated by a real kube-apiserver 1.34 (test env part `kube`):
+// `kubectl apply --dry-run=server --validate=strict` runs the apiserver's own schema, defaulting,
+// field validation (unknown fields are errors) and admission for each object, so it stands in for
+// kubeconform with the 1.34 schemas and the CRDs' schemas. The CRDs are applied first (for real).
+// cert-manager's Issuer/Certificate are left out: cert-manager's CRDs are not in the test apiserver.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { parseAllDocuments, stringify } from 'yaml';
+import { testEnv } from '../test/env/index.ts';
+import { TESTDATA } from './testing/golden.ts';
+import { template } from './testing/helm.ts';
+
+const exec = promisify(execFile);
+const kube = (await testEnv(['kube'])).kube;
+const id = randomBytes(3).toString('hex');
+const release = `chart-${id}`;
+// The production values copy the signing key into these namespaces; they must exist.
+const extraNamespaces = ['agents-a', 'agents-b'];
+
+async function kubectl(args: string[], input?: string): Promise<{ ok: boolean; out: string }> {
+  const child = exec(kube.kubectl, ['--kubeconfig', kube.kubeconfigPath, ...args], { maxBuffer: 64 << 20 });
+  if (input !== undefined) child.child.stdin!.end(input);
+  try {
+    const { stdout, stderr } = await child;
+    return { ok: true, out: stdout + stderr };
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string };
+    return { ok: false, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered manifests
+type Json = any;
+
+async function render(valuesFile?: string): Promise<Json[]> {
+  const out = await template(release, valuesFile ? [valuesFile] : []);
+  assert.ok(out.ok, out.stderr);
+  return parseAllDocuments(out.stdout)
+    .map((d) => d.toJS())
+    .filter((d) => d);
+}
+
+const cases = ['default', ...readdirSync(TESTDATA).filter((f) => f.endsWith('.values.yaml'))];
+
+describe('the rendered chart in kube-apiserver 1.34', () => {
+  before(async () => {
+    for (const ns of [release, ...extraNamespaces]) {
+      const made = await kubectl(['create', 'namespace', ns]);
+      assert.ok(made.ok || /AlreadyExists/.test(made.out), made.out);
+    }
+    const crds = (await render()).filter((o) => o.kind === 'CustomResourceDefinition');
+    assert.equal(crds.length, 2);
+    const applied = await kubectl(
+      ['apply', '--server-side', '--force-conflicts', '--field-manager', 'chart-test', '-f', '-'],
+      crds.map((c) => stringify(c)).join('---\n'),
+    );
+    assert.ok(applied.ok, applied.out);
+    const established = await kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      ...crds.map((c) => `crd/${c.metadata.name}`),
+    ]);
+    assert.ok(established.ok, established.out);
+  });
+
+  after(async () => {
+    await kubectl(['delete', 'namespace', release, '--wait=false', '--ignore-not-found']);
+  });
+
+  for (const file of cases) {
+    it(`accepts every object: ${file}`, async () => {
+      const objects = (await render(file === 'default' ? undefined : join(TESTDATA, file))).filter(
+        (o) => !String(o.apiVersion).startsWith('cert-manager.io/'),
+      );
+      assert.ok(objects.length > 20, `only ${objects.length} objects rendered`);
+      const result = await kubectl(
+        [
+          'apply',
+          '--server-side',
+          '--field-manager=chart-test',
+          '--dry-run=server',
+          '--validate=strict',
+          '-o',
+          'name',
+          '-f',
+          '-',
+        ],
+        objects.map((o) => stringify(o)).join('---\n'),
+      );
+      assert.ok(result.ok, result.out);
+      // One line per object: nothing was skipped.
+      const names = result.out.split('\n').filter((l) => /^[a-z0-9.-]+\/\S+$/.test(l));
+      assert.equal(names.length, objects.length, result.out);
+    });
+  }
+
+  it('refuses a broken object (the check can fail)', async () => {
+    const [deployment] = (await render()).filter((o) => o.kind === 'Deployment');
+    deployment.spec.template.spec.containers[0].securityContext.capabilitiesTypo = { drop: ['ALL'] };
+    const result = await kubectl(
+      [
+        'apply',
+        '--server-side',
+        '--field-manager=chart-test',
+        '--dry-run=server',
+        '--validate=strict',
+        '-f',
+        '-',
+      ],
+      stringify(deployment),
+    );
+    assert.equal(result.ok, false);
+    assert.match(result.out, /capabilitiesTypo: field not declared in schema/);
+  });
+});
