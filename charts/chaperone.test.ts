@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
+import { parseOperatorConfig } from '../operator/config.ts';
+import { parseWebhookConfig } from '../webhook/config.ts';
 import { renderWebhookConfigurations } from '../webhook/webhook-configurations.ts';
 import {
   CHART_DIR,
@@ -163,6 +165,21 @@ describe('rendered objects', () => {
         'chaperone',
         'the operator patches caBundle',
       );
+    }
+  });
+
+  it('renders config files the operator and the webhook accept (their own zod schemas)', async () => {
+    for (const name of ['default', ...cases]) {
+      const objects = await rendered(name);
+      const data = (n: string, key: string) =>
+        parse(objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === n).data[key]);
+      const operator = parseOperatorConfig(data('chaperone-operator', 'operator.yaml'));
+      assert.equal(operator.systemNamespace, NS, name);
+      assert.equal(operator.leaderElection.enabled, true);
+      const webhook = parseWebhookConfig(data('chaperone-webhook', 'webhook.yaml'));
+      assert.equal(webhook.systemNamespace, NS);
+      assert.equal(webhook.tls.source, name === 'cert-manager' ? 'files' : 'secret');
+      assert.ok(webhook.operatorUsers.length > 0, 'the operator may write its children');
     }
   });
 
