@@ -2,6 +2,7 @@
 // `kubectl apply --dry-run=server --validate=strict` runs the apiserver's own schema, defaulting,
 // field validation (unknown fields are errors) and admission for each object, so it stands in for
 // kubeconform with the 1.34 schemas and the CRDs' schemas. The CRDs are applied first (for real).
+// The RBAC objects are applied for real too, and `kubectl auth can-i` checks what each account may do.
 // cert-manager's Issuer/Certificate are left out: cert-manager's CRDs are not in the test apiserver.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -70,7 +71,7 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
   });
 
   after(async () => {
-    await kubectl(['delete', 'namespace', release, '--wait=false', '--ignore-not-found']);
+    await kubectl(['delete', 'namespace', release, ...extraNamespaces, '--wait=false', '--ignore-not-found']);
   });
 
   for (const file of cases) {
@@ -99,6 +100,73 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
       assert.equal(names.length, objects.length, result.out);
     });
   }
+
+  it('grants each ServiceAccount what it needs and nothing more (RBAC applied, kubectl auth can-i)', async () => {
+    const rbacKinds = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+    const rbac = (await render()).filter((o) => rbacKinds.has(o.kind));
+    const text = rbac.map((o) => stringify(o)).join('---\n');
+    const applied = await kubectl(['apply', '--server-side', '--field-manager=chart-test', '-f', '-'], text);
+    assert.ok(applied.ok, applied.out);
+    try {
+      const can = async (sa: string, verb: string, resource: string, namespace?: string) => {
+        const args = [
+          'auth',
+          'can-i',
+          verb,
+          ...resource.split(' '),
+          `--as=system:serviceaccount:${release}:${sa}`,
+        ];
+        const r = await kubectl([...args, ...(namespace ? ['-n', namespace] : ['--all-namespaces'])]);
+        return r.out.trim().split('\n').at(-1) === 'yes';
+      };
+      const other = 'agents-a';
+      const expectations: [string, string, string, string | undefined, boolean][] = [
+        ['chaperone-webhook', 'get', 'pods', other, true],
+        ['chaperone-webhook', 'list', 'pods', other, false],
+        ['chaperone-webhook', 'watch', 'namespaces', undefined, true],
+        ['chaperone-webhook', 'list', 'sessionpolicies.chaperone.dev', undefined, true],
+        ['chaperone-webhook', 'get', 'secrets/chaperone-webhook-tls', release, true],
+        ['chaperone-webhook', 'get', 'secrets/chaperone-webhook-ca', release, false],
+        ['chaperone-webhook', 'get', 'secrets/anything', other, false],
+        ['chaperone-webhook', 'get', 'services/kube-dns', 'kube-system', true],
+        ['chaperone-webhook', 'get', 'services/other', 'kube-system', false],
+        ['chaperone-webhook', 'create', 'configmaps', other, false],
+        ['chaperone-operator', 'create', 'configmaps', other, true],
+        ['chaperone-operator', 'delete', 'networkpolicies.networking.k8s.io', other, true],
+        ['chaperone-operator', 'patch', 'sessionpolicies.chaperone.dev --subresource=status', other, true],
+        ['chaperone-operator', 'patch', 'sessionpolicies.chaperone.dev', other, false],
+        ['chaperone-operator', 'get', 'secrets', other, true],
+        ['chaperone-operator', 'list', 'secrets', other, false],
+        ['chaperone-operator', 'create', 'secrets', release, true],
+        ['chaperone-operator', 'create', 'secrets', other, false],
+        ['chaperone-operator', 'update', 'leases.coordination.k8s.io', release, true],
+        ['chaperone-operator', 'update', 'leases.coordination.k8s.io', other, false],
+        [
+          'chaperone-operator',
+          'patch',
+          'mutatingwebhookconfigurations.admissionregistration.k8s.io',
+          undefined,
+          true,
+        ],
+        [
+          'chaperone-operator',
+          'create',
+          'mutatingwebhookconfigurations.admissionregistration.k8s.io',
+          undefined,
+          false,
+        ],
+        ['chaperone-operator', 'get', 'pods', other, false],
+      ];
+      const wrong: string[] = [];
+      for (const [sa, verb, resource, ns, want] of expectations) {
+        if ((await can(sa, verb, resource, ns)) !== want)
+          wrong.push(`${sa} ${verb} ${resource} in ${ns ?? 'all'}: expected ${want}`);
+      }
+      assert.deepEqual(wrong, []);
+    } finally {
+      await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], text);
+    }
+  });
 
   it('refuses a broken object (the check can fail)', async () => {
     const [deployment] = (await render()).filter((o) => o.kind === 'Deployment');
