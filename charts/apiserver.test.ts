@@ -6,7 +6,7 @@
 // cert-manager's Issuer/Certificate are left out: cert-manager's CRDs are not in the test apiserver.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { testEnv } from '../test/env/index.ts';
 import { TESTDATA } from './testing/golden.ts';
-import { template } from './testing/helm.ts';
+import { CHART, helm, template } from './testing/helm.ts';
 
 const exec = promisify(execFile);
 const kube = (await testEnv(['kube'])).kube;
@@ -166,6 +166,51 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
     } finally {
       await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], text);
     }
+  });
+
+  it('keeps the signing key already in the cluster (lookup): never regenerated on upgrade', async () => {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      // As the first install left it: owned by release chaperone.
+      metadata: {
+        name: 'chaperone-signing-key',
+        namespace: release,
+        labels: { 'app.kubernetes.io/managed-by': 'Helm' },
+        annotations: { 'meta.helm.sh/release-name': 'chaperone', 'meta.helm.sh/release-namespace': release },
+      },
+      stringData: { privateKey: pem },
+    };
+    const made = await kubectl(
+      ['apply', '--server-side', '--field-manager=chart-test', '-f', '-'],
+      stringify(secret),
+    );
+    assert.ok(made.ok, made.out);
+    // --dry-run=server: helm reads the cluster for lookup, as `helm upgrade` does.
+    const out = await helm([
+      'template',
+      'chaperone',
+      CHART,
+      '--namespace',
+      release,
+      '--dry-run=server',
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      '-f',
+      join(TESTDATA, 'production.values.yaml'),
+      // The CRDs applied above are not the release's (helm would refuse to adopt them).
+      '--set',
+      'crds.install=false',
+    ]);
+    assert.ok(out.ok, out.stderr);
+    const secrets = parseAllDocuments(out.stdout)
+      .map((d) => d.toJS())
+      .filter((o) => o?.kind === 'Secret');
+    assert.equal(secrets.length, 3);
+    for (const s of secrets)
+      assert.equal(Buffer.from(s.data.privateKey, 'base64').toString(), pem, s.metadata.namespace);
   });
 
   it('refuses a broken object (the check can fail)', async () => {
