@@ -22,7 +22,7 @@ import {
 } from './schema/generate.ts';
 import { valuesSchema } from './schema/values.ts';
 import { assertGolden, TESTDATA, updating } from './testing/golden.ts';
-import { helm, redactKeys, template } from './testing/helm.ts';
+import { helm, notes, redactKeys, template } from './testing/helm.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests walk rendered manifests
 type Json = any;
@@ -68,6 +68,19 @@ describe('chart', () => {
       await assertGolden(`${name}.golden.yaml`, redactKeys(out.stdout));
     });
   }
+
+  it('NOTES.txt names the next three commands, in the release namespace', async () => {
+    const text = await notes('team-chaperone', [join(TESTDATA, 'production.values.yaml')]);
+    const commands = text.split('\n').filter((l) => l.startsWith('  kubectl '));
+    assert.equal(commands.length, 3, text);
+    assert.match(
+      commands[0]!,
+      /^ {2}kubectl -n team-chaperone wait --for=condition=Available .*chaperone-webhook$/,
+    );
+    assert.match(commands[1]!, /get sessionpolicies$/);
+    assert.match(commands[2]!, /label namespace <agents> chaperone\.dev\/recording=enabled$/);
+    assert.match(text, /chaperone-signing-key \(key privateKey\) in team-chaperone and agents-a, agents-b/);
+  });
 
   it('leaves no golden file unused', () => {
     const goldens = readdirSync(TESTDATA).filter((f) => f.endsWith('.golden.yaml'));

@@ -43,6 +43,25 @@ export async function template(namespace: string, valuesFiles: string[] = []): P
   ]);
 }
 
+/** The NOTES.txt helm prints after `helm install` (client-side dry run: no cluster contacted). */
+export async function notes(namespace: string, valuesFiles: string[] = []): Promise<string> {
+  const out = await helm([
+    'install',
+    'chaperone',
+    CHART,
+    '--namespace',
+    namespace,
+    '--dry-run=client',
+    '--kubeconfig',
+    '/nonexistent',
+    ...valuesFiles.flatMap((f) => ['-f', f]),
+  ]);
+  if (!out.ok) throw new Error(out.stderr);
+  const at = out.stdout.indexOf('\nNOTES:\n');
+  if (at < 0) throw new Error('no NOTES in the output of helm install');
+  return out.stdout.slice(at + '\nNOTES:\n'.length);
+}
+
 /** Generated signing keys differ on every render: the goldens hold a placeholder. */
 export function redactKeys(manifest: string): string {
   return manifest.replace(/^(\s+privateKey: )\S+$/gm, '$1REDACTED');
