@@ -2,6 +2,7 @@
 // `kubectl apply --dry-run=server --validate=strict` runs the apiserver's own schema, defaulting,
 // field validation (unknown fields are errors) and admission for each object, so it stands in for
 // kubeconform with the 1.34 schemas and the CRDs' schemas. The CRDs are applied first (for real).
+// The release namespace enforces the restricted Pod Security Standard (no warning allowed).
 // The RBAC objects are applied for real too, and `kubectl auth can-i` checks what each account may do.
 // cert-manager's Issuer/Certificate are left out: cert-manager's CRDs are not in the test apiserver.
 import assert from 'node:assert/strict';
@@ -53,6 +54,16 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
     for (const ns of [release, ...extraNamespaces]) {
       const made = await kubectl(['create', 'namespace', ns]);
       assert.ok(made.ok || /AlreadyExists/.test(made.out), made.out);
+      // Pod Security Admission warns about every workload whose pods the level would refuse.
+      const labelled = await kubectl([
+        'label',
+        'namespace',
+        ns,
+        '--overwrite',
+        'pod-security.kubernetes.io/enforce=restricted',
+        'pod-security.kubernetes.io/warn=restricted',
+      ]);
+      assert.ok(labelled.ok, labelled.out);
     }
     const crds = (await render()).filter((o) => o.kind === 'CustomResourceDefinition');
     assert.equal(crds.length, 2);
@@ -98,6 +109,11 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
       // One line per object: nothing was skipped.
       const names = result.out.split('\n').filter((l) => /^[a-z0-9.-]+\/\S+$/.test(l));
       assert.equal(names.length, objects.length, result.out);
+      assert.doesNotMatch(
+        result.out,
+        /violate PodSecurity/,
+        'the pods meet the restricted Pod Security Standard',
+      );
     });
   }
 
@@ -230,5 +246,14 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
     );
     assert.equal(result.ok, false);
     assert.match(result.out, /capabilitiesTypo: field not declared in schema/);
+    // And a pod that needs more than the restricted level is warned about.
+    delete deployment.spec.template.spec.containers[0].securityContext.capabilitiesTypo;
+    deployment.spec.template.spec.containers[0].securityContext.capabilities = { add: ['NET_ADMIN'] };
+    const warned = await kubectl(
+      ['apply', '--server-side', '--field-manager=chart-test', '--dry-run=server', '-f', '-'],
+      stringify(deployment),
+    );
+    assert.ok(warned.ok, warned.out);
+    assert.match(warned.out, /would violate PodSecurity "restricted:latest"/);
   });
 });

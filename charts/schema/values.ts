@@ -158,7 +158,9 @@ export const valuesSchema = z
         dnsService: z
           .string()
           .default('kube-system/kube-dns')
-          .describe('namespace/name of the cluster DNS Service (its clusterIPs are allowed).'),
+          .describe(
+            'namespace/name of the cluster DNS Service (its clusterIPs are allowed); empty: none, only dnsResolvers.',
+          ),
         requireAgentRunAsUser: z
           .boolean()
           .default(true)
