@@ -152,6 +152,30 @@ describe('values refused by helm (values.schema.json)', () => {
   }
 });
 
+describe('values refused by the templates (rules JSON Schema cannot state)', () => {
+  const bad: [string, string, RegExp][] = [
+    [
+      'a PodDisruptionBudget that blocks every drain',
+      'webhook:\n  replicas: 2\n  pdb:\n    minAvailable: 2\n',
+      /webhook\.pdb\.minAvailable \(2\) must be below webhook\.replicas \(2\)/,
+    ],
+    [
+      'a renew deadline longer than the lease',
+      'operator:\n  leaderElection:\n    renewDeadlineSeconds: 20\n',
+      /retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds/,
+    ],
+  ];
+  for (const [what, text, message] of bad) {
+    it(`refuses ${what}`, async () => {
+      const file = join(tmp, `${what.replaceAll(' ', '-')}.yaml`);
+      await writeFile(file, text);
+      const out = await template(NS, [file]);
+      assert.equal(out.ok, false, 'helm template must fail');
+      assert.match(out.stderr, message);
+    });
+  }
+});
+
 describe('rendered objects', () => {
   it("webhook configurations equal webhook/webhook-configurations.ts's service mode (caBundle aside)", async () => {
     const objects = await rendered('default');
