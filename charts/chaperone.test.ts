@@ -220,6 +220,30 @@ describe('rendered objects', () => {
     }
   });
 
+  it('grants the operator exactly the RBAC operator/README.md lists', async () => {
+    const readme = await readFile(join(CHART_DIR, '..', '..', 'operator', 'README.md'), 'utf8');
+    const block = /## RBAC the operator needs\n\n```yaml\n([\s\S]*?)```/.exec(readme);
+    assert.ok(block, 'operator/README.md has its RBAC block');
+    const triples = (rules: Json[]) =>
+      new Set(
+        rules.flatMap((r) =>
+          r.apiGroups.flatMap((g: string) =>
+            r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}/${res}:${v}`)),
+          ),
+        ),
+      );
+    const want = triples(parse(block[1]!).rules);
+    const objects = await rendered('default');
+    const got = triples(
+      objects
+        .filter(
+          (o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && o.metadata.name === 'chaperone-operator',
+        )
+        .flatMap((o) => o.rules),
+    );
+    assert.deepEqual([...got].sort(), [...want].sort());
+  });
+
   it('is hardened: non-root, read-only root, RuntimeDefault seccomp, no capabilities, resources', async () => {
     for (const name of ['default', ...cases]) {
       for (const d of (await rendered(name)).filter((o) => o.kind === 'Deployment')) {
