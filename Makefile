@@ -11,7 +11,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES := '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,crds,charts,test}/**/*.test.ts'
 NODE_TEST := node --test --test-reporter=spec --test-timeout=600000
 
-.PHONY: all setup system deps tools check typecheck lint format test demo bench crds release clean-cache
+.PHONY: all setup system deps tools check typecheck lint format test demo bench crds chart release clean-cache
 .PHONY: node-system node-tools node-test node-clean images
 
 all: check
@@ -63,6 +63,11 @@ bench: setup
 
 crds: deps
 	node crds/generate.ts
+	node charts/schema/generate.ts
+
+# values.schema.json, the chart's CRD copies and the values reference in docs/install.md.
+chart: deps
+	node charts/schema/generate.ts
 
 # npm package, linux-x64/arm64 single executables, krew archives and SHA256SUMS into dist/.
 release: deps
