@@ -11,7 +11,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES := '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,crds,charts,test}/**/*.test.ts'
 NODE_TEST := node --test --test-reporter=spec --test-timeout=600000
 
-.PHONY: all setup system deps tools check typecheck lint format test demo bench crds release clean-cache
+.PHONY: all setup system deps tools check typecheck lint format test demo bench crds chart release clean-cache
 .PHONY: node-system node-tools node-test node-clean images
 
 all: check
@@ -47,6 +47,14 @@ check: typecheck lint
 test: setup check
 	$(NODE_TEST) --test-global-setup=test/env/global-setup.ts $(TEST_FILES)
 
+# Flake detector: the suite (or FLAKE_FILES) FLAKE_RUNS times under CPU pressure (a busy loop on
+# one core); reports every test that did not pass every time, with test count and duration per run.
+.PHONY: flake
+FLAKE_RUNS ?= 3
+FLAKE_FILES ?= $(TEST_FILES)
+flake: setup check
+	FLAKE_RUNS='$(FLAKE_RUNS)' FLAKE_FILES="$(FLAKE_FILES)" node test/flake/run.ts
+
 demo: setup
 	node test/e2e/demo.ts
 
@@ -55,6 +63,11 @@ bench: setup
 
 crds: deps
 	node crds/generate.ts
+	node charts/schema/generate.ts
+
+# values.schema.json, the chart's CRD copies and the values reference in docs/install.md.
+chart: deps
+	node charts/schema/generate.ts
 
 # npm package, linux-x64/arm64 single executables, krew archives and SHA256SUMS into dist/.
 release: deps

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startEnv } from '../test/env/index.ts';
-import { WebhookHarness } from '../webhook/test-support/harness.ts';
+import { WebhookHarness } from '../webhook/testing/harness.ts';
 
 const { values } = parseArgs({
   options: {

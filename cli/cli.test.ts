@@ -6,9 +6,10 @@ import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { openRecorder, type RecordedEvent, readSession } from '../recording/index.ts';
+import { openRecorder, openStore, type RecordedEvent, readSession } from '../recording/index.ts';
 import {
   rawS3,
+  recordedDate,
   s3OptionsFor,
   s3UrlFor,
   sampleHeader,
@@ -201,7 +202,8 @@ describe('chaperone CLI', () => {
     // Tamper with a segment of the second session: --all now fails and names it.
     const client = rawS3(env.minio);
     const prefix = s3Url.slice(`s3://${env.minio.bucket}/`.length);
-    const Key = `${prefix}/sessions/date=${new Date().toISOString().slice(0, 10)}/namespace=team-b/session=${ids[1]}/seg-000002.zst`;
+    const date = await recordedDate(openStore(s3Url, s3OptionsFor(env.minio)), ids[1]!);
+    const Key = `${prefix}/sessions/date=${date}/namespace=team-b/session=${ids[1]}/seg-000002.zst`;
     const body = Buffer.from(
       await (
         await client.send(new GetObjectCommand({ Bucket: env.minio.bucket, Key }))

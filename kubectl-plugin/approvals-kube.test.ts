@@ -11,11 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { until } from '../sidecar/kubernetes-approvals/testing.ts';
-import { type Harness, kinds, startHarness } from '../sidecar/postgres/test-support.ts';
+import { until } from '../sidecar/kubernetes-approvals/testing/approvals.ts';
+import { type Harness, kinds, startHarness } from '../sidecar/postgres/testing/harness.ts';
 import { testEnv } from '../test/env/index.ts';
 import { psql as psqlRaw } from '../test/env/postgres.ts';
-import { WebhookHarness } from '../webhook/test-support/harness.ts';
+import { WebhookHarness } from '../webhook/testing/harness.ts';
 import { follow, kubectlChaperone, pluginBinDir, userWithRules } from './testing/index.ts';
 
 const env = await testEnv(['kube', 'postgres']);
@@ -74,7 +74,13 @@ describe('kubectl chaperone with a sidecar holding statements for approval', { t
         guardrails: [
           { name: 'approve-truncate', match: { sqlClasses: ['truncate'] }, action: 'requireApproval' },
         ],
-        approvals: { backend: 'kubernetes', timeoutSeconds: 90 },
+        // The reviewers the operator renders from the SessionPolicy below: the sidecar obeys only them
+        // (with none, no service account of the agent's namespace may decide).
+        approvals: {
+          backend: 'kubernetes',
+          timeoutSeconds: 90,
+          reviewers: { users: [`system:serviceaccount:${ns}:reviewer`] },
+        },
         alerts: {
           webhookUrl: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
           on: ['approval'],
@@ -266,7 +272,7 @@ describe('kubectl chaperone with a sidecar holding statements for approval', { t
     await run;
   });
 
-  it('a refusal by the webhook (not a reviewer of the policy) is shown as the webhook worded it', async () => {
+  it('a refusal by the webhook (an agent-namespace account the policy does not name) is shown as the webhook worded it', async () => {
     const run = h.psql(['-c', `TRUNCATE ${table}`], { token: h.token });
     const name = await until('a fourth request', async () => {
       const r = await chaperone(outsider, ['approvals', '-n', ns, '--json']);
@@ -278,7 +284,7 @@ describe('kubectl chaperone with a sidecar holding statements for approval', { t
     assert.match(
       refused.stderr,
       new RegExp(
-        `^kubectl-chaperone: refused: admission webhook "sessionapprovals.chaperone.dev" denied the request: chaperone: system:serviceaccount:${ns}:outsider is not a reviewer of SessionPolicy test-policy`,
+        `^kubectl-chaperone: refused: admission webhook "sessionapprovals.chaperone.dev" denied the request: chaperone: system:serviceaccount:${ns}:outsider is a service account of namespace ${ns}, where agents run; it may decide only when the policy names it as a reviewer\n$`,
       ),
     );
     const stillPending = await chaperone(reviewer, ['approvals', '-n', ns, '--json']);

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { testEnv } from '../test/env/index.ts';
-import { WebhookHarness } from '../webhook/test-support/harness.ts';
+import { WebhookHarness } from '../webhook/testing/harness.ts';
 import type { CheckResult } from './policy-check.ts';
 import { kubectlChaperone, pluginBinDir, userWithRules } from './testing/index.ts';
 
@@ -27,9 +27,19 @@ function injectedShape(pod: V1Pod) {
     ...c,
     volumeMounts: (c.volumeMounts ?? []).filter((m) => !generated(m.name)),
   });
+  // The dry run creates under a generated name (no clash with an existing pod), so the launcher
+  // stamp cannot name the pod; everything else in it must agree.
+  const launcher = (k: string, v: string) => {
+    if (k !== 'chaperone.dev/launched-by') return v;
+    const { via, ...rest } = JSON.parse(v) as { via: { name?: string } };
+    const { name: _name, ...where } = via;
+    return JSON.stringify({ ...rest, via: where });
+  };
   return {
     annotations: Object.fromEntries(
-      Object.entries(pod.metadata?.annotations ?? {}).filter(([k]) => k.startsWith('chaperone.dev/')),
+      Object.entries(pod.metadata?.annotations ?? {})
+        .filter(([k]) => k.startsWith('chaperone.dev/'))
+        .map(([k, v]) => [k, launcher(k, v)]),
     ),
     initContainers: (pod.spec?.initContainers ?? []).map(mounts),
     containers: (pod.spec?.containers ?? []).map(mounts),
@@ -97,7 +107,7 @@ describe('kubectl chaperone policy check agrees with the webhook on the golden p
       await writeFile(input, stringify(pod));
 
       const r = await check(admin(), [input, '-n', ns, '--json']);
-      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
       const result = JSON.parse(r.stdout) as CheckResult;
       // Created for real, read back as JSON as kubectl prints it (the dry run's form too).
       // --validate=false: the apiserver drops unknown fields (already-injected has one), as the dry run's client does.

@@ -180,6 +180,15 @@ describe('leader election between two operator processes', { timeout: 180_000 },
       { timeoutMs: 30_000 },
     );
     assert.equal(after.leaseTransitions, (before?.leaseTransitions ?? 0) + 1);
+    // Not before the lease expired: the last renewal was at or after the one read before the kill.
+    // Each side stamps its time before its read of the lease: allow that round trip (500 ms of
+    // the 4 s lease), far less than a takeover that ignored the lease would show.
+    const ms = (t: unknown) => new Date(t as string).getTime();
+    const expiredAt = ms(before?.renewTime) + (before?.leaseDurationSeconds ?? 0) * 1000;
+    assert.ok(
+      ms(after.acquireTime) >= expiredAt - 500,
+      `acquired at ${new Date(ms(after.acquireTime)).toISOString()}, the lease ran until ${new Date(expiredAt).toISOString()}`,
+    );
 
     await custom.createNamespacedCustomObject({
       group,

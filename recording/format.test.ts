@@ -1,10 +1,11 @@
 // Golden tests of the signed formats: any change to the bytes we sign or store fails here (and
 // must then be a deliberate format change, documented in docs/recording-format.md).
-// UPDATE_GOLDEN=1 node --test recording/format.test.ts rewrites the golden files.
+// UPDATE_GOLDEN=1 node --test recording/format.test.ts rewrites the golden files; a file in testdata
+// that no test uses fails the suite.
 import assert from 'node:assert/strict';
 import { verify } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { goldenDir } from '../test/testing/golden.ts';
 import { canonicalJson } from './canonical-json.ts';
 import type { SessionHeader } from './events.ts';
 import { buildIndex, emptyTotals, encodeIndex } from './index-record.ts';
@@ -12,13 +13,12 @@ import { checkSignature, loadPublicKeys, loadSigningKey, signedBytes } from './k
 import { indexKey, manifestName, newSessionId, segmentName, sessionPrefix } from './layout.ts';
 import { buildManifest, encodeManifest } from './manifest.ts';
 
-const testdata = (name: string) => new URL(`./testdata/${name}`, import.meta.url);
-const key = loadSigningKey(readFileSync(testdata('test-signing.key'), 'utf8'));
-const publicPem = readFileSync(testdata('test-signing.pub'), 'utf8');
+const testdata = goldenDir(new URL('./testdata/', import.meta.url));
+const key = loadSigningKey(testdata.read('test-signing.key'));
+const publicPem = testdata.read('test-signing.pub');
 
 function golden(name: string, actual: string): void {
-  if (process.env.UPDATE_GOLDEN) writeFileSync(testdata(name), actual);
-  assert.equal(actual, readFileSync(testdata(name), 'utf8'), `${name} changed`);
+  testdata.check(name, actual);
 }
 
 test('canonical JSON: sorted keys, no whitespace, ECMAScript numbers and strings', () => {
@@ -126,3 +126,5 @@ test('key layout', () => {
   assert.match(a, /^01a207a2-3280-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.ok(newSessionId(1795424400000) < newSessionId(1795424400001), 'ids sort by time');
 });
+
+test('every file in testdata is used', () => testdata.assertNoStrayFiles());

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { mulberry32, testSeed } from '../test/testing/random.ts';
 import { Journal, type JournalEntry, journalFileName, readJournalFile, sessionTag } from './journal.ts';
 import { SegmentBuffer } from './segment-buffer.ts';
 import { tempDir } from './testing/fixtures.ts';
@@ -15,18 +16,6 @@ interface Written {
   sessionId: string;
   seq: number;
   line: string;
-}
-
-/** Deterministic PRNG (mulberry32) so a failing case can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -168,8 +157,9 @@ describe('journal resynchronisation', () => {
   });
 
   test('fuzz: random single-byte damage never throws, never loses an intact record, never invents one', async () => {
-    const seed = Number(process.env.JOURNAL_FUZZ_SEED ?? Date.now() % 1_000_000);
-    const random = rng(seed);
+    // Every failure message names the seed: CHAPERONE_SEED=<seed> replays the run.
+    const seed = testSeed();
+    const random = mulberry32(seed);
     const { path, whole, records } = await writeJournal('resync-fuzz', samplePlan(random, 60));
     const written = new Map(records.map((r) => [key(r), r.line]));
     const rounds = 400;
@@ -179,7 +169,7 @@ describe('journal resynchronisation', () => {
       const bad = Buffer.from(whole);
       bad[at]! ^= xor;
       await writeFile(path, bad);
-      const where = `seed ${seed}, round ${round}: byte ${at} ^= ${xor}`;
+      const where = `seed ${seed} (CHAPERONE_SEED=${seed} reruns it), round ${round}: byte ${at} ^= ${xor}`;
       let entries: JournalEntry[];
       try {
         entries = [...readJournalFile(path, 1 + Math.floor(random() * 4096))];

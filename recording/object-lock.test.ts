@@ -12,7 +12,15 @@ import {
 } from '@aws-sdk/client-s3';
 import { testEnv } from '../test/env/index.ts';
 import { generateSigningKey, openRecorder, openStore, StoreError, verifySession } from './index.ts';
-import { rawS3, s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents, tempDir } from './testing/fixtures.ts';
+import {
+  rawS3,
+  recordedDate,
+  s3OptionsFor,
+  s3UrlFor,
+  sampleHeader,
+  sqlEvents,
+  tempDir,
+} from './testing/fixtures.ts';
 
 const env = await testEnv(['minio']);
 
@@ -36,7 +44,8 @@ test('a segment under retention cannot be deleted or overwritten in MinIO', asyn
   const client = rawS3(env.minio);
   const Bucket = env.minio.bucket;
   const prefix = url.slice(`s3://${Bucket}/`.length);
-  const Key = `${prefix}/sessions/date=${new Date().toISOString().slice(0, 10)}/namespace=agents/session=${s.sessionId}/seg-000001.zst`;
+  const date = await recordedDate(openStore(url, s3), s.sessionId);
+  const Key = `${prefix}/sessions/date=${date}/namespace=agents/session=${s.sessionId}/seg-000001.zst`;
   const head = await client.send(new HeadObjectCommand({ Bucket, Key }));
   assert.equal(head.ObjectLockMode, 'COMPLIANCE');
   const until = head.ObjectLockRetainUntilDate!.getTime();

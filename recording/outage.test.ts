@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startMinio } from '../test/env/minio.ts';
+import { until } from '../test/testing/until.ts';
 import {
   generateSigningKey,
   openRecorder,
@@ -14,13 +14,7 @@ import {
 } from './index.ts';
 import { s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents, tempDir } from './testing/fixtures.ts';
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const waitFor = (what: string, cond: () => boolean) => until(what, cond, { timeoutMs: 60_000 });
 
 describe('store outage', async () => {
   const dir = await tempDir('outage');

@@ -17,6 +17,7 @@ import {
 import {
   collectEvents,
   rawS3,
+  recordedDate,
   s3OptionsFor,
   s3UrlFor,
   sampleHeader,
@@ -249,7 +250,7 @@ describe('round trip through MinIO', async () => {
     for (const k of indexKeys)
       assert.match(k, /^index\/date=\d{4}-\d{2}-\d{2}\/namespace=(agents|other)\/[0-9a-f-]{36}\.json$/);
     const s0 = sessions[0]!.sessionId;
-    const date = new Date().toISOString().slice(0, 10);
+    const date = await recordedDate(store, s0);
     const segKey = `${prefix}/sessions/date=${date}/namespace=agents/session=${s0}/seg-000001.zst`;
     const head = await client.send(
       new HeadObjectCommand({ Bucket: env.minio.bucket, Key: segKey, ChecksumMode: 'ENABLED' }),

@@ -1,16 +1,20 @@
 // A tiny spool and a store that is down: failClosed makes appends wait and refuses new sessions;
 // failOpen lets traffic go on and records exactly what it could not keep as a signed gap event.
+// "An append waits" is decided from the recorder's state, not from a timer: with the store down
+// and time-based sealing off, only a seal in flight can free room, so once the writer has no seal
+// in flight and the session is still blocked, the append waits for the store.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startMinio } from '../test/env/minio.ts';
+import { nextTurn, until } from '../test/testing/until.ts';
 import {
   generateSigningKey,
   openRecorder,
   openStore,
   type RecordedEvent,
   readSession,
+  type SessionRecording,
   SpoolFullError,
   verifySession,
 } from './index.ts';
@@ -18,11 +22,15 @@ import { s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents, tempDir } from './test
 
 const LIMIT = 48 * 1024;
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
+/** Resolves once the session's writer has no seal in flight (nor one queued by the recorder). */
+async function sealsSettled(session: SessionRecording): Promise<void> {
+  const writer = session as unknown as { settled(): Promise<void> };
+  for (;;) {
+    await nextTurn(); // a full spool queues a forced seal with setImmediate
+    const chain = writer.settled();
+    await chain;
+    await nextTurn();
+    if (writer.settled() === chain) return;
   }
 }
 
@@ -33,14 +41,15 @@ describe('spool limit with the store down', async () => {
   const s3 = { ...s3OptionsFor(minio.info), requestTimeoutMs: 5000 };
   const key = generateSigningKey();
 
-  const open = (name: string, failMode: 'failClosed' | 'failOpen') => {
+  // sealMaxMs: failClosed turns time-based sealing off, so only sizes and the full spool seal.
+  const open = (name: string, failMode: 'failClosed' | 'failOpen', sealMaxMs = 100) => {
     const url = s3UrlFor(minio.info, name);
     return openRecorder({
       spoolDir: join(dir, `spool-${name}`),
       store: url,
       s3,
       signingKey: key.privateKeyPem,
-      seal: { maxBytes: 8 * 1024, maxMs: 100 },
+      seal: { maxBytes: 8 * 1024, maxMs: sealMaxMs },
       spoolLimitBytes: LIMIT,
       failMode,
       upload: { minBackoffMs: 50, maxBackoffMs: 300 },
@@ -49,7 +58,7 @@ describe('spool limit with the store down', async () => {
 
   test('failClosed: appends wait, new sessions are refused, nothing is lost', async () => {
     await minio.server.start();
-    const { rec, url } = await open('closed', 'failClosed');
+    const { rec, url } = await open('closed', 'failClosed', 3_600_000);
     const s = await rec.startSession(sampleHeader());
     await minio.server.stop();
     let n = 0;
@@ -63,14 +72,17 @@ describe('spool limit with the store down', async () => {
         await p;
         continue;
       }
-      let done = false;
-      void p.then(() => {
-        done = true;
-      });
-      await sleep(300);
-      if (!done) pending = p;
+      // Blocked: sealing what is open may still free room (compression); once no seal is in
+      // flight, a session still blocked can only be freed by the store.
+      await sealsSettled(s);
+      if (rec.status().blockedSessions > 0) pending = p;
+      else await p;
     }
     assert.ok(pending, 'an append waits once the spool is full');
+    let settledEarly = false;
+    void pending.then(() => {
+      settledEarly = true;
+    });
     const status = rec.status();
     assert.ok(status.spooledBytes >= LIMIT);
     assert.equal(status.storeHealthy, false);
@@ -91,8 +103,10 @@ describe('spool limit with the store down', async () => {
       ),
     ];
     queued.forEach((p, i) => void p.then(() => resolved.push(i)));
-    await sleep(500);
+    await sealsSettled(s);
+    assert.equal(settledEarly, false, 'the waiting append is not acknowledged');
     assert.deepEqual(resolved, [], 'nothing is acknowledged while the store is down and the spool full');
+    assert.equal(rec.status().blockedSessions, 1);
     await minio.server.start();
     await Promise.all(queued);
     assert.deepEqual(resolved, [0, 1, 2, 3, 4, 5]);
@@ -127,9 +141,10 @@ describe('spool limit with the store down', async () => {
     assert.equal(rec.status().blockedSessions, 0, 'failOpen never waits');
     const s2 = await rec.startSession(sampleHeader({ sessionId: 'new-during-outage' }));
     await minio.server.start();
-    await waitFor(
+    await until(
       'the spool to drain',
       () => rec.status().pendingSegments === 0 && rec.status().spooledBytes < LIMIT,
+      { timeoutMs: 60_000 },
     );
     for (let i = 0; i < 10; i++)
       await s.append({ kind: 'pg.query', direction: 'client', payload: { n: n + i } });

@@ -16,7 +16,15 @@ import {
   verifySession,
 } from './index.ts';
 import { signDocument } from './keys.ts';
-import { rawS3, s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents, tempDir } from './testing/fixtures.ts';
+import {
+  rawS3,
+  recordedDate,
+  s3OptionsFor,
+  s3UrlFor,
+  sampleHeader,
+  sqlEvents,
+  tempDir,
+} from './testing/fixtures.ts';
 
 const env = await testEnv(['minio']);
 const key = generateSigningKey();
@@ -47,7 +55,7 @@ async function record(name: string, signingKeyPem = key.privateKeyPem): Promise<
   await s.end({ reason: 'done' });
   await rec.close({ deadlineMs: 60_000 });
   const prefix = url.slice(`s3://${env.minio.bucket}/`.length);
-  const date = new Date().toISOString().slice(0, 10);
+  const date = await recordedDate(openStore(url, s3), s.sessionId);
   const report = await verifySession(openStore(url, s3), s.sessionId, key.publicKeyPem);
   return {
     url,

@@ -30,6 +30,7 @@ export const VOLUMES = {
   alerts: 'chaperone-alerts',
   credentialsPrefix: 'chaperone-cred-',
   tlsPrefix: 'chaperone-tls-',
+  introspectionPrefix: 'chaperone-introspect-',
 } as const;
 
 /** Every volume name the webhook owns starts with this; agents may not mount them (except the token). */

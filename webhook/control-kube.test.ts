@@ -6,8 +6,8 @@ import { connect } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
 import { testEnv } from '../test/env/index.ts';
 import { CONTAINERS } from './constants.ts';
-import { WebhookHarness } from './test-support/harness.ts';
-import { createTestCa, issueServingCert } from './test-support/pki.ts';
+import { WebhookHarness } from './testing/harness.ts';
+import { createTestCa, issueServingCert } from './testing/pki.ts';
 
 const { kube } = await testEnv(['kube']);
 const h = new WebhookHarness(kube);

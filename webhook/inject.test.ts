@@ -14,8 +14,8 @@ import {
 } from './inject.ts';
 import { podViolations } from './pod-checks.ts';
 import { policySecretNames, type ResolvedPolicy } from './policy.ts';
-import { goldenPolicy, readYaml, testConfig } from './test-support/fixtures.ts';
-import { assertGolden } from './test-support/golden.ts';
+import { goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
+import { assertGolden } from './testing/golden.ts';
 
 const options = { config: testConfig, dnsResolvers: testConfig.dns.resolvers };
 
@@ -158,5 +158,33 @@ describe('pod injection (golden: pod in -> pod out)', async () => {
     const withFsGroup = structuredClone(raw);
     withFsGroup.spec!.securityContext = { ...withFsGroup.spec!.securityContext, fsGroup: 2000 };
     assert.deepEqual(modes(admit(withFsGroup, resolved)), new Set(['400']));
+  });
+
+  it('mounts an introspection client secret into the sidecar only, and protects it from every other container', async () => {
+    const raw = await readYaml<V1Pod>('pods/plain.in.yaml');
+    const policy = structuredClone(resolved);
+    const clientSecretSecret = { name: 'idp-introspection', key: 'clientSecret' };
+    for (const issuer of ['https://idp-a.example', 'https://idp-b.example']) {
+      policy.spec.identity.issuers.push({
+        issuer,
+        audiences: ['chaperone'],
+        introspection: { clientId: 'chaperone', clientSecretSecret },
+      } as (typeof policy.spec.identity.issuers)[number]);
+    }
+    assert.ok(policySecretNames(policy.spec).includes('idp-introspection'));
+    const out = admit(raw, policy);
+    const volumes = out.spec!.volumes!.filter((v) => v.secret?.secretName === 'idp-introspection');
+    assert.deepEqual(
+      volumes.map((v) => v.name),
+      ['chaperone-introspect-idp-introspection'],
+      'one volume however many issuers share the Secret',
+    );
+    const mounting = [...(out.spec!.initContainers ?? []), ...out.spec!.containers]
+      .filter((c) => c.volumeMounts?.some((m) => m.name === 'chaperone-introspect-idp-introspection'))
+      .map((c) => [
+        c.name,
+        c.volumeMounts!.find((m) => m.name === 'chaperone-introspect-idp-introspection')!.mountPath,
+      ]);
+    assert.deepEqual(mounting, [[CONTAINERS.sidecar, '/var/run/chaperone/introspection/idp-introspection']]);
   });
 });

@@ -211,6 +211,18 @@ function sidecarVolumes(
       });
     }
   }
+  // Identity liveness: each introspection client secret at the path the operator renders into the
+  // sidecar config (SIDECAR_PATHS.introspectionDir), one volume per Secret however many issuers share it.
+  const introspectionSecrets = new Set(
+    spec.identity.issuers.flatMap((i) => (i.introspection ? [i.introspection.clientSecretSecret.name] : [])),
+  );
+  for (const secretName of [...introspectionSecrets].sort()) {
+    const name = perTargetVolumeName(VOLUMES.introspectionPrefix, secretName);
+    out.push({
+      volume: { name, secret: { secretName, defaultMode } },
+      mount: { name, mountPath: SIDECAR_PATHS.introspectionDir(secretName), readOnly: true },
+    });
+  }
   const alertsSecret = spec.alerts?.webhookUrlSecret;
   if (alertsSecret) {
     out.push({

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ENV } from './init/env.ts';
 import { renderIptablesRules } from './iptables.ts';
-import { ADDRESSES, NetnsPair, type User } from './test-support/netns.ts';
+import { ADDRESSES, NetnsPair, type User } from './testing/netns.ts';
 
 const exec = promisify(execFile);
 const INIT = join(import.meta.dirname, 'init', 'main.ts');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NoDnsResolverError, renderIptablesRules } from './iptables.ts';
-import { assertGolden } from './test-support/golden.ts';
+import { assertGolden } from './testing/golden.ts';
 
 describe('renderIptablesRules', () => {
   it('renders the default rules (one IPv4 resolver, no transparent target, admin port only inbound)', async () => {

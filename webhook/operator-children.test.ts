@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AdmissionRequest, UserInfo } from './admission.ts';
 import { validateOperatorChild } from './handlers/operator-children.ts';
-import { testConfig } from './test-support/fixtures.ts';
+import { testConfig } from './testing/fixtures.ts';
 
 function request(userInfo: UserInfo, operation: AdmissionRequest['operation'] = 'UPDATE'): AdmissionRequest {
   return {

@@ -7,7 +7,7 @@ import type { ClusterReader } from './cluster.ts';
 import { LABELS } from './constants.ts';
 import { mutatePod } from './handlers/pods.ts';
 import type { RawSessionPolicy } from './policy.ts';
-import { goldenPolicy, readYaml, testConfig } from './test-support/fixtures.ts';
+import { goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
 
 function reader(
   labels: Record<string, string>,

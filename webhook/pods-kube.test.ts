@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiException, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import { testEnv } from '../test/env/index.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from './constants.ts';
-import { RUN_LABEL, WebhookHarness } from './test-support/harness.ts';
+import { RUN_LABEL, WebhookHarness } from './testing/harness.ts';
 
 const { kube } = await testEnv(['kube']);
 const h = new WebhookHarness(kube);

@@ -9,7 +9,7 @@ import {
   sidecarHostNames,
 } from './policy.ts';
 import { selectorMatches } from './selector.ts';
-import { goldenPolicy } from './test-support/fixtures.ts';
+import { goldenPolicy } from './testing/fixtures.ts';
 
 const spec = (podSelector: object, extra: object = {}) => ({
   podSelector,

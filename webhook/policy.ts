@@ -94,6 +94,9 @@ export function policySecretNames(spec: SessionPolicySpec): string[] {
   names.add(spec.recording.signingKeySecret.name);
   if (spec.recording.store.credentialsSecret) names.add(spec.recording.store.credentialsSecret.name);
   if (spec.alerts?.webhookUrlSecret) names.add(spec.alerts.webhookUrlSecret.name);
+  for (const issuer of spec.identity.issuers) {
+    if (issuer.introspection) names.add(issuer.introspection.clientSecretSecret.name);
+  }
   return [...names].sort();
 }
 

@@ -1,5 +1,6 @@
 // Serving certificate from files (cert-manager style): a rotation on disk is served to new
-// connections without a restart; a broken pair keeps the old certificate.
+// connections without a restart; a broken pair keeps the old certificate. The test waits for the
+// watcher to hand over each pair (an event), never for a fixed time.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -7,11 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect } from 'node:tls';
+import { until } from '../test/testing/until.ts';
 import type { ClusterReader } from './cluster.ts';
 import { buildWebhookServer } from './server.ts';
-import { testConfig } from './test-support/fixtures.ts';
-import { createTestCa, issueServingCert } from './test-support/pki.ts';
-import { watchFileTls } from './tls.ts';
+import { testConfig } from './testing/fixtures.ts';
+import { createTestCa, issueServingCert } from './testing/pki.ts';
+import { type TlsMaterial, watchFileTls } from './tls.ts';
 
 const unusedCluster: ClusterReader = {
   namespaceLabels: () => Promise.reject(new Error('not used')),
@@ -42,7 +44,11 @@ describe('TLS from files', () => {
     await writeFile(keyFile, first.keyPem);
 
     let server: Awaited<ReturnType<typeof buildWebhookServer>> | undefined;
-    const source = watchFileTls(certFile, keyFile, 1, (m) => server?.setTls(m));
+    const handed: TlsMaterial[] = [];
+    const source = watchFileTls(certFile, keyFile, 1, (m) => {
+      server?.setTls(m);
+      handed.push(m);
+    });
     after(() => source.stop());
     server = await buildWebhookServer({
       config: testConfig,
@@ -57,16 +63,18 @@ describe('TLS from files', () => {
     const second = await issueServingCert(ca);
     await writeFile(keyFile, second.keyPem);
     await writeFile(certFile, second.certPem);
-    const deadline = Date.now() + 10_000;
-    while ((await fingerprint(port)) !== second.fingerprint) {
-      assert.ok(Date.now() < deadline, 'rotated certificate not served');
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await until('the rotated pair handed to the server', () =>
+      handed.some((m) => m.cert === second.certPem && m.key === second.keyPem),
+    );
+    assert.equal(await fingerprint(port), second.fingerprint, 'the rotated certificate is served');
 
     // A certificate without its key (half-written rotation): refused, the current one stays.
     const third = await issueServingCert(ca);
     await writeFile(certFile, third.certPem);
-    await new Promise((r) => setTimeout(r, 2500));
+    // The server has been offered the broken pair (setTls runs synchronously in the handler).
+    await until('the broken pair handed to the server', () =>
+      handed.some((m) => m.cert === third.certPem && m.key === second.keyPem),
+    );
     assert.equal(await fingerprint(port), second.fingerprint);
   });
 });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { MANAGED_BY_VALUE, LABELS as OPERATOR_LABELS } from '../operator/render/labels.ts';
 import { OPERATOR_CHILD_LABEL } from './constants.ts';
-import { assertGolden } from './test-support/golden.ts';
+import { assertGolden } from './testing/golden.ts';
 import { renderWebhookConfigurations } from './webhook-configurations.ts';
 
 const caBundle = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';

@@ -1,7 +1,8 @@
-// Webhook TLS against the real apiserver: the operator creates CA and serving cert, publishes the
+// Webhook TLS against the real apiserver: the controller creates CA and serving cert, publishes the
 // bundle into labelled webhook configurations (also ones created later), renews the serving cert
-// and rotates the CA with an overlap in which both CAs are trusted. Short lifetimes make the
-// rotations happen within the test.
+// and rotates the CA with an overlap in which both CAs are trusted. Time is the test's: the
+// controller reads an injected clock, the test moves it to just before and just after each
+// renewal point and asks for a pass (resync), so nothing depends on how fast this machine runs.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { createServer, get } from 'node:https';
@@ -12,14 +13,19 @@ import {
   AdmissionregistrationV1Api,
   CoreV1Api,
   type KubeConfig,
+  KubernetesObjectApi,
   type V1Secret,
   type V1ValidatingWebhook,
 } from '@kubernetes/client-node';
+import { pino } from 'pino';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
-import { splitPemBundle } from '../certs/pki.ts';
-import { type RunningOperator, startOperator } from '../operator.ts';
+import { inspectCert, splitPemBundle } from '../certs/pki.ts';
+import { renewAt } from '../certs/plan.ts';
+import { EventRecorder } from '../kube/events.ts';
+import { OperatorMetrics } from '../metrics.ts';
 import { createNamespace, testOperatorConfig, uniqueName, waitFor } from '../testing/kube.ts';
+import { WebhookCertController } from './webhook-certs.ts';
 
 const env = await testEnv(['kube']);
 
@@ -64,12 +70,23 @@ function webhook(name: string): V1ValidatingWebhook {
   };
 }
 
+const DAY = 86_400;
+const SECOND = 1000;
+
 describe('webhook certificates', { timeout: 120_000 }, () => {
   let kc: KubeConfig;
   let core: CoreV1Api;
   let admission: AdmissionregistrationV1Api;
   let systemNs: string;
-  let operator: RunningOperator | undefined;
+  let controller: WebhookCertController | undefined;
+  // The controller's clock: starts at the real time (so the first certificate also verifies in a
+  // real TLS handshake) and moves only when a test moves it.
+  let clockMs = Date.now();
+  const setClock = (at: Date | number) => {
+    clockMs = typeof at === 'number' ? at : at.getTime();
+  };
+  const certOf = async (name: () => Promise<V1Secret>, key = 'tls.crt') =>
+    inspectCert(decode(await name(), key))!;
   const suite = uniqueName('certs');
   const labels = { 'app.kubernetes.io/part-of': 'chaperone', 'chaperone.dev/test-suite': suite };
   const validatingName = `${suite}-validating`;
@@ -97,25 +114,35 @@ describe('webhook certificates', { timeout: 120_000 }, () => {
         webhooks: [webhook('a.chaperone.dev'), webhook('b.chaperone.dev')],
       },
     });
-    operator = await startOperator({
-      kubeConfig: kc,
-      config: testOperatorConfig({
-        systemNamespace: systemNs,
-        watchNamespace: systemNs,
-        leaderElection: { enabled: false },
-        certificates: {
-          mode: 'operator',
-          localUrl: true,
-          webhookSelector: `chaperone.dev/test-suite=${suite}`,
-          caLifetimeSeconds: 24,
-          servingLifetimeSeconds: 6,
-        },
-      }),
+    const config = testOperatorConfig({
+      systemNamespace: systemNs,
+      watchNamespace: systemNs,
+      leaderElection: { enabled: false },
+      certificates: {
+        mode: 'operator',
+        localUrl: true,
+        webhookSelector: `chaperone.dev/test-suite=${suite}`,
+        caLifetimeSeconds: 30 * DAY,
+        servingLifetimeSeconds: DAY,
+      },
     });
+    const logger = pino({ level: config.logLevel });
+    controller = new WebhookCertController({
+      kubeConfig: kc,
+      core,
+      admission,
+      objects: KubernetesObjectApi.makeApiClient(kc),
+      config,
+      logger,
+      metrics: new OperatorMetrics(),
+      events: new EventRecorder(core, { component: 'chaperone-operator', instance: suite, logger }),
+      now: () => new Date(clockMs),
+    });
+    await controller.start();
   });
 
   after(async () => {
-    await operator?.stop();
+    await controller?.stop();
     await admission.deleteValidatingWebhookConfiguration({ name: validatingName }).catch(() => undefined);
     await admission.deleteMutatingWebhookConfiguration({ name: mutatingName }).catch(() => undefined);
     await core.deleteNamespace({ name: systemNs }).catch(() => undefined);
@@ -159,50 +186,60 @@ describe('webhook certificates', { timeout: 120_000 }, () => {
     });
   });
 
-  it('renews the serving certificate before it expires, signed by the same CA', async () => {
+  it('renews the serving certificate at its renewal point, not before, signed by the same CA', async () => {
     const first = decode(await tlsSecret(), 'tls.crt');
-    const renewed = await waitFor('a renewed serving cert', async () => {
-      const s = await tlsSecret();
-      return decode(s, 'tls.crt') !== first ? s : undefined;
-    });
+    const due = renewAt(await certOf(tlsSecret), 2 / 3);
+    setClock(due.getTime() - 60 * SECOND);
+    await controller!.resync();
+    assert.equal(decode(await tlsSecret(), 'tls.crt'), first, 'kept until its renewal point');
+    setClock(due.getTime() + SECOND);
+    await controller!.resync();
+    const renewed = await tlsSecret();
+    assert.notEqual(decode(renewed, 'tls.crt'), first, 'renewed once past its renewal point');
     assert.equal(decode(renewed, 'ca.crt'), firstCa);
-    assert.ok(new X509Certificate(decode(renewed, 'tls.crt')).verify(new X509Certificate(firstCa).publicKey));
+    const facts = inspectCert(decode(renewed, 'tls.crt'))!;
+    assert.ok(facts.x509.verify(new X509Certificate(firstCa).publicKey));
+    assert.ok(facts.notAfter.getTime() > due.getTime() + 23 * 3600 * SECOND, 'a fresh lifetime');
   });
 
   it('rotates the CA keeping the old one trusted during the overlap, then drops it', async () => {
-    const rotated = await waitFor(
-      'a new CA',
-      async () => {
-        const s = await tlsSecret();
-        return splitPemBundle(decode(s, 'ca.crt')).length === 2 ? s : undefined;
-      },
-      { timeoutMs: 40_000 },
+    const ca = await certOf(caSecret, 'ca.crt');
+    const due = renewAt(ca, 2 / 3);
+    setClock(due.getTime() - 60 * SECOND);
+    await controller!.resync();
+    assert.equal(
+      splitPemBundle(decode(await tlsSecret(), 'ca.crt')).length,
+      1,
+      'one CA before its renewal point',
     );
-    const [newCa, oldCa] = splitPemBundle(decode(rotated, 'ca.crt'));
+    setClock(due.getTime() + SECOND);
+    await controller!.resync();
+    const rotated = await tlsSecret();
+    const [newCa, oldCa, ...rest] = splitPemBundle(decode(rotated, 'ca.crt'));
+    assert.deepEqual(rest, []);
     assert.equal(oldCa, firstCa);
     assert.notEqual(newCa, firstCa);
     assert.equal(decode(await caSecret(), 'ca.crt'), newCa);
-    const certPem = decode(rotated, 'tls.crt');
-    const keyPem = decode(rotated, 'tls.key');
-    assert.equal(await handshake(certPem, keyPem, newCa!), true);
-    assert.equal(
-      await handshake(certPem, keyPem, oldCa!),
-      false,
+    const serving = new X509Certificate(decode(rotated, 'tls.crt'));
+    assert.ok(
+      serving.verify(new X509Certificate(newCa!).publicKey),
       'the new serving cert is signed by the new CA',
     );
+    assert.equal(serving.verify(new X509Certificate(oldCa!).publicKey), false);
     await waitFor('both CAs in every caBundle', async () =>
       (await bundles()).every((b) => b === decode(rotated, 'ca.crt')),
     );
 
-    // The old CA expires 24 s after it was made; then it leaves the bundle.
-    await waitFor(
-      'old CA dropped',
-      async () => {
-        const s = await tlsSecret();
-        const bundle = decode(s, 'ca.crt');
-        return splitPemBundle(bundle).length === 1 && (await bundles()).every((b) => b === bundle);
-      },
-      { timeoutMs: 40_000 },
+    // The old CA stays trusted until it expires, then it leaves the bundle.
+    setClock(ca.notAfter.getTime() - SECOND);
+    await controller!.resync();
+    assert.equal(splitPemBundle(decode(await tlsSecret(), 'ca.crt')).length, 2, 'old CA kept while valid');
+    setClock(ca.notAfter.getTime() + SECOND);
+    await controller!.resync();
+    const bundle = decode(await tlsSecret(), 'ca.crt');
+    assert.deepEqual(splitPemBundle(bundle), [newCa], 'the expired CA is dropped');
+    await waitFor('the expired CA gone from every caBundle', async () =>
+      (await bundles()).every((b) => b === bundle),
     );
   });
 });

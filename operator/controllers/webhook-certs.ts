@@ -139,6 +139,15 @@ export class WebhookCertController {
     await Promise.all(this.#informers.map((i) => i.start()));
   }
 
+  /**
+   * Asks for a pass now; resolves once a pass that started after this call has finished (tests
+   * drive an injected clock and then call this instead of waiting for the requeue timer).
+   */
+  resync(): Promise<void> {
+    this.#queue.add(KEY);
+    return this.#queue.idle();
+  }
+
   get synced(): boolean {
     return this.#informers.every((i) => i.synced);
   }

@@ -152,6 +152,15 @@ export function secretReferences(spec: SessionPolicySpec): SecretReference[] {
       usedBy: 'recording.store.credentialsSecret',
     });
   }
+  for (const issuer of spec.identity.issuers) {
+    if (issuer.introspection) {
+      refs.push({
+        name: issuer.introspection.clientSecretSecret.name,
+        keys: [issuer.introspection.clientSecretSecret.key],
+        usedBy: `identity.issuers[${issuer.issuer}].introspection.clientSecretSecret`,
+      });
+    }
+  }
   if (spec.alerts?.webhookUrlSecret) {
     refs.push({
       name: spec.alerts.webhookUrlSecret.name,

@@ -1,11 +1,13 @@
 // Golden tests of the pure renderers: each testdata/<case>.policy.yaml renders to
 // <case>.config.json, <case>.configmap.json and <case>.networkpolicy.json. Run with
-// CHAPERONE_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change.
+// UPDATE_GOLDEN=1 to rewrite the golden files after an intended change; a file in testdata that no
+// case uses fails the suite.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { sidecarConfigSchema } from '../../sidecar/config/index.ts';
+import { goldenDir } from '../../test/testing/golden.ts';
 import {
   PolicyInvalidError,
   parseS3Url,
@@ -16,21 +18,17 @@ import {
   setCondition,
 } from './index.ts';
 
-const testdata = new URL('./testdata/', import.meta.url);
-const update = process.env.CHAPERONE_UPDATE_GOLDEN === '1';
+const testdata = goldenDir(new URL('./testdata/', import.meta.url));
 
 function golden(file: string, actual: unknown): void {
-  const url = new URL(file, testdata);
-  const text = `${JSON.stringify(actual, null, 2)}\n`;
-  if (update) writeFileSync(url, text);
-  assert.equal(text, readFileSync(url, 'utf8'), `${file} differs from the rendered output`);
+  testdata.check(file, `${JSON.stringify(actual, null, 2)}\n`);
 }
 
 function loadPolicy(name: string): SessionPolicyObject {
-  return parse(readFileSync(new URL(name, testdata), 'utf8')) as SessionPolicyObject;
+  return parse(testdata.read(name)) as SessionPolicyObject;
 }
 
-const cases = readdirSync(testdata)
+const cases = readdirSync(testdata.dir)
   .filter((f) => f.endsWith('.policy.yaml'))
   .map((f) => f.replace(/\.policy\.yaml$/, ''));
 
@@ -51,6 +49,7 @@ describe('golden renders', () => {
       golden(`${name}.networkpolicy.json`, renderNetworkPolicy(loadPolicy(`${name}.policy.yaml`)));
     });
   }
+  it('leaves no file in testdata unused', () => testdata.assertNoStrayFiles());
 });
 
 describe('renderSidecarConfig', () => {

@@ -3,9 +3,6 @@
 import { SIDECAR_PATHS, type SidecarConfig, sidecarConfigSchema } from '../../sidecar/config/index.ts';
 import { ALERTS_SECRET_DIR, IN_CLUSTER_CA_FILE, upstreamCaDir } from './paths.ts';
 
-/** Where the webhook is to mount introspection client secrets (not mounted yet: see docs/security.md). */
-export const INTROSPECTION_SECRET_DIR = '/var/run/chaperone/introspection';
-
 import { PolicyInvalidError, parsePolicySpec, type SessionPolicyObject, semanticProblems } from './policy.ts';
 
 export interface SidecarConfigOptions {
@@ -72,7 +69,7 @@ export function renderSidecarConfig(
               introspection: {
                 ...(introspection.endpoint ? { endpoint: introspection.endpoint } : {}),
                 clientId: introspection.clientId,
-                clientSecretFile: `${INTROSPECTION_SECRET_DIR}/${introspection.clientSecretSecret.name}/${introspection.clientSecretSecret.key}`,
+                clientSecretFile: `${SIDECAR_PATHS.introspectionDir(introspection.clientSecretSecret.name)}/${introspection.clientSecretSecret.key}`,
               },
             }
           : {}),

@@ -1,7 +1,6 @@
 // Helpers for tests against the real control plane of the test environment.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiextensionsV1Api,
   CoreV1Api,
@@ -11,6 +10,7 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import { type UntilOptions, until } from '../../test/testing/until.ts';
 import type { OperatorConfig } from '../config.ts';
 import { type OperatorConfigInput, parseOperatorConfig } from '../config.ts';
 
@@ -42,29 +42,13 @@ export async function createNamespace(kubeConfig: KubeConfig, prefix: string): P
   return name;
 }
 
-/** Polls `check` until it returns a truthy value; fails with the last error after the timeout. */
-export async function waitFor<T>(
+/** Polls `check` until it returns a truthy value (the suite's poller, every 100 ms here). */
+export function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  { timeoutMs = 30_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+  options: UntilOptions = {},
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-      lastError = undefined;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : String(lastError)}` : ''}`,
-      );
-    }
-    await sleep(intervalMs);
-  }
+  return until(what, check, { intervalMs: 100, ...options });
 }
 
 /** An operator config for tests: one namespace, fast retries, health server on a free port. */

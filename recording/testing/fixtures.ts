@@ -8,6 +8,7 @@ import { after } from 'node:test';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { MinioInfo } from '../../test/env/types.ts';
 import type { RecordedEvent } from '../events.ts';
+import { partitionDate } from '../layout.ts';
 import { readSession } from '../reader.ts';
 import type { S3Options } from '../stores/s3-store.ts';
 import type { SegmentStore } from '../stores/store.ts';
@@ -85,4 +86,15 @@ export async function collectEvents(store: SegmentStore, sessionId: string): Pro
   const out: RecordedEvent[] = [];
   for await (const e of readSession(store, sessionId)) out.push(e);
   return out;
+}
+
+/**
+ * The UTC date partition of a recorded session, from its own header: a key built from today's date
+ * instead would point elsewhere for a session recorded just before midnight.
+ */
+export async function recordedDate(store: SegmentStore, sessionId: string): Promise<string> {
+  for await (const e of readSession(store, sessionId)) {
+    if (e.kind === 'session.start') return partitionDate((e.payload as { startedAtMs: number }).startedAtMs);
+  }
+  throw new Error(`session ${sessionId} has no session.start event`);
 }

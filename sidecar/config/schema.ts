@@ -21,6 +21,8 @@ export const SIDECAR_PATHS = {
   storeCredentialsDir: '/var/run/chaperone/store-credentials',
   serviceAccountTokenFile: '/var/run/chaperone/token/token',
   spoolDir: '/var/run/chaperone/spool',
+  /** An issuer's introspection client secret (Secret `name`), one file per key. */
+  introspectionDir: (secret: string) => `/var/run/chaperone/introspection/${secret}`,
 } as const;
 
 const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: true }).extend({

@@ -14,7 +14,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
-import { kinds, startHarness } from '../postgres/test-support.ts';
+import { kinds, startHarness } from '../postgres/testing/harness.ts';
 import type { IdentityError } from './errors.ts';
 import { createIdentityVerifier } from './verifier.ts';
 

@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { testEnv } from '../../test/env/index.ts';
 import { clientSecretFor, oidcRevoke, oidcToken } from '../../test/env/oidc.ts';
 import { sidecarConfigSchema } from '../config/index.ts';
-import { kinds, startHarness } from '../postgres/test-support.ts';
+import { kinds, startHarness } from '../postgres/testing/harness.ts';
 import type { IdentityError } from './errors.ts';
 import { createIdentityVerifier } from './verifier.ts';
 

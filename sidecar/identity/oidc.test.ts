@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { testEnv } from '../../test/env/index.ts';
 import { oidcToken } from '../../test/env/oidc.ts';
 import { IdentityError, type IdentityErrorCode } from './errors.ts';
-import { newKey } from './local-issuer.testkit.ts';
+import { newKey } from './testing/local-issuer.ts';
 import { createIdentityVerifier } from './verifier.ts';
 
 const logger = pino({ level: 'silent' });

@@ -11,8 +11,8 @@ import { pino } from 'pino';
 import { generateControlPlanePki } from '../../test/env/kube-certs.ts';
 import { sidecarConfigSchema } from '../config/index.ts';
 import { IdentityError, type IdentityErrorCode } from './errors.ts';
-import { newKey, startLocalIssuer } from './local-issuer.testkit.ts';
 import { podIdentityFromEnv } from './pod.ts';
+import { newKey, startLocalIssuer } from './testing/local-issuer.ts';
 import { createIdentityVerifier, type IdentityVerifierOptions } from './verifier.ts';
 
 const logger = pino({ level: 'silent' });

@@ -20,7 +20,7 @@ import {
   createKubernetesApprovalBackend,
   type UnauthorisedDecision,
 } from './index.ts';
-import { APPROVAL_API, type ApprovalObject, approvalNamespaceWithAgent, until } from './testing.ts';
+import { APPROVAL_API, type ApprovalObject, approvalNamespaceWithAgent, until } from './testing/approvals.ts';
 
 const env = await testEnv(['kube']);
 const { group, version, plural } = APPROVAL_API;

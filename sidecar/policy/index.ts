@@ -14,13 +14,10 @@ export {
   createApprovalBackend,
   createDenyingApprovalBackend,
   createLocalApprovalBackend,
-  createManualApprovalBackend,
   decideLocalApproval,
   type IgnoredDecision,
   type LocalDecision,
   listPendingLocalApprovals,
-  type ManualApprovalBackend,
-  type PendingApproval,
 } from './approvals/index.ts';
 export {
   type ColumnInfo,

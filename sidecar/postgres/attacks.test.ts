@@ -14,7 +14,7 @@ import { unprivilegedUser } from '../../test/env/postgres-user.ts';
 import type { Recorder } from '../server/modules.ts';
 import { B, errorFields } from './protocol.ts';
 import { RawClient, typesOf } from './raw-client.ts';
-import { type Harness, kinds, type RecordedEventLike, runProcess, startHarness } from './test-support.ts';
+import { type Harness, kinds, type RecordedEventLike, runProcess, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();

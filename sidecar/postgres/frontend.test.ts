@@ -1,9 +1,11 @@
 // The agent-side parser: valid streams in any chunking, clear errors for malformed frames, and a
 // bounded fuzz run (random bytes and mutations of valid streams) that must never throw or spin.
+// Random choices come from one seed per run, printed on failure (CHAPERONE_SEED=<seed> reruns it).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { serialize } from 'pg-protocol/dist/serializer.js';
+import { type Random, withSeed } from '../../test/testing/random.ts';
 import {
   decodeBind,
   decodeClose,
@@ -44,29 +46,30 @@ const validStream = () =>
   ]);
 
 describe('FrontendParser', () => {
-  test('parses a valid stream the same way in any chunking', () => {
-    const stream = validStream();
-    const whole = new FrontendParser();
-    whole.push(stream);
-    const expected = drain(whole);
-    assert.equal(expected.error, undefined);
-    assert.equal(expected.messages.map((m) => String.fromCharCode(m.type)).join(''), 'QPBDECHSdcX');
-    for (let trial = 0; trial < 50; trial++) {
-      const p = new FrontendParser();
-      const got: FrontendMessage[] = [];
-      let at = 0;
-      while (at < stream.length) {
-        const n = 1 + Math.floor(Math.random() * 20);
-        p.push(stream.subarray(at, at + n));
-        at += n;
-        got.push(...drain(p).messages);
+  test('parses a valid stream the same way in any chunking', () =>
+    withSeed(({ random }) => {
+      const stream = validStream();
+      const whole = new FrontendParser();
+      whole.push(stream);
+      const expected = drain(whole);
+      assert.equal(expected.error, undefined);
+      assert.equal(expected.messages.map((m) => String.fromCharCode(m.type)).join(''), 'QPBDECHSdcX');
+      for (let trial = 0; trial < 50; trial++) {
+        const p = new FrontendParser();
+        const got: FrontendMessage[] = [];
+        let at = 0;
+        while (at < stream.length) {
+          const n = 1 + Math.floor(random() * 20);
+          p.push(stream.subarray(at, at + n));
+          at += n;
+          got.push(...drain(p).messages);
+        }
+        assert.deepEqual(
+          got.map((m) => m.raw.toString('hex')),
+          expected.messages.map((m) => m.raw.toString('hex')),
+        );
       }
-      assert.deepEqual(
-        got.map((m) => m.raw.toString('hex')),
-        expected.messages.map((m) => m.raw.toString('hex')),
-      );
-    }
-  });
+    }));
 
   test('decodes the fields of each message kind', () => {
     const p = new FrontendParser();
@@ -170,12 +173,12 @@ describe('FrontendParser fuzz', () => {
     decodePassword,
   ];
 
-  function exercise(bytes: Buffer, startup: boolean): void {
+  function exercise(random: Random, bytes: Buffer, startup: boolean): void {
     const p = new FrontendParser(64 * 1024);
     let at = 0;
     let steps = 0;
     while (at < bytes.length) {
-      const n = 1 + Math.floor(Math.random() * 64);
+      const n = 1 + Math.floor(random() * 64);
       p.push(bytes.subarray(at, at + n));
       at += n;
       for (;;) {
@@ -188,24 +191,26 @@ describe('FrontendParser fuzz', () => {
     }
   }
 
-  test('random bytes never make it throw or spin', () => {
-    for (let i = 0; i < 3000; i++) exercise(randomBytes(1 + Math.floor(Math.random() * 512)), i % 2 === 0);
-  });
+  test('random bytes never make it throw or spin', () =>
+    withSeed(({ random, int, bytes }) => {
+      for (let i = 0; i < 3000; i++) exercise(random, bytes(int(1, 513)), i % 2 === 0);
+    }));
 
-  test('mutations of valid streams never make it throw or spin', () => {
-    const base = validStream();
-    for (let i = 0; i < 3000; i++) {
-      const b = Buffer.from(base);
-      const flips = 1 + Math.floor(Math.random() * 8);
-      for (let f = 0; f < flips; f++) {
-        const pos = Math.floor(Math.random() * b.length);
-        const r = Math.random();
-        if (r < 0.6) b[pos] = Math.floor(Math.random() * 256);
-        else if (r < 0.8) b[pos] = 0;
-        else b[pos] = 0xff;
+  test('mutations of valid streams never make it throw or spin', () =>
+    withSeed(({ random }) => {
+      const base = validStream();
+      for (let i = 0; i < 3000; i++) {
+        const b = Buffer.from(base);
+        const flips = 1 + Math.floor(random() * 8);
+        for (let f = 0; f < flips; f++) {
+          const pos = Math.floor(random() * b.length);
+          const r = random();
+          if (r < 0.6) b[pos] = Math.floor(random() * 256);
+          else if (r < 0.8) b[pos] = 0;
+          else b[pos] = 0xff;
+        }
+        const cut = random() < 0.3 ? Math.floor(random() * b.length) : b.length;
+        exercise(random, b.subarray(0, cut), false);
       }
-      const cut = Math.random() < 0.3 ? Math.floor(Math.random() * b.length) : b.length;
-      exercise(b.subarray(0, cut), false);
-    }
-  });
+    }));
 });

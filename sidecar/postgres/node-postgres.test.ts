@@ -8,23 +8,16 @@ import pg from 'pg';
 import { serialize } from 'pg-protocol/dist/serializer.js';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { until } from '../../test/testing/until.ts';
 import { B, errorFields } from './protocol.ts';
 import { RawClient, typesOf } from './raw-client.ts';
-import { type Harness, kinds, startHarness } from './test-support.ts';
+import { type Harness, kinds, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
 const CARD = '4111 1111 1111 1111';
 
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitFor = <T>(what: string, check: () => Promise<T | undefined>) => until(what, check);
 
 describe('node-postgres through the sidecar', () => {
   let h: Harness;
@@ -212,7 +205,7 @@ describe('node-postgres through the sidecar', () => {
     const client = new pg.Client(h.clientConfig());
     await client.connect();
     const approvalsDir = h.approvalsDir;
-    const decide = async (decision: Record<string, unknown>) => {
+    const nextRequest = async () => {
       const file = await waitFor('an approval request', async () => {
         const files = (await readdir(approvalsDir)).filter((f) => f.endsWith('.request.json'));
         for (const f of files) {
@@ -226,14 +219,19 @@ describe('node-postgres through the sidecar', () => {
       ) as Record<string, unknown>;
       assert.equal(request.rule, 'approve-truncate');
       assert.equal(request.subject, 'agent-alice');
-      await writeFile(join(approvalsDir, `${file}.decision.json`), JSON.stringify(decision));
+      return file;
+    };
+    const decide = async (decision: Record<string, unknown>, file?: string) => {
+      const id = file ?? (await nextRequest());
+      await writeFile(join(approvalsDir, `${id}.decision.json`), JSON.stringify(decision));
     };
     try {
       // approved
       const approved = client.query('TRUNCATE approve_t');
-      await new Promise((r) => setTimeout(r, 200));
+      // The request file exists: the statement is held at the decision, not yet sent upstream.
+      const pending = await nextRequest();
       assert.equal(await direct('SELECT count(*) FROM approve_t'), '2', 'nothing runs before the decision');
-      await decide({ approved: true, approver: 'bob@example.com' });
+      await decide({ approved: true, approver: 'bob@example.com' }, pending);
       await approved;
       assert.equal(await direct('SELECT count(*) FROM approve_t'), '0');
       // denied

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
-import { type Harness, kinds, startHarness } from './test-support.ts';
+import { type Harness, kinds, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
 const psqlDirect = async (info: typeof env.postgres, sql: string) => (await psqlRaw(info, sql)).trim();

@@ -10,8 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt, decodeProtectedHeader, type JWK, SignJWT } from 'jose';
 import { testEnv } from '../../test/env/index.ts';
 import { oidcToken } from '../../test/env/oidc.ts';
-import { newKey } from '../identity/local-issuer.testkit.ts';
-import { type Harness, kinds, type RecordedEventLike, startHarness } from './test-support.ts';
+import { newKey } from '../identity/testing/local-issuer.ts';
+import { type Harness, kinds, type RecordedEventLike, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres', 'oidc']);
 const { oidc } = env;

@@ -17,8 +17,8 @@ import {
   type ApprovalObject,
   approvalNamespaceWithAgent,
   until,
-} from '../kubernetes-approvals/testing.ts';
-import { AGENT_SUBJECT, type Harness, kinds, startHarness } from '../postgres/test-support.ts';
+} from '../kubernetes-approvals/testing/approvals.ts';
+import { AGENT_SUBJECT, type Harness, kinds, startHarness } from '../postgres/testing/harness.ts';
 
 const env = await testEnv(['kube', 'postgres']);
 const { group, version, plural } = APPROVAL_API;

@@ -12,9 +12,10 @@ import { stringify } from 'yaml';
 import { testEnv } from '../../test/env/index.ts';
 import { freePort } from '../../test/env/net.ts';
 import { createRole, psql as psqlRaw } from '../../test/env/postgres.ts';
+import { until as untilShared } from '../../test/testing/until.ts';
 import type { SidecarConfigInput } from '../config/index.ts';
-import { type LocalIssuer, startLocalIssuer } from '../identity/local-issuer.testkit.ts';
-import { kinds, runProcess, TOKEN_AUDIENCE } from '../postgres/test-support.ts';
+import { type LocalIssuer, startLocalIssuer } from '../identity/testing/local-issuer.ts';
+import { kinds, runProcess, TOKEN_AUDIENCE } from '../postgres/testing/harness.ts';
 import { generateSigningKey, listSessions, openStore, readSession } from './modules.ts';
 
 const env = await testEnv(['postgres']);
@@ -58,19 +59,8 @@ function startSidecar(configPath: string): Proc {
   return { child, logs, exited };
 }
 
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | undefined> | T | undefined) =>
+  untilShared(what, check, { timeoutMs: 30_000, intervalMs: 100 });
 
 const get = async (url: string) => {
   try {

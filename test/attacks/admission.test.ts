@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { CONTAINERS, LABELS } from '../../webhook/constants.ts';
-import { WebhookHarness } from '../../webhook/test-support/harness.ts';
+import { WebhookHarness } from '../../webhook/testing/harness.ts';
 import { testEnv } from '../env/index.ts';
 
 const { kube } = await testEnv(['kube']);

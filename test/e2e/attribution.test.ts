@@ -11,9 +11,9 @@ import { promisify } from 'node:util';
 import { RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
 import pg from 'pg';
 import { podIdentityFromEnv } from '../../sidecar/identity/index.ts';
-import { kinds, startHarness } from '../../sidecar/postgres/test-support.ts';
+import { kinds, startHarness } from '../../sidecar/postgres/testing/harness.ts';
 import { LAUNCHED_BY_ANNOTATION } from '../../webhook/attribution/index.ts';
-import { WebhookHarness } from '../../webhook/test-support/harness.ts';
+import { WebhookHarness } from '../../webhook/testing/harness.ts';
 import { testEnv } from '../env/index.ts';
 
 const exec = promisify(execFile);

@@ -377,7 +377,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
           {
             name: 'orders-db',
             protocol: 'postgres',
-            upstream: { host: SERVICES.ordersDb.names[0], port: 5432, database: dbName },
+            // The Service's cluster IP, not its name: the pod runner's stand-in for cluster DNS is
+            // /etc/hosts, and the sidecar refuses upstream names a hosts file overrides (hostAliases).
+            upstream: { host: SERVICES.ordersDb.ip, port: 5432, database: dbName },
             listenPort: 15432,
             credentialsSecret: { name: 'orders-db-credentials' },
           },

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { startEnv, testEnv } from './index.ts';
 import { httpOk } from './net.ts';
 import { oidcToken } from './oidc.ts';
@@ -14,8 +13,14 @@ const discovery = (await (await fetch(`${oidc.issuer}/.well-known/openid-configu
   grant_types_supported: string[];
 };
 const jwks = createRemoteJWKSet(new URL(discovery.jwks_uri));
-const verify = (token: string, audience = oidc.audience) =>
-  jwtVerify(token, jwks, { issuer: oidc.issuer, audience, algorithms: ['RS256'], typ: 'at+jwt' });
+const verify = (token: string, audience = oidc.audience, currentDate?: Date) =>
+  jwtVerify(token, jwks, {
+    issuer: oidc.issuer,
+    audience,
+    algorithms: ['RS256'],
+    typ: 'at+jwt',
+    ...(currentDate ? { currentDate } : {}),
+  });
 
 test('discovery names the issuer, the token endpoint and the client_credentials grant', () => {
   assert.equal(discovery.issuer, oidc.issuer);
@@ -46,8 +51,10 @@ test('a token for another audience fails audience validation', async () => {
 
 test('an expired token fails validation', async () => {
   const token = await oidcToken(oidc, { ttlSeconds: 1 });
-  await sleep(2100);
-  await assert.rejects(verify(token), errors.JWTExpired);
+  // The verifier's clock, not the wall clock: valid just before exp, expired just after.
+  const exp = decodeJwt(token).exp! * 1000;
+  await verify(token, oidc.audience, new Date(exp - 500));
+  await assert.rejects(verify(token, oidc.audience, new Date(exp + 1000)), errors.JWTExpired);
 });
 
 test('a wrong client secret is refused', async () => {

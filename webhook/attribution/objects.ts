@@ -58,7 +58,10 @@ export function stampFor(req: AdmissionRequest, controllers?: readonly string[])
   const target = holder(object, kind);
   if (!object || (kind !== 'Pod' && !target)) return undefined;
   const before = holder(req.oldObject as Obj | undefined, kind);
-  const name = object.metadata?.name ?? req.name;
+  // A generated name does not exist yet when the mutating webhook runs (the apiserver assigns it
+  // between mutating and validating admission), so a stamp names only objects named by their creator:
+  // otherwise the validating webhook would see a stamp that differs from the one it renders.
+  const name = object.metadata?.generateName ? undefined : (object.metadata?.name ?? req.name);
   return decideStamp({
     req: {
       userInfo: req.userInfo,

@@ -75,6 +75,14 @@ describe('workloads handler', () => {
     assert.equal(d.allowed, false);
   });
 
+  it('a generated name (assigned between mutating and validating admission) keeps the stamp valid', () => {
+    const job = { metadata: { generateName: 'migrate-' }, spec: { template } };
+    const out = applied(request('Job', job, 'alice'));
+    const named = { ...out, metadata: { generateName: 'migrate-', name: 'migrate-x7k2p' } };
+    const d = validateWorkload(request('Job', named, 'alice', { name: 'migrate-x7k2p' }));
+    assert.equal(d.allowed, true, JSON.stringify(d));
+  });
+
   it('leaves other kinds and subresources alone', () => {
     assert.deepEqual(mutateWorkload(request('Lease', { metadata: {} }, 'alice')), { allowed: true });
     assert.deepEqual(

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { until as waitUntil } from '../../../test/testing/until.ts';
 import { createAlertSink } from './sink.ts';
 import { slackPayload } from './slack.ts';
 import type { Alert } from './types.ts';
@@ -60,13 +61,7 @@ const blocked: Alert = {
   message: 'DROP is not allowed',
 };
 
-async function until(check: () => boolean, what: string) {
-  for (let i = 0; i < 500; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
+const until = (check: () => boolean, what: string) => waitUntil(what, check);
 
 describe('alert sink', () => {
   it('delivers Slack-compatible JSON to the webhook and logs the alert', async () => {
@@ -199,9 +194,18 @@ describe('alert sink', () => {
     });
     const { logger, lines } = captureLogger();
     const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/`;
-    const alerts = createAlertSink({ webhookUrl: url, on: ['blocked'] }, logger, { closeTimeoutMs: 200 });
+    // The request itself would hang for 10 minutes: only the close bound can end the wait.
+    const alerts = createAlertSink({ webhookUrl: url, on: ['blocked'] }, logger, {
+      closeTimeoutMs: 200,
+      requestTimeoutMs: 600_000,
+    });
     alerts.send(blocked);
+    await once(hanging, 'request');
+    const started = performance.now();
     await alerts.close();
+    const took = performance.now() - started;
+    assert.ok(took >= 195, `close() waited for the undelivered alert up to its bound (${took} ms)`);
+    assert.ok(took < 60_000, `close() returned at its bound, not when the request ended (${took} ms)`);
     assert.ok(lines.some((l) => l.msg === 'alert sink closed with undelivered alerts'));
   });
 });

@@ -3,10 +3,11 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { until } from '../../../test/testing/until.ts';
 import { createDenyingApprovalBackend } from './denying.ts';
 import { createApprovalBackend } from './index.ts';
 import { createLocalApprovalBackend, decideLocalApproval, listPendingLocalApprovals } from './local.ts';
-import { createManualApprovalBackend } from './manual.ts';
+import { createManualApprovalBackend } from './testing/manual.ts';
 import type { ApprovalRequest } from './types.ts';
 
 const request = (timeoutMs: number): ApprovalRequest => ({
@@ -28,17 +29,32 @@ async function tempDir(): Promise<string> {
 }
 
 async function waitForPending(dir: string) {
-  for (;;) {
+  return until('a pending request', async () => {
     const pending = await listPendingLocalApprovals(dir).catch(() => []);
-    if (pending.length > 0) return pending;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    return pending.length > 0 ? pending : undefined;
+  });
+}
+
+/** Counts the backend's looks that found no decision; `twoMore()` waits for a whole look from now. */
+function looks() {
+  let count = 0;
+  return {
+    onNoDecision: () => {
+      count += 1;
+    },
+    // A look already running may have read before now: the second one after now started after it.
+    twoMore: () => {
+      const target = count + 2;
+      return until('two more looks for a decision', () => count >= target);
+    },
+  };
 }
 
 describe('local approval backend', () => {
   it('waits until a reviewer approves through a decision file', async () => {
     const dir = await tempDir();
-    const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20 });
+    const seen = looks();
+    const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20, onNoDecision: seen.onNoDecision });
     let settled = false;
     const decision = backend.request(request(30_000)).finally(() => {
       settled = true;
@@ -47,7 +63,7 @@ describe('local approval backend', () => {
     assert.equal(pending!.statement, 'DELETE FROM orders WHERE id = 7');
     assert.equal(pending!.subject, 'system:serviceaccount:agents:bot');
     assert.match(pending!.howToDecide, /decision\.json/);
-    await new Promise((r) => setTimeout(r, 100));
+    await seen.twoMore();
     assert.equal(settled, false, 'still waiting without a decision');
     await decideLocalApproval(dir, pending!.id, { approved: true, approver: 'ann', reason: 'looks fine' });
     assert.deepEqual(await decision, { approved: true, approver: 'ann', reason: 'looks fine' });
@@ -58,12 +74,17 @@ describe('local approval backend', () => {
 
   it('returns a denial with the reviewer and reason', async () => {
     const dir = await tempDir();
-    const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20 });
-    const decision = backend.request(request(30_000));
+    const seen = looks();
+    const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20, onNoDecision: seen.onNoDecision });
+    let settled = false;
+    const decision = backend.request(request(30_000)).finally(() => {
+      settled = true;
+    });
     const [pending] = await waitForPending(dir);
     // a half-written or invalid file is ignored until it is valid
     await writeFile(join(dir, `${pending!.id}.decision.json`), '{"approved": tr');
-    await new Promise((r) => setTimeout(r, 60));
+    await seen.twoMore();
+    assert.equal(settled, false, 'the half-written decision was read and ignored');
     await writeFile(
       join(dir, `${pending!.id}.decision.json`),
       '{"approved": false, "approver": "bob", "reason": "not now"}',
@@ -74,9 +95,12 @@ describe('local approval backend', () => {
   it('denies with timedOut when nobody decides in time', async () => {
     const dir = await tempDir();
     const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20 });
+    const started = performance.now();
     const decision = await backend.request(request(200));
+    const waited = performance.now() - started;
     assert.equal(decision.approved, false);
     assert.equal(decision.timedOut, true);
+    assert.ok(waited >= 195, `waited the whole timeout before denying (${waited} ms)`);
     const files = await readdir(dir);
     assert.ok(files.some((f) => f.endsWith('.closed.json')));
     assert.deepEqual(await listPendingLocalApprovals(dir), []);

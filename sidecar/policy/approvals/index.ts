@@ -13,7 +13,6 @@ export {
   listPendingLocalApprovals,
   localDecisionSchema,
 } from './local.ts';
-export { createManualApprovalBackend, type ManualApprovalBackend, type PendingApproval } from './manual.ts';
 export type { ApprovalBackend, ApprovalDecision, ApprovalRequest, IgnoredDecision } from './types.ts';
 
 /**

@@ -29,6 +29,8 @@ export interface LocalApprovalRequestFile extends ApprovalRequest {
 export interface LocalApprovalOptions {
   /** How often the decision file is looked for. */
   pollIntervalMs?: number;
+  /** Called after each look that found no valid decision (tests count looks instead of sleeping). */
+  onNoDecision?: () => void;
 }
 
 const ID_PATTERN = /^[a-z0-9-]{1,64}$/;
@@ -98,6 +100,7 @@ export function createLocalApprovalBackend(dir: string, options: LocalApprovalOp
           } catch (err) {
             return reject(err);
           }
+          options.onNoDecision?.();
           if (!stopped) timer = setTimeout(poll, pollIntervalMs);
         };
         void poll();

@@ -2,23 +2,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
+import { withSeed } from '../../../test/testing/random.ts';
 import { classifySql, loadSqlParser } from './classify.ts';
 import { createSqlGuard } from './guard.ts';
 
 const corpus = (
   JSON.parse(readFileSync(new URL('./testdata/corpus.json', import.meta.url), 'utf8')) as { sql: string }[]
 ).map((e) => e.sql);
-
-/** mulberry32: a tiny seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TOKENS = [
   'SELECT',
@@ -111,15 +101,17 @@ describe('SQL classification fuzz', () => {
       'db',
       { cacheSize: 0 },
     );
-    const rand = prng(0xc0ffee);
-    for (let i = 0; i < 5000; i++) {
-      const input = randomInput(rand);
-      const result = classifySql(input);
-      assert.ok(result.classes.length > 0, `no class for ${JSON.stringify(input)}`);
-      assert.equal(result.classes.includes('unparseable'), result.parseError !== undefined);
-      const decision = guard.evaluate(input);
-      assert.ok(['allow', 'block', 'alert'].includes(decision.action));
-    }
+    // One seed per run, named in any failure: CHAPERONE_SEED=<seed> replays it.
+    await withSeed(({ random }) => {
+      for (let i = 0; i < 5000; i++) {
+        const input = randomInput(random);
+        const result = classifySql(input);
+        assert.ok(result.classes.length > 0, `no class for ${JSON.stringify(input)}`);
+        assert.equal(result.classes.includes('unparseable'), result.parseError !== undefined);
+        const decision = guard.evaluate(input);
+        assert.ok(['allow', 'block', 'alert'].includes(decision.action));
+      }
+    });
     // the parser is still healthy afterwards
     assert.deepEqual(classifySql('DROP TABLE t').classes, ['drop', 'ddl', 'write']);
   });

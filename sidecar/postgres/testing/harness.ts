@@ -8,13 +8,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createRole, psql } from '../../test/env/postgres.ts';
-import type { PostgresInfo } from '../../test/env/types.ts';
-import { type SidecarConfig, type SidecarConfigInput, sidecarConfigSchema } from '../config/index.ts';
-import { type LocalIssuer, startLocalIssuer } from '../identity/local-issuer.testkit.ts';
-import { generateSigningKey, listSessions, openStore, readSession } from '../server/modules.ts';
-import { Sidecar, type SidecarOptions } from '../server/sidecar.ts';
-import { DEFAULT_LIMITS, type PostgresLimits } from './context.ts';
+import { s3OptionsFor, s3UrlFor } from '../../../recording/testing/fixtures.ts';
+import { createRole, psql } from '../../../test/env/postgres.ts';
+import type { MinioInfo, PostgresInfo } from '../../../test/env/types.ts';
+import { type SidecarConfig, type SidecarConfigInput, sidecarConfigSchema } from '../../config/index.ts';
+import { type LocalIssuer, startLocalIssuer } from '../../identity/testing/local-issuer.ts';
+import { generateSigningKey, listSessions, openStore, readSession } from '../../server/modules.ts';
+import { Sidecar, type SidecarOptions } from '../../server/sidecar.ts';
+import { DEFAULT_LIMITS, type PostgresLimits } from '../context.ts';
 
 export interface RecordedEventLike {
   kind: string;
@@ -102,6 +103,8 @@ export interface HarnessOptions {
   tls?: SidecarConfigInput['targets'][number]['tls'];
   /** How the upstream role logs in (pg_hba.conf of the test cluster): SCRAM by default. */
   upstreamMethod?: 'scram' | 'md5';
+  /** Record to this MinIO (the S3 path a pod uses) instead of a local file:// store. */
+  minio?: MinioInfo;
 }
 
 export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {}): Promise<Harness> {
@@ -123,9 +126,16 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
   const key = generateSigningKey();
   const signingKeyFile = join(dir, 'signing-key.pem');
   await writeFile(signingKeyFile, key.privateKeyPem, { mode: 0o600 });
-  const storeUrl = `file://${join(dir, 'store')}`;
+  const minio = options.minio;
+  const storeUrl = minio ? s3UrlFor(minio, 'gateway') : `file://${join(dir, 'store')}`;
   await mkdir(join(dir, 'store'), { recursive: true });
-  const { freePort } = await import('../../test/env/net.ts');
+  const storeCredentialsDir = join(dir, 'store-credentials');
+  if (minio) {
+    await mkdir(storeCredentialsDir, { recursive: true });
+    await writeFile(join(storeCredentialsDir, 'accessKeyId'), minio.accessKeyId, { mode: 0o600 });
+    await writeFile(join(storeCredentialsDir, 'secretAccessKey'), minio.secretAccessKey, { mode: 0o600 });
+  }
+  const { freePort } = await import('../../../test/env/net.ts');
   const listenPort = await freePort();
   const issuer = await startLocalIssuer(undefined, { closeWithTest: false });
   const token = await issuer.sign({ sub: AGENT_SUBJECT, aud: TOKEN_AUDIENCE }, { expiresIn: '2h' });
@@ -147,7 +157,14 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
     identity: { tokenRequired: true, issuers: [{ issuer: issuer.issuer, audiences: [TOKEN_AUDIENCE] }] },
     approvals: { backend: 'local', localDir: approvalsDir, timeoutSeconds: 30 },
     recording: {
-      store: { url: storeUrl },
+      store: minio
+        ? {
+            url: storeUrl,
+            endpoint: minio.endpoint,
+            region: minio.region,
+            credentialsDir: storeCredentialsDir,
+          }
+        : { url: storeUrl },
       signingKeyFile,
       keyId: key.keyId,
       spoolDir: join(dir, 'spool'),
@@ -180,7 +197,7 @@ export async function startHarness(pg: PostgresInfo, options: HarnessOptions = {
     adminHost: '127.0.0.1',
     ...options.sidecar,
   });
-  const store = openStore(storeUrl);
+  const store = minio ? openStore(storeUrl, s3OptionsFor(minio)) : openStore(storeUrl);
   const events = async (id: string) => {
     const out: RecordedEventLike[] = [];
     for await (const e of readSession(store, id)) out.push(e as unknown as RecordedEventLike);

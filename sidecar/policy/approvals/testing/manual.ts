@@ -1,7 +1,7 @@
 // An in-memory backend decided by code: for tests of everything that waits for approvals.
 import { randomUUID } from 'node:crypto';
-import type { ApprovalBackend, ApprovalDecision, ApprovalRequest } from './types.ts';
-import { boundDecision } from './wait.ts';
+import type { ApprovalBackend, ApprovalDecision, ApprovalRequest } from '../types.ts';
+import { boundDecision } from '../wait.ts';
 
 export interface PendingApproval extends ApprovalRequest {
   id: string;

@@ -12,8 +12,9 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { SESSION_APPROVAL } from '../../crds/index.ts';
-import type { KubeInfo } from '../../test/env/index.ts';
+import { SESSION_APPROVAL } from '../../../crds/index.ts';
+import type { KubeInfo } from '../../../test/env/index.ts';
+import { until as untilShared } from '../../../test/testing/until.ts';
 
 /** Where SessionApprovals live, for CustomObjectsApi calls. */
 export const APPROVAL_API = {
@@ -29,19 +30,9 @@ export interface ApprovalObject {
   status?: { phase?: string; decision?: unknown };
 }
 
-/** Polls `check` (errors count as not yet) until it gives a value. */
-export async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls `check` (errors count as not yet) until it gives a value: the suite's poller. */
+export function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  return untilShared(what, check, { timeoutMs, intervalMs: 50 });
 }
 
 async function established(ext: ApiextensionsV1Api, name: string): Promise<void> {
@@ -61,7 +52,7 @@ export async function approvalNamespaceWithAgent(
   namespace: string,
 ): Promise<KubeConfig> {
   const crd = parse(
-    await readFile(new URL('../../crds/sessionapprovals.chaperone.dev.yaml', import.meta.url), 'utf8'),
+    await readFile(new URL('../../../crds/sessionapprovals.chaperone.dev.yaml', import.meta.url), 'utf8'),
   ) as V1CustomResourceDefinition;
   await KubernetesObjectApi.makeApiClient(admin).patch(
     crd,
