@@ -134,6 +134,7 @@ describe('the injected story on the real node', { skip }, () => {
   const names = {
     system: `chaperone-system-${id}`,
     agents: `agents-${id}`,
+    policyCheck: `np-check-${id}`,
     webhookConfig: `chaperone-${id}`,
     bucket: 'chaperone-recordings',
     prefix: `node-${id}`,
@@ -145,6 +146,7 @@ describe('the injected story on the real node', { skip }, () => {
   const relays: Server[] = [];
   const uplinkRules: string[][] = [];
   let pgRelay: number;
+  let s3Relay: number;
   let publicKeyFile: string;
 
   const kubectl = async (args: string[], input?: string): Promise<string> => {
@@ -210,6 +212,7 @@ describe('the injected story on the real node', { skip }, () => {
     const s3 = await relay(node.ip, Number(new URL(minio.endpoint).port));
     relays.push(pg.server, s3.server);
     pgRelay = pg.port;
+    s3Relay = s3.port;
     const { dev } = nodeAddress();
     for (const port of [pg.port, s3.port]) {
       const rule = [INBOUND_CHAIN, '-i', dev, '-p', 'tcp', '--dport', String(port), '-j', 'DROP'];
@@ -409,6 +412,7 @@ describe('the injected story on the real node', { skip }, () => {
     if (!kube || imagesMissing) return;
     const quiet = (p: Promise<unknown>) => p.catch(() => {});
     await quiet(kubectl(['delete', 'namespace', names.agents, '--wait=false']));
+    await quiet(kubectl(['delete', 'namespace', names.policyCheck, '--wait=false']));
     await quiet(
       kubectl(['delete', 'mutatingwebhookconfiguration,validatingwebhookconfiguration', names.webhookConfig]),
     );
@@ -582,6 +586,106 @@ describe('the injected story on the real node', { skip }, () => {
     const replays = await Promise.all(sessions.map((s) => cli(['sessions', 'cat', s.sessionId])));
     assert.ok(replays.some((r) => r.out.includes('DROP TABLE customers') && /policy\.blocked/.test(r.out)));
     assert.ok(!replays.some((r) => r.out.includes(CARD)));
+  });
+
+  test("outside the rendered NetworkPolicy, a process with the sidecar's UID is dropped", async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    if (!node.networkPolicies) return t.skip('no NetworkPolicy enforcer: build kube-router');
+    // The injected pod's sidecar cannot be exec'd into (the webhook refuses it), and there
+    // chaperone-init's rules would stop other destinations first. So the operator's rendered policy
+    // is copied, unchanged, into a namespace that is not opted in, onto a pod with the agent labels
+    // running as the sidecar's UID and without chaperone-init: only the NetworkPolicy stands between
+    // it and the network, as it would for a compromised sidecar.
+    const rendered = JSON.parse(
+      await kubectl(['get', 'networkpolicies', '-n', names.agents, '-o', 'json']),
+    ) as { items: { metadata: { name: string }; spec: Record<string, unknown> }[] };
+    assert.equal(rendered.items.length, 1);
+    const policy = rendered.items[0]!;
+    await kubectl(['create', 'namespace', names.policyCheck]);
+    await until('the default ServiceAccount', () =>
+      kubectl(['get', '-n', names.policyCheck, 'serviceaccount', 'default']).then(() => true),
+    );
+    const sleeper = (name: string, labels: Record<string, string>, uid: number) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: names.policyCheck, labels },
+      spec: {
+        securityContext: { runAsUser: uid, runAsGroup: uid },
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: 'main', image: node.testImage, command: ['sleep', '3600'] }],
+      },
+    });
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: names.policyCheck, labels: { app: 'web' } },
+      spec: {
+        containers: [
+          {
+            name: 'httpd',
+            image: node.testImage,
+            command: [
+              'sh',
+              '-c',
+              'mkdir -p /tmp/www && echo web > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+            ],
+            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+          },
+        ],
+      },
+    });
+    await apply(sleeper('as-sidecar', { app: 'report-agent' }, 15999));
+    await apply(sleeper('bystander', {}, 1000));
+    await apply({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: policy.metadata.name, namespace: names.policyCheck },
+      spec: policy.spec,
+    });
+    for (const pod of ['web', 'as-sidecar', 'bystander']) {
+      await kubectl([
+        'wait',
+        '-n',
+        names.policyCheck,
+        `pod/${pod}`,
+        '--for=condition=Ready',
+        '--timeout=90s',
+      ]);
+    }
+    const ip = async (pod: string) =>
+      (
+        await kubectl(['get', '-n', names.policyCheck, `pod/${pod}`, '-o', 'jsonpath={.status.podIP}'])
+      ).trim();
+    const [webIp, sidecarIp] = [await ip('web'), await ip('as-sidecar')];
+    // kube-router has programmed the policy for the pod once its firewall chain names the pod's IP.
+    await until('kube-router to program the copied policy', async () => {
+      const { stdout } = await exec('iptables-save', ['-t', 'filter']);
+      return stdout.includes(`-s ${sidecarIp}/32`) && /^:KUBE-POD-FW-/m.test(stdout) ? true : undefined;
+    });
+    const probe = async (pod: string, url: string) => {
+      const { stdout } = await exec(kube.kubectl, [
+        `--kubeconfig=${kube.kubeconfigPath}`,
+        'exec',
+        '-n',
+        names.policyCheck,
+        pod,
+        '--',
+        'sh',
+        '-c',
+        `timeout 5 wget -q -O- ${url}; echo exit=$?`,
+      ]);
+      return stdout;
+    };
+    const uid = await kubectl(['exec', '-n', names.policyCheck, 'as-sidecar', '--', 'id', '-u']);
+    assert.equal(uid.trim(), '15999');
+    // Control: the server answers a pod the policy does not select.
+    assert.match(await probe('bystander', `http://${webIp}:8080/`), /^web\nexit=0$/m);
+    // Allowed by the rendered policy: the recording store (its port on the node's address).
+    assert.match(await probe('as-sidecar', `http://${node.ip}:${s3Relay}/minio/health/live`), /exit=0/);
+    // Not in the rendered policy: another pod's server on this machine. Dropped, no answer.
+    const denied = await probe('as-sidecar', `http://${webIp}:8080/`);
+    assert.doesNotMatch(denied, /^web$/m);
+    assert.match(denied, /exit=(1|143)/);
   });
 
   test('the safety net dropped nothing', async (t) => {
