@@ -688,6 +688,116 @@ describe('the injected story on the real node', { skip }, () => {
     assert.match(denied, /exit=(1|143)/);
   });
 
+  test('a crashed sidecar is restarted by kubelet, and meanwhile the agent cannot get around it', async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    // The agent tries, in a loop, the sidecar's port and PostgreSQL directly (TCP connect only).
+    const loop = `
+const net = require('node:net');
+const tryConnect = (host, port) => new Promise((resolve) => {
+  const s = net.connect({ host, port });
+  const done = (v) => { s.destroy(); resolve(v); };
+  s.setTimeout(1000, () => done('timeout'));
+  s.on('connect', () => done('ok'));
+  s.on('error', (e) => done(e.code));
+});
+(async () => {
+  for (;;) {
+    const viaSidecar = await tryConnect('127.0.0.1', Number(process.env.PGPORT));
+    const direct = await tryConnect(process.env.DIRECT_HOST, Number(process.env.DIRECT_PORT));
+    console.log('sidecar=' + viaSidecar + ' direct=' + direct);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+})();
+`;
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'long-agent', namespace: names.agents, labels: { app: 'report-agent' } },
+      spec: {
+        serviceAccountName: 'report-agent',
+        terminationGracePeriodSeconds: 5,
+        securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+        containers: [
+          {
+            name: 'agent',
+            image: node.chaperoneImages.cli,
+            command: ['/usr/local/bin/node', '-e', loop],
+            env: [
+              { name: 'DIRECT_HOST', value: node.ip },
+              { name: 'DIRECT_PORT', value: String(pgRelay) },
+            ],
+          },
+        ],
+      },
+    });
+    await kubectl(['wait', '-n', names.agents, 'pod/long-agent', '--for=condition=Ready', '--timeout=120s']);
+    const agentLog = () => kubectl(['logs', '-n', names.agents, 'long-agent', '-c', 'agent']);
+    await until('the agent through the sidecar', async () =>
+      (await agentLog()).includes('sidecar=ok') ? true : undefined,
+    );
+    const sidecarStatus = async () => {
+      const pod = JSON.parse(await kubectl(['get', '-n', names.agents, 'pod/long-agent', '-o', 'json'])) as {
+        status: {
+          initContainerStatuses?: {
+            name: string;
+            containerID?: string;
+            restartCount: number;
+            started?: boolean;
+          }[];
+        };
+      };
+      return pod.status.initContainerStatuses?.find((c) => c.name === 'chaperone');
+    };
+    const before = await sidecarStatus();
+    assert.equal(before?.restartCount, 0);
+    const containerId = before?.containerID?.replace(/^containerd:\/\//, '');
+    assert.ok(containerId);
+    // Crash it from the host: SIGKILL to the sidecar's process, as an OOM kill would.
+    const { stdout: tasks } = await exec('ctr', [
+      '--address',
+      node.containerdAddress,
+      '-n',
+      'k8s.io',
+      'task',
+      'ls',
+    ]);
+    const pid = tasks
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .find((f) => f[0] === containerId)?.[1];
+    assert.ok(pid, `no task for ${containerId}`);
+    const linesBefore = (await agentLog()).trim().split('\n').length;
+    process.kill(Number(pid), 'SIGKILL');
+    const restarted = await until(
+      'kubelet to restart the sidecar',
+      async () => {
+        const s = await sidecarStatus();
+        return s && s.restartCount >= 1 && s.started ? s : undefined;
+      },
+      120_000,
+    );
+    assert.notEqual(restarted.containerID, before?.containerID);
+    // Through the new sidecar again.
+    const after = await until('the agent through the restarted sidecar', async () => {
+      const lines = (await agentLog()).trim().split('\n').slice(linesBefore);
+      const down = lines.findIndex((l) => !l.startsWith('sidecar=ok'));
+      return down >= 0 && lines.slice(down).some((l) => l.startsWith('sidecar=ok')) ? lines : undefined;
+    });
+    const all = (await agentLog()).trim().split('\n');
+    // The crash was seen by the agent (its sidecar port refused for a while) ...
+    assert.ok(
+      after.some((l) => /^sidecar=(ECONNREFUSED|timeout)/.test(l)),
+      after.join('\n'),
+    );
+    // ... and at no moment, before, during or after it, did a direct connection get through.
+    assert.ok(all.length > 0);
+    assert.deepEqual(
+      all.filter((l) => !/ direct=(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM|EACCES|timeout)$/.test(l)),
+      [],
+    );
+    await kubectl(['delete', '-n', names.agents, 'pod/long-agent', '--wait=false']);
+  });
+
   test('the safety net dropped nothing', async (t) => {
     if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
     assert.equal(await safetyNetDrops(), 0);
