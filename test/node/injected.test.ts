@@ -11,9 +11,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -123,6 +123,10 @@ async function relay(host: string, target: number): Promise<{ port: number; serv
   return { port: (server.address() as { port: number }).port, server };
 }
 
+// At the top level: parts this file starts itself (MinIO and PostgreSQL under `make node-test`) then
+// stop after the whole file, not after the hook that asked for them.
+const env = skip ? undefined : await testEnv(['kube', 'node', 'minio', 'postgres']);
+
 describe('the injected story on the real node', { skip }, () => {
   let kube: KubeInfo;
   let node: NodeInfo;
@@ -197,14 +201,18 @@ describe('the injected story on the real node', { skip }, () => {
   };
 
   before(async () => {
-    const env = await testEnv(['kube', 'node', 'minio', 'postgres']);
+    if (!env) return;
     ({ kube, node, minio, postgres } = env);
     const images = node.chaperoneImages;
     if (!images.sidecar || !images.init || !images.cli) {
       imagesMissing = true;
       return;
     }
-    workDir = await mkdtemp(join(tmpdir(), 'chaperone-node-injected-'));
+    // This run's configs and logs (operator, webhook, pod, sidecar, memory peaks): the last run's stay.
+    const base = join(homedir(), '.cache', 'chaperone', 'node-injected');
+    await rm(base, { recursive: true, force: true });
+    await mkdir(base, { recursive: true });
+    workDir = await mkdtemp(join(base, 'run-'));
     const apiPort = Number(new URL(kube.server).port);
 
     // PostgreSQL and MinIO, reachable from pods on the node's address; never from the uplink.
