@@ -468,13 +468,16 @@ describe('the injected story on the real node', { skip }, () => {
     const sampler = setInterval(() => {
       exec('sh', [
         '-c',
-        'grep -H . /sys/fs/cgroup/memory/chaperone-node/kubepods/*/pod*/*/memory.max_usage_in_bytes',
+        'cd /sys/fs/cgroup/memory/chaperone-node/kubepods && grep -H . */pod*/*/memory.max_usage_in_bytes; grep -H "^total_rss " */pod*/*/memory.stat',
       ])
         .then(({ stdout }) => {
+          // Usage with page cache (max_usage_in_bytes), and anonymous memory (total_rss) as sampled.
           for (const line of stdout.trim().split('\n')) {
             const [path, value] = line.split(':');
             const id = path?.split('/').at(-2);
-            if (id) peaks.set(id, Math.max(peaks.get(id) ?? 0, Number(value)));
+            const key = path?.endsWith('memory.stat') ? `${id}:rss` : id;
+            const bytes = Number(value?.replace('total_rss ', ''));
+            if (id && key) peaks.set(key, Math.max(peaks.get(key) ?? 0, bytes));
           }
         })
         .catch(() => {});
