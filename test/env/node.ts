@@ -179,6 +179,9 @@ async function safetyNet(dev: string, serviceCidr: string, inboundPorts: number[
   await ipt('-A', SAFETY_OUT_CHAIN, '-o', dev, '-d', serviceCidr, '-j', 'DROP');
   await ipt('-A', SAFETY_OUT_CHAIN, '-o', dev, '-m', 'conntrack', '--ctorigdst', serviceCidr, '-j', 'DROP');
   await ipt('-I', 'OUTPUT', '1', '-j', SAFETY_OUT_CHAIN);
+  // A pod's address routes nowhere once the pod is gone (its /32 veth route is more specific): a
+  // host server answering a stopped pod (a late FIN) is dropped here, not sent to the uplink.
+  await run('ip', ['route', 'replace', 'blackhole', POD_CIDR]);
 }
 
 function containerdConfig(dir: string, sandboxImage: string): string {

@@ -51,6 +51,9 @@ for table in filter nat mangle; do
   for c in $chains; do iptables -w -t "$table" -X "$c" 2>/dev/null; done
 done
 
+# The pod CIDR's blackhole route (node.ts safetyNet).
+ip route del blackhole 10.244.0.0/24 2>/dev/null
+
 # kube-router's ipsets, once no rule references them.
 for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router)'); do ipset destroy "$set" 2>/dev/null; done
 

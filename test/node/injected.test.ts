@@ -1,0 +1,816 @@
+// The injected story on the real node (test/env/node.ts): the webhook (a host process, registered by
+// URL) injects into a Job's pod; kubelet runs chaperone-init from the `init` image (real iptables in
+// the pod's network namespace), the native sidecar from the `sidecar` image gates the agent with its
+// startup probe; the agent speaks the PostgreSQL wire protocol through the sidecar; the Job
+// completes, the sidecar flushes its recording to MinIO and `chaperone verify` passes.
+//
+// PostgreSQL and MinIO of the test environment listen on 127.0.0.1, which pods cannot reach: the
+// test relays each from the node's address (a TCP relay in this process, refused from the uplink by
+// a rule in the node's inbound chain), and the SessionPolicy names that address. Runs only with the
+// `node` part (`make node-test`) and when `make images` built Chaperone's images.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { generateSigningKey } from '../../recording/index.ts';
+import { renderWebhookConfigurations } from '../../webhook/index.ts';
+import { type KubeInfo, type MinioInfo, type NodeInfo, type PostgresInfo, testEnv } from '../env/index.ts';
+import { freePort, httpOk, type OwnedProcess, spawnOwned, waitUntil } from '../env/net.ts';
+import { nodeAddress, safetyNetDrops } from '../env/node.ts';
+import { psql as adminPsql, createRole } from '../env/postgres.ts';
+
+const exec = promisify(execFile);
+const REPO = join(import.meta.dirname, '..', '..');
+const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
+const skip = wanted.includes('node')
+  ? false
+  : 'the real node runs only with CHAPERONE_TEST_ENV_PARTS=...,node';
+const CARD = '4111 1111 1111 1111';
+const INBOUND_CHAIN = 'CHAPERONE-NODE-INBOUND';
+
+/**
+ * The agent: Node (the cli image's) speaking the PostgreSQL wire protocol with the project's
+ * production `pg-protocol` serializer, told only PGHOST/PGPORT and its token file, as psql would be.
+ * Prints `--- name` sections: what each session returned, or how it failed.
+ */
+const AGENT = String.raw`
+const net = require('node:net');
+const fs = require('node:fs');
+const { serialize } = require('/app/node_modules/pg-protocol/dist/serializer.js');
+const token = fs.readFileSync(process.env.CHAPERONE_TOKEN_FILE, 'utf8').trim();
+function session(host, port, sql) {
+  return new Promise((resolve) => {
+    const out = [];
+    let buf = Buffer.alloc(0);
+    let sent = false;
+    const done = (s) => { clearTimeout(timer); sock.destroy(); resolve(out.concat(s ? [s] : []).join('\n')); };
+    const timer = setTimeout(() => done('timeout'), 10000);
+    const sock = net.connect({ host, port });
+    sock.on('connect', () => sock.write(serialize.startup({ user: 'report-agent', database: process.env.DB })));
+    sock.on('error', (e) => done('error ' + e.code));
+    sock.on('close', () => done('closed'));
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 5 && buf.length >= 1 + buf.readInt32BE(1)) {
+        const type = String.fromCharCode(buf[0]);
+        const body = buf.subarray(5, 1 + buf.readInt32BE(1));
+        buf = buf.subarray(1 + buf.readInt32BE(1));
+        if (type === 'R' && body.readInt32BE(0) === 3) sock.write(serialize.password(token));
+        else if (type === 'R' && body.readInt32BE(0) !== 0) out.push('auth ' + body.readInt32BE(0));
+        else if (type === 'D') {
+          const cols = [];
+          for (let i = 0, n = body.readInt16BE(0), o = 2; i < n; i++) {
+            const len = body.readInt32BE(o);
+            o += 4;
+            cols.push(len < 0 ? 'NULL' : body.subarray(o, o + len).toString());
+            if (len > 0) o += len;
+          }
+          out.push('row ' + cols.join('|'));
+        } else if (type === 'E') {
+          const m = body.toString().split('\0').find((f) => f.startsWith('M'));
+          out.push('error ' + (m ? m.slice(1) : '?'));
+        } else if (type === 'Z') {
+          if (!sent) { sent = true; out.push('ready'); sock.write(serialize.query(sql)); }
+          else { sock.end(); return done('exit'); }
+        }
+      }
+    });
+  });
+}
+(async () => {
+  const host = process.env.PGHOST, port = Number(process.env.PGPORT);
+  for (const [name, h, p, sql] of [
+    ['query', host, port, 'SELECT id, name FROM customers ORDER BY id'],
+    ['card', host, port, 'SELECT name, card_number FROM customers WHERE id = 1'],
+    ['drop', host, port, 'DROP TABLE customers'],
+    ['direct', process.env.DIRECT_HOST, Number(process.env.DIRECT_PORT), 'SELECT 1'],
+  ]) console.log('--- ' + name + '\n' + (await session(h, p, sql)));
+})();
+`;
+
+function sections(stdout: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let current: string | undefined;
+  for (const line of stdout.split('\n')) {
+    const m = /^--- (\S+)$/.exec(line);
+    if (m) {
+      current = m[1]!;
+      out[current] = '';
+    } else if (current) out[current] += `${line}\n`;
+  }
+  return out;
+}
+
+/** A TCP relay on the node's address to a server on loopback; only pods and this host may use it. */
+async function relay(host: string, target: number): Promise<{ port: number; server: Server }> {
+  const server = createServer((client) => {
+    const upstream = connect({ host: '127.0.0.1', port: target });
+    client.pipe(upstream).pipe(client);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close);
+    upstream.on('error', close);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+// At the top level: parts this file starts itself (MinIO and PostgreSQL under `make node-test`) then
+// stop after the whole file, not after the hook that asked for them.
+const env = skip ? undefined : await testEnv(['kube', 'node', 'minio', 'postgres']);
+
+describe('the injected story on the real node', { skip }, () => {
+  let kube: KubeInfo;
+  let node: NodeInfo;
+  let minio: MinioInfo;
+  let postgres: PostgresInfo;
+  let workDir: string;
+  let imagesMissing = false;
+  const id = randomBytes(3).toString('hex');
+  const names = {
+    system: `chaperone-system-${id}`,
+    agents: `agents-${id}`,
+    policyCheck: `np-check-${id}`,
+    webhookConfig: `chaperone-${id}`,
+    bucket: 'chaperone-recordings',
+    prefix: `node-${id}`,
+    runLabel: 'chaperone.dev/node-run',
+  };
+  const dbName = `orders_${id}`;
+  const dbUser = `orders_app_${id}`;
+  const processes: OwnedProcess[] = [];
+  const relays: Server[] = [];
+  const uplinkRules: string[][] = [];
+  let pgRelay: number;
+  let s3Relay: number;
+  let publicKeyFile: string;
+
+  const kubectl = async (args: string[], input?: string): Promise<string> => {
+    const run = exec(kube.kubectl, [`--kubeconfig=${kube.kubeconfigPath}`, ...args], { maxBuffer: 16 << 20 });
+    if (input !== undefined) run.child.stdin?.end(input);
+    return (await run).stdout;
+  };
+  /** The user the admin kubeconfig authenticates as (kube-controller-manager uses it too). */
+  const kubeUser = async () =>
+    (
+      JSON.parse(await kubectl(['auth', 'whoami', '-o', 'json'])) as {
+        status: { userInfo: { username: string } };
+      }
+    ).status.userInfo.username;
+  const apply = (object: unknown) => kubectl(['apply', '-f', '-'], JSON.stringify(object));
+  const cli = async (args: string[]): Promise<{ code: number; out: string }> => {
+    try {
+      const { stdout, stderr } = await exec(process.execPath, [join(REPO, 'cli', 'main.ts'), ...args], {
+        env: {
+          ...process.env,
+          CHAPERONE_STORE: `s3://${names.bucket}/${names.prefix}`,
+          AWS_ENDPOINT_URL: minio.endpoint,
+          AWS_REGION: minio.region,
+          AWS_ACCESS_KEY_ID: minio.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
+        },
+        maxBuffer: 16 << 20,
+      });
+      return { code: 0, out: stdout + stderr };
+    } catch (error) {
+      const e = error as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === 'number' ? e.code : 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+    }
+  };
+  const until = async <T>(what: string, probe: () => Promise<T | undefined>, ms = 90_000): Promise<T> => {
+    const deadline = Date.now() + ms;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = await probe();
+        if (v !== undefined) return v;
+      } catch (error) {
+        last = error;
+      }
+      if (Date.now() > deadline) assert.fail(`${what}: not seen in ${ms / 1000} s (${String(last ?? '')})`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+
+  before(async () => {
+    if (!env) return;
+    ({ kube, node, minio, postgres } = env);
+    const images = node.chaperoneImages;
+    if (!images.sidecar || !images.init || !images.cli) {
+      imagesMissing = true;
+      return;
+    }
+    // This run's configs and logs (operator, webhook, pod, sidecar, memory peaks): the last run's stay.
+    const base = join(homedir(), '.cache', 'chaperone', 'node-injected');
+    await rm(base, { recursive: true, force: true });
+    await mkdir(base, { recursive: true });
+    workDir = await mkdtemp(join(base, 'run-'));
+    const apiPort = Number(new URL(kube.server).port);
+
+    // PostgreSQL and MinIO, reachable from pods on the node's address; never from the uplink.
+    const pg = await relay(node.ip, postgres.port);
+    const s3 = await relay(node.ip, Number(new URL(minio.endpoint).port));
+    relays.push(pg.server, s3.server);
+    pgRelay = pg.port;
+    s3Relay = s3.port;
+    const { dev } = nodeAddress();
+    for (const port of [pg.port, s3.port]) {
+      const rule = [INBOUND_CHAIN, '-i', dev, '-p', 'tcp', '--dport', String(port), '-j', 'DROP'];
+      await exec('iptables', ['-w', '-I', ...rule]);
+      uplinkRules.push(rule);
+    }
+
+    const dbPassword = randomBytes(12).toString('hex');
+    await createRole(postgres, { name: dbUser, password: dbPassword, method: 'scram' });
+    await adminPsql(postgres, `CREATE DATABASE ${dbName} OWNER ${dbUser}`);
+    await adminPsql(
+      { ...postgres, database: dbName },
+      `SET ROLE ${dbUser};
+       CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, card_number text);
+       INSERT INTO customers VALUES (1, 'Ada Lovelace', '${CARD}'), (2, 'Alan Turing', NULL);`,
+    );
+
+    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(REPO, 'crds')]);
+    await kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/sessionpolicies.chaperone.dev',
+      'crd/sessionapprovals.chaperone.dev',
+    ]);
+    await kubectl(['create', 'namespace', names.system]);
+
+    const operatorPort = await freePort();
+    const operatorConfig = join(workDir, 'operator.yaml');
+    await writeFile(
+      operatorConfig,
+      stringify({
+        systemNamespace: names.system,
+        watchNamespace: names.agents,
+        certificates: { localUrl: true, webhookSelector: `${names.runLabel}=${id}` },
+        // Pods reach the apiserver through the kubernetes Service: after DNAT, the node's address.
+        networkPolicy: { apiServer: [{ host: node.ip, port: apiPort }] },
+        server: { host: '127.0.0.1', port: operatorPort },
+      }),
+    );
+    const operator = spawnOwned(
+      process.execPath,
+      [join(REPO, 'operator', 'main.ts'), '--config', operatorConfig, '--kubeconfig', kube.kubeconfigPath],
+      { name: 'chaperone-operator', logFile: join(workDir, 'operator.log') },
+    );
+    processes.push(operator);
+    await waitUntil('operator', () => httpOk(`http://127.0.0.1:${operatorPort}/readyz`), {
+      process: operator,
+    });
+    const caPem = await until('webhook TLS Secret from the operator', async () => {
+      const ca = await kubectl([
+        'get',
+        'secret',
+        '-n',
+        names.system,
+        'chaperone-webhook-tls',
+        '-o',
+        'jsonpath={.data.ca\\.crt}',
+      ]);
+      return ca ? Buffer.from(ca, 'base64').toString('utf8') : undefined;
+    });
+    const caFile = join(workDir, 'webhook-ca.pem');
+    await writeFile(caFile, caPem);
+
+    const webhookPort = await freePort();
+    const webhookConfig = join(workDir, 'webhook.yaml');
+    await writeFile(
+      webhookConfig,
+      stringify({
+        sidecarImage: images.sidecar,
+        initImage: images.init,
+        initCommand: ['/usr/local/bin/node', '/app/webhook/init/main.ts'],
+        systemNamespace: names.system,
+        listen: { host: '127.0.0.1', port: webhookPort },
+        tls: { source: 'secret' },
+        dns: { resolvers: [node.clusterDnsIp], discoverService: null },
+        // The test environment's kube-controller-manager creates Job pods as the admin user (no
+        // per-controller service accounts): name it as the controller copying the Job's template.
+        templateControllers: [await kubeUser()],
+        // The default sidecar limit (512Mi) is exceeded on this node: the sidecar was OOM-killed in
+        // the third session of this Job (anon RSS 518 MB; peak 635 MiB with page cache at 1Gi).
+        resources: { sidecar: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '1Gi' } } },
+        kubeconfig: kube.kubeconfigPath,
+      }),
+    );
+    const webhook = spawnOwned(
+      process.execPath,
+      [join(REPO, 'webhook', 'main.ts'), '--config', webhookConfig],
+      {
+        name: 'chaperone-webhook',
+        logFile: join(workDir, 'webhook.log'),
+      },
+    );
+    processes.push(webhook);
+    await waitUntil(
+      'webhook',
+      () =>
+        exec('curl', ['-sf', '--cacert', caFile, `https://127.0.0.1:${webhookPort}/healthz`]).then(
+          () => true,
+          () => false,
+        ),
+      { process: webhook },
+    );
+    const { mutating, validating } = renderWebhookConfigurations({
+      client: { mode: 'url', baseUrl: `https://127.0.0.1:${webhookPort}` },
+      caBundle: caPem,
+      systemNamespace: names.system,
+      name: names.webhookConfig,
+      extraNamespaceLabels: { [names.runLabel]: id },
+    });
+    await kubectl(['apply', '-f', '-'], `${stringify(mutating)}---\n${stringify(validating)}`);
+
+    await kubectl(['create', 'namespace', names.agents]);
+    await kubectl([
+      'label',
+      'namespace',
+      names.agents,
+      'chaperone.dev/recording=enabled',
+      `${names.runLabel}=${id}`,
+    ]);
+    await kubectl(['create', 'serviceaccount', '-n', names.agents, 'report-agent']);
+    const signing = generateSigningKey();
+    publicKeyFile = join(workDir, 'recording-signing.pub');
+    await writeFile(publicKeyFile, signing.publicKeyPem);
+    for (const [name, stringData] of [
+      ['orders-db-credentials', { username: dbUser, password: dbPassword }],
+      ['recordings-s3', { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey }],
+      ['recording-signing-key', { privateKey: signing.privateKeyPem }],
+    ] as const) {
+      await apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name, namespace: names.agents },
+        stringData,
+      });
+    }
+    await apply({
+      apiVersion: 'chaperone.dev/v1alpha1',
+      kind: 'SessionPolicy',
+      metadata: { name: 'orders-agents', namespace: names.agents },
+      spec: {
+        podSelector: { matchLabels: { app: 'report-agent' } },
+        targets: [
+          {
+            name: 'orders-db',
+            protocol: 'postgres',
+            upstream: { host: node.ip, port: pg.port, database: dbName },
+            listenPort: 15432,
+            credentialsSecret: { name: 'orders-db-credentials' },
+          },
+        ],
+        identity: {
+          tokenRequired: true,
+          issuers: [
+            {
+              issuer: kube.serviceAccountIssuer,
+              audiences: ['chaperone'],
+              jwksUri: `https://${node.ip}:${apiPort}/openid/v1/jwks`,
+              kubernetes: true,
+            },
+          ],
+        },
+        guardrails: [
+          {
+            name: 'no-drop',
+            match: { sqlClasses: ['drop', 'truncate'] },
+            action: 'block',
+            message: 'dropping or truncating tables is not allowed for agents',
+          },
+        ],
+        masking: { detectors: [{ type: 'creditCard' }] },
+        recording: {
+          store: {
+            url: `s3://${names.bucket}/${names.prefix}`,
+            endpoint: `http://${node.ip}:${s3.port}`,
+            region: minio.region,
+            forcePathStyle: true,
+            credentialsSecret: { name: 'recordings-s3' },
+          },
+          signingKeySecret: { name: 'recording-signing-key' },
+          retentionDays: 7,
+          objectLock: { mode: 'GOVERNANCE' },
+        },
+      },
+    });
+    await kubectl([
+      'wait',
+      '-n',
+      names.agents,
+      'sessionpolicy/orders-agents',
+      '--for=condition=Ready',
+      '--timeout=90s',
+    ]);
+  });
+
+  after(async () => {
+    if (!kube || imagesMissing) return;
+    const quiet = (p: Promise<unknown>) => p.catch(() => {});
+    await quiet(kubectl(['delete', 'namespace', names.agents, '--wait=false']));
+    await quiet(kubectl(['delete', 'namespace', names.policyCheck, '--wait=false']));
+    await quiet(
+      kubectl(['delete', 'mutatingwebhookconfiguration,validatingwebhookconfiguration', names.webhookConfig]),
+    );
+    for (const p of processes.reverse()) await quiet(p.stop());
+    await quiet(kubectl(['delete', 'namespace', names.system, '--wait=false']));
+    for (const s of relays) s.close();
+    for (const rule of uplinkRules) await quiet(exec('iptables', ['-w', '-D', ...rule]));
+    await quiet(adminPsql(postgres, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+  });
+
+  let agentOut: Record<string, string> = {};
+
+  test('a Job in an opted-in namespace is injected, runs init, sidecar and agent in order, and completes', async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    await apply({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'report', namespace: names.agents },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          metadata: { labels: { app: 'report-agent' } },
+          spec: {
+            serviceAccountName: 'report-agent',
+            restartPolicy: 'Never',
+            securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+            containers: [
+              {
+                name: 'agent',
+                image: node.chaperoneImages.cli,
+                command: ['/usr/local/bin/node', '-e', AGENT],
+                env: [
+                  { name: 'DB', value: dbName },
+                  { name: 'DIRECT_HOST', value: node.ip },
+                  { name: 'DIRECT_PORT', value: String(pgRelay) },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    });
+    // Peak memory of each container of the node while the Job runs (cgroup v1), for docs/benchmarks.md.
+    const peaks = new Map<string, number>();
+    const sampler = setInterval(() => {
+      exec('sh', [
+        '-c',
+        'cd /sys/fs/cgroup/memory/chaperone-node/kubepods && grep -H . */pod*/*/memory.max_usage_in_bytes; grep -H "^total_rss " */pod*/*/memory.stat',
+      ])
+        .then(({ stdout }) => {
+          // Usage with page cache (max_usage_in_bytes), and anonymous memory (total_rss) as sampled.
+          for (const line of stdout.trim().split('\n')) {
+            const [path, value] = line.split(':');
+            const id = path?.split('/').at(-2);
+            const key = path?.endsWith('memory.stat') ? `${id}:rss` : id;
+            const bytes = Number(value?.replace('total_rss ', ''));
+            if (id && key) peaks.set(key, Math.max(peaks.get(key) ?? 0, bytes));
+          }
+        })
+        .catch(() => {});
+    }, 200);
+    // Complete or Failed, whichever the Job reaches (a refused or crashing pod fails it early).
+    const done = await until(
+      'the Job to finish',
+      async () => {
+        const job = JSON.parse(await kubectl(['get', '-n', names.agents, 'job/report', '-o', 'json'])) as {
+          status?: { conditions?: { type: string; status: string }[] };
+        };
+        return job.status?.conditions?.find(
+          (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+        )?.type;
+      },
+      240_000,
+    );
+    clearInterval(sampler);
+    const events = await kubectl(['get', 'events', '-n', names.agents]).catch(() => '');
+    const podName = (
+      await kubectl([
+        'get',
+        'pods',
+        '-n',
+        names.agents,
+        '-l',
+        'job-name=report',
+        '-o',
+        'jsonpath={.items[0].metadata.name}',
+      ])
+    ).trim();
+    const pod = JSON.parse(await kubectl(['get', 'pod', '-n', names.agents, podName, '-o', 'json'])) as {
+      spec: { initContainers?: { name: string; image: string; restartPolicy?: string }[] };
+      status: {
+        initContainerStatuses?: {
+          name: string;
+          state: Record<string, { startedAt?: string; finishedAt?: string; exitCode?: number }>;
+        }[];
+        containerStatuses?: {
+          name: string;
+          state: Record<string, { startedAt?: string; exitCode?: number }>;
+        }[];
+      };
+    };
+    const logs = await kubectl(['logs', '-n', names.agents, podName, '-c', 'agent']).catch(() => '');
+    await writeFile(join(workDir, 'pod.json'), JSON.stringify(pod, null, 2));
+    await writeFile(join(workDir, 'memory-peaks.json'), JSON.stringify(Object.fromEntries(peaks), null, 2));
+    await writeFile(join(workDir, 'events.txt'), events);
+    for (const prev of [false, true]) {
+      const l = await kubectl([
+        'logs',
+        '-n',
+        names.agents,
+        podName,
+        '-c',
+        'chaperone',
+        ...(prev ? ['--previous'] : []),
+      ]).catch((e: Error) => e.message);
+      await writeFile(join(workDir, `sidecar${prev ? '-previous' : ''}.log`), l);
+    }
+    agentOut = sections(logs);
+    assert.equal(done, 'Complete', `agent: ${logs}\nevents:\n${events}`);
+    const init = pod.spec.initContainers ?? [];
+    assert.deepEqual(
+      init.map((c) => [c.name, c.image, c.restartPolicy ?? '']),
+      [
+        ['chaperone-init', node.chaperoneImages.init, ''],
+        ['chaperone', node.chaperoneImages.sidecar, 'Always'],
+      ],
+    );
+    const st = (name: string) =>
+      Object.values(pod.status.initContainerStatuses?.find((s) => s.name === name)?.state ?? {})[0];
+    const agent = Object.values(
+      pod.status.containerStatuses?.find((s) => s.name === 'agent')?.state ?? {},
+    )[0];
+    assert.equal(st('chaperone-init')?.exitCode, 0);
+    assert.equal(agent?.exitCode, 0);
+    // Order: init finished before the sidecar started, the sidecar started before the agent.
+    assert.ok(Date.parse(st('chaperone-init')!.finishedAt!) <= Date.parse(st('chaperone')!.startedAt!));
+    assert.ok(Date.parse(st('chaperone')!.startedAt!) <= Date.parse(agent!.startedAt!));
+    // The agent's first statement through the sidecar succeeded: the startup probe gated it.
+    assert.match(agentOut.query ?? '', /^ready\nrow 1\|Ada Lovelace\nrow 2\|Alan Turing\nexit$/m, logs);
+  });
+
+  test('through the sidecar, the card number is masked and DROP TABLE is blocked', async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    assert.match(agentOut.card ?? '', /^row Ada Lovelace\|/m);
+    assert.doesNotMatch(agentOut.card ?? '', /4111 ?1111 ?1111 ?1111/);
+    assert.match(agentOut.drop ?? '', /^error .*not allowed/m);
+    assert.match(await adminPsql({ ...postgres, database: dbName }, 'SELECT count(*) FROM customers'), /2/);
+  });
+
+  test("a direct connection from the agent container to PostgreSQL is refused by chaperone-init's rules", async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    // The same address and port the sidecar uses, around it: no session, no row.
+    assert.match(
+      agentOut.direct ?? '',
+      /^error E(CONNREFUSED|HOSTUNREACH|TIMEDOUT)|^timeout/m,
+      agentOut.direct,
+    );
+    assert.doesNotMatch(agentOut.direct ?? '', /ready|row/);
+  });
+
+  test('the sidecar flushed its recording to MinIO when the Job ended, and chaperone verify passes', async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    const ls = await until('the sessions in the store index', async () => {
+      const r = await cli(['sessions', 'ls', '--namespace', names.agents, '--json']);
+      return r.code === 0 && r.out.trim().split('\n').length >= 3 ? r.out : undefined;
+    });
+    const sessions = ls
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { sessionId: string });
+    assert.equal(sessions.length, 3);
+    const verify = await cli(['verify', '--all', '--namespace', names.agents, '--public-key', publicKeyFile]);
+    assert.equal(verify.code, 0, verify.out);
+    const replays = await Promise.all(sessions.map((s) => cli(['sessions', 'cat', s.sessionId])));
+    assert.ok(replays.some((r) => r.out.includes('DROP TABLE customers') && /policy\.blocked/.test(r.out)));
+    assert.ok(!replays.some((r) => r.out.includes(CARD)));
+  });
+
+  test("outside the rendered NetworkPolicy, a process with the sidecar's UID is dropped", async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    if (!node.networkPolicies) return t.skip('no NetworkPolicy enforcer: build kube-router');
+    // The injected pod's sidecar cannot be exec'd into (the webhook refuses it), and there
+    // chaperone-init's rules would stop other destinations first. So the operator's rendered policy
+    // is copied, unchanged, into a namespace that is not opted in, onto a pod with the agent labels
+    // running as the sidecar's UID and without chaperone-init: only the NetworkPolicy stands between
+    // it and the network, as it would for a compromised sidecar.
+    const rendered = JSON.parse(
+      await kubectl(['get', 'networkpolicies', '-n', names.agents, '-o', 'json']),
+    ) as { items: { metadata: { name: string }; spec: Record<string, unknown> }[] };
+    assert.equal(rendered.items.length, 1);
+    const policy = rendered.items[0]!;
+    await kubectl(['create', 'namespace', names.policyCheck]);
+    await until('the default ServiceAccount', () =>
+      kubectl(['get', '-n', names.policyCheck, 'serviceaccount', 'default']).then(() => true),
+    );
+    const sleeper = (name: string, labels: Record<string, string>, uid: number) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: names.policyCheck, labels },
+      spec: {
+        securityContext: { runAsUser: uid, runAsGroup: uid },
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: 'main', image: node.testImage, command: ['sleep', '3600'] }],
+      },
+    });
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: names.policyCheck, labels: { app: 'web' } },
+      spec: {
+        containers: [
+          {
+            name: 'httpd',
+            image: node.testImage,
+            command: [
+              'sh',
+              '-c',
+              'mkdir -p /tmp/www && echo web > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+            ],
+            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+          },
+        ],
+      },
+    });
+    await apply(sleeper('as-sidecar', { app: 'report-agent' }, 15999));
+    await apply(sleeper('bystander', {}, 1000));
+    await apply({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: policy.metadata.name, namespace: names.policyCheck },
+      spec: policy.spec,
+    });
+    for (const pod of ['web', 'as-sidecar', 'bystander']) {
+      await kubectl([
+        'wait',
+        '-n',
+        names.policyCheck,
+        `pod/${pod}`,
+        '--for=condition=Ready',
+        '--timeout=90s',
+      ]);
+    }
+    const ip = async (pod: string) =>
+      (
+        await kubectl(['get', '-n', names.policyCheck, `pod/${pod}`, '-o', 'jsonpath={.status.podIP}'])
+      ).trim();
+    const [webIp, sidecarIp] = [await ip('web'), await ip('as-sidecar')];
+    // kube-router has programmed the policy for the pod once its firewall chain names the pod's IP.
+    await until('kube-router to program the copied policy', async () => {
+      const { stdout } = await exec('iptables-save', ['-t', 'filter']);
+      return stdout.includes(`-s ${sidecarIp}/32`) && /^:KUBE-POD-FW-/m.test(stdout) ? true : undefined;
+    });
+    const probe = async (pod: string, url: string) => {
+      const { stdout } = await exec(kube.kubectl, [
+        `--kubeconfig=${kube.kubeconfigPath}`,
+        'exec',
+        '-n',
+        names.policyCheck,
+        pod,
+        '--',
+        'sh',
+        '-c',
+        `timeout 5 wget -q -O- ${url}; echo exit=$?`,
+      ]);
+      return stdout;
+    };
+    const uid = await kubectl(['exec', '-n', names.policyCheck, 'as-sidecar', '--', 'id', '-u']);
+    assert.equal(uid.trim(), '15999');
+    // Control: the server answers a pod the policy does not select.
+    assert.match(await probe('bystander', `http://${webIp}:8080/`), /^web\nexit=0$/m);
+    // Allowed by the rendered policy: the recording store (its port on the node's address).
+    assert.match(await probe('as-sidecar', `http://${node.ip}:${s3Relay}/minio/health/live`), /exit=0/);
+    // Not in the rendered policy: another pod's server on this machine. Dropped, no answer.
+    const denied = await probe('as-sidecar', `http://${webIp}:8080/`);
+    assert.doesNotMatch(denied, /^web$/m);
+    assert.match(denied, /exit=(1|143)/);
+  });
+
+  test('a crashed sidecar is restarted by kubelet, and meanwhile the agent cannot get around it', async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    // The agent tries, in a loop, the sidecar's port and PostgreSQL directly (TCP connect only).
+    const loop = `
+const net = require('node:net');
+const tryConnect = (host, port) => new Promise((resolve) => {
+  const s = net.connect({ host, port });
+  const done = (v) => { s.destroy(); resolve(v); };
+  s.setTimeout(1000, () => done('timeout'));
+  s.on('connect', () => done('ok'));
+  s.on('error', (e) => done(e.code));
+});
+(async () => {
+  for (;;) {
+    const viaSidecar = await tryConnect('127.0.0.1', Number(process.env.PGPORT));
+    const direct = await tryConnect(process.env.DIRECT_HOST, Number(process.env.DIRECT_PORT));
+    console.log('sidecar=' + viaSidecar + ' direct=' + direct);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+})();
+`;
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'long-agent', namespace: names.agents, labels: { app: 'report-agent' } },
+      spec: {
+        serviceAccountName: 'report-agent',
+        terminationGracePeriodSeconds: 5,
+        securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+        containers: [
+          {
+            name: 'agent',
+            image: node.chaperoneImages.cli,
+            command: ['/usr/local/bin/node', '-e', loop],
+            env: [
+              { name: 'DIRECT_HOST', value: node.ip },
+              { name: 'DIRECT_PORT', value: String(pgRelay) },
+            ],
+          },
+        ],
+      },
+    });
+    await kubectl(['wait', '-n', names.agents, 'pod/long-agent', '--for=condition=Ready', '--timeout=120s']);
+    const agentLog = () => kubectl(['logs', '-n', names.agents, 'long-agent', '-c', 'agent']);
+    await until('the agent through the sidecar', async () =>
+      (await agentLog()).includes('sidecar=ok') ? true : undefined,
+    );
+    const sidecarStatus = async () => {
+      const pod = JSON.parse(await kubectl(['get', '-n', names.agents, 'pod/long-agent', '-o', 'json'])) as {
+        status: {
+          initContainerStatuses?: {
+            name: string;
+            containerID?: string;
+            restartCount: number;
+            started?: boolean;
+          }[];
+        };
+      };
+      return pod.status.initContainerStatuses?.find((c) => c.name === 'chaperone');
+    };
+    const before = await sidecarStatus();
+    assert.equal(before?.restartCount, 0);
+    const containerId = before?.containerID?.replace(/^containerd:\/\//, '');
+    assert.ok(containerId);
+    // Crash it from the host: SIGKILL to the sidecar's process, as an OOM kill would.
+    const { stdout: tasks } = await exec('ctr', [
+      '--address',
+      node.containerdAddress,
+      '-n',
+      'k8s.io',
+      'task',
+      'ls',
+    ]);
+    const pid = tasks
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .find((f) => f[0] === containerId)?.[1];
+    assert.ok(pid, `no task for ${containerId}`);
+    const linesBefore = (await agentLog()).trim().split('\n').length;
+    process.kill(Number(pid), 'SIGKILL');
+    const restarted = await until(
+      'kubelet to restart the sidecar',
+      async () => {
+        const s = await sidecarStatus();
+        return s && s.restartCount >= 1 && s.started ? s : undefined;
+      },
+      120_000,
+    );
+    assert.notEqual(restarted.containerID, before?.containerID);
+    // Through the new sidecar again.
+    const after = await until('the agent through the restarted sidecar', async () => {
+      const lines = (await agentLog()).trim().split('\n').slice(linesBefore);
+      const down = lines.findIndex((l) => !l.startsWith('sidecar=ok'));
+      return down >= 0 && lines.slice(down).some((l) => l.startsWith('sidecar=ok')) ? lines : undefined;
+    });
+    const all = (await agentLog()).trim().split('\n');
+    // The crash was seen by the agent (its sidecar port refused for a while) ...
+    assert.ok(
+      after.some((l) => /^sidecar=(ECONNREFUSED|timeout)/.test(l)),
+      after.join('\n'),
+    );
+    // ... and at no moment, before, during or after it, did a direct connection get through.
+    assert.ok(all.length > 0);
+    assert.deepEqual(
+      all.filter((l) => !/ direct=(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EPERM|EACCES|timeout)$/.test(l)),
+      [],
+    );
+    await kubectl(['delete', '-n', names.agents, 'pod/long-agent', '--wait=false']);
+  });
+
+  test('the safety net dropped nothing', async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    assert.equal(await safetyNetDrops(), 0);
+  });
+});
