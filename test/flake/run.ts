@@ -10,9 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..', '..');
-const DEFAULT_FILES = '{recording,sidecar,webhook,operator,cli,crds,charts,test}/**/*.test.ts';
+const DEFAULT_FILES =
+  '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,crds,charts,test}/**/*.test.ts';
 const files = (process.env.FLAKE_FILES?.trim() || DEFAULT_FILES)
-  .split(/[\s,]+/)
+  // Whitespace separates files; a comma may not, since it belongs to a brace glob such as the
+  // Makefile's TEST_FILES.
+  .split(/\s+/)
   .map((f) => f.replace(/^'(.*)'$/, '$1')) // the Makefile's quoted glob
   .filter((f) => f !== '');
 const runs = Number(process.env.FLAKE_RUNS ?? 3);
