@@ -85,7 +85,8 @@ node-tools: tools node-system
 	@nice -n 10 test/env/tools/build-go-tools.sh node registry coredns kube-router
 	@test/env/tools/build-node-images.sh >/dev/null
 
-node-test: node-tools check
+# The injected-Job tests run the images this checkout builds (they skip, saying so, without them).
+node-test: node-tools images check
 	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/node/**/*.test.ts'
 	@# Starts and stops a node itself, then checks the host is as before: no shared node around it.
 	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) test/env/node.test.ts
