@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiException, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import { testEnv } from '../test/env/index.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from './constants.ts';
+import { agentPod } from './testing/fixtures.ts';
 import { RUN_LABEL, WebhookHarness } from './testing/harness.ts';
 
 const { kube } = await testEnv(['kube']);
@@ -28,20 +29,6 @@ const policySpec = {
   ],
   recording: { store: { url: 's3://recordings/test' }, signingKeySecret: { name: 'signing-key' } },
 };
-
-function agentPod(name: string, patch: (pod: V1Pod) => void = () => {}): V1Pod {
-  const pod: V1Pod = {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, labels: { app: 'agent' } },
-    spec: {
-      securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-      containers: [{ name: 'agent', image: 'registry.example/agent:1' }],
-    },
-  };
-  patch(pod);
-  return pod;
-}
 
 function names(containers: V1Container[] | undefined): string[] {
   return (containers ?? []).map((c) => c.name);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { CONTAINERS, LABELS } from '../../webhook/constants.ts';
+import { agentPod } from '../../webhook/testing/fixtures.ts';
 import { WebhookHarness } from '../../webhook/testing/harness.ts';
 import { testEnv } from '../env/index.ts';
 
@@ -35,20 +36,6 @@ const billingPolicy = {
   targets: [{ ...ordersPolicy.targets[0], name: 'billing-db', credentialsSecret: { name: 'billing-creds' } }],
   alerts: { webhookUrlSecret: { name: 'billing-alerts', key: 'url' } },
 };
-
-function agentPod(name: string, patch: (pod: V1Pod) => void = () => {}): V1Pod {
-  const pod: V1Pod = {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, labels: { app: 'agent' } },
-    spec: {
-      securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-      containers: [{ name: 'agent', image: 'registry.example/agent:1' }],
-    },
-  };
-  patch(pod);
-  return pod;
-}
 
 /** The apiserver's message for a refused request (what kubectl prints). */
 async function refusal(promise: Promise<unknown>): Promise<string> {
