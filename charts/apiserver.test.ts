@@ -17,6 +17,9 @@ import { testEnv } from '../test/env/index.ts';
 import { TESTDATA } from './testing/golden.ts';
 import { CHART, helm, template } from './testing/helm.ts';
 
+/** Every object goes through a real apiserver's admission and schema checks, and nothing is stored. */
+const SERVER_DRY_RUN = ['apply', '--server-side', '--field-manager=chart-test', '--dry-run=server'];
+
 const exec = promisify(execFile);
 const kube = (await testEnv(['kube'])).kube;
 const id = randomBytes(3).toString('hex');
@@ -92,17 +95,7 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
       );
       assert.ok(objects.length > 20, `only ${objects.length} objects rendered`);
       const result = await kubectl(
-        [
-          'apply',
-          '--server-side',
-          '--field-manager=chart-test',
-          '--dry-run=server',
-          '--validate=strict',
-          '-o',
-          'name',
-          '-f',
-          '-',
-        ],
+        [...SERVER_DRY_RUN, '--validate=strict', '-o', 'name', '-f', '-'],
         objects.map((o) => stringify(o)).join('---\n'),
       );
       assert.ok(result.ok, result.out);
@@ -232,27 +225,13 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
   it('refuses a broken object (the check can fail)', async () => {
     const [deployment] = (await render()).filter((o) => o.kind === 'Deployment');
     deployment.spec.template.spec.containers[0].securityContext.capabilitiesTypo = { drop: ['ALL'] };
-    const result = await kubectl(
-      [
-        'apply',
-        '--server-side',
-        '--field-manager=chart-test',
-        '--dry-run=server',
-        '--validate=strict',
-        '-f',
-        '-',
-      ],
-      stringify(deployment),
-    );
+    const result = await kubectl([...SERVER_DRY_RUN, '--validate=strict', '-f', '-'], stringify(deployment));
     assert.equal(result.ok, false);
     assert.match(result.out, /capabilitiesTypo: field not declared in schema/);
     // And a pod that needs more than the restricted level is warned about.
     delete deployment.spec.template.spec.containers[0].securityContext.capabilitiesTypo;
     deployment.spec.template.spec.containers[0].securityContext.capabilities = { add: ['NET_ADMIN'] };
-    const warned = await kubectl(
-      ['apply', '--server-side', '--field-manager=chart-test', '--dry-run=server', '-f', '-'],
-      stringify(deployment),
-    );
+    const warned = await kubectl([...SERVER_DRY_RUN, '-f', '-'], stringify(deployment));
     assert.ok(warned.ok, warned.out);
     assert.match(warned.out, /would violate PodSecurity "restricted:latest"/);
   });
