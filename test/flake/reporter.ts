@@ -2,7 +2,8 @@
 // with its full name (file > describe > test), outcome and duration.
 import type { TestEvent } from 'node:test/reporters';
 
-interface Finished {
+/** One finished test, as written to a run's JSON lines and read back by run.ts. */
+export interface Finished {
   file: string;
   name: string;
   outcome: 'pass' | 'fail' | 'skip';

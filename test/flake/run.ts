@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Finished } from './reporter.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const DEFAULT_FILES =
@@ -21,14 +22,6 @@ const files = (process.env.FLAKE_FILES?.trim() || DEFAULT_FILES)
 const runs = Number(process.env.FLAKE_RUNS ?? 3);
 const pressure = Number(process.env.FLAKE_PRESSURE ?? 1);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`FLAKE_RUNS must be a positive integer: ${runs}`);
-
-interface Finished {
-  file: string;
-  name: string;
-  outcome: 'pass' | 'fail' | 'skip';
-  ms: number;
-  error?: string;
-}
 
 interface RunResult {
   run: number;
