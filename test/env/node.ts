@@ -99,14 +99,34 @@ export async function cleanupStaleNode(): Promise<void> {
   await rm(LOCK, { force: true });
 }
 
-/** One node per machine: kube-proxy's chains, the cgroup root and the pod CIDR are host-wide. */
+/**
+ * One node per machine: kube-proxy's chains, the cgroup root and the pod CIDR are host-wide. A second
+ * test run waits for the first to stop (several engineers share a machine) rather than failing;
+ * CHAPERONE_NODE_LOCK_WAIT_S bounds the wait (default 40 minutes, 0 fails at once).
+ */
 async function takeLock(dir: string): Promise<void> {
-  await cleanupStaleNode();
-  if (existsSync(LOCK)) {
-    const [pidText, oldDir] = (await readFile(LOCK, 'utf8')).split('\n');
-    throw new Error(`node: another test node runs on this machine (pid ${pidText}, ${oldDir})`);
+  const waitS = Number(process.env.CHAPERONE_NODE_LOCK_WAIT_S ?? 2400);
+  const deadline = Date.now() + waitS * 1000;
+  let told = false;
+  for (;;) {
+    await cleanupStaleNode();
+    try {
+      // 'wx' creates atomically: two runs checking at once cannot both win.
+      await writeFile(LOCK, `${process.pid}\n${dir}\n`, { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const [pidText, oldDir] = (await readFile(LOCK, 'utf8').catch(() => '')).split('\n');
+    if (Date.now() >= deadline) {
+      throw new Error(`node: another test node runs on this machine (pid ${pidText}, ${oldDir})`);
+    }
+    if (!told) {
+      process.stderr.write(`node: waiting for the test node of pid ${pidText} to stop\n`);
+      told = true;
+    }
+    await new Promise((r) => setTimeout(r, 2000));
   }
-  await writeFile(LOCK, `${process.pid}\n${dir}\n`);
 }
 
 async function hostCleanup(dir: string, snapshot: string): Promise<void> {
