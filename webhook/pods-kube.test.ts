@@ -124,6 +124,15 @@ describe('pod webhook in kube-apiserver', () => {
     assert.equal(second.spec!.containers[0]!.env!.filter((e) => e.name === 'PGHOST').length, 1);
   });
 
+  it('a pod created with generateName is injected and admitted (the name is assigned between the webhooks)', async () => {
+    const submitted = agentPod('unused');
+    submitted.metadata = { ...submitted.metadata, generateName: 'agent-gen-' };
+    delete submitted.metadata.name;
+    const pod = await h.createPod(ns, submitted);
+    assert.match(pod.metadata?.name ?? '', /^agent-gen-/);
+    assert.deepEqual(names(pod.spec?.initContainers), [CONTAINERS.init, CONTAINERS.sidecar]);
+  });
+
   describe('reinvocation', () => {
     let late: Server;
     before(async () => {
