@@ -160,7 +160,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     say(`$ ${install.command.replace(/ --kubeconfig=\S+/, '')}`);
     check(install.code === 0, `helm install failed: ${install.stderr}`);
     const notes = install.stdout.slice(install.stdout.indexOf('NOTES:'));
-    say(notes.split('\n').slice(0, 4).join('\n'));
+    say(notes.split('\n').slice(0, 6).join('\n'));
     say(`$ kubectl get pods -n ${names.system}`);
     const pods = await kubectl(['get', 'pods', '-n', names.system]);
     say(pods);
