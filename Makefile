@@ -55,7 +55,9 @@ FLAKE_FILES ?= $(TEST_FILES)
 flake: setup check
 	FLAKE_RUNS='$(FLAKE_RUNS)' FLAKE_FILES="$(FLAKE_FILES)" node test/flake/run.ts
 
-demo: setup
+# The demo runs on the real node (kubelet, containerd, registry: node-tools) and installs the chart
+# with helm; it builds Chaperone's images itself when they are missing or stale.
+demo: setup node-tools
 	node test/e2e/demo.ts
 
 bench: setup

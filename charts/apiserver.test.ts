@@ -24,8 +24,9 @@ const exec = promisify(execFile);
 const kube = (await testEnv(['kube'])).kube;
 const id = randomBytes(3).toString('hex');
 const release = `chart-${id}`;
-// The production values copy the signing key into these namespaces; they must exist.
-const extraNamespaces = ['agents-a', 'agents-b'];
+// The production values copy the signing key into these namespaces; they must exist. So must the
+// namespace of `helm test` (release `chaperone`): its hook objects are rendered in it.
+const extraNamespaces = ['agents-a', 'agents-b', 'chaperone-injection-test'];
 
 async function kubectl(args: string[], input?: string): Promise<{ ok: boolean; out: string }> {
   const child = exec(kube.kubectl, ['--kubeconfig', kube.kubeconfigPath, ...args], { maxBuffer: 64 << 20 });
@@ -49,6 +50,8 @@ async function render(valuesFile?: string): Promise<Json[]> {
     .map((d) => d.toJS())
     .filter((d) => d);
 }
+
+const isTestPod = (o: Json) => o.kind === 'Pod' && o.metadata.annotations?.['helm.sh/hook'] === 'test';
 
 const cases = ['default', ...readdirSync(TESTDATA).filter((f) => f.endsWith('.values.yaml'))];
 
@@ -90,8 +93,9 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
 
   for (const file of cases) {
     it(`accepts every object: ${file}`, async () => {
+      // The `helm test` pod is checked below, once its ServiceAccount exists (it is looked up).
       const objects = (await render(file === 'default' ? undefined : join(TESTDATA, file))).filter(
-        (o) => !String(o.apiVersion).startsWith('cert-manager.io/'),
+        (o) => !String(o.apiVersion).startsWith('cert-manager.io/') && !isTestPod(o),
       );
       assert.ok(objects.length > 20, `only ${objects.length} objects rendered`);
       const result = await kubectl(
@@ -216,10 +220,27 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
     assert.ok(out.ok, out.stderr);
     const secrets = parseAllDocuments(out.stdout)
       .map((d) => d.toJS())
-      .filter((o) => o?.kind === 'Secret');
+      .filter((o) => o?.kind === 'Secret' && o.metadata.annotations?.['helm.sh/hook'] !== 'test');
     assert.equal(secrets.length, 3);
     for (const s of secrets)
       assert.equal(Buffer.from(s.data.privateKey, 'base64').toString(), pem, s.metadata.namespace);
+  });
+
+  it('accepts the `helm test` objects, created in order as helm does, and its pod', async () => {
+    const hooks = (await render()).filter((o) => o.metadata.annotations?.['helm.sh/hook'] === 'test');
+    const weight = (o: Json) => Number(o.metadata.annotations['helm.sh/hook-weight'] ?? 0);
+    const [pods, others] = [hooks.filter(isTestPod), hooks.filter((o) => !isTestPod(o))];
+    assert.equal(pods.length, 1);
+    for (const o of others.sort((a, b) => weight(a) - weight(b))) {
+      const made = await kubectl(
+        ['apply', '--server-side', '--field-manager=chart-test', '-f', '-'],
+        stringify(o),
+      );
+      assert.ok(made.ok, made.out);
+    }
+    const pod = await kubectl([...SERVER_DRY_RUN, '--validate=strict', '-f', '-'], stringify(pods[0]));
+    assert.ok(pod.ok, pod.out);
+    assert.doesNotMatch(pod.out, /violate PodSecurity/);
   });
 
   it('refuses a broken object (the check can fail)', async () => {

@@ -93,8 +93,13 @@ if (import.meta.main) {
   try {
     const webhook = await startWebhook(await loadConfig());
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      // Drain first: the apiserver keeps connections to a replica (through the Service, after it
+      // left the endpoints); closing them with a request in flight would fail that admission.
       process.once(signal, () => {
-        void webhook.stop().then(() => process.exit(0));
+        void webhook.server
+          .drain()
+          .then(() => webhook.stop())
+          .then(() => process.exit(0));
       });
     }
   } catch (error) {

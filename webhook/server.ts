@@ -37,6 +37,12 @@ export interface WebhookServer {
   app: FastifyInstance<Server>;
   /** Swaps the serving certificate for new connections; a bad pair is refused and the old kept. */
   setTls(material: TlsMaterial): void;
+  /**
+   * Before a stop: keeps answering, but every response closes its connection (`Connection: close`)
+   * and /readyz fails, so clients reconnect elsewhere instead of reusing a connection that the stop
+   * would reset mid-request. Resolves once no request came for `quietMs` (or after `maxMs`).
+   */
+  drain(options?: { quietMs?: number; maxMs?: number }): Promise<void>;
   registry: Registry;
 }
 
@@ -142,8 +148,16 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
       return reply.send(reviewOf(toResponse(req.uid, decision)));
     });
   }
+  let draining = false;
+  let lastRequest = 0;
+  app.addHook('onRequest', async () => {
+    lastRequest = Date.now();
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
   app.get('/healthz', async () => 'ok');
-  app.get('/readyz', async () => 'ok');
+  app.get('/readyz', async (_request, reply) => (draining ? reply.code(503).send('draining') : 'ok'));
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
@@ -152,6 +166,14 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
   return {
     app,
     registry,
+    async drain({ quietMs = 1000, maxMs = 15_000 } = {}) {
+      draining = true;
+      const deadline = Date.now() + maxMs;
+      lastRequest = Date.now();
+      while (Date.now() < deadline && Date.now() - lastRequest < quietMs) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
     setTls(material) {
       try {
         app.server.setSecureContext({ key: material.key, cert: material.cert });

@@ -61,6 +61,7 @@ export const valuesSchema = z
             webhook: digest.default(''),
             sidecar: digest.default(''),
             init: digest.default(''),
+            cli: digest.default('').describe('The image of the `helm test` pod.'),
           })
           .prefault({})
           .describe('Per-image digests; set them in production so a tag move changes nothing.'),
@@ -166,6 +167,11 @@ export const valuesSchema = z
           .default(true)
           .describe(
             'Agent containers must set runAsUser, so the webhook can tell them from the sidecar UID.',
+          ),
+        extraConfig: loose
+          .default({})
+          .describe(
+            'Further webhook config (webhook/config.ts), merged over what the chart sets; e.g. templateControllers.',
           ),
         ...scheduling,
       })

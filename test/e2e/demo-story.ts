@@ -1,53 +1,41 @@
-// The story `make demo` tells and test/e2e/demo.test.ts checks: a platform team installs Chaperone
-// on a (local, real) control plane, an agent pod is injected and runs psql through the sidecar, and
-// an auditor lists, verifies and replays the recording from MinIO. Every step checks what it shows
-// and throws DemoFailure when the product does not behave as described.
-import { execFile } from 'node:child_process';
+// The story `make demo` tells and test/e2e/demo.test.ts checks, on the real node (test/env/node.ts):
+// a platform team publishes the chart to a registry and installs Chaperone with helm, opts a
+// namespace in and applies a SessionPolicy; an agent runs as a Job, its pod injected by the webhook
+// and run by kubelet; an auditor lists, verifies and replays the recording from MinIO. Every step
+// checks what it shows and throws DemoFailure when the product does not behave as described.
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import {
-  GetBucketLifecycleConfigurationCommand,
-  GetObjectLockConfigurationCommand,
-} from '@aws-sdk/client-s3';
-import {
-  AdmissionregistrationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  NetworkingV1Api,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { GetObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
-import { SESSION_POLICY } from '../../crds/index.ts';
 import { generateSigningKey } from '../../recording/index.ts';
-import { renderWebhookConfigurations } from '../../webhook/index.ts';
-import { kubeConfigFor } from '../env/kube.ts';
 import { s3ClientFor } from '../env/minio.ts';
-import { freePort, httpOk, type OwnedProcess, spawnOwned, waitUntil } from '../env/net.ts';
-import { psql as adminPsql, createRole } from '../env/postgres.ts';
-import type { KubeInfo, MinioInfo, PostgresInfo } from '../env/types.ts';
-import { chaperonePrograms } from './container-programs.ts';
-import { createPodNetwork, type PodNetwork } from './pod-network.ts';
-import { type PodRun, runPod } from './pod-runner.ts';
+import type { KubeInfo, MinioInfo, NodeInfo, PostgresInfo } from '../env/types.ts';
+import { until as poll } from '../testing/until.ts';
+import {
+  AGENT_LABELS,
+  agentJob,
+  agentNamespaceObjects,
+  agentSections,
+  auditorCli,
+  CARD,
+  controllerUser,
+  createOrdersDatabase,
+  dropOrdersDatabase,
+  exposeOnNode,
+  helmFor,
+  helmRelease,
+  jobOutcome,
+  kubectlFor,
+  type NodeExposed,
+  nodeValues,
+  type OrdersDatabase,
+  POLICY_NAME,
+  pushChart,
+} from './testing/cluster.ts';
 
-const exec = promisify(execFile);
-const REPO = join(import.meta.dirname, '..', '..');
-const SIDECAR_IMAGE = 'ghcr.io/chaperone/chaperone:0.1.0';
-const CARD = '4111 1111 1111 1111';
-
-/** Cluster IPs the pod reaches, as kube-proxy would route them (see pod-network.ts). */
-const SERVICES = {
-  kubernetes: { ip: '10.0.0.1', port: 443, names: ['kubernetes.default.svc', 'kubernetes.default'] },
-  ordersDb: {
-    ip: '10.0.0.20',
-    port: 5432,
-    names: ['orders-db.data.svc', 'orders-db.data.svc.cluster.local'],
-  },
-  minio: { ip: '10.0.0.30', port: 9000, names: ['minio.chaperone-system.svc'] },
-  dns: '10.0.0.10',
-} as const;
+/** Chaperone's images the story needs in the node's registry (`make images`). */
+const IMAGES = ['operator', 'webhook', 'sidecar', 'init', 'cli'] as const;
 
 export class DemoFailure extends Error {
   override name = 'DemoFailure';
@@ -55,6 +43,7 @@ export class DemoFailure extends Error {
 
 export interface DemoEnv {
   kube: KubeInfo;
+  node: NodeInfo;
   minio: MinioInfo;
   postgres: PostgresInfo;
 }
@@ -63,15 +52,8 @@ export interface DemoOptions {
   env: DemoEnv;
   /** Everything the newcomer reads. */
   print: (text: string) => void;
-  /** Scratch directory (volumes, logs, keys); kept when keepDir is set. */
+  /** This run's files: values, SessionPolicy, Job, logs, the recording public key. */
   workDir: string;
-  /** 10.213.<subnet>.0/30 for the pod's veth; distinct per concurrent run. */
-  subnet: number;
-  /**
-   * Suffix names (namespaces, webhook configurations, operator scope) so the story can share an
-   * apiserver with other tests. The demo runs on its own control plane and keeps plain names.
-   */
-  isolated: boolean;
 }
 
 export interface DemoReport {
@@ -79,517 +61,287 @@ export interface DemoReport {
   sessionIds: string[];
   agent: Record<string, string>;
   auditor: { ls: string; verify: string; cat: string };
-  warnings: string[];
 }
 
 function check(condition: unknown, message: string): asserts condition {
   if (!condition) throw new DemoFailure(message);
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new DemoFailure(`${what}: not seen in ${timeoutMs / 1000} s${last ? ` (${String(last)})` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
+  try {
+    return await poll(what, probe, { timeoutMs, intervalMs: 500 });
+  } catch (error) {
+    throw new DemoFailure((error as Error).message);
   }
 }
-
-/** Splits the agent's output into its `--- name` sections. */
-export function agentSections(stdout: string): Record<string, string> {
-  const sections: Record<string, string> = {};
-  let current: string | undefined;
-  for (const line of stdout.split('\n')) {
-    const m = /^--- (\S+)$/.exec(line);
-    if (m) {
-      current = m[1]!;
-      sections[current] = '';
-    } else if (current) sections[current] += `${line}\n`;
-  }
-  return sections;
-}
-
-/** What the agent container runs: plain psql, told nothing but PGHOST/PGPORT and its token file. */
-const AGENT_SCRIPT = `
-export PGPASSWORD="$(cat "$CHAPERONE_TOKEN_FILE")" PGUSER=report-agent PGDATABASE=orders PGCONNECT_TIMEOUT=5
-q() { echo "--- $1"; psql -X -A -t -v ON_ERROR_STOP=1 -c "$2" 2>&1; echo "exit=$?"; }
-q query "SELECT id, name FROM customers ORDER BY id"
-q card "SELECT name, card_number FROM customers WHERE id = 1"
-q drop "DROP TABLE customers"
-echo "--- direct"
-psql -X -h orders-db.data.svc -p 5432 -c "SELECT 1" 2>&1; echo "exit=$?"
-`;
 
 export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   const { env, print, workDir } = options;
   const id = randomBytes(3).toString('hex');
-  const suffix = options.isolated ? `-${id}` : '';
+  // The chart is installed once per cluster (its CRDs and cluster roles are the release's): fixed
+  // release and namespace, so a later install adopts the CRDs this one keeps.
   const names = {
-    system: `chaperone-system${suffix}`,
-    agents: `agents${suffix}`,
-    webhookConfig: `chaperone${suffix}`,
-    policy: 'orders-agents',
+    release: 'chaperone',
+    system: 'chaperone-system',
+    agents: `agents-${id}`,
     bucket: 'chaperone-recordings',
-    prefix: `demo${suffix || `-${id}`}`,
-    runLabel: 'chaperone.dev/demo-run',
+    prefix: `demo-${id}`,
   };
-  const kc: KubeConfig = kubeConfigFor(env.kube);
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
-  const networking = kc.makeApiClient(NetworkingV1Api);
-  const processes: OwnedProcess[] = [];
-  let network: PodNetwork | undefined;
+  const kubectlRaw = kubectlFor(env.kube);
+  const kubectl = (args: string[], input?: string) =>
+    kubectlRaw(args, input).catch((error: Error) => {
+      throw new DemoFailure(error.message);
+    });
+  const helm = helmFor(env.kube);
+  const cli = auditorCli(env.minio, `s3://${names.bucket}/${names.prefix}`);
   let stepNo = 0;
   const step = (title: string) => print(`\n${++stepNo}. ${title}\n`);
-  const say = (text: string) => print(`   ${text.replaceAll('\n', '\n   ')}\n`);
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const run = exec(env.kube.kubectl, ['--kubeconfig', env.kube.kubeconfigPath, ...args], {
-      maxBuffer: 16 << 20,
-    });
-    if (input !== undefined) run.child.stdin?.end(input);
-    try {
-      const { stdout } = await run;
-      return stdout;
-    } catch (error) {
-      const e = error as { stderr?: string; message: string };
-      throw new DemoFailure(`kubectl ${args.join(' ')} failed: ${e.stderr || e.message}`);
-    }
-  };
-  const cli = async (args: string[], quiet = false): Promise<{ code: number; out: string }> => {
-    if (!quiet) say(`$ chaperone ${args.join(' ')}`);
-    try {
-      const { stdout, stderr } = await exec(process.execPath, [join(REPO, 'cli', 'main.ts'), ...args], {
-        env: {
-          ...process.env,
-          CHAPERONE_STORE: `s3://${names.bucket}/${names.prefix}`,
-          AWS_ENDPOINT_URL: env.minio.endpoint,
-          AWS_REGION: env.minio.region,
-          AWS_ACCESS_KEY_ID: env.minio.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: env.minio.secretAccessKey,
-        },
-        maxBuffer: 16 << 20,
-      });
-      return { code: 0, out: stdout + stderr };
-    } catch (error) {
-      const e = error as { code?: number; stdout?: string; stderr?: string };
-      return { code: e.code ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-    }
-  };
-  const logFile = (name: string) => join(workDir, `${name}.log`);
+  const say = (text: string) => print(`   ${text.trimEnd().replaceAll('\n', '\n   ')}\n`);
+  const exposed: NodeExposed[] = [];
+  let db: OrdersDatabase | undefined;
+  let installed = false;
 
   try {
-    step('A local control plane: etcd, kube-apiserver, kube-controller-manager; MinIO; PostgreSQL');
-    say(`kube-apiserver   ${env.kube.server}   (kubeconfig: ${env.kube.kubeconfigPath})`);
-    say(`MinIO            ${env.minio.endpoint}`);
-    say(`PostgreSQL       127.0.0.1:${env.postgres.port}`);
-    const versions = JSON.parse(await kubectl(['version', '-o', 'json'])) as {
-      clientVersion?: { gitVersion?: string };
-      serverVersion?: { gitVersion?: string };
+    step('A local cluster: etcd, kube-apiserver, kube-controller-manager and a real node');
+    say(
+      '(kubelet, containerd and runc, kube-proxy, CoreDNS, kube-router for NetworkPolicies, an OCI registry)',
+    );
+    say(`$ kubectl get nodes -o wide   (kubeconfig: ${env.kube.kubeconfigPath})`);
+    const nodes = await kubectl(['get', 'nodes', '-o', 'wide']);
+    say(nodes);
+    check(/\sReady\s/.test(nodes), 'the node is not Ready');
+
+    step(`Chaperone's images, built by \`make images\` and pushed to the node's registry`);
+    const images = env.node.chaperoneImages;
+    const missing = IMAGES.filter((name) => !images[name]);
+    check(
+      missing.length === 0,
+      `images missing from the registry: ${missing.join(', ')} (run \`make images\`)`,
+    );
+    for (const name of IMAGES) say(`${name.padEnd(9)} ${images[name]}`);
+
+    step('Outside the cluster: PostgreSQL with the orders database, and MinIO for the recordings');
+    db = await createOrdersDatabase(env.postgres, id);
+    const pg = await exposeOnNode(env.node, env.postgres.port);
+    const s3 = await exposeOnNode(env.node, Number(new URL(env.minio.endpoint).port));
+    exposed.push(pg, s3);
+    say(`database ${db.name} with a customer's card number, owned by role ${db.user}`);
+    say('(its password goes only into a Secret the sidecar mounts; the agent never sees it)');
+    say(`PostgreSQL at ${env.node.ip}:${pg.port}, MinIO at ${env.node.ip}:${s3.port} (the node's address)`);
+
+    step('Publish the chart to the registry, as a release pipeline does');
+    const chart = await pushChart(env.kube, env.node).catch((error: Error) => {
+      throw new DemoFailure(error.message);
+    });
+    say(
+      `$ helm package charts/chaperone && helm push chaperone-${chart.version}.tgz ${chart.ref.replace(/\/chaperone$/, '')}`,
+    );
+    say(`pushed ${chart.ref}:${chart.version}`);
+
+    step('Install Chaperone with helm from the registry');
+    const values = nodeValues({
+      kube: env.kube,
+      node: env.node,
+      storagePort: s3.port,
+      controllerUser: await controllerUser(env.kube),
+    });
+    const release = {
+      kube: env.kube,
+      release: names.release,
+      namespace: names.system,
+      chart,
+      values,
+      workDir,
     };
-    say(`Kubernetes ${versions.serverVersion?.gitVersion}, kubectl ${versions.clientVersion?.gitVersion}`);
-
-    step('A node for the agent pod: a network namespace with cluster IPs routed to the servers');
-    network = await createPodNetwork(`chp-demo${suffix}`, options.subnet);
-    const apiPort = Number(new URL(env.kube.server).port);
-    const minioPort = Number(new URL(env.minio.endpoint).port);
-    await network.exposeService({
-      ...SERVICES.kubernetes,
-      target: { host: '127.0.0.1', port: apiPort },
-      names: [...SERVICES.kubernetes.names],
-    });
-    await network.exposeService({
-      ...SERVICES.ordersDb,
-      target: { host: '127.0.0.1', port: env.postgres.port },
-      names: [...SERVICES.ordersDb.names],
-    });
-    await network.exposeService({
-      ...SERVICES.minio,
-      target: { host: '127.0.0.1', port: minioPort },
-      names: [...SERVICES.minio.names],
-    });
-    say(`pod network namespace ${network.netns}, pod IP ${network.podIp}`);
-    say(
-      `kubernetes.default.svc ${SERVICES.kubernetes.ip}:443, orders-db.data.svc ${SERVICES.ordersDb.ip}:5432,`,
-    );
-    say(`MinIO ${SERVICES.minio.ip}:9000 (stand-ins for a CNI plugin and kube-proxy; see README, Testing)`);
-
-    step('The database the agent works on: orders, with a customer card number in it');
-    const dbPassword = randomBytes(12).toString('hex');
-    const dbUser = `orders_app${suffix.replace('-', '_')}`;
-    await createRole(env.postgres, { name: dbUser, password: dbPassword, method: 'scram' });
-    const dbName = `orders${suffix.replace('-', '_')}`;
-    await adminPsql(env.postgres, `DROP DATABASE IF EXISTS ${dbName}`);
-    await adminPsql(env.postgres, `CREATE DATABASE ${dbName} OWNER ${dbUser}`);
-    await adminPsql(
-      { ...env.postgres, database: dbName },
-      `SET ROLE ${dbUser};
-       CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, card_number text);
-       INSERT INTO customers VALUES (1, 'Ada Lovelace', '${CARD}'), (2, 'Alan Turing', NULL);`,
-    );
-    say(`database ${dbName}, role ${dbUser} (its password goes into a Secret only the sidecar mounts)`);
-
-    step('Install: CRDs (kubectl apply -f crds/), then the operator and the webhook as processes');
-    say(await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(REPO, 'crds')]));
-    await kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/sessionpolicies.chaperone.dev',
-      'crd/sessionapprovals.chaperone.dev',
-    ]);
-    await core.createNamespace({ body: { metadata: { name: names.system } } });
-    const operatorConfig = {
-      systemNamespace: names.system,
-      ...(options.isolated ? { watchNamespace: names.agents } : {}),
-      certificates: {
-        localUrl: true,
-        webhookSelector: `${names.runLabel}=${id}`,
-      },
-      server: { host: '127.0.0.1', port: await freePort() },
-      logLevel: 'info',
-    };
-    const operatorConfigFile = join(workDir, 'operator.yaml');
-    await writeFile(operatorConfigFile, stringify(operatorConfig));
-    const operator = spawnOwned(
-      process.execPath,
-      [
-        join(REPO, 'operator', 'main.ts'),
-        '--config',
-        operatorConfigFile,
-        '--kubeconfig',
-        env.kube.kubeconfigPath,
-      ],
-      { name: 'chaperone-operator', logFile: logFile('operator') },
-    );
-    processes.push(operator);
-    await waitUntil('operator', () => httpOk(`http://127.0.0.1:${operatorConfig.server.port}/readyz`), {
-      process: operator,
-    });
-    say(`$ chaperone-operator --config ${operatorConfigFile}   (log: ${logFile('operator')})`);
-    const tlsSecret = await until('webhook TLS Secret from the operator', async () => {
-      const s = await core.readNamespacedSecret({ name: 'chaperone-webhook-tls', namespace: names.system });
-      return s.data?.['ca.crt'] ? s : undefined;
-    });
-    say(
-      `operator issued the webhook's CA and serving certificate (Secret ${names.system}/chaperone-webhook-tls)`,
+    say(`values for this cluster (${join(workDir, 'values-install-*.yaml')}):`);
+    say(stringify(values));
+    const install = await helmRelease('install', release);
+    installed = install.code === 0;
+    say(`$ ${install.command.replace(/ --kubeconfig=\S+/, '')}`);
+    check(install.code === 0, `helm install failed: ${install.stderr}`);
+    const notes = install.stdout.slice(install.stdout.indexOf('NOTES:'));
+    say(notes.split('\n').slice(0, 6).join('\n'));
+    say(`$ kubectl get pods -n ${names.system}`);
+    const pods = await kubectl(['get', 'pods', '-n', names.system]);
+    say(pods);
+    check(
+      (pods.match(/\s1\/1\s+Running\s/g) ?? []).length >= 3,
+      'the operator and webhook pods are not all Running',
     );
 
-    const webhookPort = await freePort();
-    const webhookConfig = {
-      sidecarImage: SIDECAR_IMAGE,
-      systemNamespace: names.system,
-      listen: { host: '127.0.0.1', port: webhookPort },
-      tls: { source: 'secret' },
-      dns: { resolvers: [SERVICES.dns], discoverService: null },
-      kubeconfig: env.kube.kubeconfigPath,
-      logLevel: 'info',
-    };
-    const webhookConfigFile = join(workDir, 'webhook.yaml');
-    await writeFile(webhookConfigFile, stringify(webhookConfig));
-    const webhook = spawnOwned(
-      process.execPath,
-      [join(REPO, 'webhook', 'main.ts'), '--config', webhookConfigFile],
-      {
-        name: 'chaperone-webhook',
-        logFile: logFile('webhook'),
-      },
+    step('helm test: a pod of the release proves that the webhook injects');
+    say(`$ helm test ${names.release} -n ${names.system}`);
+    const tested = await helm(['test', names.release, '--namespace', names.system, '--timeout', '4m']);
+    say(`$ kubectl logs -n ${names.system} ${names.release}-injection-test`);
+    const podLog = await kubectlRaw(['logs', '-n', names.system, `${names.release}-injection-test`]).catch(
+      (e: Error) => e.message,
     );
-    processes.push(webhook);
-    const caPem = Buffer.from(tlsSecret.data!['ca.crt']!, 'base64').toString('utf8');
-    const caFile = join(workDir, 'webhook-ca.pem');
-    await writeFile(caFile, caPem);
-    await waitUntil(
-      'webhook',
-      () =>
-        exec('curl', ['-sf', '--cacert', caFile, `https://127.0.0.1:${webhookPort}/healthz`]).then(
-          () => true,
-          () => false,
-        ),
-      { process: webhook },
-    );
-    say(
-      `$ chaperone-webhook --config ${webhookConfigFile}   (https://127.0.0.1:${webhookPort}, log: ${logFile('webhook')})`,
-    );
-    const { mutating, validating } = renderWebhookConfigurations({
-      client: { mode: 'url', baseUrl: `https://127.0.0.1:${webhookPort}` },
-      caBundle: caPem,
-      systemNamespace: names.system,
-      name: names.webhookConfig,
-      extraNamespaceLabels: options.isolated ? { [names.runLabel]: id } : {},
-    });
-    for (const cfg of [mutating, validating]) {
-      cfg.metadata = { ...cfg.metadata, labels: { ...cfg.metadata?.labels, [names.runLabel]: id } };
-    }
-    await kubectl(['apply', '-f', '-'], `${stringify(mutating)}---\n${stringify(validating)}`);
-    say(
-      `registered MutatingWebhookConfiguration and ValidatingWebhookConfiguration ${names.webhookConfig} (failurePolicy Fail)`,
+    say(podLog);
+    check(
+      tested.code === 0 && /^injection works$/m.test(podLog),
+      `helm test failed: ${tested.stdout}${tested.stderr}`,
     );
 
-    step(`Opt a namespace in and apply a SessionPolicy`);
-    say(`$ kubectl create namespace ${names.agents}`);
-    say((await kubectl(['create', 'namespace', names.agents])).trim());
-    say(`$ kubectl label namespace ${names.agents} chaperone.dev/recording=enabled`);
-    say(
-      (
-        await kubectl([
-          'label',
-          'namespace',
-          names.agents,
-          'chaperone.dev/recording=enabled',
-          `${names.runLabel}=${id}`,
-        ])
-      ).trim(),
-    );
-    await core.createNamespacedServiceAccount({
-      namespace: names.agents,
-      body: { metadata: { name: 'report-agent' } },
-    });
+    step('Opt a namespace in and apply a SessionPolicy');
     const signing = generateSigningKey();
     const publicKeyFile = join(workDir, 'recording-signing.pub');
     await writeFile(publicKeyFile, signing.publicKeyPem);
-    const secrets: [string, Record<string, string>][] = [
-      ['orders-db-credentials', { username: dbUser, password: dbPassword }],
-      ['recordings-s3', { accessKeyId: env.minio.accessKeyId, secretAccessKey: env.minio.secretAccessKey }],
-      ['recording-signing-key', { privateKey: signing.privateKeyPem }],
-    ];
-    for (const [name, stringData] of secrets) {
-      await core.createNamespacedSecret({
-        namespace: names.agents,
-        body: { metadata: { name }, stringData },
-      });
-    }
-    const policy = {
-      apiVersion: 'chaperone.dev/v1alpha1',
-      kind: 'SessionPolicy',
-      metadata: { name: names.policy, namespace: names.agents },
-      spec: {
-        podSelector: { matchLabels: { app: 'report-agent' } },
-        targets: [
-          {
-            name: 'orders-db',
-            protocol: 'postgres',
-            // The Service's cluster IP, not its name: the pod runner's stand-in for cluster DNS is
-            // /etc/hosts, and the sidecar refuses upstream names a hosts file overrides (hostAliases).
-            upstream: { host: SERVICES.ordersDb.ip, port: 5432, database: dbName },
-            listenPort: 15432,
-            credentialsSecret: { name: 'orders-db-credentials' },
-          },
-        ],
-        identity: {
-          tokenRequired: true,
-          issuers: [
-            {
-              issuer: env.kube.serviceAccountIssuer,
-              audiences: ['chaperone'],
-              jwksUri: `https://${SERVICES.kubernetes.names[0]}/openid/v1/jwks`,
-              kubernetes: true,
-            },
-          ],
-        },
-        guardrails: [
-          {
-            name: 'no-drop',
-            match: { sqlClasses: ['drop', 'truncate'] },
-            action: 'block',
-            message: 'dropping or truncating tables is not allowed for agents',
-          },
-        ],
-        masking: { detectors: [{ type: 'creditCard' }] },
-        recording: {
-          store: {
-            url: `s3://${names.bucket}/${names.prefix}`,
-            endpoint: `http://${SERVICES.minio.ip}:${SERVICES.minio.port}`,
-            region: env.minio.region,
-            forcePathStyle: true,
-            credentialsSecret: { name: 'recordings-s3' },
-          },
-          signingKeySecret: { name: 'recording-signing-key' },
-          retentionDays: 7,
-          objectLock: { mode: 'GOVERNANCE' },
-        },
-      },
-    };
-    const policyFile = join(workDir, 'sessionpolicy.yaml');
-    await writeFile(policyFile, stringify(policy));
-    say(`$ kubectl apply -f ${policyFile}`);
-    say(await kubectl(['apply', '-f', policyFile]));
-    let lastCondition = '';
-    const ready = await until(
-      'SessionPolicy Ready=True',
-      async () => {
-        const p = (await custom.getNamespacedCustomObject({
-          group: SESSION_POLICY.group,
-          version: SESSION_POLICY.version,
-          plural: SESSION_POLICY.plural,
-          namespace: names.agents,
-          name: names.policy,
-        })) as {
-          status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
-        };
-        const c = p.status?.conditions?.find((x) => x.type === 'Ready');
-        if (c?.status === 'True') return c;
-        if (c?.status === 'False') lastCondition = `${c.reason}: ${c.message}`;
-        return undefined;
-      },
-      90_000,
-    ).catch((error: Error) => {
-      throw new DemoFailure(`${error.message}${lastCondition ? `; last condition ${lastCondition}` : ''}`);
-    });
-    say(`Ready=True (${ready.reason}): ${ready.message ?? ''}`);
-    say(await kubectl(['get', 'sessionpolicies', '-n', names.agents]));
-    const configMaps = await core.listNamespacedConfigMap({
+    const objects = agentNamespaceObjects({
       namespace: names.agents,
-      labelSelector: 'app.kubernetes.io/managed-by=chaperone-operator',
+      kube: env.kube,
+      node: env.node,
+      minio: env.minio,
+      db,
+      pgPort: pg.port,
+      s3Port: s3.port,
+      bucket: names.bucket,
+      prefix: names.prefix,
+      signingKeyPem: signing.privateKeyPem,
     });
-    const netpols = await networking.listNamespacedNetworkPolicy({ namespace: names.agents });
-    check(configMaps.items.length === 1, `expected one sidecar ConfigMap, found ${configMaps.items.length}`);
-    check(netpols.items.length >= 1, 'expected a NetworkPolicy for the agent pods');
+    const policyFile = join(workDir, 'sessionpolicy.yaml');
+    await writeFile(policyFile, objects.map((o) => stringify(o)).join('---\n'));
+    say(`$ kubectl create namespace ${names.agents}`);
+    say(await kubectl(['create', 'namespace', names.agents]));
     say(
-      `rendered ConfigMap ${configMaps.items[0]!.metadata!.name} (sidecar config) and NetworkPolicy ${netpols.items[0]!.metadata!.name}`,
+      `$ kubectl apply -f ${policyFile}   # ServiceAccount, Secrets (db login, S3 keys, signing key), SessionPolicy`,
     );
-    const s3 = s3ClientFor(env.minio);
-    const lock = await until('the recording bucket', () =>
-      s3.send(new GetObjectLockConfigurationCommand({ Bucket: names.bucket })),
+    say(await kubectl(['apply', '-f', policyFile]));
+    say(
+      'the policy: Postgres target orders-db on 127.0.0.1:15432 in the pod, service-account token required,',
+    );
+    say('DROP/TRUNCATE blocked, card numbers masked, recording to MinIO with Object Lock (7 days)');
+    await kubectl([
+      'wait',
+      '-n',
+      names.agents,
+      `sessionpolicy/${POLICY_NAME}`,
+      '--for=condition=Ready',
+      '--timeout=120s',
+    ]).catch(async (error: Error) => {
+      const status = await kubectl(['get', '-n', names.agents, `sessionpolicy/${POLICY_NAME}`, '-o', 'yaml']);
+      throw new DemoFailure(`${error.message}\n${status}`);
+    });
+    say(`$ kubectl get sessionpolicies -n ${names.agents}`);
+    say(await kubectl(['get', 'sessionpolicies', '-n', names.agents]));
+    const children = await kubectl(['get', 'configmaps,networkpolicies', '-n', names.agents, '-o', 'name']);
+    check(/configmap\/chaperone-policy-/.test(children), 'the operator rendered no sidecar ConfigMap');
+    check(/networkpolicy\.networking\.k8s\.io\/chaperone-policy-/.test(children), 'no NetworkPolicy');
+    say(
+      `rendered by the operator: ${children
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes('chaperone-policy'))
+        .join(', ')}`,
+    );
+    const lock = await s3ClientFor(env.minio).send(
+      new GetObjectLockConfigurationCommand({ Bucket: names.bucket }),
     );
     check(lock.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled', 'the bucket has no Object Lock');
-    const lifecycle = await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: names.bucket }));
-    say(
-      `bucket ${names.bucket}: created by the operator with Object Lock; lifecycle rules: ${(lifecycle.Rules ?? []).map((r) => `${r.ID} (${r.Expiration?.Days} days)`).join(', ')}`,
-    );
+    say(`bucket ${names.bucket}: Object Lock enabled`);
+    say(`$ kubectl label namespace ${names.agents} chaperone.dev/recording=enabled`);
+    say(await kubectl(['label', 'namespace', names.agents, 'chaperone.dev/recording=enabled']));
 
-    step('Create the agent pod through the API: the webhook injects the sidecar');
-    const agentPod: V1Pod = {
-      metadata: { name: 'report-agent', namespace: names.agents, labels: { app: 'report-agent' } },
-      spec: {
-        serviceAccountName: 'report-agent',
-        nodeName: 'demo-node',
-        restartPolicy: 'Never',
-        securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-        containers: [{ name: 'agent', image: 'postgres:15', command: ['sh', '-c', AGENT_SCRIPT] }],
-      },
-    };
-    const created = await core.createNamespacedPod({ namespace: names.agents, body: agentPod });
-    const init = created.spec?.initContainers ?? [];
-    const sidecar = init.find((c) => c.name === 'chaperone');
-    check(sidecar?.restartPolicy === 'Always', 'the pod came back without the chaperone native sidecar');
-    check(
-      init.some((c) => c.name === 'chaperone-init'),
-      'the pod came back without the chaperone-init container',
-    );
-    say(
-      `initContainers: ${init.map((c) => `${c.name}${c.restartPolicy === 'Always' ? ' (native sidecar)' : ''}`).join(', ')}`,
-    );
-    const agentEnv = created.spec?.containers[0]?.env ?? [];
-    say(`agent env added: ${agentEnv.map((e) => `${e.name}=${e.value ?? '(ref)'}`).join(' ')}`);
-    say(`$ kubectl get pod -n ${names.agents} report-agent -o yaml   # shows the whole injected spec`);
-    const refused = await core
-      .createNamespacedPod({
-        namespace: names.agents,
-        body: {
-          metadata: { name: 'sneaky-agent', labels: { app: 'report-agent' } },
-          spec: {
-            hostNetwork: true,
-            securityContext: { runAsUser: 1000 },
-            containers: [{ name: 'agent', image: 'postgres:15' }],
-          },
-        },
-      })
-      .then(
-        () => undefined,
-        (error: { body?: string; message: string }) => {
-          const body = String(error.body ?? error.message);
-          try {
-            return String((JSON.parse(body) as { message?: string }).message ?? body);
-          } catch {
-            return body;
-          }
-        },
-      );
-    check(refused, 'a hostNetwork pod (which could bypass capture) was admitted');
-    say(`a hostNetwork pod is refused: ${refused}`);
-
-    step('Run the pod (the pod runner plays kubelet: netns, init rules, native sidecar, agent as UID 1000)');
-    const podRun: PodRun = await runPod({
-      core,
-      pod: created,
-      network,
-      resolve: chaperonePrograms({ sidecarImage: SIDECAR_IMAGE }),
-      workDir,
-      nodeName: 'demo-node',
-      log: (line) => say(line),
-      serviceEnv: { KUBERNETES_SERVICE_HOST: SERVICES.kubernetes.ip, KUBERNETES_SERVICE_PORT: '443' },
+    step('Run the agent as a Job: the webhook injects the sidecar, kubelet runs the pod');
+    const job = agentJob({ name: 'report', namespace: names.agents, node: env.node, db, pgPort: pg.port });
+    const jobFile = join(workDir, 'agent-job.yaml');
+    await writeFile(jobFile, stringify(job));
+    say(`$ kubectl apply -f ${jobFile}   # the agent: Node speaking the Postgres protocol, as UID 1000`);
+    say(await kubectl(['apply', '-f', jobFile]));
+    const podName = await until('the Job to create its pod', async () => {
+      const name = await kubectl([
+        'get',
+        'pods',
+        '-n',
+        names.agents,
+        '-l',
+        'job-name=report',
+        '-o',
+        'jsonpath={.items[0].metadata.name}',
+      ]);
+      return name.trim() || undefined;
     });
-    for (const w of podRun.warnings) say(`runner: ${w}`);
-    const initResult = podRun.initContainers.find((c) => c.name === 'chaperone-init');
-    say(`chaperone-init: ${initResult?.stdout.trim().replaceAll('\n', '; ')}`);
-    const agent = podRun.containers[0]!;
-    const sidecarLog = podRun.sidecars[0]?.stderr ?? '';
-    await writeFile(logFile('sidecar'), `${podRun.sidecars[0]?.stdout ?? ''}${sidecarLog}`);
-    const sections = agentSections(agent.stdout);
-    say(`agent exited ${agent.exitCode}; sidecar log: ${logFile('sidecar')}`);
+    const pod = JSON.parse(await kubectl(['get', 'pod', '-n', names.agents, podName, '-o', 'json'])) as {
+      spec: { initContainers?: { name: string; image: string; restartPolicy?: string }[] };
+    };
+    const init = pod.spec.initContainers ?? [];
+    check(
+      init.some((c) => c.name === 'chaperone-init') &&
+        init.some((c) => c.name === 'chaperone' && c.restartPolicy === 'Always'),
+      'the pod was not injected',
+    );
+    say(`pod ${podName}, injected initContainers:`);
+    for (const c of init)
+      say(`  ${c.name}${c.restartPolicy === 'Always' ? ' (native sidecar)' : ''}  ${c.image}`);
+    const refused = await kubectlRaw(
+      ['apply', '--dry-run=server', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'sneaky-agent', namespace: names.agents, labels: AGENT_LABELS },
+        spec: {
+          hostNetwork: true,
+          securityContext: { runAsUser: 1000 },
+          containers: [{ name: 'agent', image: env.node.chaperoneImages.cli, command: ['true'] }],
+        },
+      }),
+    ).then(
+      () => undefined,
+      (error: Error) => error.message,
+    );
+    check(refused, 'a hostNetwork pod (which could bypass capture) was admitted');
+    say(`a hostNetwork pod is refused: ${refused.replace(/^kubectl .*? failed: /, '')}`);
+    const outcome = await until('the Job to finish', () => jobOutcome(kubectlRaw, names.agents, 'report'));
+    const logs = await kubectl(['logs', '-n', names.agents, podName, '-c', 'agent']);
+    await writeFile(join(workDir, 'agent.log'), logs);
+    await writeFile(
+      join(workDir, 'sidecar.log'),
+      await kubectlRaw(['logs', '-n', names.agents, podName, '-c', 'chaperone']).catch(
+        (e: Error) => e.message,
+      ),
+    );
+    say(`$ kubectl get job -n ${names.agents} report`);
+    say(await kubectl(['get', 'job', '-n', names.agents, 'report']));
+    check(outcome === 'Complete', `the agent Job ${outcome}: ${logs}`);
+    const sections = agentSections(logs);
     const show = (name: string) => (sections[name] ?? '(no output)').trim();
 
-    step('What the agent saw');
-    say(`a normal query:\n${show('query')}`);
-    check(
-      /Ada Lovelace/.test(show('query')) && /exit=0/.test(show('query')),
-      'the normal query did not return rows',
-    );
+    step(`What the agent saw ($ kubectl logs -n ${names.agents} ${podName} -c agent)`);
+    say(`a normal query through 127.0.0.1:15432:\n${show('query')}`);
+    check(/^row 1\|Ada Lovelace$/m.test(show('query')), 'the normal query did not return rows');
     say(`\nthe card number (masked by the sidecar):\n${show('card')}`);
-    check(/exit=0/.test(show('card')), 'the card query failed');
-    check(
-      !show('card').includes(CARD) && !show('card').includes(CARD.replaceAll(' ', '')),
-      'the card number reached the agent',
-    );
+    check(/^row Ada Lovelace\|/m.test(show('card')), 'the card query failed');
+    check(!/4111 ?1111 ?1111 ?1111/.test(show('card')), 'the card number reached the agent');
     say(`\nDROP TABLE customers (blocked by the guardrail):\n${show('drop')}`);
-    check(/exit=[1-9]/.test(show('drop')), 'DROP TABLE was not refused');
-    const stillThere = await adminPsql(
-      { ...env.postgres, database: dbName },
-      'SELECT count(*) FROM customers',
-    );
-    check(/2/.test(stillThere), 'the customers table is gone');
-    say('(the table is still there: the statement never reached PostgreSQL)');
-    say(`\nstraight to orders-db.data.svc:5432, around the sidecar:\n${show('direct')}`);
-    check(/exit=[1-9]/.test(show('direct')), 'the agent reached the database directly');
-    check(!/exit=0/.test(show('direct')), 'the agent reached the database directly');
+    check(/^error .*not allowed/m.test(show('drop')), 'DROP TABLE was not refused');
+    say(`\nstraight to PostgreSQL at ${env.node.ip}:${pg.port}, around the sidecar:\n${show('direct')}`);
+    check(!/ready|row/.test(show('direct')), 'the agent reached the database directly');
+    check(/^error E|^timeout/m.test(show('direct')), 'the direct connection was not refused');
+    say("(refused by chaperone-init's iptables rules in the pod: only the sidecar's UID may leave it)");
 
     step('The auditor: list, verify and replay the recording from MinIO');
     say(`(recordings: s3://${names.bucket}/${names.prefix}; public key ${publicKeyFile})`);
-    const ls = await until(
-      'the session in the store index',
-      async () => {
-        const r = await cli(['sessions', 'ls', '--namespace', names.agents, '--json'], true);
-        return r.code === 0 && r.out.trim() ? r : undefined;
-      },
-      60_000,
-    );
-    const sessions = ls.out
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { sessionId: string });
+    const ls = await until('the sessions in the store index', async () => {
+      const r = await cli(['sessions', 'ls', '--namespace', names.agents, '--json']);
+      const lines = r.stdout.trim().split('\n').filter(Boolean);
+      return r.code === 0 && lines.length >= 3 ? lines : undefined;
+    });
+    const sessions = ls.map((l) => JSON.parse(l) as { sessionId: string });
+    say(`$ chaperone sessions ls --namespace ${names.agents}`);
     const table = await cli(['sessions', 'ls', '--namespace', names.agents]);
-    say(table.out.trim());
+    say(table.stdout);
     check(
-      table.out.includes(`system:serviceaccount:${names.agents}:report-agent`),
-      'the session does not name the agent identity',
+      table.stdout.includes(`system:serviceaccount:${names.agents}:report-agent`),
+      'the sessions do not name the agent identity',
     );
+    say(`$ chaperone verify --all --namespace ${names.agents} --public-key ${publicKeyFile}`);
     const verify = await cli(['verify', '--all', '--namespace', names.agents, '--public-key', publicKeyFile]);
-    say(verify.out.trim());
+    say(verify.stdout + verify.stderr);
     check(verify.code === 0, `chaperone verify failed (exit ${verify.code})`);
     const replays: { id: string; out: string }[] = [];
     for (const s of sessions) {
-      const r = await cli(['sessions', 'cat', s.sessionId], true);
-      check(r.code === 0, `chaperone sessions cat ${s.sessionId} failed: ${r.out}`);
-      replays.push({ id: s.sessionId, out: r.out });
+      const r = await cli(['sessions', 'cat', s.sessionId]);
+      check(r.code === 0, `chaperone sessions cat ${s.sessionId} failed: ${r.stderr}`);
+      replays.push({ id: s.sessionId, out: r.stdout });
     }
     const cardReplay = replays.find((r) => r.out.includes('card_number'));
     const dropReplay = replays.find((r) => r.out.includes('DROP TABLE customers'));
@@ -597,21 +349,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     check(dropReplay, 'no recorded session shows the DROP TABLE');
     for (const replay of [cardReplay, dropReplay]) {
       say(`$ chaperone sessions cat ${replay.id}`);
-      say(replay.out.trim());
+      say(replay.out);
     }
     check(/masked/.test(cardReplay.out), 'the replay does not show the masking');
     check(!replays.some((r) => r.out.includes(CARD)), 'the recording holds the unmasked card number');
     check(/policy\.blocked/.test(dropReplay.out), 'the replay does not show the blocked statement');
-    const cat = { out: `${cardReplay.out}${dropReplay.out}` };
     return {
       namespace: names.agents,
       sessionIds: sessions.map((s) => s.sessionId),
       agent: sections,
-      auditor: { ls: table.out, verify: verify.out, cat: cat.out },
-      warnings: podRun.warnings,
+      auditor: { ls: table.stdout, verify: verify.stdout, cat: `${cardReplay.out}${dropReplay.out}` },
     };
   } finally {
-    step('Clean up');
+    step('Clean up: helm uninstall, the namespaces, the database');
     const quiet = async (what: string, fn: () => Promise<unknown>) => {
       try {
         await fn();
@@ -619,15 +369,40 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
         say(`cleanup: ${what}: ${(error as Error).message}`);
       }
     };
-    await quiet('namespace', () => core.deleteNamespace({ name: names.agents }));
-    await quiet('webhook configurations', async () => {
-      await admission.deleteMutatingWebhookConfiguration({ name: names.webhookConfig });
-      await admission.deleteValidatingWebhookConfiguration({ name: names.webhookConfig });
-    });
-    for (const p of processes.reverse()) await quiet(p.name, () => p.stop());
-    await quiet('system namespace', () => core.deleteNamespace({ name: names.system }));
-    await quiet('pod network', async () => network?.destroy());
-    say('stopped the webhook and operator, removed the namespaces and the pod network');
+    await quiet('agents namespace', () => kubectlRaw(['delete', 'namespace', names.agents, '--wait=false']));
+    if (installed) {
+      say(`$ helm uninstall ${names.release} -n ${names.system}`);
+      await quiet('helm uninstall', async () => {
+        const r = await helm([
+          'uninstall',
+          names.release,
+          '--namespace',
+          names.system,
+          '--wait',
+          '--timeout',
+          '3m',
+        ]);
+        if (r.code !== 0) throw new Error(r.stderr);
+        const left = await kubectlRaw([
+          'get',
+          'mutatingwebhookconfigurations,validatingwebhookconfigurations',
+          '-o',
+          'name',
+        ]);
+        say(
+          left.trim()
+            ? `left behind: ${left}`
+            : 'no webhook configuration left: the cluster admits pods as before',
+        );
+        say('kept: the CRDs (helm.sh/resource-policy keep) and the recordings in MinIO');
+      });
+      await quiet('system namespace', () => kubectlRaw(['delete', 'namespace', names.system, '--wait=true']));
+    }
+    for (const e of exposed) await quiet('relay', () => e.close());
+    if (db) {
+      const orders = db;
+      await quiet('database', () => dropOrdersDatabase(env.postgres, orders));
+    }
   }
 }
 

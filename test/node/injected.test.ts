@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,10 +19,21 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { generateSigningKey } from '../../recording/index.ts';
 import { renderWebhookConfigurations } from '../../webhook/index.ts';
+import {
+  AGENT_SCRIPT,
+  agentNamespaceObjects,
+  agentSections,
+  CARD,
+  createOrdersDatabase,
+  dropOrdersDatabase,
+  exposeOnNode,
+  type NodeExposed,
+  type OrdersDatabase,
+} from '../e2e/testing/cluster.ts';
 import { type KubeInfo, type MinioInfo, type NodeInfo, type PostgresInfo, testEnv } from '../env/index.ts';
 import { freePort, httpOk, type OwnedProcess, spawnOwned, waitUntil } from '../env/net.ts';
-import { nodeAddress, safetyNetDrops } from '../env/node.ts';
-import { psql as adminPsql, createRole } from '../env/postgres.ts';
+import { safetyNetDrops } from '../env/node.ts';
+import { psql as adminPsql } from '../env/postgres.ts';
 
 const exec = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');
@@ -31,97 +41,6 @@ const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) =
 const skip = wanted.includes('node')
   ? false
   : 'the real node runs only with CHAPERONE_TEST_ENV_PARTS=...,node';
-const CARD = '4111 1111 1111 1111';
-const INBOUND_CHAIN = 'CHAPERONE-NODE-INBOUND';
-
-/**
- * The agent: Node (the cli image's) speaking the PostgreSQL wire protocol with the project's
- * production `pg-protocol` serializer, told only PGHOST/PGPORT and its token file, as psql would be.
- * Prints `--- name` sections: what each session returned, or how it failed.
- */
-const AGENT = String.raw`
-const net = require('node:net');
-const fs = require('node:fs');
-const { serialize } = require('/app/node_modules/pg-protocol/dist/serializer.js');
-const token = fs.readFileSync(process.env.CHAPERONE_TOKEN_FILE, 'utf8').trim();
-function session(host, port, sql) {
-  return new Promise((resolve) => {
-    const out = [];
-    let buf = Buffer.alloc(0);
-    let sent = false;
-    const done = (s) => { clearTimeout(timer); sock.destroy(); resolve(out.concat(s ? [s] : []).join('\n')); };
-    const timer = setTimeout(() => done('timeout'), 10000);
-    const sock = net.connect({ host, port });
-    sock.on('connect', () => sock.write(serialize.startup({ user: 'report-agent', database: process.env.DB })));
-    sock.on('error', (e) => done('error ' + e.code));
-    sock.on('close', () => done('closed'));
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 5 && buf.length >= 1 + buf.readInt32BE(1)) {
-        const type = String.fromCharCode(buf[0]);
-        const body = buf.subarray(5, 1 + buf.readInt32BE(1));
-        buf = buf.subarray(1 + buf.readInt32BE(1));
-        if (type === 'R' && body.readInt32BE(0) === 3) sock.write(serialize.password(token));
-        else if (type === 'R' && body.readInt32BE(0) !== 0) out.push('auth ' + body.readInt32BE(0));
-        else if (type === 'D') {
-          const cols = [];
-          for (let i = 0, n = body.readInt16BE(0), o = 2; i < n; i++) {
-            const len = body.readInt32BE(o);
-            o += 4;
-            cols.push(len < 0 ? 'NULL' : body.subarray(o, o + len).toString());
-            if (len > 0) o += len;
-          }
-          out.push('row ' + cols.join('|'));
-        } else if (type === 'E') {
-          const m = body.toString().split('\0').find((f) => f.startsWith('M'));
-          out.push('error ' + (m ? m.slice(1) : '?'));
-        } else if (type === 'Z') {
-          if (!sent) { sent = true; out.push('ready'); sock.write(serialize.query(sql)); }
-          else { sock.end(); return done('exit'); }
-        }
-      }
-    });
-  });
-}
-(async () => {
-  const host = process.env.PGHOST, port = Number(process.env.PGPORT);
-  for (const [name, h, p, sql] of [
-    ['query', host, port, 'SELECT id, name FROM customers ORDER BY id'],
-    ['card', host, port, 'SELECT name, card_number FROM customers WHERE id = 1'],
-    ['drop', host, port, 'DROP TABLE customers'],
-    ['direct', process.env.DIRECT_HOST, Number(process.env.DIRECT_PORT), 'SELECT 1'],
-  ]) console.log('--- ' + name + '\n' + (await session(h, p, sql)));
-})();
-`;
-
-function sections(stdout: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  let current: string | undefined;
-  for (const line of stdout.split('\n')) {
-    const m = /^--- (\S+)$/.exec(line);
-    if (m) {
-      current = m[1]!;
-      out[current] = '';
-    } else if (current) out[current] += `${line}\n`;
-  }
-  return out;
-}
-
-/** A TCP relay on the node's address to a server on loopback; only pods and this host may use it. */
-async function relay(host: string, target: number): Promise<{ port: number; server: Server }> {
-  const server = createServer((client) => {
-    const upstream = connect({ host: '127.0.0.1', port: target });
-    client.pipe(upstream).pipe(client);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close);
-    upstream.on('error', close);
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return { port: (server.address() as { port: number }).port, server };
-}
 
 // At the top level: parts this file starts itself (MinIO and PostgreSQL under `make node-test`) then
 // stop after the whole file, not after the hook that asked for them.
@@ -145,10 +64,9 @@ describe('the injected story on the real node', { skip }, () => {
     runLabel: 'chaperone.dev/node-run',
   };
   const dbName = `orders_${id}`;
-  const dbUser = `orders_app_${id}`;
   const processes: OwnedProcess[] = [];
-  const relays: Server[] = [];
-  const uplinkRules: string[][] = [];
+  const exposed: NodeExposed[] = [];
+  let db: OrdersDatabase | undefined;
   let pgRelay: number;
   let s3Relay: number;
   let publicKeyFile: string;
@@ -216,27 +134,12 @@ describe('the injected story on the real node', { skip }, () => {
     const apiPort = Number(new URL(kube.server).port);
 
     // PostgreSQL and MinIO, reachable from pods on the node's address; never from the uplink.
-    const pg = await relay(node.ip, postgres.port);
-    const s3 = await relay(node.ip, Number(new URL(minio.endpoint).port));
-    relays.push(pg.server, s3.server);
+    const pg = await exposeOnNode(node, postgres.port);
+    const s3 = await exposeOnNode(node, Number(new URL(minio.endpoint).port));
+    exposed.push(pg, s3);
     pgRelay = pg.port;
     s3Relay = s3.port;
-    const { dev } = nodeAddress();
-    for (const port of [pg.port, s3.port]) {
-      const rule = [INBOUND_CHAIN, '-i', dev, '-p', 'tcp', '--dport', String(port), '-j', 'DROP'];
-      await exec('iptables', ['-w', '-I', ...rule]);
-      uplinkRules.push(rule);
-    }
-
-    const dbPassword = randomBytes(12).toString('hex');
-    await createRole(postgres, { name: dbUser, password: dbPassword, method: 'scram' });
-    await adminPsql(postgres, `CREATE DATABASE ${dbName} OWNER ${dbUser}`);
-    await adminPsql(
-      { ...postgres, database: dbName },
-      `SET ROLE ${dbUser};
-       CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, card_number text);
-       INSERT INTO customers VALUES (1, 'Ada Lovelace', '${CARD}'), (2, 'Alan Turing', NULL);`,
-    );
+    db = await createOrdersDatabase(postgres, id);
 
     await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(REPO, 'crds')]);
     await kubectl([
@@ -341,71 +244,23 @@ describe('the injected story on the real node', { skip }, () => {
       'chaperone.dev/recording=enabled',
       `${names.runLabel}=${id}`,
     ]);
-    await kubectl(['create', 'serviceaccount', '-n', names.agents, 'report-agent']);
     const signing = generateSigningKey();
     publicKeyFile = join(workDir, 'recording-signing.pub');
     await writeFile(publicKeyFile, signing.publicKeyPem);
-    for (const [name, stringData] of [
-      ['orders-db-credentials', { username: dbUser, password: dbPassword }],
-      ['recordings-s3', { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey }],
-      ['recording-signing-key', { privateKey: signing.privateKeyPem }],
-    ] as const) {
-      await apply({
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name, namespace: names.agents },
-        stringData,
-      });
-    }
-    await apply({
-      apiVersion: 'chaperone.dev/v1alpha1',
-      kind: 'SessionPolicy',
-      metadata: { name: 'orders-agents', namespace: names.agents },
-      spec: {
-        podSelector: { matchLabels: { app: 'report-agent' } },
-        targets: [
-          {
-            name: 'orders-db',
-            protocol: 'postgres',
-            upstream: { host: node.ip, port: pg.port, database: dbName },
-            listenPort: 15432,
-            credentialsSecret: { name: 'orders-db-credentials' },
-          },
-        ],
-        identity: {
-          tokenRequired: true,
-          issuers: [
-            {
-              issuer: kube.serviceAccountIssuer,
-              audiences: ['chaperone'],
-              jwksUri: `https://${node.ip}:${apiPort}/openid/v1/jwks`,
-              kubernetes: true,
-            },
-          ],
-        },
-        guardrails: [
-          {
-            name: 'no-drop',
-            match: { sqlClasses: ['drop', 'truncate'] },
-            action: 'block',
-            message: 'dropping or truncating tables is not allowed for agents',
-          },
-        ],
-        masking: { detectors: [{ type: 'creditCard' }] },
-        recording: {
-          store: {
-            url: `s3://${names.bucket}/${names.prefix}`,
-            endpoint: `http://${node.ip}:${s3.port}`,
-            region: minio.region,
-            forcePathStyle: true,
-            credentialsSecret: { name: 'recordings-s3' },
-          },
-          signingKeySecret: { name: 'recording-signing-key' },
-          retentionDays: 7,
-          objectLock: { mode: 'GOVERNANCE' },
-        },
-      },
+    // The same ServiceAccount, Secrets and SessionPolicy as the demo story (test/e2e/testing/cluster.ts).
+    const objects = agentNamespaceObjects({
+      namespace: names.agents,
+      kube,
+      node,
+      minio,
+      db,
+      pgPort: pgRelay,
+      s3Port: s3Relay,
+      bucket: names.bucket,
+      prefix: names.prefix,
+      signingKeyPem: signing.privateKeyPem,
     });
+    for (const object of objects) await apply(object);
     await kubectl([
       'wait',
       '-n',
@@ -426,9 +281,8 @@ describe('the injected story on the real node', { skip }, () => {
     );
     for (const p of processes.reverse()) await quiet(p.stop());
     await quiet(kubectl(['delete', 'namespace', names.system, '--wait=false']));
-    for (const s of relays) s.close();
-    for (const rule of uplinkRules) await quiet(exec('iptables', ['-w', '-D', ...rule]));
-    await quiet(adminPsql(postgres, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+    for (const e of exposed) await e.close();
+    if (db) await quiet(dropOrdersDatabase(postgres, db));
   });
 
   let agentOut: Record<string, string> = {};
@@ -451,7 +305,7 @@ describe('the injected story on the real node', { skip }, () => {
               {
                 name: 'agent',
                 image: node.chaperoneImages.cli,
-                command: ['/usr/local/bin/node', '-e', AGENT],
+                command: ['/usr/local/bin/node', '-e', AGENT_SCRIPT],
                 env: [
                   { name: 'DB', value: dbName },
                   { name: 'DIRECT_HOST', value: node.ip },
@@ -538,7 +392,7 @@ describe('the injected story on the real node', { skip }, () => {
       ]).catch((e: Error) => e.message);
       await writeFile(join(workDir, `sidecar${prev ? '-previous' : ''}.log`), l);
     }
-    agentOut = sections(logs);
+    agentOut = agentSections(logs);
     assert.equal(done, 'Complete', `agent: ${logs}\nevents:\n${events}`);
     const init = pod.spec.initContainers ?? [];
     assert.deepEqual(
