@@ -2,6 +2,8 @@
 // session (seq 0) is `session.start` whose payload is the SessionHeader; the last is `session.end`.
 // Kinds starting with `session.` and `recording.` are written by the recorder itself.
 import { z } from 'zod';
+import { httpPayloadSchemas } from './http-events.ts';
+import { terminalPayloadSchemas } from './terminal-events.ts';
 
 export const DirectionSchema = z.enum(['client', 'server', 'internal']);
 export type Direction = z.infer<typeof DirectionSchema>;
@@ -162,6 +164,8 @@ export const knownPayloadSchemas: Record<string, z.ZodType> = {
   'recording.recovered': RecoveredSchema,
   'session.start': SessionHeaderSchema,
   'session.end': SessionEndSchema,
+  ...terminalPayloadSchemas,
+  ...httpPayloadSchemas,
 };
 
 export function isReservedKind(kind: string): boolean {

@@ -30,6 +30,19 @@ export {
   SessionHeaderInputSchema,
   SessionHeaderSchema,
 } from './events.ts';
+export {
+  HttpBodySchema,
+  HttpHeadersSchema,
+  HttpKinds,
+  type HttpRequestEvent,
+  HttpRequestSchema,
+  type HttpResponseEvent,
+  HttpResponseSchema,
+  type KubeRequestAttributes,
+  KubeRequestAttributesSchema,
+  type WebSocketMessage,
+  WebSocketMessageSchema,
+} from './http-events.ts';
 export { type SessionIndex, SessionIndexSchema } from './index-record.ts';
 export {
   generateSigningKey,
@@ -70,3 +83,16 @@ export type { SessionRecording } from './session-writer.ts';
 export { openStore } from './stores/open-store.ts';
 export type { S3Options } from './stores/s3-store.ts';
 export type { PutOptions, SegmentStore } from './stores/store.ts';
+export {
+  type TerminalData,
+  TerminalDataSchema,
+  type TerminalExit,
+  TerminalExitSchema,
+  type TerminalFile,
+  TerminalFileSchema,
+  TerminalKinds,
+  type TerminalOpen,
+  TerminalOpenSchema,
+  type TerminalResize,
+  TerminalResizeSchema,
+} from './terminal-events.ts';
