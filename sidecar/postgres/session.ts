@@ -724,6 +724,7 @@ export class PostgresSession {
         protocol: 'extended',
       },
       stmt.sql,
+      this.rt().strictRecording,
     );
     const touchesLexing = statement?.touchesLexing ?? true;
     if (touchesLexing) {
@@ -887,10 +888,17 @@ export class PostgresSession {
     this.forgetPrepared(decision.preparedNames);
     if (protocol === 'simple') {
       const stmt = this.newStatementRecord(sql, undefined);
-      const recorded = this.rec!.add('pg.query', 'client', { sql, protocol: 'simple' }, sql);
+      const rt = this.rt();
+      const recorded = this.rec!.add(
+        'pg.query',
+        'client',
+        { sql, protocol: 'simple' },
+        sql,
+        rt.strictRecording,
+      );
       if (touchesLexing) this.forgetDescriptions();
       this.expected.push(expectation(Expect.Query, { stmt, touchesLexing }));
-      return this.forwardRecorded(m, recorded, this.rt());
+      return this.forwardRecorded(m, recorded, rt);
     } else {
       this.statements.set(statementName ?? '', {
         sql,
