@@ -2,7 +2,9 @@
 // `BENCH_CPU_PROF=1 node bench/postgres.bench.ts` writes to bench/out/): each sample goes to the
 // part of the nearest frame on its stack that belongs to one (framing, classification, recording,
 // masking, upload, ...); socket sends and receives count as kernel whatever called them.
-//   node bench/profile-budget.ts <file.cpuprofile> [--last 15]   only the last 15 s (the run itself)
+//   node bench/profile-budget.ts <file.cpuprofile> [--last 15] [--skip-last 0]
+// --last 15: only the last 15 s of the profile (the run itself); --skip-last 20: leave out the last
+// 20 s (an earlier run of the same process).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -44,7 +46,7 @@ const PARTS: [string, (fn: string, url: string) => boolean][] = [
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { last: { type: 'string' } },
+  options: { last: { type: 'string' }, 'skip-last': { type: 'string' } },
 });
 const profile = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -72,12 +74,13 @@ function classify(id: number): string {
   return part;
 }
 
-const from = values.last ? profile.endTime - Number(values.last) * 1e6 : 0;
+const until = profile.endTime - Number(values['skip-last'] ?? 0) * 1e6;
+const from = values.last ? until - Number(values.last) * 1e6 : 0;
 const totals = new Map<string, number>();
 let t = profile.startTime;
 for (let i = 0; i < profile.samples.length; i++) {
   t += profile.timeDeltas[i] ?? 0;
-  if (t < from) continue;
+  if (t < from || t > until) continue;
   const part = classify(profile.samples[i]!);
   totals.set(part, (totals.get(part) ?? 0) + (profile.timeDeltas[i] ?? 0));
 }
