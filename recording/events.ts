@@ -82,6 +82,11 @@ export interface EventInput {
   at?: { wallMs: number; monoNs: bigint };
   /** Short human text for the session index's command summary (SQL text, shell command, ...). */
   summary?: string;
+  /**
+   * The caller waits for this event to be durable before going on (recording.durability strict):
+   * its group commit is written at once rather than after the recorder's commit window.
+   */
+  urgent?: boolean;
 }
 
 // Policy decisions.

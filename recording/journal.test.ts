@@ -48,6 +48,46 @@ describe('journal', () => {
     assert.equal(text.split('\n')[0], '{"seq":0,"kind":"k","payload":{"x":""}}');
   });
 
+  test('an urgent commit closes an open commit window: the records before it ride along in one write', async () => {
+    const dir = await tempDir('journal-urgent');
+    // A window far longer than the test may take: only an urgent commit can end it in time.
+    const j = await Journal.open(dir, 64 * 1024 * 1024, 600_000);
+    const sink = new SegmentBuffer();
+    const tag = sessionTag('s1');
+    j.append(tag, ...line(0), sink);
+    const lazy = j.commit();
+    let lazyDone = false;
+    void lazy.then(() => {
+      lazyDone = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(lazyDone, false, 'a plain commit waits for its window');
+    j.append(tag, ...line(1), sink);
+    const bounded = <T>(p: Promise<T>) =>
+      Promise.race([
+        p,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('still waiting')), 30_000).unref(),
+        ),
+      ]);
+    await bounded(j.commit(true));
+    assert.equal(lazyDone, true, 'the earlier record was written with the urgent one');
+    assert.equal(j.commits, 1, 'one write for both');
+    // A write in flight: an urgent record that arrives meanwhile is written right after it.
+    j.append(tag, ...line(2), sink);
+    const inFlight = j.commit(true);
+    await new Promise((r) => setImmediate(r));
+    j.append(tag, ...line(3), sink);
+    const next = j.commit(true);
+    await bounded(Promise.all([inFlight, next]));
+    assert.ok(j.commits >= 2 && j.commits <= 3);
+    await j.close();
+    const seqs = [...readJournalFile(join(dir, journalFileName(j.fileNo)))].map((e) =>
+      e.type === 'record' ? e.seq : -1,
+    );
+    assert.deepEqual(seqs, [0, 1, 2, 3]);
+  });
+
   test('records read back with their session; a torn tail and a bad CRC are reported, not returned', async () => {
     const dir = await tempDir('journal-torn');
     const j = await Journal.open(dir, 64 * 1024 * 1024);

@@ -94,6 +94,10 @@ export class Journal {
   private batch: Deferred | undefined;
   private flushing = false;
   private flushScheduled = false;
+  /** The pending group's window timer (undefined: none, or the group goes at the end of the turn). */
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** A record that someone waits on arrived while a write was in flight: no window for the next group. */
+  private urgentWaiting = false;
   private failure: unknown;
   /** Bytes of records written since open (for stats). */
   writtenBytes = 0;
@@ -165,26 +169,45 @@ export class Journal {
     return end - start;
   }
 
-  /** Resolves once every record appended so far is on disk (one durable write per group). */
-  commit(): Promise<void> {
+  /**
+   * Resolves once every record appended so far is on disk (one durable write per group). urgent:
+   * the caller waits on it before going on (recording.durability strict), so the group is written
+   * at the end of this turn instead of after the commit window; records that did not need to wait
+   * (a statement's result) ride along in that write instead of paying one of their own.
+   */
+  commit(urgent = false): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (!this.batch) this.batch = deferred();
-    this.schedule();
+    this.schedule(urgent);
     return this.batch.promise;
   }
 
-  private schedule(): void {
-    if (this.flushing || this.flushScheduled) return;
+  private readonly runFlush = (): void => {
+    this.flushScheduled = false;
+    this.flushTimer = undefined;
+    void this.flush();
+  };
+
+  private schedule(urgent: boolean): void {
+    if (this.flushing) {
+      if (urgent) this.urgentWaiting = true;
+      return;
+    }
+    if (this.flushScheduled) {
+      // A window is open: an urgent record closes it now.
+      if (urgent && this.flushTimer) {
+        clearTimeout(this.flushTimer);
+        this.flushTimer = undefined;
+        setImmediate(this.runFlush);
+      }
+      return;
+    }
     this.flushScheduled = true;
-    const flush = () => {
-      this.flushScheduled = false;
-      void this.flush();
-    };
     // setImmediate: every append made in this turn of the event loop joins the group. A window
     // also gathers the turns that follow: an agent's statement and its result arrive in two turns,
     // and at a few statements per second each would otherwise pay a synchronous disk write.
-    if (this.commitWindowMs > 0) setTimeout(flush, this.commitWindowMs);
-    else setImmediate(flush);
+    if (this.commitWindowMs > 0 && !urgent) this.flushTimer = setTimeout(this.runFlush, this.commitWindowMs);
+    else setImmediate(this.runFlush);
   }
 
   private async flush(): Promise<void> {
@@ -215,8 +238,10 @@ export class Journal {
     }
     if (buf.length <= KEEP_BUFFER) this.spare = buf;
     this.flushing = false;
-    // Records that came in meanwhile start the next group, with its own window.
-    if (this.batch) this.schedule();
+    // Records that came in meanwhile start the next group, with its own window (none if urgent).
+    const urgent = this.urgentWaiting;
+    this.urgentWaiting = false;
+    if (this.batch) this.schedule(urgent);
   }
 
   /** Waits for pending records, then closes the file. */

@@ -206,7 +206,7 @@ export class SessionWriter implements SessionRecording, ReplayTarget {
     } catch (err) {
       return Promise.reject(err);
     }
-    const committed = this.host.journal.commit();
+    const committed = this.host.journal.commit(input.urgent === true);
     // Compression behind the writers: hold acknowledgements so snapshots do not pile up in memory.
     const room = this.host.sealRoom();
     return room ? Promise.all([committed, room]).then(() => {}) : committed;

@@ -14,6 +14,7 @@ import type {
 } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import { SIDECAR_PATHS } from '../sidecar/config/index.ts';
+import { cloneJson } from './clone.ts';
 import type { WebhookConfig } from './config.ts';
 import {
   AGENT_TOKEN_AUDIENCE,
@@ -65,7 +66,7 @@ function readStatus(pod: V1Pod): InjectionStatus | undefined {
 
 /** The pod as if chaperone had never touched it (hardening of agent containers aside: it only adds). */
 export function stripInjection(raw: V1Pod): V1Pod {
-  const pod = structuredClone(raw);
+  const pod = cloneJson(raw);
   const previous = readStatus(pod);
   const injectedEnv = new Set(previous?.agentEnv ?? []);
   const spec = pod.spec;
@@ -372,7 +373,7 @@ function defaultImagePullPolicy(image: string | undefined): string {
 
 /** A copy with the fields kube-apiserver's defaulting adds to a container we render. */
 export function withContainerDefaults(container: AnyContainer): AnyContainer {
-  const c = structuredClone(container);
+  const c = cloneJson(container);
   c.terminationMessagePath ??= '/dev/termination-log';
   c.terminationMessagePolicy ??= 'File';
   c.imagePullPolicy ??= defaultImagePullPolicy(c.image);
@@ -388,7 +389,7 @@ export function withContainerDefaults(container: AnyContainer): AnyContainer {
 
 /** A copy with the fields kube-apiserver's defaulting adds to a volume we render. */
 export function withVolumeDefaults(volume: V1Volume): V1Volume {
-  const v = structuredClone(volume);
+  const v = cloneJson(volume);
   if (v.secret) v.secret.defaultMode ??= 0o644;
   if (v.configMap) v.configMap.defaultMode ??= 0o644;
   if (v.projected) v.projected.defaultMode ??= 0o644;
@@ -406,7 +407,7 @@ function reuse<T extends { name: string }>(
   defaults: (item: T) => T,
 ): T {
   const existing = previous?.find((p) => p.name === rendered.name);
-  if (existing && isDeepStrictEqual(defaults(existing), defaults(rendered))) return structuredClone(existing);
+  if (existing && isDeepStrictEqual(defaults(existing), defaults(rendered))) return cloneJson(existing);
   return rendered;
 }
 
@@ -421,7 +422,7 @@ export function injectPod(
   options: InjectOptions,
   previous?: V1Pod,
 ): V1Pod {
-  const pod = structuredClone(stripped);
+  const pod = cloneJson(stripped);
   const spec = pod.spec!;
   const env = agentEnv(policy);
   for (const c of [...(spec.initContainers ?? []), ...spec.containers]) injectIntoAgent(c, env);
@@ -435,7 +436,7 @@ export function injectPod(
     container(sidecarContainer(policy, options, fsGroup)),
     ...(spec.initContainers ?? []),
   ];
-  spec.volumes = [...(spec.volumes ?? []), volume(structuredClone(AGENT_TOKEN_VOLUME)), ...volumes];
+  spec.volumes = [...(spec.volumes ?? []), volume(cloneJson(AGENT_TOKEN_VOLUME)), ...volumes];
   const status: InjectionStatus = {
     version: INJECTION_VERSION,
     policy: policy.name,

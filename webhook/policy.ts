@@ -35,16 +35,44 @@ export type PolicyChoice =
   | { kind: 'one'; policy: RawSessionPolicy }
   | { kind: 'many'; names: string[] };
 
+/*
+ * Parses are remembered per raw object: the informer cache hands out the same object until the
+ * policy changes (then a new one), so a pod admission parses no policy; objects read live are new
+ * each time and simply miss. Cached results are frozen: a caller that wrote into one would change
+ * every later admission, so writing throws instead.
+ */
+type Selector = z.infer<typeof sessionPolicySpecSchema.shape.podSelector>;
+const selectors = new WeakMap<RawSessionPolicy, Selector | null>();
+const resolved = new WeakMap<RawSessionPolicy, Map<string, ResolvedPolicy | PolicyInvalidError>>();
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function selectorOf(policy: RawSessionPolicy): Selector | null {
+  let selector = selectors.get(policy);
+  if (selector === undefined) {
+    const raw = (policy.spec as { podSelector?: unknown } | undefined)?.podSelector;
+    const parsed = sessionPolicySpecSchema.shape.podSelector.safeParse(raw);
+    selector = parsed.success ? deepFreeze(parsed.data) : null;
+    selectors.set(policy, selector);
+  }
+  return selector;
+}
+
 /** The policies whose podSelector matches; several is a configuration error the caller reports. */
 export function choosePolicy(
   policies: readonly RawSessionPolicy[],
   podLabels: Record<string, string>,
 ): PolicyChoice {
   const matching = policies.filter((p) => {
-    const selector = (p.spec as { podSelector?: unknown } | undefined)?.podSelector;
-    const parsed = sessionPolicySpecSchema.shape.podSelector.safeParse(selector);
+    const selector = selectorOf(p);
     // A selector we cannot read matches nothing rather than everything.
-    return parsed.success && selectorMatches(parsed.data, podLabels);
+    return selector !== null && selectorMatches(selector, podLabels);
   });
   if (matching.length === 0) return { kind: 'none' };
   if (matching.length === 1) return { kind: 'one', policy: matching[0]! };
@@ -66,7 +94,28 @@ export function notReadyReason(policy: RawSessionPolicy): string | undefined {
   return undefined;
 }
 
+/** The policy's spec parsed (defaults applied); throws PolicyInvalidError. The result is frozen. */
 export function resolvePolicy(policy: RawSessionPolicy, namespace: string): ResolvedPolicy {
+  let perNamespace = resolved.get(policy);
+  if (!perNamespace) {
+    perNamespace = new Map();
+    resolved.set(policy, perNamespace);
+  }
+  let result = perNamespace.get(namespace);
+  if (!result) {
+    try {
+      result = deepFreeze(parsePolicy(policy, namespace));
+    } catch (error) {
+      if (!(error instanceof PolicyInvalidError)) throw error;
+      result = error;
+    }
+    perNamespace.set(namespace, result);
+  }
+  if (result instanceof PolicyInvalidError) throw result;
+  return result;
+}
+
+function parsePolicy(policy: RawSessionPolicy, namespace: string): ResolvedPolicy {
   const parsed = sessionPolicySpecSchema.safeParse(policy.spec);
   if (!parsed.success) {
     throw new PolicyInvalidError(

@@ -2,7 +2,7 @@
 // Decision. Any error answers "not allowed" (fail closed) with the reason, never a 500 without body.
 import type { Server } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
 import {
   type AdmissionRequest,
   type Decision,
@@ -73,6 +73,13 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
+  // A handshake per admission would cost both sides far more than deciding: watch that connections are reused.
+  const tlsConnections = new Counter({
+    name: 'chaperone_webhook_tls_connections_total',
+    help: 'TLS connections accepted (each one a handshake); far fewer than admission requests when clients keep connections alive.',
+    registers: [registry],
+  });
+  app.server.on('secureConnection', () => tlsConnections.inc());
 
   const podDeps = {
     cluster,

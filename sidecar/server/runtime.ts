@@ -182,7 +182,8 @@ export async function openConfiguredRecorder(
     retention: r.objectLock ? { mode: r.objectLock.mode, days: r.retentionDays } : undefined,
     logger: logger.child({ component: 'recording' }),
     ...(maxUnsettledAppends ? { maxUnsettledAppends } : {}),
-    // strict: every statement waits for its group commit, so a window would be pure latency.
-    commitWindowMs: recordingDurability(r) === 'strict' ? 0 : SIDECAR_COMMIT_WINDOW_MS,
+    // strict: the statements the gateway waits on are appended urgent, so their group goes at once;
+    // the window only gathers what nobody waits on (results), which then rides along in that write.
+    commitWindowMs: SIDECAR_COMMIT_WINDOW_MS,
   });
 }

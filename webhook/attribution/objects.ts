@@ -2,6 +2,7 @@
 // to a raw admission object (never parsed through a schema: unknown fields must survive).
 import { isDeepStrictEqual } from 'node:util';
 import type { AdmissionRequest } from '../admission.ts';
+import { cloneJson } from '../clone.ts';
 import { LAUNCHED_BY_ANNOTATION } from './launcher.ts';
 import { decideStamp, type StampDecision } from './stamp.ts';
 
@@ -41,7 +42,7 @@ function annotation(obj: Obj | undefined): string | undefined {
 
 function withoutStamp(obj: Obj | undefined): unknown {
   if (!obj) return undefined;
-  const copy = structuredClone(obj);
+  const copy = cloneJson(obj);
   const annotations = copy.metadata?.annotations;
   if (annotations) {
     delete annotations[LAUNCHED_BY_ANNOTATION];

@@ -3,6 +3,7 @@
 // refused; and on pod updates, refuse any change of the stamp.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { AdmissionRequest } from '../admission.ts';
+import { cloneJson } from '../clone.ts';
 import { CONTAINERS } from '../constants.ts';
 import { LAUNCHED_BY_ANNOTATION } from './launcher.ts';
 import { applyStamp, stampFor } from './objects.ts';
@@ -52,7 +53,7 @@ export function attributePod(
 export function withoutLauncherEnv(pod: V1Pod): V1Pod {
   const sidecar = pod.spec?.initContainers?.find((c) => c.name === CONTAINERS.sidecar);
   if (!sidecar?.env?.some((e) => e.name === LAUNCHER_ENV)) return pod;
-  const copy = structuredClone(pod);
+  const copy = cloneJson(pod);
   const c = copy.spec!.initContainers!.find((x) => x.name === CONTAINERS.sidecar)!;
   c.env = c.env!.filter((e) => e.name !== LAUNCHER_ENV);
   return copy;

@@ -5,6 +5,7 @@ import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import type { AdmissionRequest, Decision } from '../admission.ts';
 import { allow, deny } from '../admission.ts';
 import { attributePod, withoutLauncherEnv } from '../attribution/index.ts';
+import { cloneJson } from '../clone.ts';
 import type { ClusterReader } from '../cluster.ts';
 import type { WebhookConfig } from '../config.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from '../constants.ts';
@@ -193,7 +194,7 @@ async function planEphemeral(req: AdmissionRequest, deps: PodHandlerDeps): Promi
   // Injected pods: the agent rules apply even when the policy is gone or invalid.
   if (hasSidecar(old)) options.scope = 'injected';
   const existing = new Set((old?.spec?.ephemeralContainers ?? []).map((c) => c.name));
-  const mutated = structuredClone(raw);
+  const mutated = cloneJson(raw);
   const added = (mutated.spec?.ephemeralContainers ?? []).filter((c) => !existing.has(c.name));
   const violations = added.flatMap((c) =>
     containerViolations(c, 'ephemeralContainer', raw.spec?.securityContext, options),
@@ -304,6 +305,8 @@ export async function validatePod(req: AdmissionRequest, deps: PodHandlerDeps): 
   const p = await plan(req, deps);
   if (p.kind === 'deny') return deny(p.message);
   if (p.kind === 'skip') return allow();
+  // Equal (the common case): no drift, and no patch to compute.
+  if (isDeepStrictEqual(p.raw, p.mutated)) return allow();
   const drift = renderPodPatch(p.raw, p.mutated);
   if (drift.length > 0) {
     const paths = [...new Set(drift.map((op) => op.path))].slice(0, 10).join(', ');

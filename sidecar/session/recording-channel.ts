@@ -1,6 +1,6 @@
-// A session's recording as the gateway uses it: appends never block the data path one by one, but a
+// A session's recording as a gateway uses it: appends never block the data path one by one, but a
 // session that runs too far ahead of the spool waits (backpressure), and a failing recording is
-// reported once instead of per event.
+// reported once instead of per event. Shared by every protocol.
 import type { Logger } from 'pino';
 import type { SessionRecording } from '../server/modules.ts';
 
@@ -38,16 +38,23 @@ export class RecordingChannel {
     return this.recording?.sessionId;
   }
 
+  /**
+   * urgent: the caller waits for this event to be durable before going on (durability strict), so
+   * the recorder writes its group at once instead of after its commit window.
+   */
   add(
     kind: string,
     direction: 'client' | 'server' | 'internal',
     payload: Record<string, unknown>,
     summary?: string,
+    urgent = false,
   ): Promise<void> | undefined {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
     if (!this.recording || this.failed) return undefined;
     this.pending++;
-    const settled = this.recording.append({ kind, direction, payload, summary });
+    const settled = this.recording.append(
+      urgent ? { kind, direction, payload, summary, urgent } : { kind, direction, payload, summary },
+    );
     // The recorder acknowledges a whole group commit with one promise: count the events waiting on
     // it instead of attaching one reaction per event.
     const group = this.group;
@@ -74,7 +81,7 @@ export class RecordingChannel {
     payload: Record<string, unknown>,
     summary?: string,
   ): Promise<void> {
-    const settled = this.add(kind, direction, payload, summary);
+    const settled = this.add(kind, direction, payload, summary, true);
     if (settled) return settled;
     return this.failed ? Promise.reject(this.failed) : Promise.resolve();
   }
