@@ -2,6 +2,7 @@
 // turns errors into exit codes.
 import { Command } from 'commander';
 import { SessionNotFoundError } from '../recording/index.ts';
+import { registerEvidence } from './commands/evidence.ts';
 import { registerExport } from './commands/export.ts';
 import { registerKeygen } from './commands/keygen.ts';
 import { registerIndex, registerSearch } from './commands/search.ts';
@@ -25,6 +26,7 @@ export function buildProgram(io: Io): Command {
   registerExport(sessions, io);
   registerSearch(sessions, io);
   registerIndex(program, io);
+  registerEvidence(program, io);
   registerVerify(program, io);
   registerKeygen(program, io);
   registerVersion(program, io);
