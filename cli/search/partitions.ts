@@ -64,13 +64,20 @@ export async function readIndexObject(
   }
 }
 
-/** A partition's rows from its Parquet file; undefined when it has not been built yet. */
+/**
+ * A partition's rows from its Parquet file; undefined when it has not been built yet or cannot be
+ * read (then search answers from the index objects and the next build rewrites it).
+ */
 export async function readPartition(store: SegmentStore, p: Partition): Promise<SessionRow[] | undefined> {
   const bytes = await store.get(parquetKey(p));
   if (!bytes) return undefined;
   const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  const raw = await parquetReadObjects({ file });
-  return raw.map((r) => rowFromParquet(r, p.date, p.namespace));
+  try {
+    const raw = await parquetReadObjects({ file });
+    return raw.map((r) => rowFromParquet(r, p.date, p.namespace));
+  } catch {
+    return undefined;
+  }
 }
 
 export function encodePartition(rows: readonly SessionRow[]): Buffer {

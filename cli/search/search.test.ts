@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { generateSigningKey, openStore, type SessionIndex } from '../../recording/index.ts';
+import { generateSigningKey, loadSigningKey, openStore, type SessionIndex } from '../../recording/index.ts';
 import { tempDir } from '../../recording/testing/fixtures.ts';
 import { run } from '../program.ts';
 import { schemaTable } from './columns.ts';
+import { parquetKey } from './partitions.ts';
 import { generateSessions, putIndex, syntheticIndex } from './testing/generate.ts';
 
 const DAY = 86_400_000;
@@ -151,7 +153,6 @@ test('index build is incremental: new sessions and sessions that ended since are
     updatedAt: new Date(open[0]!.startedAtMs + DAY / 24).toISOString(),
   };
   await putIndex(store, ended);
-  const { loadSigningKey } = await import('../../recording/index.ts');
   const newer = syntheticIndex(1000, { ...OPTS, count: 1 }, loadSigningKey(key.privateKeyPem));
   await putIndex(store, newer);
 
@@ -169,6 +170,18 @@ test('index build is incremental: new sessions and sessions that ended since are
   assert.equal(found.length, 41);
   assert.equal(found.find((r) => r.session_id === ended.sessionId)?.status, 'ended');
   assert.ok(found.some((r) => r.session_id === newer.sessionId));
+
+  // A damaged Parquet file costs speed, not answers, and the next build replaces it.
+  const damaged = parquetKey({ date: ended.date, namespace: ended.namespace });
+  const junk = Buffer.from('PAR1 not really parquet');
+  await store.put(damaged, junk, { sha256: createHash('sha256').update(junk).digest(), contentType: 'x' });
+  const again = jsonLines((await cli(['--store', url, 'sessions', 'search', '--json'])).out);
+  assert.deepEqual(
+    again.map((r) => r.session_id),
+    found.map((r) => r.session_id),
+  );
+  const repaired = JSON.parse((await cli(['--store', url, 'index', 'build', '--json'])).out);
+  assert.equal(repaired.partitionsWritten, 1);
 });
 
 test('the search table fits the terminal width and keeps the session id whole', async () => {
