@@ -1,10 +1,15 @@
 // Search benchmark: 10,000 generated sessions (signed index objects, written straight into a real
 // MinIO), then a filtered `sessions search` before and after `index build`, cold (a new S3 client)
 // and warm (the same client again). Fails when the filtered query over the Parquet index takes
-// more than 2 s.
+// more than 2 s. Then the Parquet files are copied to a local folder (as `aws s3 sync` would) and
+// the DuckDB query of docs/auditing.md must give the same sessions.
 //   node bench/search.bench.ts                 10,000 sessions
 //   BENCH_SESSIONS=2000 node bench/search.bench.ts
 
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { buildSearchIndex } from '../cli/search/build.ts';
 import { type SearchFilter, searchSessions } from '../cli/search/search.ts';
 import { generateSessions } from '../cli/search/testing/generate.ts';
@@ -13,7 +18,7 @@ import { startEnv } from '../test/env/index.ts';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10_000);
 const BUDGET_MS = 2_000;
-const START = Date.UTC(2026, 10, 1);
+const START = Date.UTC(2026, 10, 17);
 const DAYS = 10;
 
 const env = await startEnv(['minio']);
@@ -41,8 +46,8 @@ try {
   // The question of docs/auditing.md: one identity, three days, a blocked "drop table".
   const filter: SearchFilter = {
     subject: 'alice@example.com',
-    since: Date.UTC(2026, 10, 3),
-    until: Date.UTC(2026, 10, 5, 23, 59, 59),
+    since: Date.UTC(2026, 10, 20),
+    until: Date.UTC(2026, 10, 22, 23, 59, 59),
     text: 'drop table',
     blocked: true,
   };
@@ -91,6 +96,29 @@ try {
   const allCold = await query(openStore(url, s3), {});
   const allWarm = await query(coldStore, {});
 
+  // DuckDB over a local copy of the Parquet files, with the documented query.
+  const copy = await mkdtemp(join(tmpdir(), 'chaperone-search-bench-'));
+  let duck: { ms: number; found: number };
+  try {
+    const store = openStore(url, s3);
+    for await (const k of store.list('parquet/sessions/')) {
+      await mkdir(dirname(join(copy, k)), { recursive: true });
+      await writeFile(join(copy, k), (await store.get(k))!);
+    }
+    const doc = await readFile(new URL('../docs/auditing.md', import.meta.url), 'utf8');
+    const sql = /### The same question in DuckDB[\s\S]*?```sql\n([\s\S]*?)```/.exec(doc)![1]!;
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    const t0 = performance.now();
+    const result = await conn.runAndReadAll(sql.replace('/srv/chaperone-store', copy));
+    const ids = result.getRowObjectsJson().map((r) => String(r.session_id));
+    duck = { ms: ms(t0), found: ids.length };
+    conn.closeSync();
+    check(ids);
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
+
   const rows = [
     ['sessions', String(SESSIONS)],
     ['partitions (days x namespaces)', String(report.partitions)],
@@ -105,6 +133,7 @@ try {
     ['filtered search, warm', `${warm.ms} ms`],
     ['all sessions, cold', `${allCold.ms} ms (${allCold.found} found)`],
     ['all sessions, warm', `${allWarm.ms} ms`],
+    ['DuckDB, documented query over a local copy', `${duck.ms} ms (${duck.found} found, same sessions)`],
   ];
   const w = Math.max(...rows.map((r) => r[0]!.length));
   for (const [k, v] of rows) process.stdout.write(`${k!.padEnd(w)}  ${v}\n`);
