@@ -19,11 +19,30 @@ export function parseTime(value: string, now = Date.now()): number {
   return ms;
 }
 
-export function table(rows: string[][]): string {
+/**
+ * Columns padded to their widest cell. Given a terminal width, the widest columns are cut (with
+ * `…`) until a line fits; never the first (the id to copy), never below 6 characters, so a very
+ * narrow terminal wraps instead.
+ */
+export function table(rows: string[][], maxWidth?: number): string {
   const widths: number[] = [];
   for (const r of rows) for (const [i, c] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
+  if (maxWidth !== undefined) {
+    const total = () => widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
+    while (total() > maxWidth) {
+      const rest = widths.slice(1);
+      const widest = 1 + rest.indexOf(Math.max(...rest));
+      if (widths.length < 2 || widths[widest]! <= 6) break;
+      widths[widest] = Math.max(6, widths[widest]! - (total() - maxWidth));
+    }
+  }
+  const fit = (c: string, w: number) => (c.length > w ? `${c.slice(0, w - 1)}…` : c);
   return rows
-    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '))
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? fit(c, widths[i]!) : fit(c, widths[i]!).padEnd(widths[i]!)))
+        .join('  '),
+    )
     .join('\n');
 }
 
@@ -35,7 +54,7 @@ const time = (ms: number | undefined) =>
         .replace('T', ' ')
         .replace(/\.\d+Z$/, 'Z');
 
-export function sessionsTable(sessions: ListedSession[]): string {
+export function sessionsTable(sessions: ListedSession[], maxWidth?: number): string {
   const rows = [['SESSION', 'STARTED', 'NAMESPACE', 'POD', 'SUBJECT', 'TARGET', 'STATUS', 'EVENTS']];
   for (const s of sessions) {
     rows.push([
@@ -49,7 +68,7 @@ export function sessionsTable(sessions: ListedSession[]): string {
       String(s.events),
     ]);
   }
-  return table(rows);
+  return table(rows, maxWidth);
 }
 
 export function sessionDetails(s: SessionIndex): string {

@@ -14,6 +14,8 @@ for (const stream of [process.stdout, process.stderr]) {
 void run(process.argv.slice(2), {
   out: (s) => process.stdout.write(s),
   err: (s) => process.stderr.write(s),
+  ...(process.stdout.isTTY ? { columns: process.stdout.columns } : {}),
+  errIsTTY: process.stderr.isTTY === true,
 }).then((code) => {
   process.exitCode = code;
 });

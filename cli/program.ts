@@ -2,8 +2,10 @@
 // turns errors into exit codes.
 import { Command } from 'commander';
 import { SessionNotFoundError } from '../recording/index.ts';
+import { registerEvidence } from './commands/evidence.ts';
 import { registerExport } from './commands/export.ts';
 import { registerKeygen } from './commands/keygen.ts';
+import { registerIndex, registerSearch } from './commands/search.ts';
 import { registerSessions } from './commands/sessions.ts';
 import { type Io, USAGE_EXIT } from './commands/shared.ts';
 import { registerVerify } from './commands/verify.ts';
@@ -22,6 +24,9 @@ export function buildProgram(io: Io): Command {
 
   const sessions = registerSessions(program, io);
   registerExport(sessions, io);
+  registerSearch(sessions, io);
+  registerIndex(program, io);
+  registerEvidence(program, io);
   registerVerify(program, io);
   registerKeygen(program, io);
   registerVersion(program, io);

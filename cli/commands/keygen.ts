@@ -12,7 +12,8 @@ export function registerKeygen(program: Command, io: Io): void {
     .description('write a new Ed25519 signing key pair (<out>.key, mode 0600, and <out>.pub)')
     .option('--out <path>', 'path without extension', 'chaperone-signing')
     .option('--force', 'replace existing files')
-    .action(async (o: { out: string; force?: boolean }) => {
+    .option('--json', 'key id and file names as JSON')
+    .action(async (o: { out: string; force?: boolean; json?: boolean }) => {
       const files = { key: `${o.out}.key`, pub: `${o.out}.pub` };
       if (!o.force) {
         for (const f of Object.values(files)) {
@@ -26,6 +27,10 @@ export function registerKeygen(program: Command, io: Io): void {
       const k = generateSigningKey();
       await writeFile(files.key, k.privateKeyPem, { mode: 0o600 });
       await writeFile(files.pub, k.publicKeyPem, { mode: 0o644 });
-      io.out(`key id ${k.keyId}\nprivate key ${files.key}\npublic key ${files.pub}\n`);
+      io.out(
+        o.json
+          ? `${JSON.stringify({ keyId: k.keyId, privateKey: files.key, publicKey: files.pub })}\n`
+          : `key id ${k.keyId}\nprivate key ${files.key}\npublic key ${files.pub}\n`,
+      );
     });
 }

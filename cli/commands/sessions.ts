@@ -21,7 +21,7 @@ export function registerSessions(program: Command, io: Io): Command {
         if (o.json) io.out(`${JSON.stringify(s)}\n`);
         else found.push(s);
       }
-      if (!o.json) io.out(`${found.length === 0 ? 'no sessions' : sessionsTable(found)}\n`);
+      if (!o.json) io.out(`${found.length === 0 ? 'no sessions' : sessionsTable(found, io.columns)}\n`);
     });
 
   sessions

@@ -8,6 +8,10 @@ import { parseTime } from '../format.ts';
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** Terminal width when stdout is a terminal: tables are fitted to it. */
+  columns?: number;
+  /** stderr is a terminal: progress bars are drawn there (never into a pipe or a log). */
+  errIsTTY?: boolean;
 }
 
 export const VERIFY_FAILED_EXIT = 3;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { listSessions, type VerifyReport, verifySession } from '../../recording/index.ts';
 import { CliError } from '../errors.ts';
 import { verifyLine } from '../format.ts';
+import { progress } from '../progress.ts';
 import { storeFromFlag } from '../store.ts';
 import {
   type FilterFlags,
@@ -39,10 +40,17 @@ export function registerVerify(program: Command, io: Io): void {
       if (id) ids.push(id);
       else for await (const s of listSessions(store, toFilter(o))) ids.push(s.sessionId);
       let failed = 0;
-      for (const sid of ids) {
-        const report: VerifyReport = await verifySession(store, sid, keys);
-        if (!report.ok || (o.requireEnded && !report.complete)) failed++;
-        io.out(o.json ? `${JSON.stringify(report)}\n` : `${verifyLine(report)}\n`);
+      // On a terminal, a bar on stderr while sessions are read; results go to stdout as they come.
+      const bar = progress(io, 'verifying', ids.length);
+      try {
+        for (const sid of ids) {
+          const report: VerifyReport = await verifySession(store, sid, keys);
+          if (!report.ok || (o.requireEnded && !report.complete)) failed++;
+          io.out(o.json ? `${JSON.stringify(report)}\n` : `${verifyLine(report)}\n`);
+          bar.tick();
+        }
+      } finally {
+        bar.stop();
       }
       if (o.all && !o.json) io.out(`${ids.length - failed} of ${ids.length} sessions verified\n`);
       if (failed > 0) throw new CliError('', VERIFY_FAILED_EXIT);
