@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { SessionNotFoundError } from '../recording/index.ts';
 import { registerExport } from './commands/export.ts';
 import { registerKeygen } from './commands/keygen.ts';
+import { registerServe } from './commands/serve.ts';
 import { registerSessions } from './commands/sessions.ts';
 import { type Io, USAGE_EXIT } from './commands/shared.ts';
 import { registerVerify } from './commands/verify.ts';
@@ -24,6 +25,7 @@ export function buildProgram(io: Io): Command {
   registerExport(sessions, io);
   registerVerify(program, io);
   registerKeygen(program, io);
+  registerServe(program, io);
   registerVersion(program, io);
   return program;
 }
