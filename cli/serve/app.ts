@@ -71,11 +71,16 @@ function safeNext(v: unknown): string {
   return typeof v === 'string' && /^\/(?![/\\])[^\s\\]*$/.test(v) ? v : '/';
 }
 
+/**
+ * Sign-in and sign-out only from our own pages. Browsers say where a request comes from in
+ * Sec-Fetch-Site; with Referrer-Policy no-referrer their Origin on a form post is "null", so the
+ * Origin header decides only when it names a real origin.
+ */
 function sameOrigin(req: FastifyRequest): boolean {
   const site = req.headers['sec-fetch-site'];
-  if (site && site !== 'same-origin' && site !== 'none') return false;
+  if (site) return site === 'same-origin' || site === 'none';
   const origin = req.headers.origin;
-  return !origin || origin === `${req.protocol}://${req.headers.host}`;
+  return !origin || origin === 'null' || origin === `${req.protocol}://${req.headers.host}`;
 }
 
 function filterOf(q: Record<string, string | undefined>): { input: FilterInput; filter: ViewerFilter } {

@@ -181,8 +181,15 @@ function describe(e: RecordedEvent): { cls: string; label: string; content: Html
         label: 'WebSocket message',
         content: html`<p>${str(p.opcode) ?? ''}, ${num(p.bytes) ?? 0} bytes</p><pre class="term">${clip(visibleText(str(p.data) ?? ''))}</pre>`,
       };
+    case 'session.start':
+    case 'session.end':
+      return {
+        cls: 'meta',
+        label: e.kind === 'session.start' ? 'Session started' : `Session ended (${str(p.reason) ?? ''})`,
+        content: html`<details><summary>${e.kind === 'session.start' ? 'header' : 'totals'}</summary>${json(p)}</details>`,
+      };
     default:
-      return { cls: e.kind.startsWith('session.') ? 'meta' : 'other', label: e.kind, content: json(p) };
+      return { cls: 'other', label: e.kind, content: json(p) };
   }
 }
 
