@@ -84,7 +84,10 @@ export function registerServe(program: Command, io: Io): void {
       const pageSize = Number(o.pageSize);
       if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000)
         throw new CliError('--page-size: 1 to 1000');
-      const app = await buildViewer({ source: new SessionSource(store, keys), gate, pageSize });
+      const source = new SessionSource(store, keys);
+      // Read the index while the server starts, so the first page does not wait for all of it.
+      source.warm();
+      const app = await buildViewer({ source, gate, pageSize });
       const address = await app.listen({ host, port });
       io.out(`chaperone viewer on ${address} (auth: ${o.auth}, store: ${store.url}, read-only)\n`);
       await new Promise<void>((resolve) => {

@@ -7,14 +7,14 @@ import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { generateSigningKey, openStore } from '../../recording/index.ts';
+import { generateSigningKey, listSessions, openStore } from '../../recording/index.ts';
 import { tempDir } from '../../recording/testing/fixtures.ts';
 import { testEnv } from '../../test/env/index.ts';
 import { oidcToken } from '../../test/env/oidc.ts';
 import { buildViewer, COOKIE, CSP } from './app.ts';
 import { Gate } from './auth.ts';
 import { escapeHtml, html } from './html.ts';
-import { readOnly, SessionSource } from './source.ts';
+import { filterSessions, loadIndex, readOnly, SessionSource, type ViewerFilter } from './source.ts';
 import { recordFixtures, XSS_SQL } from './testing/recordings.ts';
 
 const env = await testEnv(['oidc']);
@@ -53,6 +53,39 @@ describe('html escaping', () => {
       String(html`<p title="${'"quoted"'}">${inner}${['<', html`<br>`]}</p>`),
       '<p title="&quot;quoted&quot;"><b>&lt;i&gt;</b>&lt;<br></p>',
     );
+  });
+});
+
+describe('the listing', () => {
+  test('loadIndex and filterSessions keep what listSessions keeps', async () => {
+    const store = openStore(storeUrl);
+    const ids = async (it: AsyncIterable<{ sessionId: string }>) => {
+      const out: string[] = [];
+      for await (const s of it) out.push(s.sessionId);
+      return out.sort();
+    };
+    const all = await loadIndex(store, 3);
+    assert.equal(all.length, 4);
+    assert.deepEqual(all.map((s) => s.sessionId).sort(), await ids(listSessions(store)));
+    const filters: ViewerFilter[] = [
+      { subject: 'alice@example.com' },
+      { subject: 'report-bot' },
+      { subject: 'system:serviceaccount:*' },
+      { namespace: 'agents', pod: 'report-bot-*' },
+      { target: '*-api' },
+      { since: Date.now() - 3_600_000, until: Date.now() + 60_000 },
+      { until: Date.now() - 3_600_000 },
+      { namespace: 'nope' },
+    ];
+    for (const f of filters) {
+      assert.deepEqual(
+        filterSessions(all, f)
+          .map((s) => s.sessionId)
+          .sort(),
+        await ids(listSessions(store, f)),
+        JSON.stringify(f),
+      );
+    }
   });
 });
 
