@@ -38,23 +38,27 @@ export const CSP = [
   "base-uri 'none'",
 ].join('; ');
 
-const require = createRequire(import.meta.url);
-const asset = (path: string) => readFileSync(path);
-const ASSETS: Record<string, { type: string; file: () => string }> = {
-  'viewer.css': { type: 'text/css', file: () => new URL('./assets/viewer.css', import.meta.url).pathname },
-  'viewer.js': {
-    type: 'text/javascript',
-    file: () => new URL('./assets/viewer.js', import.meta.url).pathname,
-  },
-  'asciinema-player.min.js': {
-    type: 'text/javascript',
-    file: () => require.resolve('asciinema-player/dist/bundle/asciinema-player.min.js'),
-  },
-  'asciinema-player.css': {
-    type: 'text/css',
-    file: () => require.resolve('asciinema-player/dist/bundle/asciinema-player.css'),
-  },
-};
+/** The viewer's static files: its own stylesheet and script, and asciinema-player's bundle. */
+function loadAssets(): Map<string, { type: string; body: Buffer }> {
+  try {
+    const here = (name: string) => new URL(`./assets/${name}`, import.meta.url).pathname;
+    const player = (name: string) =>
+      createRequire(import.meta.url).resolve(`asciinema-player/dist/bundle/${name}`);
+    return new Map([
+      ['viewer.css', { type: 'text/css', body: readFileSync(here('viewer.css')) }],
+      ['viewer.js', { type: 'text/javascript', body: readFileSync(here('viewer.js')) }],
+      [
+        'asciinema-player.min.js',
+        { type: 'text/javascript', body: readFileSync(player('asciinema-player.min.js')) },
+      ],
+      ['asciinema-player.css', { type: 'text/css', body: readFileSync(player('asciinema-player.css')) }],
+    ]);
+  } catch (err) {
+    throw new CliError(
+      `the viewer's assets are not readable here (run it from a checkout or the npm package): ${(err as Error).message}`,
+    );
+  }
+}
 const PLAYABLE = new Set(['shell', 'exec', 'attach']);
 
 function cookies(req: FastifyRequest): Record<string, string> {
@@ -104,9 +108,7 @@ const intParam = (v: unknown, max: number) => {
 export async function buildViewer(o: ViewerOptions): Promise<FastifyInstance> {
   const pageSize = o.pageSize ?? 50;
   const eventsPerPage = o.eventsPerPage ?? 500;
-  const assets = new Map(
-    Object.entries(ASSETS).map(([name, a]) => [name, { type: a.type, body: asset(a.file()) }]),
-  );
+  const assets = loadAssets();
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: 16 * 1024 });
   const viewers = new WeakMap<FastifyRequest, Viewer>();
 

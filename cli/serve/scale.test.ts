@@ -1,5 +1,7 @@
-// The viewer's list with 10,000 sessions in MinIO: the first listing is read once, then every
-// filter and page answers from memory, and filters mean what listSessions means.
+// The viewer's list with many sessions in MinIO: the first listing is read once, then every filter
+// and page answers from memory, and filters mean what listSessions means. 2,000 sessions by
+// default (writing them costs the suite the most); CHAPERONE_VIEWER_SCALE_SESSIONS=10000 for the
+// figure in docs/viewer.md.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { generateSigningKey, listSessions, openStore } from '../../recording/index.ts';
@@ -10,7 +12,7 @@ import { Gate } from './auth.ts';
 import { filterSessions, loadIndex, SessionSource, type ViewerFilter } from './source.ts';
 import { writeManyIndexes } from './testing/many-sessions.ts';
 
-const COUNT = Number(process.env.CHAPERONE_VIEWER_SCALE_SESSIONS ?? 10_000);
+const COUNT = Number(process.env.CHAPERONE_VIEWER_SCALE_SESSIONS ?? 2_000);
 const env = await testEnv(['minio']);
 
 test(`list and search ${COUNT} sessions in MinIO`, async () => {
@@ -51,10 +53,15 @@ test(`list and search ${COUNT} sessions in MinIO`, async () => {
   t = performance.now();
   const all = await loadIndex(store);
   assert.equal(all.length, COUNT);
-  // Each listSessions scan with a namespace reads a tenth of the objects, one after another.
+  // A listSessions scan with a namespace reads a tenth of the objects, one after another.
   const filters: ViewerFilter[] = [
-    { namespace: 'team-5', subject: 'agent-1*', target: 'db-[3]' },
-    { namespace: 'team-1', pod: 'pod-1*1', since: Date.UTC(2026, 10, 21), until: Date.UTC(2026, 10, 23, 12) },
+    {
+      namespace: 'team-1',
+      subject: 'agent-1*',
+      pod: 'pod-1*1',
+      since: Date.UTC(2026, 10, 21),
+      until: Date.UTC(2026, 10, 23, 12),
+    },
   ];
   for (const f of filters) {
     const expected: string[] = [];
@@ -62,7 +69,7 @@ test(`list and search ${COUNT} sessions in MinIO`, async () => {
     const got = filterSessions(all, f).map((s) => s.sessionId);
     assert.deepEqual(got.sort(), expected.sort(), JSON.stringify(f));
   }
-  assert.ok(filterSessions(all, filters[1]!).length > 0);
+  assert.ok(filterSessions(all, filters[0]!).length > 0);
   process.stderr.write(
     `[viewer-scale] equivalence with listSessions checked in ${(performance.now() - t).toFixed(0)} ms\n`,
   );
