@@ -9,7 +9,7 @@ import { s3OptionsFor, s3UrlFor } from '../../recording/testing/fixtures.ts';
 import { testEnv } from '../../test/env/index.ts';
 import { buildViewer } from './app.ts';
 import { Gate } from './auth.ts';
-import { filterSessions, loadIndex, SessionSource, type ViewerFilter } from './source.ts';
+import { filterSessions, IndexCache, SessionSource, type ViewerFilter } from './source.ts';
 import { writeManyIndexes } from './testing/many-sessions.ts';
 
 const COUNT = Number(process.env.CHAPERONE_VIEWER_SCALE_SESSIONS ?? 2_000);
@@ -51,8 +51,14 @@ test(`list and search ${COUNT} sessions in MinIO`, async () => {
 
   // The in-memory filters keep exactly what listSessions keeps.
   t = performance.now();
-  const all = await loadIndex(store);
+  const cache = new IndexCache(store);
+  const all = await cache.refresh();
   assert.equal(all.length, COUNT);
+  assert.equal(cache.lastReads, COUNT);
+  // A refresh reads only what is new (every session here has ended).
+  await writeManyIndexes(store, 3, key.privateKeyPem, Date.UTC(2026, 10, 26));
+  assert.equal((await cache.refresh()).length, COUNT + 3);
+  assert.equal(cache.lastReads, 3);
   // A listSessions scan with a namespace reads a tenth of the objects, one after another.
   const filters: ViewerFilter[] = [
     {

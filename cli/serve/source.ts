@@ -83,12 +83,7 @@ export function filterSessions(all: readonly ListedSession[], f: ViewerFilter): 
   );
 }
 
-/**
- * Every index object of the store, `concurrency` GETs at a time: what listSessions(store) yields
- * without a filter (a test holds the two equal), in seconds instead of minutes for 10,000 sessions
- * in S3, where listSessions reads one object after another.
- */
-export async function loadIndex(store: SegmentStore, concurrency = 32): Promise<ListedSession[]> {
+async function indexKeys(store: SegmentStore): Promise<string[]> {
   const keys: string[] = [];
   for await (const date of store.listFolders('index/')) {
     if (!/date=[^/]+\/$/.test(date)) continue;
@@ -97,23 +92,65 @@ export async function loadIndex(store: SegmentStore, concurrency = 32): Promise<
       for await (const key of store.list(ns)) if (key.endsWith('.json')) keys.push(key);
     }
   }
-  const found: (ListedSession | undefined)[] = new Array(keys.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < keys.length) {
-      const i = next++;
-      const bytes = await store.get(keys[i]!);
-      if (!bytes) continue;
-      try {
-        const parsed = SessionIndexSchema.safeParse(JSON.parse(bytes.toString('utf8').split('\n')[0] ?? ''));
-        if (parsed.success) found[i] = parsed.data;
-      } catch {
-        // Not an index object: listSessions skips it too.
+  return keys;
+}
+
+/**
+ * The index objects of a store, kept by key. The first refresh reads them all, `concurrency` GETs
+ * at a time (listSessions reads one after another: minutes for 10,000 sessions in S3); later ones
+ * list the keys and read only new objects and those of sessions still open (an ended or recovered
+ * session's index object is final).
+ */
+export class IndexCache {
+  readonly #store: SegmentStore;
+  readonly #concurrency: number;
+  #byKey = new Map<string, ListedSession>();
+  /** GETs made by the last refresh (for tests and figures). */
+  lastReads = 0;
+
+  constructor(store: SegmentStore, concurrency = 32) {
+    this.#store = store;
+    this.#concurrency = Math.max(1, concurrency);
+  }
+
+  async refresh(): Promise<ListedSession[]> {
+    const keys = await indexKeys(this.#store);
+    const toRead = keys.filter(
+      (k) => this.#byKey.get(k)?.status !== 'ended' && this.#byKey.get(k)?.status !== 'recovered',
+    );
+    const read = new Map<string, ListedSession | undefined>();
+    let next = 0;
+    const worker = async () => {
+      while (next < toRead.length) {
+        const key = toRead[next++]!;
+        read.set(key, parseIndex(await this.#store.get(key)));
       }
+    };
+    await Promise.all(Array.from({ length: this.#concurrency }, worker));
+    this.lastReads = toRead.length;
+    const byKey = new Map<string, ListedSession>();
+    for (const k of keys) {
+      const s = read.has(k) ? read.get(k) : this.#byKey.get(k);
+      if (s) byKey.set(k, s);
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
-  return found.filter((s): s is ListedSession => s !== undefined);
+    this.#byKey = byKey;
+    return [...byKey.values()];
+  }
+}
+
+function parseIndex(bytes: Buffer | undefined): ListedSession | undefined {
+  if (!bytes) return undefined;
+  try {
+    const parsed = SessionIndexSchema.safeParse(JSON.parse(bytes.toString('utf8').split('\n')[0] ?? ''));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined; // Not an index object: listSessions skips it too.
+  }
+}
+
+/** Every index object of the store: what listSessions(store) yields without a filter. */
+export function loadIndex(store: SegmentStore, concurrency = 32): Promise<ListedSession[]> {
+  return new IndexCache(store, concurrency).refresh();
 }
 
 /** A verification report and when it was made. */
@@ -131,7 +168,7 @@ export class SessionSource {
   readonly #keys: string[];
   readonly #ttl: number;
   readonly #verifySize: number;
-  readonly #concurrency: number;
+  readonly #index: IndexCache;
   readonly #now: () => number;
   #all: CachedListing | undefined;
   #refreshing: Promise<ListedSession[]> | undefined;
@@ -142,7 +179,7 @@ export class SessionSource {
     this.#keys = publicKeys;
     this.#ttl = options.listingTtlMs ?? 30_000;
     this.#verifySize = options.verifyCacheSize ?? 10_000;
-    this.#concurrency = options.concurrency ?? 32;
+    this.#index = new IndexCache(this.#store, options.concurrency ?? 32);
     this.#now = options.now ?? Date.now;
   }
 
@@ -169,7 +206,7 @@ export class SessionSource {
   #listing(): Promise<ListedSession[]> {
     const cached = this.#all;
     if (cached && this.#now() - cached.at < this.#ttl) return cached.sessions;
-    const sessions = loadIndex(this.#store, this.#concurrency).then((found) => found.sort(newestFirst));
+    const sessions = this.#index.refresh().then((found) => found.sort(newestFirst));
     const entry = { at: this.#now(), sessions };
     sessions.then(
       () => {
