@@ -16,6 +16,7 @@ interface ServeFlags {
   oidcAudience?: string;
   oidcSubject?: string[];
   pageSize: string;
+  secureCookie?: boolean;
 }
 
 export function parseListen(v: string): { host: string; port: number } {
@@ -44,6 +45,7 @@ export function registerServe(program: Command, io: Io): void {
     .option('--oidc-audience <aud>', 'auth oidc: the audience those tokens must carry')
     .option('--oidc-subject <sub...>', 'auth oidc: only these subjects (default: any subject of the issuer)')
     .option('--page-size <n>', 'sessions per list page', '50')
+    .option('--secure-cookie', 'mark the sign-in cookie Secure (when a TLS-terminating proxy is in front)')
     .action(async (o: ServeFlags, cmd: Command) => {
       const store = storeFromFlag(cmd.optsWithGlobals().store);
       const keys = await readPublicKeys(o.publicKey);
@@ -87,7 +89,12 @@ export function registerServe(program: Command, io: Io): void {
       const source = new SessionSource(store, keys);
       // Read the index while the server starts, so the first page does not wait for all of it.
       source.warm();
-      const app = await buildViewer({ source, gate, pageSize });
+      const app = await buildViewer({
+        source,
+        gate,
+        pageSize,
+        ...(o.secureCookie ? { secureCookie: true } : {}),
+      });
       const address = await app.listen({ host, port });
       io.out(`chaperone viewer on ${address} (auth: ${o.auth}, store: ${store.url}, read-only)\n`);
       await new Promise<void>((resolve) => {

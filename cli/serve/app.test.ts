@@ -37,6 +37,7 @@ async function signInCookie(app = tokenApp, token = TOKEN): Promise<string> {
     payload: new URLSearchParams({ token, next: '/' }).toString(),
   });
   assert.equal(r.statusCode, 303);
+  assert.match(String(r.headers['set-cookie']), /; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
   const cookie = /chaperone_viewer=([^;]+)/.exec(String(r.headers['set-cookie']))?.[1];
   assert.ok(cookie, 'a session cookie');
   return `${COOKIE}=${cookie}`;
@@ -165,6 +166,19 @@ describe('the gate (shared token)', () => {
       assert.equal(r.headers.location, '/', next);
     }
     assert.throws(() => new Gate({ mode: 'token', token: 'short' }), /at least 16 characters/);
+    const behindProxy = await buildViewer({
+      source,
+      gate: new Gate({ mode: 'token', token: TOKEN }),
+      secureCookie: true,
+    });
+    const secure = await behindProxy.inject({
+      method: 'POST',
+      url: '/login',
+      headers: form,
+      payload: new URLSearchParams({ token: TOKEN }).toString(),
+    });
+    assert.match(String(secure.headers['set-cookie']), /; Secure$/);
+    await behindProxy.close();
   });
 });
 

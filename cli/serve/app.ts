@@ -21,6 +21,8 @@ export interface ViewerOptions {
   pageSize?: number;
   eventsPerPage?: number;
   logger?: boolean;
+  /** Mark the session cookie Secure even on plain HTTP (behind a TLS-terminating proxy). */
+  secureCookie?: boolean;
 }
 
 export const COOKIE = 'chaperone_viewer';
@@ -171,7 +173,7 @@ export async function buildViewer(o: ViewerOptions): Promise<FastifyInstance> {
     const viewer = req.body?.token ? await o.gate.check(req.body.token.trim()) : undefined;
     if (!viewer) return reply.redirect(`/login?failed=1&next=${encodeURIComponent(next)}`, 303);
     const maxAge = Math.max(0, viewer.exp - Math.floor(Date.now() / 1000));
-    const secure = req.protocol === 'https' ? '; Secure' : '';
+    const secure = o.secureCookie || req.protocol === 'https' ? '; Secure' : '';
     reply.header(
       'set-cookie',
       `${COOKIE}=${o.gate.sessionCookie(viewer)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure}`,
