@@ -4,14 +4,15 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { SessionIdSchema } from '../../recording/events.ts';
-import { type RecordedEvent, SessionNotFoundError, VerificationError } from '../../recording/index.ts';
+import { SessionNotFoundError, VerificationError } from '../../recording/index.ts';
 import { CliError } from '../errors.ts';
 import { asciicastLines } from '../export/asciicast.ts';
 import { parseTime } from '../format.ts';
 import type { Gate, Viewer } from './auth.ts';
 import { type FilterInput, listPage } from './pages/list.ts';
 import { loginPage } from './pages/login.ts';
-import { notFoundPage, sessionPage, type TerminalChannel } from './pages/session.ts';
+import { notFoundPage, sessionPage } from './pages/session.ts';
+import { readSessionWindow } from './session-window.ts';
 import type { SessionSource, ViewerFilter } from './source.ts';
 
 export interface ViewerOptions {
@@ -61,7 +62,6 @@ function loadAssets(): Map<string, { type: string; body: Buffer }> {
     );
   }
 }
-const PLAYABLE = new Set(['shell', 'exec', 'attach']);
 
 function cookies(req: FastifyRequest): Record<string, string> {
   const out: Record<string, string> = {};
@@ -229,32 +229,12 @@ export async function buildViewer(o: ViewerOptions): Promise<FastifyInstance> {
       if (!SessionIdSchema.safeParse(id).success)
         return html(reply, notFoundPage(who(req), 'No such session.'), 404);
       const offset = intParam(req.query.offset, Number.MAX_SAFE_INTEGER);
-      const index = await o.source.index(id);
-      const events: RecordedEvent[] = [];
-      const channels: TerminalChannel[] = [];
-      let seen = 0;
-      let readError: string | undefined;
-      const read = (async () => {
-        try {
-          for await (const e of o.source.events(id)) {
-            if (seen >= offset && seen < offset + eventsPerPage) events.push(e);
-            seen++;
-            const p = e.payload as Record<string, unknown>;
-            if (e.kind === 'terminal.open' && PLAYABLE.has(String(p.mode))) {
-              channels.push({
-                channel: String(p.channel),
-                mode: String(p.mode),
-                ...(typeof p.command === 'string' ? { command: p.command } : {}),
-              });
-            }
-          }
-        } catch (err) {
-          if (err instanceof SessionNotFoundError) return;
-          if (!(err instanceof VerificationError)) throw err;
-          readError = err.message;
-        }
-      })();
-      const [report] = await Promise.all([o.source.verify(id, index), read]);
+      const { index, report, events, seen, channels, readError } = await readSessionWindow(
+        o.source,
+        id,
+        offset,
+        eventsPerPage,
+      );
       if (!index && report.failure?.reason === 'session-not-found') {
         return html(reply, notFoundPage(who(req), `No session ${id} in this store.`), 404);
       }

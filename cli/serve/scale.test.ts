@@ -57,8 +57,12 @@ test(`list and search ${COUNT} sessions in MinIO`, async () => {
   assert.equal(cache.lastReads, COUNT);
   // A refresh reads only what is new (every session here has ended).
   await writeManyIndexes(store, 3, key.privateKeyPem, Date.UTC(2026, 10, 26));
+  const refreshStart = performance.now();
   assert.equal((await cache.refresh()).length, COUNT + 3);
   assert.equal(cache.lastReads, 3);
+  process.stderr.write(
+    `[viewer-scale] refresh with 3 new sessions: ${(performance.now() - refreshStart).toFixed(0)} ms\n`,
+  );
   // A listSessions scan with a namespace reads a tenth of the objects, one after another.
   const filters: ViewerFilter[] = [
     {
