@@ -68,7 +68,7 @@ test(`list and search ${COUNT} sessions in MinIO`, async () => {
     {
       namespace: 'team-1',
       subject: 'agent-1*',
-      pod: 'pod-1*1',
+      pod: 'pod-*1',
       since: Date.UTC(2026, 10, 21),
       until: Date.UTC(2026, 10, 23, 12),
     },
