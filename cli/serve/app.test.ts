@@ -239,6 +239,31 @@ describe('read-only and hardened', () => {
   });
 });
 
+describe('verification in the list', () => {
+  test('?verify=1 verifies every session of the page', async () => {
+    const app = await buildViewer({
+      source: new SessionSource(openStore(storeUrl), [key.publicKeyPem]),
+      gate: new Gate({ mode: 'token', token: TOKEN }),
+    });
+    after(() => app.close());
+    const before = await app.inject({ url: '/', headers: bearer });
+    assert.equal(before.body.match(/not checked yet/g)?.length, 4);
+    assert.match(before.body, /href="\/\?verify=1"/);
+    const after_ = await app.inject({ url: '/?verify=1', headers: bearer });
+    assert.equal(after_.body.match(/badge ok">verified</g)?.length, 4);
+    assert.doesNotMatch(after_.body, /not checked yet/);
+    // Verified with another key, every session fails.
+    const otherKey = generateSigningKey();
+    const wrongKeys = await buildViewer({
+      source: new SessionSource(openStore(storeUrl), [otherKey.publicKeyPem]),
+      gate: new Gate({ mode: 'token', token: TOKEN }),
+    });
+    after(() => wrongKeys.close());
+    const failed = await wrongKeys.inject({ url: '/?verify=1', headers: bearer });
+    assert.equal(failed.body.match(/verification failed/g)?.length, 4);
+  });
+});
+
 describe('the gate (OIDC access tokens from the test provider)', () => {
   test('tokens of the issuer and audience open it; other audiences and subjects do not', async () => {
     const gate = new Gate({

@@ -45,6 +45,8 @@ export function listPage(o: {
   viewer: string;
   filter: FilterInput;
   result?: SessionPage;
+  /** The page's offset (kept in the verify link). */
+  offset?: number;
   error?: string;
   verification: (s: ListedSession) => CheckedReport | undefined;
 }): string {
@@ -73,6 +75,7 @@ export function listPage(o: {
     results = html`<section aria-labelledby="results-title">
 <h2 id="results-title">Sessions</h2>
 <p id="results-count" role="status">${r.total} matching session${r.total === 1 ? '' : 's'}${r.total ? html`, showing ${first}–${last}` : ''}</p>
+${r.sessions.length ? html`<p><a href="/${query({ ...f, offset: o.offset || undefined, verify: 1 })}" class="verify-page">Verify the sessions on this page</a> <span class="muted">(checksums, chain and signatures with the configured keys)</span></p>` : ''}
 ${
   r.sessions.length
     ? html`<div class="scroll"><table class="sessions">
