@@ -6,6 +6,7 @@ import { registerEvidence } from './commands/evidence.ts';
 import { registerExport } from './commands/export.ts';
 import { registerKeygen } from './commands/keygen.ts';
 import { registerIndex, registerSearch } from './commands/search.ts';
+import { registerServe } from './commands/serve.ts';
 import { registerSessions } from './commands/sessions.ts';
 import { type Io, USAGE_EXIT } from './commands/shared.ts';
 import { registerVerify } from './commands/verify.ts';
@@ -29,6 +30,7 @@ export function buildProgram(io: Io): Command {
   registerEvidence(program, io);
   registerVerify(program, io);
   registerKeygen(program, io);
+  registerServe(program, io);
   registerVersion(program, io);
   return program;
 }

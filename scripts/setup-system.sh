@@ -4,6 +4,8 @@
 # Idempotent: does nothing when every package is present.
 set -euo pipefail
 pkgs=(postgresql postgresql-client postgresql-contrib pgbouncer openssh-server openssh-client iptables iproute2 unzip ca-certificates curl procps)
+# Chromium for the web viewer's browser tests (playwright-core drives it: cli/serve/viewer.test.ts).
+pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
