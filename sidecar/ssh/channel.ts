@@ -378,11 +378,14 @@ export class SshChannel {
     };
     const refuse = (message: string) => {
       this.notify(message);
-      // With a PTY the typed text sits in the remote line editor: ^C discards it. Without one it
-      // was held back and never sent.
-      if (this.lines) up.write('\x03');
+      // With a PTY the typed text sits in the remote line editor: ^E ^U erase it (end of line, kill
+      // line; in canonical mode ^E is erased with the rest). Not ^C: its signal flushes the tty's
+      // input queue, and with it lines the agent typed before that were allowed. Without a PTY the
+      // line was held back and never sent.
+      if (this.lines) up.write('\x05\x15');
     };
-    if (text.trim() === '') {
+    // An empty line is harmless unless edited invisibly (a recalled history line looks empty here).
+    if (text.trim() === '' && !uncertain) {
       forward();
       return rest;
     }
