@@ -104,7 +104,9 @@ describe('ssh gateway under attack', () => {
     // The line before the refused one ran once, the one after it too: nothing was flushed.
     const lines = streamText(events, 'terminal.output', 'stdout')
       .split('\n')
-      .map((l) => l.replace(/\x1b\[[?0-9;]*[a-zA-Z]/g, '').replace(/\r/g, ''));
+      .map((l) =>
+        l.replace(new RegExp(`${String.fromCharCode(27)}\\[[?0-9;]*[a-zA-Z]`, 'g'), '').replace(/\r/g, ''),
+      );
     assert.equal(lines.filter((l) => l === `one-${marker}`).length, 1, lines.join('\n'));
     assert.equal(lines.filter((l) => l === `two-${marker}`).length, 1, lines.join('\n'));
   });
