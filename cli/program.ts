@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { SessionNotFoundError } from '../recording/index.ts';
 import { registerExport } from './commands/export.ts';
 import { registerKeygen } from './commands/keygen.ts';
+import { registerPlay } from './commands/play.ts';
 import { registerSessions } from './commands/sessions.ts';
 import { type Io, USAGE_EXIT } from './commands/shared.ts';
 import { registerVerify } from './commands/verify.ts';
@@ -22,6 +23,7 @@ export function buildProgram(io: Io): Command {
 
   const sessions = registerSessions(program, io);
   registerExport(sessions, io);
+  registerPlay(sessions, io);
   registerVerify(program, io);
   registerKeygen(program, io);
   registerVersion(program, io);
