@@ -44,6 +44,8 @@ export class SshSession {
       this.resolveDone = resolve;
     });
     this.core.metrics.sessionStarted();
+    // Keystrokes and their echo must not wait for Nagle's algorithm.
+    (conn as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
     conn.on('authentication', (ctx) => this.onAuth(ctx));
     conn.on('ready', () => this.onReady());
     conn.on('error', (err) => {
@@ -162,6 +164,7 @@ export class SshSession {
       return false;
     }
     this.upstream = up.client;
+    up.client.setNoDelay(true);
     rec.add('ssh.login', 'client', {
       user,
       upstreamUser: credentials.username,
