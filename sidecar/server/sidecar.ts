@@ -150,7 +150,19 @@ export class Sidecar {
       }
       let gateway: PostgresGateway | SshGateway;
       if (target.protocol === 'ssh') {
-        const runtime = await buildSshRuntime(config, target, this.shared);
+        let runtime: Awaited<ReturnType<typeof buildSshRuntime>>;
+        try {
+          runtime = await buildSshRuntime(config, target, this.shared);
+        } catch (err) {
+          // No pinned upstream key or no host key: this target is not served (fail closed); the
+          // others are.
+          this.opts.logger.error({ target: name, err: (err as Error).message }, 'ssh target not served');
+          if (existing) {
+            await existing.stopAccepting();
+            this.gateways.delete(name);
+          }
+          continue;
+        }
         if (existing instanceof SshGateway) {
           existing.update(runtime);
           continue;
