@@ -3,6 +3,7 @@
 // and shell lines go through the command guard before they reach the host; sftp requests through
 // the path guard (sftp.ts). Every byte relayed on shell and exec channels is recorded with the
 // terminal event contract (recording/terminal-events.ts).
+import { posix } from 'node:path';
 import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Command, Verdict } from '../session/index.ts';
 import { LineTracker } from './line.ts';
@@ -164,17 +165,69 @@ export class SshChannel {
     agent.pause();
     if (mode === 'exec') {
       const verdict = this.s.decider.decide(this.s.rt().guard.command(command!), commandOf(command!));
-      if (verdict === undefined) this.connect(mode, command);
-      else if (typeof verdict === 'string') this.refuseExec(verdict);
-      else
-        verdict.then((v) => {
-          if (this.ended) return;
-          if (v === undefined) this.connect(mode, command);
-          else this.refuseExec(v);
-        });
+      const scp = scpPaths(command!);
+      const next = (v: Verdict) => {
+        if (this.ended) return;
+        if (v !== undefined) this.refuseExec(v);
+        else if (scp) this.checkScp(scp, command!);
+        else this.connect(mode, command);
+      };
+      if (typeof verdict === 'object') verdict.then(next);
+      else next(verdict);
       return;
     }
     this.connect(mode, command);
+  }
+
+  /** Legacy scp (scp -O): the exec's file paths go through pathPattern like sftp's. */
+  private checkScp(paths: string[] | 'unparsable', command: string): void {
+    const guard = this.s.rt().guard;
+    if (guard.pathRules === 0) {
+      this.connect('exec', command);
+      return;
+    }
+    if (paths === 'unparsable') {
+      this.refuseExec(
+        this.refuseScp(
+          'chaperone: scp command line with quoting or options the sidecar cannot read',
+          command,
+        ),
+      );
+      return;
+    }
+    this.s.home().then((home) => {
+      if (this.ended) return;
+      const resolved = paths.map((p) => posix.normalize(posix.isAbsolute(p) ? p : posix.join(home, p)));
+      let decision = guard.path(resolved[0] ?? home);
+      for (const p of resolved.slice(1)) {
+        const d = guard.path(p);
+        if (decision.action === 'allow' || (decision.action === 'alert' && d.action !== 'allow'))
+          decision = d;
+      }
+      const verdict = this.s.decider.decide(decision, {
+        text: `scp ${resolved.join(' ')}`,
+        noun: 'scp transfer',
+        named: {},
+        detail: { channel: this.id, paths: resolved },
+      });
+      const next = (v: Verdict) => {
+        if (this.ended) return;
+        if (v === undefined) this.connect('exec', command);
+        else this.refuseExec(v);
+      };
+      if (typeof verdict === 'object') verdict.then(next);
+      else next(verdict);
+    });
+  }
+
+  private refuseScp(message: string, command: string): string {
+    this.s.decider.refuse('scp-protocol', message, {
+      text: command,
+      noun: 'scp transfer',
+      named: {},
+      detail: { channel: this.id },
+    });
+    return message;
   }
 
   /** A blocked exec: the channel says why on stderr and exits 126; nothing reaches the host. */
@@ -220,19 +273,12 @@ export class SshChannel {
     else if (mode === 'shell') upstream.shell(window ?? false, opts, done);
     else {
       // The agent's starting directory, for resolving its relative sftp paths.
-      upstream.sftp((err, sftp) => {
-        const home = (h: string) => {
-          this.sftp = new SftpObserver();
-          this.sftp.home = h;
-          this.sftpIn = new PacketFramer();
-          this.sftpOut = new PacketFramer();
-          upstream.subsys('sftp', done);
-        };
-        if (err) return home('/');
-        sftp.realpath('.', (e, p) => {
-          sftp.end();
-          home(e ? '/' : p);
-        });
+      this.s.home().then((home) => {
+        this.sftp = new SftpObserver();
+        this.sftp.home = home;
+        this.sftpIn = new PacketFramer();
+        this.sftpOut = new PacketFramer();
+        upstream.subsys('sftp', done);
       });
     }
   }
@@ -525,6 +571,29 @@ export class SshChannel {
     }
     this.resolveClosed();
   }
+}
+
+/**
+ * The paths of a legacy scp server command (`scp [-r -p -d -v -q] -t|-f [--] path...`); undefined
+ * when the exec is not one, 'unparsable' when it has quoting or options this does not read.
+ */
+export function scpPaths(command: string): string[] | 'unparsable' | undefined {
+  const words = command.trim().split(/\s+/);
+  if (words[0] !== 'scp' && !/\/scp$/.test(words[0] ?? '')) return undefined;
+  if (!words.some((w) => /^-[a-zA-Z]*[tf][a-zA-Z]*$/.test(w))) return undefined;
+  if (/["'`$\\;&|<>()*?[\]{}~]/.test(command.slice(words[0]!.length))) return 'unparsable';
+  const paths: string[] = [];
+  let options = true;
+  for (const w of words.slice(1)) {
+    if (options && w === '--') options = false;
+    else if (options && /^-[rpdvqtfO]+$/.test(w)) continue;
+    else if (options && w.startsWith('-')) return 'unparsable';
+    else {
+      options = false;
+      paths.push(w);
+    }
+  }
+  return paths.length > 0 ? paths : 'unparsable';
 }
 
 const FXP_NAMES: Record<number, string> = Object.fromEntries(

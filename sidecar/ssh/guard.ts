@@ -21,6 +21,8 @@ export interface SshGuard {
   path(path: string): GuardDecision;
   /** How many command rules apply (uncertain shell lines are refused when there are any). */
   commandRules: number;
+  /** How many path rules apply (legacy scp is only parsed when there are any). */
+  pathRules: number;
 }
 
 function foreign(r: Guardrail): boolean {
@@ -69,5 +71,6 @@ export function createSshGuard(rules: readonly Guardrail[], target: string): Ssh
     command: (text) => decide(commands, text),
     path: (path) => decide(paths, path),
     commandRules: commands.length,
+    pathRules: paths.length,
   };
 }

@@ -2,11 +2,12 @@
 // the agent reads why, approvals pause the command until a reviewer decides.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { access, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { testEnv } from '../../test/env/index.ts';
 import { decideLocalApproval, listPendingLocalApprovals } from '../server/modules.ts';
+import { scpPaths } from './channel.ts';
 import { kinds, type SshHarness, startSshHarness, streamText } from './testing/harness.ts';
 
 const { sshd } = await testEnv(['sshd']);
@@ -164,5 +165,44 @@ describe('ssh guardrails', () => {
     );
     const blocked = kinds(events, 'policy.blocked').filter((e) => e.payload.rule === 'no-shadow');
     for (const e of blocked) assert.deepEqual(e.payload.paths, ['/etc/shadow']);
+  });
+});
+
+describe('legacy scp (-O) paths', () => {
+  let h: SshHarness;
+  before(async () => {
+    h = await startSshHarness(sshd, {
+      config: {
+        guardrails: [{ name: 'no-shadow', match: { pathPattern: '^/etc/shadow' }, action: 'block' }],
+      },
+    });
+  });
+  after(() => h.close());
+
+  test('scp -O from a refused path fails and never runs upstream; an allowed copy works', async () => {
+    const local = join(h.dir, 'x');
+    const r = await h.run('scp', ['-O', '-P', String(h.port), 'agent@127.0.0.1:../../etc/shadow', local]);
+    assert.notEqual(r.code, 0);
+    await assert.rejects(access(local));
+    const events = await h.waitForSession((evs) =>
+      kinds(evs, 'policy.blocked').some((e) => e.payload.rule === 'no-shadow'),
+    );
+    const blocked = kinds(events, 'policy.blocked').find((e) => e.payload.rule === 'no-shadow')!;
+    assert.deepEqual(blocked.payload.paths, ['/etc/shadow']);
+    const name = `legacy-${randomBytes(4).toString('hex')}`;
+    await writeFile(join(h.dir, name), 'legacy scp\n');
+    const ok = await h.run('scp', ['-O', '-P', String(h.port), join(h.dir, name), `agent@127.0.0.1:${name}`]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(await readFile(join(sshd.homeDir, name), 'utf8'), 'legacy scp\n');
+  });
+
+  test('scp command lines the sidecar cannot read are refused when path rules exist', () => {
+    assert.deepEqual(scpPaths('scp -t -- docs/a.txt'), ['docs/a.txt']);
+    assert.deepEqual(scpPaths('scp -r -d -t /tmp'), ['/tmp']);
+    assert.equal(scpPaths('scp -f "/etc/sha"dow'), 'unparsable');
+    assert.equal(scpPaths('scp -f /etc/*'), 'unparsable');
+    assert.equal(scpPaths('scp -x -f a'), 'unparsable');
+    assert.equal(scpPaths('ls -t'), undefined);
+    assert.equal(scpPaths('scp a b'), undefined);
   });
 });

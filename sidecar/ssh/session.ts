@@ -220,6 +220,24 @@ export class SshSession {
     });
   }
 
+  private homeDir: Promise<string> | undefined;
+
+  /** The upstream account's starting directory (for relative sftp and scp paths), asked once. */
+  home(): Promise<string> {
+    this.homeDir ??= new Promise((resolve) => {
+      const upstream = this.upstream;
+      if (!upstream) return resolve('/');
+      upstream.sftp((err, sftp) => {
+        if (err) return resolve('/');
+        sftp.realpath('.', (e, p) => {
+          sftp.end();
+          resolve(e ? '/' : p);
+        });
+      });
+    });
+    return this.homeDir;
+  }
+
   // ---------------------------------------------------------------- shutdown
 
   /** Shutdown: tell the channels, close both sides, end the recording. */
