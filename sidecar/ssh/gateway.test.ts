@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import ssh2 from 'ssh2';
 import { testEnv } from '../../test/env/index.ts';
 import { AGENT_SUBJECT, kinds, type SshHarness, startSshHarness, streamText } from './testing/harness.ts';
 
@@ -131,5 +132,38 @@ describe('ssh through the sidecar', () => {
         ),
       );
     }
+  });
+
+  test('keyboard-interactive: the token as the answer to the prompt logs in too', async () => {
+    const client = new ssh2.Client();
+    const prompts: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve()).once('error', reject);
+      client.on('keyboard-interactive', (_name, _instructions, _lang, asked, finish) => {
+        prompts.push(...asked.map((p) => p.prompt));
+        finish([h.token]);
+      });
+      client.connect({
+        host: '127.0.0.1',
+        port: h.port,
+        username: 'agent',
+        tryKeyboard: true,
+        authHandler: ['keyboard-interactive'],
+        hostVerifier: () => true,
+      });
+    });
+    const out = await new Promise<string>((resolve, reject) => {
+      client.exec('echo kbd-ok', (err, stream) => {
+        if (err) return reject(err);
+        let text = '';
+        stream.on('data', (d: Buffer) => {
+          text += d.toString();
+        });
+        stream.on('close', () => resolve(text));
+      });
+    });
+    client.end();
+    assert.deepEqual(prompts, ['Chaperone identity token: ']);
+    assert.equal(out, 'kbd-ok\n');
   });
 });
