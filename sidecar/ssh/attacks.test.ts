@@ -3,13 +3,14 @@
 // editing the guard cannot follow, sftp links and path tricks, fishing for the upstream secret.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { testEnv } from '../../test/env/index.ts';
 import { run } from '../../test/env/net.ts';
-import { kinds, type SshHarness, startSshHarness, streamText } from './testing/harness.ts';
+import { AGENT_SUBJECT, kinds, type SshHarness, startSshHarness, streamText } from './testing/harness.ts';
 
 const { sshd } = await testEnv(['sshd']);
 
@@ -164,5 +165,52 @@ describe('ssh gateway under attack', () => {
       assert.doesNotMatch(text, new RegExp(sshd.password));
       assert.doesNotMatch(text, new RegExp(h.token.split('.')[2]!));
     }
+  });
+});
+
+describe('identity revoked mid-session', () => {
+  test('an identity offboarded during an open shell ends the session, with a message and a record', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'chaperone-offboard-'));
+    const list = join(dir, 'offboarded');
+    await writeFile(list, 'someone-else 2026-01-01\n');
+    const h = await startSshHarness(sshd, {
+      identity: {
+        offboarding: { file: list, action: 'deny', refreshSeconds: 5 },
+        liveness: { tokenReview: false, recheckSeconds: 1 },
+      },
+    });
+    t.after(async () => {
+      await h.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const client = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve()).once('error', reject);
+      client.connect({
+        host: '127.0.0.1',
+        port: h.port,
+        username: 'agent',
+        password: h.token,
+        hostVerifier: () => true,
+      });
+    });
+    let stderr = '';
+    const closed = new Promise<void>((resolve, reject) => {
+      client.shell({ term: 'xterm', cols: 80, rows: 24 }, (err, stream) => {
+        if (err) return reject(err);
+        stream.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        stream.on('data', () => undefined);
+        stream.on('close', () => resolve());
+      });
+    });
+    client.on('error', () => undefined);
+    await writeFile(list, `${AGENT_SUBJECT} 2026-01-01\n`);
+    await closed;
+    client.end();
+    assert.match(stderr, /identity no longer valid/);
+    const events = await h.waitForSession((evs) => kinds(evs, 'identity.revoked').length > 0);
+    assert.equal(kinds(events, 'identity.revoked')[0]!.payload.code, 'offboarded');
   });
 });

@@ -91,6 +91,8 @@ export interface SshHarnessOptions {
   allowEnv?: string[];
   /** Log the sidecar in upstream with the private key instead of the password. */
   upstreamKey?: boolean;
+  /** More identity settings (liveness, offboarding) next to the harness's issuer. */
+  identity?: Record<string, unknown>;
 }
 
 export async function startSshHarness(sshd: SshdInfo, options: SshHarnessOptions = {}): Promise<SshHarness> {
@@ -137,7 +139,11 @@ export async function startSshHarness(sshd: SshdInfo, options: SshHarnessOptions
         },
       },
     ],
-    identity: { tokenRequired: true, issuers: [{ issuer: issuer.issuer, audiences: [TOKEN_AUDIENCE] }] },
+    identity: {
+      tokenRequired: true,
+      issuers: [{ issuer: issuer.issuer, audiences: [TOKEN_AUDIENCE] }],
+      ...options.identity,
+    },
     recording: {
       store: { url: storeUrl },
       signingKeyFile,
