@@ -51,6 +51,17 @@ export const sshTargetSchema = z
       .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/))
       .default([])
       .describe('Environment variables the agent may pass (env requests); others are refused and recorded.'),
+    allowDirectTcpip: z
+      .array(
+        z.object({
+          host: z.string().min(1).max(253).describe('Destination as the agent names it (no wildcards).'),
+          port: portSchema,
+        }),
+      )
+      .default([])
+      .describe(
+        'Destinations the agent may reach through the upstream host (ssh -L, -W), opened by the upstream and recorded with their byte counts; every other forwarding is refused.',
+      ),
   })
   .describe('ssh: upstream host-key pinning and channel policy.');
 

@@ -214,3 +214,26 @@ describe('identity revoked mid-session', () => {
     assert.equal(kinds(events, 'identity.revoked')[0]!.payload.code, 'offboarded');
   });
 });
+
+describe('direct-tcpip the policy allows', () => {
+  test('an allowed destination is opened by the upstream and recorded; any other is refused', async (t) => {
+    const h = await startSshHarness(sshd, { allowDirectTcpip: [{ host: '127.0.0.1', port: sshd.port }] });
+    t.after(() => h.close());
+    // The upstream's own sshd as the destination: its banner comes back through the tunnel.
+    const ok = await h.ssh(['-W', `127.0.0.1:${sshd.port}`, 'agent@127.0.0.1'], { timeoutMs: 15_000 });
+    assert.match(ok.stdout, /^SSH-2\.0-OpenSSH/);
+    const refused = await h.ssh(['-W', `127.0.0.1:${sshd.port + 1}`, 'agent@127.0.0.1'], {
+      timeoutMs: 15_000,
+    });
+    assert.notEqual(refused.code, 0);
+    const events = await h.waitForSession((evs) =>
+      kinds(evs, 'ssh.forward').some((e) => e.payload.state === 'closed'),
+    );
+    const closed = kinds(events, 'ssh.forward').find((e) => e.payload.state === 'closed')!;
+    assert.equal(closed.payload.destination, `127.0.0.1:${sshd.port}`);
+    assert.ok(Number(closed.payload.server) > 0);
+    await h.waitForSession((evs) =>
+      kinds(evs, 'policy.blocked').some((e) => e.payload.destination === `127.0.0.1:${sshd.port + 1}`),
+    );
+  });
+});

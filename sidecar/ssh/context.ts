@@ -30,6 +30,8 @@ export interface SshRuntime extends CoreRuntime {
   upstreamHostKeys: Buffer[];
   /** Environment variable names the agent may pass. */
   allowEnv: ReadonlySet<string>;
+  /** direct-tcpip destinations ("host:port") the agent may open through the upstream. */
+  allowDirectTcpip: ReadonlySet<string>;
   limits: SshLimits;
 }
 

@@ -32,6 +32,7 @@ export async function buildSshRuntime(
     hostKey,
     upstreamHostKeys: parseHostKeys(ssh.upstreamHostKeys),
     allowEnv: new Set(ssh.allowEnv),
+    allowDirectTcpip: new Set(ssh.allowDirectTcpip.map((d) => `${d.host}:${d.port}`)),
     limits: { ...DEFAULT_SSH_LIMITS, ...limits },
   };
 }

@@ -196,9 +196,14 @@ export class SshSession {
       this.channels.add(channel);
       channel.closed.then(() => this.channels.delete(channel));
     });
-    this.conn.on('tcpip', (_accept, reject, info) => {
-      this.refuseForwarding('direct-tcpip', { destination: `${info.destIP}:${info.destPort}` });
-      reject();
+    this.conn.on('tcpip', (accept, reject, info) => {
+      const destination = `${info.destIP}:${info.destPort}`;
+      if (!this.rt().allowDirectTcpip.has(destination)) {
+        this.refuseForwarding('direct-tcpip', { destination });
+        reject();
+        return;
+      }
+      this.forward(destination, info, accept, reject);
     });
     this.conn.on('request', (accept, reject, name, info) => {
       this.refuseForwarding(name, { ...(info as unknown as Record<string, unknown>) });
@@ -208,6 +213,61 @@ export class SshSession {
     this.conn.on('openssh.streamlocal', (_accept, reject, info) => {
       this.refuseForwarding('direct-streamlocal', { socketPath: info.socketPath });
       reject();
+    });
+  }
+
+  /** An allowed direct-tcpip: opened by the upstream host, piped, recorded with its byte counts. */
+  private forward(
+    destination: string,
+    info: { destIP: string; destPort: number; srcIP: string; srcPort: number },
+    accept: () => import('ssh2').ServerChannel,
+    reject: () => void,
+  ): void {
+    const upstream = this.upstream;
+    const id = `forward-${++this.channelCount}`;
+    if (!upstream) {
+      reject();
+      return;
+    }
+    upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
+      if (err || this.phase !== 'ready') {
+        this.core.rec?.add('ssh.forward', 'server', {
+          channel: id,
+          destination,
+          error: err?.message ?? 'closed',
+        });
+        return reject();
+      }
+      const agent = accept();
+      const bytes = { client: 0, server: 0 };
+      this.core.rec?.add('ssh.forward', 'client', { channel: id, destination, state: 'open' });
+      agent.on('data', (d: Buffer) => {
+        bytes.client += d.length;
+        if (!up.write(d)) agent.pause();
+      });
+      up.on('drain', () => agent.resume());
+      up.on('data', (d: Buffer) => {
+        bytes.server += d.length;
+        if (!agent.write(d)) up.pause();
+      });
+      agent.on('drain', () => up.resume());
+      agent.on('end', () => up.end());
+      up.on('end', () => agent.end());
+      let done = false;
+      const close = () => {
+        if (done) return;
+        done = true;
+        this.core.rec?.add('ssh.forward', 'internal', {
+          channel: id,
+          destination,
+          state: 'closed',
+          ...bytes,
+        });
+        up.close();
+        agent.close();
+      };
+      agent.on('close', close);
+      up.on('close', close);
     });
   }
 

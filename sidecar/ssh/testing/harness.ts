@@ -89,6 +89,7 @@ export interface SshHarnessOptions {
   /** Pin these upstream host keys instead of the test sshd's. */
   upstreamHostKeys?: string[];
   allowEnv?: string[];
+  allowDirectTcpip?: { host: string; port: number }[];
   /** Log the sidecar in upstream with the private key instead of the password. */
   upstreamKey?: boolean;
   /** More identity settings (liveness, offboarding) next to the harness's issuer. */
@@ -135,6 +136,7 @@ export async function startSshHarness(sshd: SshdInfo, options: SshHarnessOptions
         ssh: {
           upstreamHostKeys: options.upstreamHostKeys ?? upstreamLines,
           allowEnv: options.allowEnv ?? [],
+          allowDirectTcpip: options.allowDirectTcpip ?? [],
           hostKeyFile,
         },
       },
