@@ -7,6 +7,7 @@ import { registerExport } from './commands/export.ts';
 import { registerKeygen } from './commands/keygen.ts';
 import { registerIndex, registerSearch } from './commands/search.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerPlay } from './commands/play.ts';
 import { registerSessions } from './commands/sessions.ts';
 import { type Io, USAGE_EXIT } from './commands/shared.ts';
 import { registerVerify } from './commands/verify.ts';
@@ -28,6 +29,7 @@ export function buildProgram(io: Io): Command {
   registerSearch(sessions, io);
   registerIndex(program, io);
   registerEvidence(program, io);
+  registerPlay(sessions, io);
   registerVerify(program, io);
   registerKeygen(program, io);
   registerServe(program, io);

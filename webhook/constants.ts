@@ -31,6 +31,9 @@ export const VOLUMES = {
   credentialsPrefix: 'chaperone-cred-',
   tlsPrefix: 'chaperone-tls-',
   introspectionPrefix: 'chaperone-introspect-',
+  /** ssh targets: the sidecar's host key (sidecar only) and the agents' known_hosts. */
+  sshHostKey: 'chaperone-ssh-host-key',
+  sshKnownHosts: 'chaperone-ssh-known-hosts',
 } as const;
 
 /** Every volume name the webhook owns starts with this; agents may not mount them (except the token). */
@@ -46,6 +49,11 @@ export const PATHS = {
   tlsDir: (target: string) => `/var/run/chaperone/tls/${target}`,
   /** Not (yet) in SIDECAR_PATHS: alerts.webhookUrlSecret mounted as file webhookUrl. */
   alertsDir: '/var/run/chaperone/alerts',
+  /** ssh targets: where agents find known_hosts for the sidecar (also $CHAPERONE_SSH_KNOWN_HOSTS). */
+  sshKnownHostsDir: '/etc/chaperone/ssh',
+  sshKnownHostsFile: '/etc/chaperone/ssh/known_hosts',
+  /** Read by OpenSSH clients by default (GlobalKnownHostsFile): ssh works with no option at all. */
+  sshGlobalKnownHosts2: '/etc/ssh/ssh_known_hosts2',
 } as const;
 
 export const AGENT_TOKEN_AUDIENCE = 'chaperone';

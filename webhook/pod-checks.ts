@@ -85,7 +85,9 @@ function finding(rule: Rule, text: string): string {
 
 /** Volumes only chaperone's own containers mount: every reserved name except the agent token. */
 export function isSidecarOnlyVolume(name: string): boolean {
-  return name.startsWith(RESERVED_VOLUME_PREFIX) && name !== VOLUMES.agentToken;
+  return (
+    name.startsWith(RESERVED_VOLUME_PREFIX) && name !== VOLUMES.agentToken && name !== VOLUMES.sshKnownHosts
+  );
 }
 
 export function containerViolations(

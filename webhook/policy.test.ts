@@ -138,6 +138,9 @@ describe('namedSecrets', () => {
     });
     assert.deepEqual(namedSecrets([golden, invalid]), [
       'bastion-key',
+      // Not named in the spec: the sidecar's SSH host key the operator creates for each policy.
+      'chaperone-ssh-host-key-broken',
+      'chaperone-ssh-host-key-payments-agents',
       'client-cert',
       'payments-db-ca',
       'payments-db-credentials',

@@ -1,8 +1,10 @@
 // SessionPolicy objects as the API returns them, and the decisions the webhook takes on them:
 // which one applies to a pod, and whether it is Ready to be injected.
+
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { type SessionPolicySpec, sessionPolicySpecSchema } from '../crds/index.ts';
+import { sshHostKeySecretName } from '../operator/render/labels.ts';
 import { selectorMatches } from './selector.ts';
 
 export interface RawSessionPolicy {
@@ -166,7 +168,11 @@ export function namedSecrets(policies: readonly RawSessionPolicy[]): string[] {
     if (/secret(ref)?$/i.test(key) && typeof name === 'string') names.add(name);
     for (const [k, v] of Object.entries(value)) walk(v, k);
   };
-  for (const policy of policies) walk(policy.spec, 'spec');
+  for (const policy of policies) {
+    walk(policy.spec, 'spec');
+    // Not named in the spec: the sidecar's SSH host key the operator creates for the policy.
+    names.add(sshHostKeySecretName(policy.metadata.name));
+  }
   return [...names].sort();
 }
 

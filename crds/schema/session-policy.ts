@@ -33,6 +33,38 @@ export const tlsSchema = z
   })
   .describe('TLS settings towards the upstream.');
 
+/** ssh targets: the upstream's pinned host keys and what the agent's channels may ask for. */
+export const sshTargetSchema = z
+  .object({
+    upstreamHostKeys: z
+      .array(
+        z
+          .string()
+          .regex(/^[a-z0-9@.-]+ [A-Za-z0-9+/]+=*( .*)?$/)
+          .describe('One public key as in known_hosts, without the host name: "<type> <base64> [comment]".'),
+      )
+      .min(1)
+      .describe(
+        'Host keys the upstream must present (ssh-keyscan output without the host name). Any other key refuses the session before credentials are sent.',
+      ),
+    allowEnv: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/))
+      .default([])
+      .describe('Environment variables the agent may pass (env requests); others are refused and recorded.'),
+    allowDirectTcpip: z
+      .array(
+        z.object({
+          host: z.string().min(1).max(253).describe('Destination as the agent names it (no wildcards).'),
+          port: portSchema,
+        }),
+      )
+      .default([])
+      .describe(
+        'Destinations the agent may reach through the upstream host (ssh -L, -W), opened by the upstream and recorded with their byte counts; every other forwarding is refused.',
+      ),
+  })
+  .describe('ssh: upstream host-key pinning and channel policy.');
+
 export const targetSchema = z
   .object({
     name: dnsLabelSchema.describe('Target name; agents see it as env var prefix and in recordings.'),
@@ -59,6 +91,7 @@ export const targetSchema = z
         'Upstream credentials, mounted only into the sidecar. postgres: keys username, password. ssh: username and privateKey or password. http/kubernetes: token.',
       ),
     tls: tlsSchema.optional(),
+    ssh: sshTargetSchema.optional(),
     transparent: z
       .boolean()
       .default(false)
@@ -230,7 +263,9 @@ export const guardrailSchema = z
           .optional()
           .describe('ssh: RE2 run on exec commands and shell lines.'),
         httpMethods: z.array(z.string().min(1)).optional().describe('http/kubernetes: request methods.'),
-        pathPattern: re2PatternSchema.optional().describe('http/kubernetes: RE2 run on the request path.'),
+        pathPattern: re2PatternSchema
+          .optional()
+          .describe('http/kubernetes: RE2 run on the request path. ssh: on sftp and scp file paths.'),
       })
       .describe('All given fields must match.'),
     action: guardrailActionSchema.describe(

@@ -18,7 +18,7 @@ import { type Condition, SESSION_POLICY, type SessionPolicySpec } from '../../cr
 import type { OperatorConfig } from '../config.ts';
 import { serverSideApply } from '../kube/apply.ts';
 import { canonicalJson } from '../kube/canonical.ts';
-import { errorMessage, isNotFound, statusCode } from '../kube/errors.ts';
+import { errorMessage, isConflict, isNotFound, statusCode } from '../kube/errors.ts';
 import type { EventRecorder, EventSubject } from '../kube/events.ts';
 import { ResilientInformer } from '../kube/informer.ts';
 import { WorkQueue } from '../kube/queue.ts';
@@ -27,17 +27,23 @@ import {
   CHILD_SELECTOR,
   childName,
   findCondition,
+  hasSshTargets,
   LABELS,
   PolicyInvalidError,
   parsePolicySpec,
   parseS3Url,
   renderConfigMap,
+  renderKnownHostsConfigMap,
   renderNetworkPolicy,
   renderSidecarConfig,
+  renderSshHostKeySecret,
   SESSION_POLICY_API_VERSION,
   type SessionPolicyObject,
+  SSH_HOST_KEY_KEYS,
   secretReferences,
   setCondition,
+  sshHostKeySecretName,
+  sshKnownHostsName,
 } from '../render/index.ts';
 import {
   type StorageBootstrapper,
@@ -247,6 +253,7 @@ export class SessionPolicyController {
       });
       const secrets = await this.#checkSecrets(namespace, spec);
       await serverSideApply(this.#d.objects, renderConfigMap(policy, sidecarConfig));
+      if (hasSshTargets(spec)) await this.#ensureSshHostKey(policy, spec);
       if (config.networkPolicy.enabled) {
         await serverSideApply(
           this.#d.objects,
@@ -384,11 +391,40 @@ export class SessionPolicyController {
   }
 
   /** Deletes children labelled for this policy under another name (leftovers of older versions). */
+  /**
+   * ssh targets: the sidecar's host key Secret, generated once and never overwritten (agents pin
+   * it), and the known_hosts ConfigMap agents mount, rendered from its public key.
+   */
+  async #ensureSshHostKey(policy: SessionPolicyObject, spec: SessionPolicySpec): Promise<void> {
+    const namespace = policy.metadata.namespace ?? '';
+    const name = sshHostKeySecretName(policy.metadata.name);
+    const read = () => this.#d.core.readNamespacedSecret({ name, namespace });
+    let secret: Awaited<ReturnType<typeof read>>;
+    try {
+      secret = await read();
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      try {
+        await this.#d.core.createNamespacedSecret({ namespace, body: renderSshHostKeySecret(policy) });
+      } catch (created) {
+        if (!isConflict(created)) throw created;
+      }
+      secret = await read();
+    }
+    const publicKey = Buffer.from(secret.data?.[SSH_HOST_KEY_KEYS.publicKey] ?? '', 'base64').toString(
+      'utf8',
+    );
+    if (!publicKey.trim()) throw new Error(`Secret ${name} has no ${SSH_HOST_KEY_KEYS.publicKey}`);
+    await serverSideApply(this.#d.objects, renderKnownHostsConfigMap(policy, spec, publicKey));
+  }
+
   async #pruneStale(policy: SessionPolicyObject): Promise<void> {
     const namespace = policy.metadata.namespace ?? '';
     const keep = childName(policy.metadata.name);
     const keepNetworkPolicy = this.#d.config.networkPolicy.enabled;
+    const knownHosts = sshKnownHostsName(policy.metadata.name);
     for (const cm of this.#childrenOf(this.#configMaps, namespace, policy.metadata.name)) {
+      if (cm.metadata?.name === knownHosts && hasSshTargets(parsePolicySpec(policy))) continue;
       if (cm.metadata?.name !== keep) await this.#deleteChild('ConfigMap', cm);
     }
     for (const np of this.#childrenOf(this.#networkPolicies, namespace, policy.metadata.name)) {

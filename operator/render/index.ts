@@ -5,3 +5,4 @@ export * from './network-policy.ts';
 export * from './paths.ts';
 export * from './policy.ts';
 export * from './sidecar-config.ts';
+export * from './ssh-host-key.ts';

@@ -20,6 +20,16 @@ export function childName(policyName: string): string {
   return `chaperone-policy-${policyName}`;
 }
 
+/** The per-policy Secret holding the sidecar's SSH host key (created once, never overwritten). */
+export function sshHostKeySecretName(policyName: string): string {
+  return `chaperone-ssh-host-key-${policyName}`;
+}
+
+/** The per-policy ConfigMap agents mount: known_hosts lines for the sidecar's ssh listeners. */
+export function sshKnownHostsName(policyName: string): string {
+  return `chaperone-ssh-known-hosts-${policyName}`;
+}
+
 export function childLabels(policyName: string): Record<string, string> {
   return {
     [LABELS.managedBy]: MANAGED_BY_VALUE,

@@ -10,6 +10,7 @@ import {
   issuerSchema,
   maskingSchema,
   recordingSchema,
+  sshTargetSchema,
   targetSchema,
 } from '../../crds/index.ts';
 
@@ -23,6 +24,8 @@ export const SIDECAR_PATHS = {
   spoolDir: '/var/run/chaperone/spool',
   /** An issuer's introspection client secret (Secret `name`), one file per key. */
   introspectionDir: (secret: string) => `/var/run/chaperone/introspection/${secret}`,
+  /** The sidecar's own SSH host key (Secret the operator creates per policy), key privateKey. */
+  sshHostKeyFile: '/var/run/chaperone/ssh-host-key/privateKey',
 } as const;
 
 const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: true }).extend({
@@ -40,6 +43,14 @@ const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: tr
     .prefault({})
     // A named CA means the policy expects a verified upstream: verify-full unless it says otherwise.
     .transform((tls) => ({ ...tls, mode: tls.mode ?? (tls.caFile ? 'verify-full' : 'disable') })),
+  ssh: sshTargetSchema
+    .extend({
+      hostKeyFile: z
+        .string()
+        .default(SIDECAR_PATHS.sshHostKeyFile)
+        .describe("The sidecar's own host key (OpenSSH private key) that agents see."),
+    })
+    .optional(),
 });
 export type SidecarTarget = z.infer<typeof sidecarTargetSchema>;
 

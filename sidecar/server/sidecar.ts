@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { SidecarConfig, SidecarTarget } from '../config/index.ts';
 import { CancelRegistry, type GatewayServices, type PostgresLimits } from '../postgres/context.ts';
 import { PostgresGateway } from '../postgres/gateway.ts';
+import { buildSshRuntime, SshGateway } from '../ssh/index.ts';
 import { startAdminServer } from './admin.ts';
 import { createMetrics, type SidecarMetrics } from './metrics.ts';
 import type { PodIdentity, Recorder } from './modules.ts';
@@ -30,7 +31,7 @@ export interface SidecarOptions {
 export class Sidecar {
   private config: SidecarConfig;
   private shared: SharedRuntime;
-  private readonly gateways = new Map<string, PostgresGateway>();
+  private readonly gateways = new Map<string, PostgresGateway | SshGateway>();
   private readonly services: GatewayServices;
   readonly metrics: SidecarMetrics;
   private admin: FastifyInstance | undefined;
@@ -121,7 +122,7 @@ export class Sidecar {
   private async reconcileTargets(config: SidecarConfig): Promise<void> {
     const wanted = new Map<string, SidecarTarget>();
     for (const t of config.targets) {
-      if (t.protocol !== 'postgres') {
+      if (t.protocol !== 'postgres' && t.protocol !== 'ssh') {
         this.opts.logger.warn(
           { target: t.name, protocol: t.protocol },
           'protocol not served by this build; target skipped',
@@ -140,13 +141,41 @@ export class Sidecar {
       }
     }
     for (const [name, target] of wanted) {
-      const runtime = await buildPostgresRuntime(config, target, this.shared, this.opts.limits);
-      const existing = this.gateways.get(name);
-      if (existing) {
-        existing.update(runtime);
-        continue;
+      let existing = this.gateways.get(name);
+      const kind = target.protocol === 'ssh' ? SshGateway : PostgresGateway;
+      if (existing && !(existing instanceof kind)) {
+        await existing.stopAccepting();
+        this.gateways.delete(name);
+        existing = undefined;
       }
-      const gateway = new PostgresGateway(runtime, this.services);
+      let gateway: PostgresGateway | SshGateway;
+      if (target.protocol === 'ssh') {
+        let runtime: Awaited<ReturnType<typeof buildSshRuntime>>;
+        try {
+          runtime = await buildSshRuntime(config, target, this.shared);
+        } catch (err) {
+          // No pinned upstream key or no host key: this target is not served (fail closed); the
+          // others are.
+          this.opts.logger.error({ target: name, err: (err as Error).message }, 'ssh target not served');
+          if (existing) {
+            await existing.stopAccepting();
+            this.gateways.delete(name);
+          }
+          continue;
+        }
+        if (existing instanceof SshGateway) {
+          existing.update(runtime);
+          continue;
+        }
+        gateway = new SshGateway(runtime, this.services);
+      } else {
+        const runtime = await buildPostgresRuntime(config, target, this.shared, this.opts.limits);
+        if (existing instanceof PostgresGateway) {
+          existing.update(runtime);
+          continue;
+        }
+        gateway = new PostgresGateway(runtime, this.services);
+      }
       await gateway.listen(config.listenHost);
       this.gateways.set(name, gateway);
     }
