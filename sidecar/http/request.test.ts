@@ -7,6 +7,7 @@ import { createHttpGuard } from './guard.ts';
 import { presentedToken, REDACTED, redactHeaders, upstreamRequestHeaders } from './headers.ts';
 import { BodyMasker } from './json-mask.ts';
 import { parseRequestTarget } from './path.ts';
+import { Scrubber, secretValues } from './scrub.ts';
 
 test('request targets: decoded once for the guard, ambiguous forms refused', () => {
   const ok = parseRequestTarget('/api/%61dmin/x%20y?q=%2F');
@@ -149,4 +150,19 @@ test('response masking: named JSON fields whole, detectors in every string, text
   const t = m.maskBody(Buffer.from('contact: x@example.com'), 'text/plain');
   assert.doesNotMatch(t?.body.toString() ?? '', /x@example\.com/);
   assert.equal(m.maskBody(Buffer.from([1, 2]), 'application/octet-stream'), undefined);
+});
+
+test('credential scrubber: a reflected credential is overwritten, also across chunk boundaries', async () => {
+  const secrets = secretValues({ authorization: 'Bearer s3cr3t-token-value' });
+  const body = Buffer.from('{"echo":"Bearer s3cr3t-token-value","again":"s3cr3t-token-value"}');
+  const out: Buffer[] = [];
+  const s = new Scrubber(secrets);
+  s.on('data', (c: Buffer) => out.push(c));
+  for (let i = 0; i < body.length; i += 5) s.write(body.subarray(i, i + 5));
+  s.end();
+  await new Promise((r) => s.once('end', r));
+  const text = Buffer.concat(out).toString();
+  assert.equal(text.length, body.length);
+  assert.doesNotMatch(text, /s3cr3t/);
+  assert.equal(s.hits, 2);
 });

@@ -4,12 +4,23 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { SidecarConfig, SidecarTarget } from '../config/index.ts';
+import { buildHttpRuntime } from '../http/context.ts';
+import { HttpGateway } from '../http/gateway.ts';
 import { CancelRegistry, type GatewayServices, type PostgresLimits } from '../postgres/context.ts';
 import { PostgresGateway } from '../postgres/gateway.ts';
 import { startAdminServer } from './admin.ts';
 import { createMetrics, type SidecarMetrics } from './metrics.ts';
 import type { PodIdentity, Recorder } from './modules.ts';
-import { buildPostgresRuntime, buildShared, openConfiguredRecorder, type SharedRuntime } from './runtime.ts';
+import {
+  buildPostgresRuntime,
+  buildShared,
+  openConfiguredRecorder,
+  recordingDurability,
+  type SharedRuntime,
+} from './runtime.ts';
+
+/** Protocols this build serves. */
+const SERVED = new Set(['postgres', 'http', 'kubernetes']);
 
 export interface SidecarOptions {
   config: SidecarConfig;
@@ -30,7 +41,7 @@ export interface SidecarOptions {
 export class Sidecar {
   private config: SidecarConfig;
   private shared: SharedRuntime;
-  private readonly gateways = new Map<string, PostgresGateway>();
+  private readonly gateways = new Map<string, PostgresGateway | HttpGateway>();
   private readonly services: GatewayServices;
   readonly metrics: SidecarMetrics;
   private admin: FastifyInstance | undefined;
@@ -121,7 +132,7 @@ export class Sidecar {
   private async reconcileTargets(config: SidecarConfig): Promise<void> {
     const wanted = new Map<string, SidecarTarget>();
     for (const t of config.targets) {
-      if (t.protocol !== 'postgres') {
+      if (!SERVED.has(t.protocol)) {
         this.opts.logger.warn(
           { target: t.name, protocol: t.protocol },
           'protocol not served by this build; target skipped',
@@ -140,11 +151,31 @@ export class Sidecar {
       }
     }
     for (const [name, target] of wanted) {
-      const runtime = await buildPostgresRuntime(config, target, this.shared, this.opts.limits);
       const existing = this.gateways.get(name);
-      if (existing) {
+      if (target.protocol === 'http' || target.protocol === 'kubernetes') {
+        const strict = recordingDurability(config.recording) === 'strict';
+        const runtime = await buildHttpRuntime(config, target, this.shared, strict);
+        if (existing instanceof HttpGateway) {
+          existing.update(runtime);
+          continue;
+        }
+        if (existing) {
+          this.gateways.delete(name);
+          await existing.stopAccepting();
+        }
+        const gateway = new HttpGateway(runtime, this.services);
+        await gateway.listen(config.listenHost);
+        this.gateways.set(name, gateway);
+        continue;
+      }
+      const runtime = await buildPostgresRuntime(config, target, this.shared, this.opts.limits);
+      if (existing instanceof PostgresGateway) {
         existing.update(runtime);
         continue;
+      }
+      if (existing) {
+        this.gateways.delete(name);
+        await existing.stopAccepting();
       }
       const gateway = new PostgresGateway(runtime, this.services);
       await gateway.listen(config.listenHost);
