@@ -9,11 +9,22 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { serialize } from 'pg-protocol/dist/serializer.js';
-import type { Logger } from 'pino';
 import { LEXING_RULE, LEXING_SETTINGS, lexingSettingProblem } from '../policy/sql/lexing.ts';
 import type { TargetMetrics } from '../server/metrics.ts';
-import type { ApprovalDecision, ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
-import { type AttributionChain, IdentityError, identityAttribution } from '../server/modules.ts';
+import type { ColumnInfo, RowMasker, SqlDecision } from '../server/modules.ts';
+import {
+  addSample,
+  type Command,
+  CommandDecider,
+  MASK_EVERYTHING,
+  nowNs,
+  type RecordingChannel,
+  type ResultCapture,
+  recordResult,
+  SessionCore,
+  type Verdict,
+  wantsSample,
+} from '../session/index.ts';
 import { BackendFramer, decodeBackend } from './backend.ts';
 import { WriteCoalescer } from './coalesce.ts';
 import type { GatewayServices, PostgresRuntime } from './context.ts';
@@ -49,7 +60,6 @@ import {
   rowsFromTag,
   SQLSTATE,
 } from './protocol.ts';
-import { RecordingChannel } from './record.ts';
 import { checkStartupParams, STARTUP_RULE } from './startup-params.ts';
 import { connectUpstream, readCredentials, sendUpstreamCancel, type UpstreamError } from './upstream.ts';
 
@@ -72,20 +82,6 @@ function lexingSensitive(raw: Buffer): boolean {
   return false;
 }
 
-/** Every cell NULL: what the agent gets when masking is on and the result's columns are unknown. */
-const MASK_EVERYTHING: RowMasker = {
-  active: true,
-  plans: [],
-  maskRow(values) {
-    let maskedCells = 0;
-    const out = values.map((v) => {
-      if (v !== null) maskedCells++;
-      return null;
-    });
-    return { values: out, maskedCells };
-  },
-};
-
 interface StatementState {
   sql: string;
   blocked: boolean;
@@ -104,17 +100,9 @@ interface PortalState {
 }
 
 /** One executed statement as recorded: what ran, and what the agent got back. */
-interface StatementRecord {
+interface StatementRecord extends ResultCapture {
   sql: string;
-  startNs: bigint;
-  rows: number;
-  sample: unknown[][];
-  /** With masking.keepOriginals: the sampled rows before masking, for rows that had masked cells. */
-  originals: { row: number; values: unknown[] }[] | undefined;
-  sampleBytes: number;
-  maskedCells: number;
   columns: ColumnInfo[] | undefined;
-  rowMasker: RowMasker | undefined;
   portal: PortalState | undefined;
   copy: { direction: 'in' | 'out'; bytes: number } | undefined;
 }
@@ -230,10 +218,6 @@ function namesOf(columns: ColumnInfo[]): string[] {
   return names;
 }
 
-function nowNs(): bigint {
-  return process.hrtime.bigint();
-}
-
 export class PostgresSession {
   private phase: Phase = 'startup';
   private readonly parser: FrontendParser;
@@ -251,24 +235,17 @@ export class PostgresSession {
   private txStatus: 'I' | 'T' | 'E' = 'I';
   private waiting = false;
   private copyIn: StatementRecord | undefined;
-  private approvalAbort: AbortController | undefined;
-  private approvals = 0;
-  private rec: RecordingChannel | undefined;
-  private subject: string | undefined;
-  private logger: Logger;
+  /** Login, identity, recording and command decisions: the protocol-independent part. */
+  private readonly core: SessionCore;
+  private readonly decider: CommandDecider;
   private readonly startupTimer: NodeJS.Timeout;
   private ending: Promise<void> | undefined;
   private closeReason = 'client disconnected';
-  /** Attribution and identity liveness (sidecar/identity). */
-  private attribution: AttributionChain | undefined;
-  private stopIdentityWatch: (() => void) | undefined;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
   private readonly rt: () => PostgresRuntime;
   private readonly services: GatewayServices;
   private readonly client: Socket;
-  private readonly targetName: string;
-  private readonly source: string;
   private lastRowDescription: { raw: Buffer; columns: ColumnInfo[] } | undefined;
   /** Resolved at each ReadyForQuery after which no lexing-touching statement is in flight. */
   private lexingWaiters: (() => void)[] = [];
@@ -278,12 +255,16 @@ export class PostgresSession {
     this.rt = runtime;
     this.services = services;
     const rt = runtime();
-    this.targetName = rt.target.name;
-    this.source = `${client.remoteAddress}:${client.remotePort}`;
-    this.logger = services.logger.child({ target: this.targetName, source: this.source });
+    this.core = new SessionCore(
+      'postgres',
+      `${client.remoteAddress}:${client.remotePort}`,
+      runtime,
+      services,
+    );
+    this.decider = new CommandDecider(this.core);
     this.parser = new FrontendParser(rt.limits.maxMessageBytes);
     this.down = new WriteCoalescer(client);
-    this.metrics = services.metrics.forTarget(this.targetName);
+    this.metrics = this.core.metrics;
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
@@ -303,6 +284,14 @@ export class PostgresSession {
       }
     }, rt.limits.startupTimeoutMs);
     this.metrics.sessionStarted();
+  }
+
+  private get rec(): RecordingChannel | undefined {
+    return this.core.rec;
+  }
+
+  private get logger() {
+    return this.core.logger;
   }
 
   // ---------------------------------------------------------------- agent -> sidecar
@@ -392,76 +381,44 @@ export class PostgresSession {
 
   private async login(token: string | undefined): Promise<void> {
     const rt = this.rt();
-    const { pod, recorder } = this.services;
-    let identity: Awaited<ReturnType<typeof rt.verifier.authenticate>>;
-    try {
-      identity = await rt.verifier.authenticate(token, { source: this.source });
-    } catch (err) {
-      await this.denyIdentity(rt, err as Error);
-      return;
-    }
-    if (this.phase !== 'login') return;
-    this.subject = identity.subject;
-    const labels: Record<string, string> = {};
-    if (this.startupParams.user) labels['db.user'] = this.startupParams.user;
     const database = rt.target.upstream.database ?? this.startupParams.database;
-    let credentials: Awaited<ReturnType<typeof readCredentials>>;
-    try {
-      credentials = await readCredentials(rt.target.credentialsDir);
-    } catch (err) {
-      this.logger.error({ err }, 'upstream credentials unavailable');
-      this.fatal(
-        SQLSTATE.connectionFailure,
-        `chaperone: upstream credentials for target ${rt.target.name} are unavailable`,
-      );
+    const result = await this.core.login({
+      token,
+      readCredentials: () => readCredentials(rt.target.credentialsDir),
+      labels: (credentials) => {
+        const labels: Record<string, string> = {};
+        if (this.startupParams.user) labels['db.user'] = this.startupParams.user;
+        labels['db.database'] = database ?? credentials.username;
+        labels['db.upstreamUser'] = credentials.username;
+        if (this.startupParams.application_name)
+          labels['db.applicationName'] = this.startupParams.application_name;
+        return labels;
+      },
+      refusedLabels: this.startupParams.user ? { 'db.user': this.startupParams.user } : {},
+      maxPendingAppends: rt.limits.maxPendingAppends,
+      onRecordingFailure: () => this.onRecordingFailure(),
+      live: () => this.phase === 'login',
+    });
+    if (result.kind === 'denied') {
+      const sqlstate =
+        result.code === 'denied' || result.code === 'missing'
+          ? SQLSTATE.invalidAuthorization
+          : SQLSTATE.invalidPassword;
+      this.fatal(sqlstate, `chaperone: authentication failed: ${result.message}`);
       return;
     }
-    const upstreamDatabase = database ?? credentials.username;
-    labels['db.database'] = upstreamDatabase;
-    labels['db.upstreamUser'] = credentials.username;
-    if (this.startupParams.application_name)
-      labels['db.applicationName'] = this.startupParams.application_name;
-    const recording = await recorder.startSession({
-      protocol: 'postgres',
-      target: { name: rt.target.name, host: rt.target.upstream.host, port: rt.target.upstream.port },
-      identity: {
-        subject: identity.subject,
-        issuer: identity.issuer,
-        claims: identity.claims,
-        serviceAccount: identity.serviceAccount ?? pod.serviceAccount,
-        pod: identity.pod ?? pod.pod,
-        namespace: identity.namespace ?? pod.namespace,
-        node: identity.node ?? pod.node,
-        podUid: identity.podUid ?? pod.podUid,
-        source: this.source,
-        ...identityAttribution(identity),
-      },
-      policy: rt.policy,
-      sidecarVersion: this.services.sidecarVersion,
-      labels,
-    });
-    this.rec = new RecordingChannel(recording, this.logger, rt.limits.maxPendingAppends, () =>
-      this.onRecordingFailure(),
-    );
-    this.logger = this.logger.child({ sessionId: recording.sessionId, subject: identity.subject });
-    this.attribution = identity.attribution;
-    for (const flag of identity.flags ?? []) {
-      this.rec.add('identity.flagged', 'internal', { ...flag });
-      rt.alerts.send({
-        kind: 'offboarded',
-        sessionId: recording.sessionId,
-        subject: flag.subject,
-        target: rt.target.name,
-        message: `postgres session allowed but flagged: ${flag.message}`,
-        ...(this.attribution ? { attribution: this.attribution } : {}),
-      });
+    if (result.kind === 'noCredentials') {
+      this.fatal(SQLSTATE.connectionFailure, result.message);
+      return;
     }
-    if (this.phase !== 'login') return;
+    if (result.kind === 'gone') return;
+    const { identity, credentials, rec } = result;
+    const upstreamDatabase = database ?? credentials.username;
 
     const startup = checkStartupParams(this.startupParams);
     if (!startup.ok) {
       const message = `chaperone: session refused by rule ${STARTUP_RULE}: ${startup.problem}`;
-      this.rec.add('policy.blocked', 'internal', {
+      rec.add('policy.blocked', 'internal', {
         rule: STARTUP_RULE,
         reason: message,
         command: '',
@@ -473,24 +430,25 @@ export class PostgresSession {
     }
     const params = startup.upstream;
     params.database = upstreamDatabase;
-    const started = nowNs();
     let up: Awaited<ReturnType<typeof connectUpstream>>;
     try {
-      up = await connectUpstream(
-        {
-          name: rt.target.name,
-          host: rt.target.upstream.host,
-          port: rt.target.upstream.port,
-          tls: rt.target.tls,
-        },
-        credentials,
-        params,
-        rt.limits.upstreamLoginTimeoutMs,
+      up = await this.core.connectUpstream(() =>
+        connectUpstream(
+          {
+            name: rt.target.name,
+            host: rt.target.upstream.host,
+            port: rt.target.upstream.port,
+            tls: rt.target.tls,
+          },
+          credentials,
+          params,
+          rt.limits.upstreamLoginTimeoutMs,
+        ),
       );
     } catch (err) {
       const e = err as UpstreamError;
       this.logger.warn({ err: e.message }, 'upstream login failed');
-      this.rec.add('pg.error', 'server', {
+      rec.add('pg.error', 'server', {
         sqlstate: e.sqlstate ?? SQLSTATE.connectionFailure,
         message: e.message,
         severity: 'FATAL',
@@ -507,7 +465,6 @@ export class PostgresSession {
       }
       return;
     }
-    this.metrics.upstreamConnectSeconds(Number(nowNs() - started) / 1e9);
     if (this.phase !== 'login') {
       up.socket.destroy();
       return;
@@ -523,7 +480,7 @@ export class PostgresSession {
     this.upstreamKey = up.backendKey;
     this.txStatus = up.txStatus;
     this.ownKey = this.services.cancels.register(this);
-    this.rec.add('pg.startup', 'client', {
+    rec.add('pg.startup', 'client', {
       user: this.startupParams.user,
       database: upstreamDatabase,
       application_name: this.startupParams.application_name,
@@ -562,64 +519,15 @@ export class PostgresSession {
     });
     this.phase = 'ready';
     // Identity liveness: a revoked or offboarded identity ends the session (sidecar/identity).
-    this.stopIdentityWatch = rt.verifier.watch(identity, (err) => this.identityRevoked(rt, err));
+    this.core.watchIdentity(identity, (message) => {
+      if (this.phase === 'closed') return;
+      this.closeReason = 'identity revoked';
+      this.fatal(SQLSTATE.invalidAuthorization, message);
+    });
     this.logger.info('session started');
     if (up.rest.length > 0) this.onUpstreamData(up.rest);
     this.client.resume();
     this.drive();
-  }
-
-  /** The identity stopped being valid mid-session: record it, alert, end the session. */
-  private identityRevoked(rt: PostgresRuntime, err: IdentityError): void {
-    if (this.phase === 'closed') return;
-    this.logger.warn({ code: err.code, message: err.message }, 'agent identity revoked; ending the session');
-    this.rec?.add('identity.revoked', 'internal', { code: err.code, message: err.message });
-    rt.alerts.send({
-      kind: err.code === 'offboarded' ? 'offboarded' : 'identityRevoked',
-      sessionId: this.rec?.sessionId,
-      subject: this.subject,
-      target: rt.target.name,
-      message: `postgres session ended: ${err.message}`,
-      ...(err.attribution ? { attribution: err.attribution } : {}),
-    });
-    this.closeReason = 'identity revoked';
-    this.fatal(
-      SQLSTATE.invalidAuthorization,
-      `chaperone: session ended, identity no longer valid: ${err.message}`,
-    );
-  }
-
-  private async denyIdentity(rt: PostgresRuntime, err: Error): Promise<void> {
-    const code = err instanceof IdentityError ? err.code : 'unavailable';
-    const message = err.message;
-    this.logger.warn({ code, message }, 'agent identity refused');
-    const sqlstate =
-      code === 'denied' || code === 'missing' ? SQLSTATE.invalidAuthorization : SQLSTATE.invalidPassword;
-    const attribution = err instanceof IdentityError ? err.attribution : undefined;
-    rt.alerts.send({
-      kind: code === 'denied' ? 'deniedSubject' : code === 'offboarded' ? 'offboarded' : 'invalidToken',
-      target: rt.target.name,
-      message: `postgres session refused: ${message}`,
-      ...(err instanceof IdentityError && err.subject ? { subject: err.subject } : {}),
-      ...(attribution ? { attribution } : {}),
-    });
-    try {
-      const pod = this.services.pod;
-      const recording = await this.services.recorder.startSession({
-        protocol: 'postgres',
-        target: { name: rt.target.name, host: rt.target.upstream.host, port: rt.target.upstream.port },
-        identity: { ...pod, source: this.source, ...identityAttribution({ attribution }) },
-        policy: rt.policy,
-        sidecarVersion: this.services.sidecarVersion,
-        labels: this.startupParams.user ? { 'db.user': this.startupParams.user } : {},
-      });
-      await recording.append({ kind: 'identity.denied', direction: 'internal', payload: { code, message } });
-      await recording.end({ reason: 'identity denied' });
-    } catch (recErr) {
-      this.logger.error({ err: recErr }, 'cannot record refused session');
-    }
-    // Answer after the refusal is recorded, so nothing refused goes unrecorded at shutdown.
-    this.fatal(sqlstate, `chaperone: authentication failed: ${message}`);
   }
 
   private driveRelay(): void {
@@ -886,9 +794,12 @@ export class PostgresSession {
     protocol: 'simple' | 'extended' = 'extended',
     statementName?: string,
   ): void {
-    this.rec!.add('policy.blocked', 'internal', { rule, reason: message, command: sql, sql, protocol });
-    this.logger.info({ rule }, 'message refused');
-    this.metrics.statement('block');
+    this.decider.refuse(rule, message, {
+      text: sql,
+      noun: 'statement',
+      named: { sql },
+      detail: { protocol },
+    });
     this.sendSubstitute(message, protocol, statementName);
   }
 
@@ -945,131 +856,24 @@ export class PostgresSession {
         statementTypes: [],
       };
     }
-    this.metrics.statement(decision.action);
-    const rec = this.rec!;
-    const policyPayload = {
-      rule: decision.rule ?? 'policy',
-      classes: decision.classes,
-      statementTypes: decision.statementTypes,
-      sql,
-      protocol,
+    const cmd: Command = {
+      text: sql,
+      noun: 'statement',
+      named: { sql },
+      detail: { classes: decision.classes, statementTypes: decision.statementTypes, protocol },
     };
-    switch (decision.action) {
-      case 'allow':
-        return this.forwardStatement(sql, protocol, m, statementName, decision);
-      case 'alert':
-        rec.add('policy.alert', 'internal', policyPayload);
-        rt.alerts.send(
-          this.alert(rt, 'alert', decision, sql, `statement matched alert rule ${decision.rule}`),
-        );
-        return this.forwardStatement(sql, protocol, m, statementName, decision);
-      case 'block': {
-        const message = `chaperone: statement blocked by rule ${decision.rule ?? 'policy'}: ${decision.message ?? 'not allowed by policy'}`;
-        rec.add('policy.blocked', 'internal', { ...policyPayload, reason: message, command: sql });
-        rt.alerts.send(this.alert(rt, 'blocked', decision, sql, message));
-        this.logger.info({ rule: decision.rule }, 'statement blocked');
-        this.sendSubstitute(message, protocol, statementName);
-        return undefined;
-      }
-      case 'requireApproval':
-        return this.awaitApproval(rt, decision, sql).then((denial) => {
-          if (this.phase !== 'ready') return;
-          if (denial === undefined) return this.forwardStatement(sql, protocol, m, statementName, decision);
-          this.sendSubstitute(denial, protocol, statementName);
-          return undefined;
-        });
-    }
-  }
-
-  private alert(
-    rt: PostgresRuntime,
-    kind: 'alert' | 'blocked' | 'approval',
-    d: SqlDecision,
-    sql: string,
-    message: string,
-  ) {
-    return {
-      kind,
-      sessionId: this.rec?.sessionId,
-      subject: this.subject,
-      target: rt.target.name,
-      rule: d.rule,
-      statement: sql,
-      message,
-      ...(this.attribution ? { attribution: this.attribution } : {}),
-    };
-  }
-
-  /** Resolves undefined when approved, or the error message to give the agent. */
-  private async awaitApproval(
-    rt: PostgresRuntime,
-    decision: SqlDecision,
-    sql: string,
-  ): Promise<string | undefined> {
-    const rule = decision.rule ?? 'policy';
-    const rec = this.rec!;
-    const approval = `${rec.sessionId ?? 'session'}-approval-${++this.approvals}`;
-    rec.add('approval.requested', 'internal', {
-      approval,
-      rule,
-      command: sql,
-      sql,
-      classes: decision.classes,
-      timeoutMs: rt.approvalTimeoutMs,
-    });
-    rt.alerts.send(this.alert(rt, 'approval', decision, sql, `statement awaits approval under rule ${rule}`));
-    this.logger.info({ rule }, 'statement awaits approval');
-    const abort = new AbortController();
-    this.approvalAbort = abort;
-    let result: ApprovalDecision;
-    try {
-      result = await rt.approvals.request(
-        {
-          sessionId: rec.sessionId ?? '',
-          policy: rt.policy.name,
-          rule,
-          target: rt.target.name,
-          protocol: 'postgres',
-          subject: this.subject ?? '',
-          pod: this.services.pod.pod,
-          serviceAccount: this.services.pod.serviceAccount,
-          statement: sql,
-          timeoutMs: rt.approvalTimeoutMs,
-        },
-        abort.signal,
-      );
-    } catch (err) {
-      result = {
-        approved: false,
-        reason: abort.signal.aborted ? 'canceled' : `approval backend failed: ${(err as Error).message}`,
-      };
-    } finally {
-      this.approvalAbort = undefined;
-    }
-    if (abort.signal.aborted && !result.approved)
-      result = { approved: false, reason: 'canceled by the agent' };
-    const payload = {
-      approval,
-      rule,
-      // Every decision names who made it; without a reviewer it was the sidecar (timeout, no backend).
-      approver: result.approver ?? (result.timedOut ? 'chaperone:timeout' : 'chaperone:no-reviewer'),
-      reason: result.reason,
-      timedOut: result.timedOut ?? false,
-      ...(result.ignored ? { ignoredDecisions: result.ignored } : {}),
-      sql,
-    };
-    if (result.approved) {
-      rec.add('approval.granted', 'internal', payload);
-      this.metrics.statement('approved');
-      this.logger.info({ rule, approver: result.approver }, 'statement approved');
+    const verdict = this.decider.decide(decision, cmd);
+    if (verdict === undefined) return this.forwardStatement(sql, protocol, m, statementName, decision);
+    if (typeof verdict === 'string') {
+      this.sendSubstitute(verdict, protocol, statementName);
       return undefined;
     }
-    rec.add('approval.denied', 'internal', payload);
-    this.metrics.statement('denied');
-    this.logger.info({ rule, reason: result.reason, timedOut: result.timedOut }, 'statement not approved');
-    if (result.timedOut)
-      return `chaperone: approval for rule ${rule} timed out after ${Math.round(rt.approvalTimeoutMs / 1000)} s`;
-    return `chaperone: statement denied under approval rule ${rule}${result.approver ? ` by ${result.approver}` : ''}${result.reason ? `: ${result.reason}` : ''}`;
+    return verdict.then((denial: Verdict) => {
+      if (this.phase !== 'ready') return;
+      if (denial === undefined) return this.forwardStatement(sql, protocol, m, statementName, decision);
+      this.sendSubstitute(denial, protocol, statementName);
+      return undefined;
+    });
   }
 
   private forwardStatement(
@@ -1175,8 +979,7 @@ export class PostgresSession {
         stmt.rows++;
         const masker = this.rowMaskerFor(stmt);
         const rt = this.rt();
-        const wantSample =
-          stmt.sample.length < rt.limits.sampleRows && stmt.sampleBytes < rt.limits.sampleBytes;
+        const wantSample = wantsSample(stmt, rt.limits);
         if (!masker?.active && !wantSample) break;
         if (!masker?.active) {
           // Sampling only: cells straight to text, no views.
@@ -1202,13 +1005,8 @@ export class PostgresSession {
           }
         }
         if (wantSample) {
-          stmt.sampleBytes += raw.length;
-          stmt.sample.push(this.sampleValues(stmt, values));
-          if (originals && rt.keepOriginals) {
-            stmt.sampleBytes += original.length;
-            stmt.originals ??= [];
-            stmt.originals.push({ row: stmt.sample.length - 1, values: this.sampleValues(stmt, originals) });
-          }
+          const kept = originals && rt.keepOriginals ? this.sampleValues(stmt, originals) : undefined;
+          addSample(stmt, this.sampleValues(stmt, values), raw.length, kept, original.length);
         }
         return raw !== original ? raw : undefined;
       }
@@ -1445,45 +1243,14 @@ export class PostgresSession {
       stmt.copy = undefined;
       this.copyIn = undefined;
     }
-    const payload: Record<string, unknown> = {
-      commandTag: tag,
-      rows: rowsFromTag(tag) ?? stmt.rows,
-      durationMs: Number(nowNs() - stmt.startNs) / 1e6,
-      maskedCells: stmt.maskedCells,
-    };
-    if (stmt.columns) payload.columns = namesOf(stmt.columns);
-    if (stmt.sample.length > 0) payload.rowsSample = stmt.sample;
-    // Only when the policy asks (masking.keepOriginals): the recording then holds sensitive data.
-    if (stmt.originals) payload.unmaskedRowsSample = stmt.originals;
-    rec.add('pg.result', 'server', payload);
-    if (stmt.maskedCells > 0) {
-      const plans = stmt.rowMasker?.plans ?? [];
-      const fields = plans.filter((p) => p !== null).map((p) => p.column);
-      const rules = new Set<string>();
-      for (const p of plans) {
-        if (!p) continue;
-        if (p.byName) rules.add(`column:${p.byName.pattern}`);
-        for (const d of p.detectors) rules.add(`detector:${d}`);
-      }
-      rec.add('policy.masked', 'internal', {
-        rule: [...rules].join(',') || 'masking',
-        fields,
-        count: stmt.maskedCells,
-        sql: stmt.sql,
-        maskedCells: stmt.maskedCells,
-        columns: payload.columns,
-      });
-      this.metrics.maskedCells(stmt.maskedCells);
-    }
+    recordResult(rec, this.metrics, stmt, {
+      kind: 'pg.result',
+      payload: { commandTag: tag, rows: rowsFromTag(tag) ?? stmt.rows },
+      columns: stmt.columns ? namesOf(stmt.columns) : undefined,
+      named: { sql: stmt.sql },
+    });
     // A simple Query may hold several statements: the next result starts afresh.
-    stmt.rows = 0;
-    stmt.sample = [];
-    stmt.originals = undefined;
-    stmt.sampleBytes = 0;
-    stmt.maskedCells = 0;
     stmt.columns = undefined;
-    stmt.rowMasker = undefined;
-    stmt.startNs = nowNs();
   }
 
   // ---------------------------------------------------------------- cancel, errors, shutdown
@@ -1499,12 +1266,9 @@ export class PostgresSession {
 
   /** Called through the registry when the agent's CancelRequest names this session. */
   cancel(): void {
-    this.rec?.add('pg.cancel', 'client', { awaitingApproval: this.approvalAbort !== undefined });
+    this.rec?.add('pg.cancel', 'client', { awaitingApproval: this.decider.awaitingApproval });
     this.logger.info('cancel requested by the agent');
-    if (this.approvalAbort) {
-      this.approvalAbort.abort();
-      return;
-    }
+    if (this.decider.cancelApproval()) return;
     const rt = this.rt();
     if (!this.upstreamKey) return;
     sendUpstreamCancel(
@@ -1563,8 +1327,8 @@ export class PostgresSession {
     this.phase = 'closed';
     if (this.closeReason === 'client disconnected') this.closeReason = reason;
     clearTimeout(this.startupTimer);
-    this.stopIdentityWatch?.();
-    this.approvalAbort?.abort();
+    this.core.stopIdentityWatch();
+    this.decider.cancelApproval();
     if (this.parser.pendingBytes > 0 && wasReady) {
       this.logger.warn(
         { pendingBytes: this.parser.pendingBytes },
@@ -1589,6 +1353,6 @@ export class PostgresSession {
     if (this.ownKey) this.services.cancels.unregister(this.ownKey.pid);
     this.metrics.sessionEnded();
     this.logger.info({ reason, counts: this.rec?.counts }, 'session ended');
-    this.ending = (this.rec?.end(reason) ?? Promise.resolve()).finally(() => this.resolveDone());
+    this.ending = this.core.end(reason).finally(() => this.resolveDone());
   }
 }

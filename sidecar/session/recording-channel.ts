@@ -1,6 +1,6 @@
-// A session's recording as the gateway uses it: appends never block the data path one by one, but a
+// A session's recording as a gateway uses it: appends never block the data path one by one, but a
 // session that runs too far ahead of the spool waits (backpressure), and a failing recording is
-// reported once instead of per event.
+// reported once instead of per event. Shared by every protocol.
 import type { Logger } from 'pino';
 import type { SessionRecording } from '../server/modules.ts';
 
