@@ -24,7 +24,6 @@ export interface HttpRuntime {
   http: HttpOptions;
   kubernetes: { upstreamAuth: 'token' | 'impersonate'; allowSecretData: boolean };
   verifier: IdentityVerifier;
-  tokenRequired: boolean;
   guard: HttpGuard;
   masker: BodyMasker;
   approvals: ApprovalBackend;
@@ -56,7 +55,6 @@ export async function buildHttpRuntime(
       allowSecretData: target.kubernetes?.allowSecretData ?? false,
     },
     verifier: shared.verifier,
-    tokenRequired: config.identity.tokenRequired,
     guard: createHttpGuard(config.guardrails, target.name, kube),
     masker: new BodyMasker(createMasker(config.masking), config.masking),
     approvals: shared.approvals,

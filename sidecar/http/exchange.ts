@@ -9,10 +9,8 @@ import type { Dispatcher } from 'undici';
 import { kubeRequestHeaders, kubeStatus, mustMaskSecrets, objectRefs } from '../kube/exchange.ts';
 import { type KubeRequestInfo, kubeRequestInfo, recordedAttributes } from '../kube/request-info.ts';
 import { maskSecrets } from '../kube/secrets.ts';
-import { awaitApproval } from './approval.ts';
 import { BodyCapture, captureTransform } from './body-capture.ts';
 import type { HttpRuntime } from './context.ts';
-import type { HttpDecision } from './guard.ts';
 import {
   downstreamResponseHeaders,
   presentedToken,
@@ -31,7 +29,7 @@ export async function handleExchange(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  session.inFlight++;
+  const finished = session.begin();
   try {
     await exchange(session, rt, req, res);
   } catch (err) {
@@ -39,7 +37,7 @@ export async function handleExchange(
     if (!res.headersSent) refuse(rt, res, 502, 'chaperone: the exchange failed');
     else res.destroy();
   } finally {
-    session.inFlight--;
+    finished();
   }
 }
 
@@ -106,52 +104,21 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
     identityHeader: rt.http.identityHeader,
     ...(rt.kube ? { refusedPrefixes: ['impersonate-'] } : {}),
   });
-  const decision: HttpDecision = plan.refused
-    ? { action: 'block', rule: 'chaperone-headers', message: plan.refused }
-    : rt.guard.decide(method, target.path, info);
-
-  if (decision.action === 'block') {
+  const detail = { method, path: target.path, ...(info ? { kubernetes: recordedAttributes(info) } : {}) };
+  let refusal: string | undefined;
+  if (plan.refused) {
+    refusal = `chaperone: request refused: ${plan.refused}`;
+    session.refuse('chaperone-headers', refusal, summary);
+  } else {
+    const decision = rt.guard.decide(method, target.path, info);
+    // requireApproval: the request (and its body) waits unread until a reviewer decides.
+    refusal = await session.decide(decision, summary, detail);
+  }
+  if (refusal !== undefined) {
     rec.add('http.request', 'client', requestEvent, summary);
-    const message = `chaperone: request blocked by rule ${decision.rule}${decision.message ? `: ${decision.message}` : ''}`;
-    rec.add('policy.blocked', 'internal', {
-      rule: decision.rule ?? 'policy',
-      reason: message,
-      command: summary,
-    });
-    rt.alerts.send({
-      kind: 'blocked',
-      sessionId: rec.sessionId,
-      subject: session.identity?.subject,
-      target: rt.target.name,
-      rule: decision.rule,
-      statement: summary,
-      message,
-    });
-    rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: message });
-    refuse(rt, res, 403, message);
+    rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: refusal });
+    refuse(rt, res, 403, refusal);
     return;
-  }
-  if (decision.action === 'alert') {
-    rec.add('policy.alert', 'internal', { rule: decision.rule, command: summary });
-    rt.alerts.send({
-      kind: 'alert',
-      sessionId: rec.sessionId,
-      subject: session.identity?.subject,
-      target: rt.target.name,
-      rule: decision.rule,
-      statement: summary,
-      message: `request matched alert rule ${decision.rule}`,
-    });
-  }
-  if (decision.action === 'requireApproval') {
-    // The request (with its body) is recorded once it goes upstream; approval.requested names it.
-    const approved = await awaitApproval(session, rt, decision, summary, req);
-    if (!approved.ok) {
-      rec.add('http.request', 'client', requestEvent, summary);
-      rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: approved.message });
-      refuse(rt, res, 403, approved.message);
-      return;
-    }
   }
 
   // Upstream request headers: the agent's (cleaned), the upstream's Host, the sidecar's credential.

@@ -28,7 +28,7 @@ export class HttpGateway {
       noDelay: true,
     });
     this.server.on('connection', (socket: Socket) => {
-      const session = new HttpSession(socket, services);
+      const session = new HttpSession(socket, () => this.runtime, services);
       this.sessions.set(socket, session);
       session.done.then(() => this.sessions.delete(socket));
     });

@@ -1,11 +1,14 @@
-// One agent connection to an HTTP or Kubernetes target: the identity its token proves (checked on
-// the first request, again whenever the token changes, and watched for revocation), and the
-// recording that holds every exchange on that connection. Exchanges themselves: exchange.ts.
+// One agent connection to an HTTP or Kubernetes target, on the session core (sidecar/session):
+// the identity its token proves (login on the first request, checked again whenever the token
+// changes on a kept-alive connection, watched for revocation), the recording that holds every
+// exchange on that connection, and the command decider that blocks, alerts or holds requests.
+// Exchanges themselves: exchange.ts and websocket.ts.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { RecordingChannel } from '../postgres/record.ts';
-import { type AgentIdentity, IdentityError, identityAttribution } from '../server/modules.ts';
+import { IdentityError } from '../server/modules.ts';
+import { type Command, CommandDecider, type RecordingChannel, SessionCore } from '../session/index.ts';
 import type { GatewayServices, HttpRuntime } from './context.ts';
+import type { HttpDecision } from './guard.ts';
 
 export class IdentityRefused extends Error {
   readonly status: number;
@@ -18,122 +21,137 @@ export class IdentityRefused extends Error {
 export class HttpSession {
   readonly socket: Socket;
   readonly services: GatewayServices;
-  logger: Logger;
-  rec: RecordingChannel | undefined;
-  identity: AgentIdentity | undefined;
+  readonly core: SessionCore;
+  readonly decider: CommandDecider;
+  private readonly runtime: () => HttpRuntime;
   private token: string | undefined;
+  private loggedIn = false;
   private starting: Promise<void> | undefined;
-  private stopWatching: (() => void) | undefined;
   private exchanges = 0;
-  approvals = 0;
   private ended = false;
+  private idle: (() => void) | undefined;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
   /** Exchanges in flight; the recording ends after the last one. */
-  inFlight = 0;
+  private inFlight = 0;
 
-  constructor(socket: Socket, services: GatewayServices) {
+  constructor(socket: Socket, runtime: () => HttpRuntime, services: GatewayServices) {
     this.socket = socket;
     this.services = services;
-    this.logger = services.logger.child({ source: `${socket.remoteAddress}:${socket.remotePort}` });
+    this.runtime = runtime;
+    const rt = runtime();
+    this.core = new SessionCore(
+      rt.kube ? 'kubernetes' : 'http',
+      `${socket.remoteAddress}:${socket.remotePort}`,
+      runtime,
+      services,
+    );
+    this.decider = new CommandDecider(this.core);
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
     socket.once('close', () => void this.end('agent closed the connection'));
   }
 
+  get logger(): Logger {
+    return this.core.logger;
+  }
+
+  get rec(): RecordingChannel | undefined {
+    return this.core.rec;
+  }
+
+  get subject(): string | undefined {
+    return this.core.subject;
+  }
+
   nextExchange(): string {
     return String(++this.exchanges);
   }
 
-  /** Authenticates the token of a request; starts the recording on the first one. */
+  /** Counts an exchange in flight; the returned function ends it. */
+  begin(): () => void {
+    this.inFlight++;
+    return () => {
+      if (--this.inFlight === 0) this.idle?.();
+    };
+  }
+
+  /** Authenticates the token of a request; logs in (recording start) on the first one. */
   async authenticate(rt: HttpRuntime, token: string | undefined): Promise<void> {
     if (this.starting) await this.starting.catch(() => undefined);
-    if (this.identity && token === this.token) return;
-    if (token === undefined && rt.tokenRequired)
-      throw new IdentityRefused(`chaperone: a token is required (${rt.http.identityHeader} header)`);
-    let identity: AgentIdentity;
+    if (this.loggedIn && token === this.token) return;
+    if (!this.loggedIn) {
+      this.starting = this.login(rt, token);
+      await this.starting;
+      return;
+    }
+    // A refreshed token on a kept-alive connection: fine if it proves the same identity.
+    let subject: string;
     try {
-      identity = await rt.verifier.authenticate(token, {
-        source: `${this.socket.remoteAddress}:${this.socket.remotePort}`,
-      });
+      subject = (await rt.verifier.authenticate(token, { source: this.core.source })).subject;
     } catch (err) {
-      if (err instanceof IdentityError) {
-        rt.alerts.send({
-          kind: err.code === 'denied' ? 'deniedSubject' : 'invalidToken',
-          target: rt.target.name,
-          ...(err.subject ? { subject: err.subject } : {}),
-          message: `${rt.kube ? 'kubernetes' : 'http'} request refused: ${err.message}`,
-        });
+      if (err instanceof IdentityError)
         throw new IdentityRefused(
           `chaperone: identity refused: ${err.message}`,
           err.code === 'denied' ? 403 : 401,
         );
-      }
       throw err;
     }
-    if (this.identity) {
-      // A refreshed token on a kept-alive connection: fine if it is the same identity.
-      if (identity.subject !== this.identity.subject)
-        throw new IdentityRefused('chaperone: a different identity on the same connection', 401);
-      this.token = token;
-      this.rec?.add('identity.refreshed', 'internal', { subject: identity.subject });
-      return;
-    }
-    this.starting = this.start(rt, identity);
-    await this.starting;
+    if (subject !== this.core.subject)
+      throw new IdentityRefused('chaperone: a different identity on the same connection');
     this.token = token;
+    this.core.rec?.add('identity.refreshed', 'internal', { subject });
   }
 
-  private async start(rt: HttpRuntime, identity: AgentIdentity): Promise<void> {
-    const { pod, recorder, sidecarVersion } = this.services;
-    const recording = await recorder.startSession({
-      protocol: rt.kube ? 'kubernetes' : 'http',
-      target: { name: rt.target.name, host: rt.target.upstream.host, port: rt.target.upstream.port },
-      identity: {
-        subject: identity.subject,
-        issuer: identity.issuer,
-        claims: identity.claims,
-        serviceAccount: identity.serviceAccount ?? pod.serviceAccount,
-        pod: identity.pod ?? pod.pod,
-        namespace: identity.namespace ?? pod.namespace,
-        node: identity.node ?? pod.node,
-        podUid: identity.podUid ?? pod.podUid,
-        source: `${this.socket.remoteAddress}:${this.socket.remotePort}`,
-        ...identityAttribution(identity),
-      },
-      policy: rt.policy,
-      sidecarVersion,
-      labels: { 'http.upstream': rt.upstream.origin },
+  private async login(rt: HttpRuntime, token: string | undefined): Promise<void> {
+    const r = await this.core.login({
+      token,
+      // The upstream credential is read per request (upstream.ts); nothing to hold per connection.
+      readCredentials: async () => undefined,
+      labels: () => ({ 'http.upstream': rt.upstream.origin }),
+      refusedLabels: { 'http.upstream': rt.upstream.origin },
+      maxPendingAppends: 1024,
+      onRecordingFailure: () => this.socket.destroy(),
+      live: () => !this.socket.destroyed,
     });
-    this.identity = identity;
-    this.rec = new RecordingChannel(recording, this.logger, 1024, () => this.socket.destroy());
-    this.logger = this.logger.child({ sessionId: recording.sessionId, subject: identity.subject });
-    for (const flag of identity.flags ?? []) {
-      this.rec.add('identity.flagged', 'internal', { ...flag });
+    switch (r.kind) {
+      case 'ok':
+        this.loggedIn = true;
+        this.token = token;
+        this.core.watchIdentity(r.identity, () => this.socket.destroy());
+        return;
+      case 'denied':
+        throw new IdentityRefused(
+          `chaperone: identity refused: ${r.message}`,
+          r.code === 'denied' ? 403 : 401,
+        );
+      case 'noCredentials':
+        throw new IdentityRefused(r.message, 502);
+      case 'gone':
+        throw new IdentityRefused('chaperone: the agent went away', 499);
     }
-    this.stopWatching = rt.verifier.watch(identity, (err) => {
-      this.rec?.add('identity.revoked', 'internal', { subject: identity.subject, reason: err.message });
-      rt.alerts.send({
-        kind: 'identityRevoked',
-        sessionId: recording.sessionId,
-        subject: identity.subject,
-        target: rt.target.name,
-        message: `identity revoked mid-session: ${err.message}`,
-      });
-      this.socket.destroy();
-    });
-    if (this.ended) this.socket.destroy();
+  }
+
+  /** The guardrail's decision as the core applies it: undefined to forward, else the refusal. */
+  decide(decision: HttpDecision, text: string, detail: Record<string, unknown>): Promise<string | undefined> {
+    const cmd: Command = { text, noun: 'request', named: { request: text }, detail };
+    return Promise.resolve(this.decider.decide(decision, cmd));
+  }
+
+  /** Records a refusal by a built-in rule (bad headers, ...). */
+  refuse(rule: string, message: string, text: string): void {
+    this.decider.refuse(rule, message, { text, noun: 'request', named: { request: text }, detail: {} });
   }
 
   /** Ends the recording once every exchange in flight has written its events. */
   async end(reason: string): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    this.stopWatching?.();
+    this.decider.cancelApproval();
     await this.starting?.catch(() => undefined);
-    while (this.inFlight > 0) await new Promise((r) => setTimeout(r, 10));
-    await this.rec?.end(reason);
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    await this.core.end(reason);
     this.resolveDone();
   }
 

@@ -9,7 +9,6 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { kubeRequestHeaders, kubeStatus } from '../kube/exchange.ts';
 import { kubeRequestInfo, recordedAttributes } from '../kube/request-info.ts';
-import { awaitApproval } from './approval.ts';
 import type { HttpRuntime } from './context.ts';
 import { presentedToken, redactHeaders, upstreamRequestHeaders } from './headers.ts';
 import { parseRequestTarget } from './path.ts';
@@ -33,14 +32,14 @@ export async function handleUpgrade(
   socket: Socket,
   head: Buffer,
 ): Promise<void> {
-  session.inFlight++;
+  const finished = session.begin();
   try {
     await upgrade(session, rt, req, socket, head);
   } catch (err) {
     session.logger.error({ err }, 'websocket upgrade failed');
     if (!socket.destroyed) reply(socket, rt, 502, 'chaperone: the upgrade failed');
   } finally {
-    session.inFlight--;
+    finished();
   }
 }
 
@@ -95,38 +94,23 @@ async function upgrade(
     identityHeader: rt.http.identityHeader,
     ...(rt.kube ? { refusedPrefixes: ['impersonate-'] } : {}),
   });
-  const decision = plan.refused
-    ? { action: 'block' as const, rule: 'chaperone-headers', message: plan.refused }
-    : rt.guard.decide(method, t.path, info);
-  if (decision.action === 'block' || decision.action === 'requireApproval') {
-    // Approval for streams: the same wait as a request (exchange.ts) would hold the upgrade; the
-    // backends are shared, so use it.
-    let message = `chaperone: request blocked by rule ${decision.rule}${decision.message ? `: ${decision.message}` : ''}`;
-    if (decision.action === 'requireApproval') {
-      const r = await awaitApproval(session, rt, decision, summary, req);
-      if (r.ok) message = '';
-      else message = r.message;
-    } else {
-      rec.add('policy.blocked', 'internal', {
-        rule: decision.rule ?? 'policy',
-        reason: message,
-        command: summary,
-      });
-      rt.alerts.send({
-        kind: 'blocked',
-        sessionId: rec.sessionId,
-        subject: session.identity?.subject,
-        target: rt.target.name,
-        rule: decision.rule,
-        statement: summary,
-        message,
-      });
-    }
-    if (message) {
-      rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: message });
-      reply(socket, rt, 403, message);
-      return;
-    }
+  let refusal: string | undefined;
+  if (plan.refused) {
+    refusal = `chaperone: request refused: ${plan.refused}`;
+    session.refuse('chaperone-headers', refusal, summary);
+  } else {
+    const detail = {
+      method,
+      path: t.path,
+      websocket: true,
+      ...(info ? { kubernetes: recordedAttributes(info) } : {}),
+    };
+    refusal = await session.decide(rt.guard.decide(method, t.path, info), summary, detail);
+  }
+  if (refusal !== undefined) {
+    rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: refusal });
+    reply(socket, rt, 403, refusal);
+    return;
   }
   const headers: Record<string, string | string[]> = { ...plan.upstream, host: rt.upstream.host };
   for (const h of ['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol']) {

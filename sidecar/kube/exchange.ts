@@ -50,9 +50,9 @@ export function kubeRequestHeaders(
   const out: Record<string, string | string[]> = {};
   if (secretsMasked) out.accept = jsonAccept(typeof agent.accept === 'string' ? agent.accept : undefined);
   if (rt.kubernetes.upstreamAuth === 'impersonate') {
-    const id = session.identity!;
-    out['impersonate-user'] = id.subject;
-    const sa = /^system:serviceaccount:([^:]+):[^:]+$/.exec(id.subject);
+    const subject = session.subject ?? '';
+    out['impersonate-user'] = subject;
+    const sa = /^system:serviceaccount:([^:]+):[^:]+$/.exec(subject);
     out['impersonate-group'] = sa
       ? ['system:serviceaccounts', `system:serviceaccounts:${sa[1]}`, 'system:authenticated']
       : ['system:authenticated'];
