@@ -23,7 +23,6 @@ export class HttpSession {
   readonly services: GatewayServices;
   readonly core: SessionCore;
   readonly decider: CommandDecider;
-  private readonly runtime: () => HttpRuntime;
   private token: string | undefined;
   private loggedIn = false;
   private starting: Promise<void> | undefined;
@@ -38,7 +37,6 @@ export class HttpSession {
   constructor(socket: Socket, runtime: () => HttpRuntime, services: GatewayServices) {
     this.socket = socket;
     this.services = services;
-    this.runtime = runtime;
     const rt = runtime();
     this.core = new SessionCore(
       rt.kube ? 'kubernetes' : 'http',
