@@ -26,6 +26,18 @@ export const SIDECAR_PATHS = {
 } as const;
 
 const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: true }).extend({
+  agentKubeconfig: z
+    .object({
+      file: z
+        .string()
+        .describe('Where the sidecar writes the kubeconfig agents use (a volume they mount read-only).'),
+      tokenFile: z.string().describe("The agent's token file as agent containers see it."),
+      namespace: z.string().optional(),
+    })
+    .optional()
+    .describe(
+      'kubernetes targets: the agent kubeconfig the sidecar writes at start (its serving CA inside).',
+    ),
   credentialsDir: z
     .string()
     .optional()

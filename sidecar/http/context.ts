@@ -1,6 +1,7 @@
 // What an HTTP or Kubernetes session needs from the process: the target's policy snapshot (swapped
 // on config reload) and the process-wide services (shared with the PostgreSQL gateway).
 import type { SidecarConfig, SidecarTarget } from '../config/index.ts';
+import { loopbackServingCert, type ServingCert } from '../kube/serving-cert.ts';
 import type { GatewayServices } from '../postgres/context.ts';
 import type { AlertSink, ApprovalBackend, IdentityVerifier } from '../server/modules.ts';
 import { createMasker } from '../server/modules.ts';
@@ -30,6 +31,8 @@ export interface HttpRuntime {
   approvalTimeoutMs: number;
   alerts: AlertSink;
   upstream: HttpUpstream;
+  /** Kubernetes targets: the loopback TLS certificate agents trust through their kubeconfig. */
+  serving?: ServingCert;
   /** recording.durability strict: no request goes upstream before its event is on disk. */
   strictRecording: boolean;
 }
@@ -62,5 +65,6 @@ export async function buildHttpRuntime(
     alerts: shared.alerts,
     upstream: await createUpstream(target),
     strictRecording,
+    ...(kube ? { serving: await loopbackServingCert() } : {}),
   };
 }

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { kubeRequestHeaders, kubeStatus, mustMaskSecrets, objectRefs } from '../kube/exchange.ts';
 import { type KubeRequestInfo, kubeRequestInfo, recordedAttributes } from '../kube/request-info.ts';
-import { maskSecrets } from '../kube/secrets.ts';
+import { maskSecretRequestText, maskSecrets } from '../kube/secrets.ts';
 import { BodyCapture, captureTransform } from './body-capture.ts';
 import type { HttpRuntime } from './context.ts';
 import {
@@ -19,6 +19,7 @@ import {
 } from './headers.ts';
 import { isJson, isText } from './json-mask.ts';
 import { parseRequestTarget } from './path.ts';
+import type { HttpBody } from './record.ts';
 import { Scrubber, scrubBuffer, secretValues } from './scrub.ts';
 import { type HttpSession, IdentityRefused } from './session.ts';
 import { WatchRelay } from './watch.ts';
@@ -150,7 +151,9 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
   const reqCapture = new BodyCapture(rt.http.bodyCapBytes);
   let requestRecorded: Promise<void> | undefined;
   const recordRequest = () => {
-    const event = withBody ? { ...requestEvent, body: reqCapture.summary(mime(req.headers)) } : requestEvent;
+    const event = withBody
+      ? { ...requestEvent, body: requestBody(reqCapture.summary(mime(req.headers)), secretsMasked) }
+      : requestEvent;
     const p = rt.strictRecording
       ? rec.durable('http.request', 'client', event, summary)
       : rec.add('http.request', 'client', event, summary);
@@ -220,7 +223,8 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
     await failMasking(`a ${contentEncoding}-encoded body cannot be masked`);
     return;
   }
-  if (needsMask && watch) {
+  // A watch is relayed (and recorded) event by event, masked or not.
+  if (watch && (needsMask || isJson(contentType))) {
     if (!isJson(contentType)) {
       await failMasking(`a ${contentType ?? 'untyped'} watch stream cannot be masked`);
       return;
@@ -328,6 +332,15 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
       ...(done ? {} : { error: 'stream cut' }),
     }),
   );
+}
+
+/** A request body for the recording: Secret values masked when the policy does not allow them. */
+function requestBody(body: HttpBody, secrets: boolean): HttpBody {
+  if (!secrets || (body.text === undefined && body.base64 === undefined)) return body;
+  const { text: _t, base64: _b, ...rest } = body;
+  const r =
+    body.text !== undefined && !body.truncated ? maskSecretRequestText(body.text) : { masked: ['body'] };
+  return { ...rest, ...(r.text !== undefined ? { text: r.text } : {}), masked: r.masked };
 }
 
 function isWatchStream(headers: Record<string, string | string[] | undefined>): boolean {

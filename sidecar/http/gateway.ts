@@ -2,8 +2,13 @@
 // parser: conflicting Content-Length/Transfer-Encoding and other smuggling shapes are refused by
 // llhttp before any handler runs), one HttpSession per agent connection, WebSocket upgrades to
 // websocket.ts, every other upgrade (h2c) and CONNECT refused.
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerOptions } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { agentKubeconfig } from '../kube/kubeconfig.ts';
 import type { GatewayServices, HttpRuntime } from './context.ts';
 import { handleExchange } from './exchange.ts';
 import { HttpSession } from './session.ts';
@@ -19,15 +24,19 @@ export class HttpGateway {
   constructor(runtime: HttpRuntime, services: GatewayServices) {
     this.runtime = runtime;
     this.services = services;
-    this.server = createServer({
+    const options: ServerOptions = {
       insecureHTTPParser: false,
       requestTimeout: 0,
       headersTimeout: 60_000,
       keepAliveTimeout: 65_000,
       maxHeaderSize: 64 * 1024,
       noDelay: true,
-    });
-    this.server.on('connection', (socket: Socket) => {
+    };
+    // The Kubernetes target serves TLS on loopback (kubectl sends tokens only over TLS).
+    this.server = runtime.serving
+      ? createHttpsServer({ ...options, cert: runtime.serving.certPem, key: runtime.serving.keyPem })
+      : createServer(options);
+    this.server.on(runtime.serving ? 'secureConnection' : 'connection', (socket: Socket) => {
       const session = new HttpSession(socket, () => this.runtime, services);
       this.sessions.set(socket, session);
       session.done.then(() => this.sessions.delete(socket));
@@ -77,6 +86,8 @@ export class HttpGateway {
 
   update(runtime: HttpRuntime): void {
     const previous = this.runtime;
+    // The listener keeps the certificate it started with (the agents' kubeconfig names it).
+    if (previous.serving) runtime.serving = previous.serving;
     this.runtime = runtime;
     if (previous.upstream !== runtime.upstream) {
       // Exchanges in flight keep the pool they started with until they end.
@@ -91,6 +102,7 @@ export class HttpGateway {
       this.server.listen({ host, port, backlog: 1024 }, () => {
         this.server.off('error', reject);
         this.listening = true;
+        void this.writeAgentKubeconfig();
         this.services.logger.info(
           { target: this.target, protocol: this.runtime.target.protocol, host, port: this.port },
           'http listener bound',
@@ -98,6 +110,26 @@ export class HttpGateway {
         resolve();
       });
     });
+  }
+
+  /** Kubernetes targets: the kubeconfig agents use, with this listener's port and CA. */
+  private async writeAgentKubeconfig(): Promise<void> {
+    const rt = this.runtime;
+    const out = rt.target.agentKubeconfig;
+    if (!out || !rt.serving) return;
+    const text = agentKubeconfig({
+      listenPort: this.port,
+      caPem: rt.serving.certPem,
+      tokenFile: out.tokenFile,
+      ...(out.namespace ? { namespace: out.namespace } : {}),
+    });
+    try {
+      await mkdir(dirname(out.file), { recursive: true });
+      await writeFile(`${out.file}.tmp`, text, { mode: 0o644 });
+      await rename(`${out.file}.tmp`, out.file);
+    } catch (err) {
+      this.services.logger.error({ err, file: out.file }, 'cannot write the agent kubeconfig');
+    }
   }
 
   get port(): number {

@@ -7,7 +7,7 @@ import { createHttpGuard } from './guard.ts';
 import { presentedToken, REDACTED, redactHeaders, upstreamRequestHeaders } from './headers.ts';
 import { BodyMasker } from './json-mask.ts';
 import { parseRequestTarget } from './path.ts';
-import { Scrubber, secretValues } from './scrub.ts';
+import { heldBack, Scrubber, secretValues } from './scrub.ts';
 
 test('request targets: decoded once for the guard, ambiguous forms refused', () => {
   const ok = parseRequestTarget('/api/%61dmin/x%20y?q=%2F');
@@ -165,4 +165,11 @@ test('credential scrubber: a reflected credential is overwritten, also across ch
   assert.equal(text.length, body.length);
   assert.doesNotMatch(text, /s3cr3t/);
   assert.equal(s.hits, 2);
+});
+
+test('credential scrubber: ordinary data is never held back (a watch event goes out at once)', () => {
+  const secrets = secretValues({ authorization: 'Bearer s3cr3t-token-value' });
+  assert.equal(heldBack(Buffer.from('{"type":"ADDED"}\n'), secrets), 0);
+  assert.equal(heldBack(Buffer.from('abc s3cr3t-tok'), secrets), 's3cr3t-tok'.length);
+  assert.equal(heldBack(Buffer.from('abc Bearer s3'), secrets), 'Bearer s3'.length);
 });

@@ -69,3 +69,22 @@ export function maskSecrets(doc: unknown, secretsResource: boolean): string[] {
   walk(doc, '', secretsResource);
   return [...paths];
 }
+
+/**
+ * A request body sent to the secrets resource (create, update, patch) as the recording keeps it:
+ * the top-level object is a Secret or a patch of one, so its data, stringData and last-applied
+ * annotation are masked; a body that is not a JSON object (a JSON patch, YAML) keeps no text.
+ */
+export function maskSecretRequestText(text: string): { text?: string; masked: string[] } {
+  try {
+    const doc = JSON.parse(text) as unknown;
+    if (isObject(doc)) {
+      const paths = new Set<string>();
+      maskSecretObject(doc, paths, '');
+      return { text: JSON.stringify(doc), masked: [...paths] };
+    }
+  } catch {
+    // Not JSON (or cut by the cap): nothing of it is kept.
+  }
+  return { masked: ['body'] };
+}
