@@ -1,10 +1,11 @@
 // The export formats `chaperone sessions export --format` knows; one module per format.
 import { asciicast } from './asciicast.ts';
 import type { Exporter } from './exporter.ts';
+import { har } from './har.ts';
 
 export type { Exporter, ExportOptions, ExportSink } from './exporter.ts';
 
-export const exporters: readonly Exporter[] = [asciicast];
+export const exporters: readonly Exporter[] = [asciicast, har];
 
 export function exporterFor(format: string): Exporter | undefined {
   return exporters.find((e) => e.format === format);

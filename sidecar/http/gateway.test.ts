@@ -3,11 +3,14 @@
 // approvals, masking, streaming both ways and WebSocket, all read back from the recording.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
+import { harSchema } from '../../cli/export/testing/har-schema.ts';
+import { run } from '../../cli/program.ts';
 import type { RecordedEvent } from '../../recording/index.ts';
 import { runProcess } from '../postgres/testing/harness.ts';
 import { decideLocalApproval, listPendingLocalApprovals } from '../server/modules.ts';
@@ -256,5 +259,100 @@ describe('http target', () => {
       ['client', 'hello upstream'],
       ['server', 'echo: hello upstream'],
     ]);
+  });
+
+  test('HAR export of a recorded session is valid HAR 1.2 and holds the exchanges', async () => {
+    const r = await curl(['-H', `Authorization: Bearer ${h.token}`, `${h.base}/echo?har=1`]);
+    assert.equal(r.code, 0, r.stderr);
+    const events = await h.waitForSession(
+      (evs) =>
+        find(evs, 'http.request', (p) => p.url === '/echo?har=1').length > 0 &&
+        evs.at(-1)?.kind === 'session.end',
+    );
+    const id = String((events[0]!.payload as { sessionId: string }).sessionId);
+    const out = join(h.dir, 'session.har');
+    const io = { out: () => {}, err: () => {} };
+    assert.equal(
+      await run(['--store', h.storeUrl, 'sessions', 'export', id, '--format', 'har', '-o', out], io),
+      0,
+    );
+    const doc = harSchema.parse(JSON.parse(await readFile(out, 'utf8'))) as {
+      log: { entries: { request: { url: string }; response: { status: number } }[] };
+    };
+    assert.equal(doc.log.entries[0]!.request.url, `https://127.0.0.1:${up.port}/echo?har=1`);
+    assert.equal(doc.log.entries[0]!.response.status, 200);
+  });
+
+  test('attacks: smuggling, absolute-form, Host tricks, path encodings, method overrides, h2c, HTTP/1.0', async () => {
+    const raw = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        // Written, not ended: the sidecar closes each of these connections itself.
+        const s = connect(h.port, '127.0.0.1', () => s.write(text));
+        let got = '';
+        s.on('data', (d: Buffer) => {
+          got += d.toString('latin1');
+        });
+        s.on('close', () => resolve(got));
+        s.on('error', reject);
+      });
+    const before = up.seen.length;
+    const auth = `Authorization: Bearer ${h.token}\r\n`;
+    // Content-Length and Transfer-Encoding together: refused by the parser before any handler.
+    const smuggle = await raw(
+      `POST /echo HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
+    assert.match(smuggle, /^HTTP\/1\.1 400/);
+    assert.doesNotMatch(smuggle, /200 OK/);
+    // Duplicate Content-Length with different values.
+    assert.match(
+      await raw(`POST /echo HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 1\r\nContent-Length: 2\r\n\r\nab`),
+      /^HTTP\/1\.1 400/,
+    );
+    // Absolute-form naming another host, and CONNECT.
+    assert.match(
+      await raw(`GET http://169.254.169.254/latest HTTP/1.1\r\nHost: 169.254.169.254\r\n${auth}\r\n`),
+      /^HTTP\/1\.1 400/,
+    );
+    assert.match(
+      await raw(`CONNECT 10.0.0.1:443 HTTP/1.1\r\nHost: 10.0.0.1:443\r\n${auth}\r\n`),
+      /^HTTP\/1\.1 (400|405)/,
+    );
+    // Path encodings that would dodge "^/admin": refused outright.
+    for (const path of [
+      '/x/%2e%2e/admin',
+      '/x/../admin',
+      '//admin',
+      '/%2fadmin',
+      '/x%5c..%5cadmin',
+      '/%252e%252e/admin',
+    ]) {
+      assert.match(
+        await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`),
+        /^HTTP\/1\.1 400/,
+        path,
+      );
+    }
+    const override = await raw(
+      `POST /items/1 HTTP/1.1\r\nHost: x\r\n${auth}X-HTTP-Method-Override: DELETE\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
+    assert.match(override, /^HTTP\/1\.1 403/);
+    assert.match(override, /method override/);
+    // h2c upgrade: refused, only WebSocket upgrades pass.
+    assert.match(
+      await raw(
+        `GET /echo HTTP/1.1\r\nHost: x\r\n${auth}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n`,
+      ),
+      /^HTTP\/1\.1 400/,
+    );
+    // Header injection through an encoded CR LF in the path is not a header upstream.
+    assert.match(
+      await raw(`GET /echo%0d%0aX-Injected:%201 HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`),
+      /^HTTP\/1\.1 400/,
+    );
+    assert.equal(up.seen.length, before, 'none of these reached the upstream');
+    // HTTP/1.0 works, with the upstream's Host whatever the agent wrote.
+    const old = await raw(`GET /echo HTTP/1.0\r\nHost: evil.example\r\n${auth}\r\n`);
+    assert.match(old, /^HTTP\/1\.[01] 200/);
+    assert.equal(up.seen.at(-1)?.headers.host, `127.0.0.1:${up.port}`);
   });
 });
