@@ -154,10 +154,11 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
     const event = withBody
       ? { ...requestEvent, body: requestBody(reqCapture.summary(mime(req.headers)), secretsMasked) }
       : requestEvent;
-    const p = rt.strictRecording
-      ? rec.durable('http.request', 'client', event, summary)
-      : rec.add('http.request', 'client', event, summary);
-    return p ?? Promise.resolve();
+    // Strict: wait until the event is durable. Batched: the event is in order once added; its
+    // append settles with the next batch and the recording channel reports a failure.
+    if (rt.strictRecording) return rec.durable('http.request', 'client', event, summary);
+    rec.add('http.request', 'client', event, summary);
+    return Promise.resolve();
   };
   const abort = new AbortController();
   res.once('close', () => {

@@ -81,7 +81,10 @@ export function downstreamResponseHeaders(headers: Record<string, string | strin
   if (typeof c === 'string') for (const n of c.split(',')) listed.add(n.trim().toLowerCase());
   const out: Headers = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    // Content-Length stays: the body is relayed byte for byte (scrubbing keeps lengths); the
+    // callers that change a body set it again.
+    if (value === undefined || (HOP_BY_HOP.has(name) && name !== 'content-length') || listed.has(name))
+      continue;
     out[name] = value;
   }
   return out;

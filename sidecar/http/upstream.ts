@@ -11,6 +11,8 @@ import type { SidecarTarget } from '../config/index.ts';
 
 export class UpstreamConfigError extends Error {}
 
+const CREDENTIAL_TTL_MS = 5_000;
+
 export interface HttpUpstream {
   pool: Pool;
   origin: string;
@@ -79,6 +81,7 @@ export async function createUpstream(target: SidecarTarget): Promise<HttpUpstrea
     headersTimeout: 300_000,
   });
   const dir = target.credentialsDir;
+  let cached: { at: number; headers: Record<string, string> } | undefined;
   const defaultPort = scheme === 'https' ? 443 : 80;
   return {
     pool,
@@ -88,21 +91,31 @@ export async function createUpstream(target: SidecarTarget): Promise<HttpUpstrea
         ? bracketed(target.upstream.host)
         : `${bracketed(target.upstream.host)}:${target.upstream.port}`,
     async credentialHeaders() {
-      switch (kind) {
-        case 'bearer':
-          return { authorization: `Bearer ${await file(dir, 'token')}` };
-        case 'basic': {
-          const [u, p] = await Promise.all([file(dir, 'username'), file(dir, 'password')]);
-          return { authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` };
-        }
-        case 'header': {
-          const [name, value] = await Promise.all([file(dir, 'headerName'), file(dir, 'headerValue')]);
-          return { [name.toLowerCase()]: value };
-        }
-        default:
-          return {};
-      }
+      // Read from the mounted Secret at most every few seconds: a rotation applies within that,
+      // and a busy target does not read files on every request.
+      const now = Date.now();
+      if (cached && now - cached.at < CREDENTIAL_TTL_MS) return cached.headers;
+      const headers = await read();
+      cached = { at: now, headers };
+      return headers;
     },
     close: () => pool.close(),
   };
+
+  async function read(): Promise<Record<string, string>> {
+    switch (kind) {
+      case 'bearer':
+        return { authorization: `Bearer ${await file(dir, 'token')}` };
+      case 'basic': {
+        const [u, p] = await Promise.all([file(dir, 'username'), file(dir, 'password')]);
+        return { authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` };
+      }
+      case 'header': {
+        const [name, value] = await Promise.all([file(dir, 'headerName'), file(dir, 'headerValue')]);
+        return { [name.toLowerCase()]: value };
+      }
+      default:
+        return {};
+    }
+  }
 }

@@ -46,6 +46,8 @@ export interface HttpHarnessOptions {
       : never
     : never;
   pod?: { serviceAccount?: string; namespace?: string; pod?: string };
+  /** recording.durability (default: strict, as failClosed implies). */
+  durability?: 'strict' | 'batched';
 }
 
 export async function startHttpHarness(options: HttpHarnessOptions): Promise<HttpHarness> {
@@ -80,6 +82,7 @@ export async function startHttpHarness(options: HttpHarnessOptions): Promise<Htt
       keyId: key.keyId,
       spoolDir: join(dir, 'spool'),
       segment: { maxSeconds: 1 },
+      ...(options.durability ? { durability: options.durability } : {}),
     },
     ...options.config,
     approvals: { backend: 'local', localDir: approvalsDir, timeoutSeconds: 30, ...options.config?.approvals },
