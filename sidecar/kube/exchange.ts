@@ -50,12 +50,10 @@ export function kubeRequestHeaders(
   const out: Record<string, string | string[]> = {};
   if (secretsMasked) out.accept = jsonAccept(typeof agent.accept === 'string' ? agent.accept : undefined);
   if (rt.kubernetes.upstreamAuth === 'impersonate') {
-    const subject = session.subject ?? '';
-    out['impersonate-user'] = subject;
-    const sa = /^system:serviceaccount:([^:]+):[^:]+$/.exec(subject);
-    out['impersonate-group'] = sa
-      ? ['system:serviceaccounts', `system:serviceaccounts:${sa[1]}`, 'system:authenticated']
-      : ['system:authenticated'];
+    // The user only: for a service account the apiserver adds its groups itself
+    // (system:serviceaccounts, system:serviceaccounts:<ns>, system:authenticated), so the sidecar
+    // needs impersonate on that one service account and nothing on groups.
+    out['impersonate-user'] = session.subject ?? '';
   }
   void info;
   return out;

@@ -277,4 +277,82 @@ describe('kubernetes target with kubectl', () => {
     }
     await core.readNamespacedConfigMap({ name: 'protected', namespace: ns });
   });
+
+  test('impersonate mode: the apiserver sees the agent, with only the right to impersonate that one service account', async () => {
+    const upstreamToken = await saToken('chaperone-impersonator');
+    await rbac.createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'impersonate-agent' },
+        rules: [
+          {
+            apiGroups: [''],
+            resources: ['serviceaccounts'],
+            verbs: ['impersonate'],
+            resourceNames: ['agent'],
+          },
+        ],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'impersonate-agent' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'impersonate-agent' },
+        subjects: [{ kind: 'ServiceAccount', name: 'chaperone-impersonator', namespace: ns }],
+      },
+    });
+    const url = new URL(kube.server);
+    const file = join(dir, 'imp', 'config');
+    const imp = await startHttpHarness({
+      target: {
+        name: 'kube',
+        protocol: 'kubernetes',
+        upstream: { host: url.hostname, port: Number(url.port) },
+        tls: { caFile: join(dir, 'ca.crt') },
+        kubernetes: { upstreamAuth: 'impersonate' },
+        agentKubeconfig: { file, tokenFile: join(dir, 'agent-token'), namespace: ns },
+      },
+      credentials: { token: upstreamToken },
+      issuers: [
+        {
+          issuer: kube.serviceAccountIssuer,
+          audiences: ['chaperone'],
+          kubernetes: true,
+          caFile: join(dir, 'ca.crt'),
+        },
+      ],
+      pod: { serviceAccount: 'agent', namespace: ns },
+    });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!(await stat(file).catch(() => undefined))) {
+        if (Date.now() > deadline) throw new Error('no kubeconfig');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const env = { PATH: process.env.PATH, HOME: dir, KUBECONFIG: file };
+      // The agent's own service account has no RBAC here: the apiserver refuses it by name.
+      const r = await runProcess(kube.kubectl, ['get', 'configmaps'], { env });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`system:serviceaccount:${ns}:agent.*cannot list`));
+      await rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: 'agent-view' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+          subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: ns }],
+        },
+      });
+      let ok = await runProcess(kube.kubectl, ['get', 'configmaps', '-o', 'name'], { env });
+      const until = Date.now() + 10_000;
+      while (ok.code !== 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 200));
+        ok = await runProcess(kube.kubectl, ['get', 'configmaps', '-o', 'name'], { env });
+      }
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /configmap\/protected/);
+    } finally {
+      await imp.close();
+    }
+  });
 });
