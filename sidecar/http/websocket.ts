@@ -210,45 +210,64 @@ async function upgrade(
 }
 
 function recordTerminal(session: HttpSession, channel: string, direction: 'client' | 'server', data: Buffer) {
-  const rec = session.rec!;
+  const ev = terminalEvent(channel, direction, data);
+  if (ev) session.rec?.add(ev.kind, ev.direction, ev.payload);
+}
+
+/**
+ * One message of a Kubernetes exec/attach stream (v4/v5.channel.k8s.io: the first byte names the
+ * stream) as a terminal event: 0 stdin, 1 stdout, 2 stderr, 3 the error channel (a metav1.Status:
+ * Success, or NonZeroExitCode with the code in its causes), 4 a resize ({"Width","Height"}).
+ */
+export function terminalEvent(
+  channel: string,
+  direction: 'client' | 'server',
+  data: Buffer,
+): { kind: string; direction: 'client' | 'server'; payload: Record<string, unknown> } | undefined {
   const stream = data[0]!;
   const payload = data.subarray(1);
   if (stream <= 2) {
-    if (payload.length === 0) return;
-    rec.add(stream === 0 ? 'terminal.input' : 'terminal.output', direction, {
-      channel,
-      stream: STREAMS[stream],
-      data: payload.toString('base64'),
-    });
-    return;
+    if (payload.length === 0) return undefined;
+    return {
+      kind: stream === 0 ? 'terminal.input' : 'terminal.output',
+      direction,
+      payload: { channel, stream: STREAMS[stream], data: payload.toString('base64') },
+    };
   }
   if (stream === 3) {
-    // The error channel: a metav1.Status; Success, or NonZeroExitCode with the code in its causes.
     try {
       const status = JSON.parse(payload.toString('utf8')) as {
         status?: string;
-        reason?: string;
         message?: string;
         details?: { causes?: { reason?: string; message?: string }[] };
       };
       const exit = status.details?.causes?.find((c) => c.reason === 'ExitCode')?.message;
       const code = status.status === 'Success' ? 0 : exit !== undefined ? Number(exit) : undefined;
-      rec.add('terminal.exit', 'server', {
-        channel,
-        ...(code !== undefined && Number.isInteger(code) ? { code } : {}),
-        ...(code === undefined && status.message ? { signal: status.message.slice(0, 200) } : {}),
-      });
+      return {
+        kind: 'terminal.exit',
+        direction: 'server',
+        payload: {
+          channel,
+          ...(code !== undefined && Number.isInteger(code) ? { code } : {}),
+          ...(code === undefined && status.message ? { signal: status.message.slice(0, 200) } : {}),
+        },
+      };
     } catch {
-      rec.add('terminal.exit', 'server', { channel });
+      return { kind: 'terminal.exit', direction: 'server', payload: { channel } };
     }
-    return;
   }
   if (stream === 4) {
     try {
       const size = JSON.parse(payload.toString('utf8')) as { Width?: number; Height?: number };
-      rec.add('terminal.resize', 'client', { channel, cols: size.Width ?? 0, rows: size.Height ?? 0 });
+      return {
+        kind: 'terminal.resize',
+        direction: 'client',
+        payload: { channel, cols: size.Width ?? 0, rows: size.Height ?? 0 },
+      };
     } catch {
       // A resize that is not JSON is relayed (the kubelet refuses it) but not recorded as a size.
+      return undefined;
     }
   }
+  return undefined;
 }
