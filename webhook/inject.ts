@@ -85,7 +85,9 @@ export function stripInjection(raw: V1Pod): V1Pod {
       }
       // Only the agent token mount is ours here; any other reserved name stays, for the checks to refuse.
       if (c.volumeMounts) {
-        c.volumeMounts = c.volumeMounts.filter((m) => m.name !== VOLUMES.agentToken);
+        c.volumeMounts = c.volumeMounts.filter(
+          (m) => m.name !== VOLUMES.agentToken && m.name !== VOLUMES.agentKube,
+        );
         if (c.volumeMounts.length === 0) delete c.volumeMounts;
       }
     }
@@ -123,6 +125,9 @@ export function agentEnv(policy: ResolvedPolicy): V1EnvVar[] {
     env.push({ name: 'PGHOST', value: '127.0.0.1' }, { name: 'PGPORT', value: String(postgres.listenPort) });
   }
   env.push({ name: 'CHAPERONE_TOKEN_FILE', value: PATHS.agentTokenFile });
+  // kubectl and client libraries use the Kubernetes target (the first one) through the sidecar.
+  const kube = policy.spec.targets.find((t) => t.protocol === 'kubernetes');
+  if (kube) env.push({ name: 'KUBECONFIG', value: SIDECAR_PATHS.agentKubeconfigFile(kube.name) });
   return env;
 }
 
@@ -134,6 +139,10 @@ export function agentEnv(policy: ResolvedPolicy): V1EnvVar[] {
  */
 export function secretFileMode(fsGroup: number | undefined): number {
   return fsGroup === undefined ? 0o444 : 0o400;
+}
+
+function hasKubeTarget(policy: ResolvedPolicy): boolean {
+  return policy.spec.targets.some((t) => t.protocol === 'kubernetes');
 }
 
 function sidecarVolumes(
@@ -181,6 +190,13 @@ function sidecarVolumes(
       mount: { name: VOLUMES.signingKey, mountPath: PATHS.signingKeyDir, readOnly: true },
     },
   ];
+  if (hasKubeTarget(policy)) {
+    // The sidecar writes the agents' kubeconfig here (its loopback serving CA inside).
+    out.push({
+      volume: { name: VOLUMES.agentKube, emptyDir: { sizeLimit: '1Mi' } },
+      mount: { name: VOLUMES.agentKube, mountPath: SIDECAR_PATHS.agentKubeDir },
+    });
+  }
   const storeSecret = spec.recording.store.credentialsSecret;
   if (storeSecret) {
     out.push({
@@ -352,7 +368,7 @@ const AGENT_TOKEN_VOLUME: V1Volume = {
   },
 };
 
-function injectIntoAgent(container: AnyContainer, env: readonly V1EnvVar[]): void {
+function injectIntoAgent(container: AnyContainer, env: readonly V1EnvVar[], kube: boolean): void {
   hardenAgentContainer(container);
   const ours = new Set(env.map((e) => e.name));
   // Ours first so the agent's own env can refer to them ($(CHAPERONE_DB_PORT)); theirs of the same name go.
@@ -360,6 +376,7 @@ function injectIntoAgent(container: AnyContainer, env: readonly V1EnvVar[]): voi
   container.volumeMounts = [
     ...(container.volumeMounts ?? []),
     { name: VOLUMES.agentToken, mountPath: PATHS.agentTokenDir, readOnly: true },
+    ...(kube ? [{ name: VOLUMES.agentKube, mountPath: SIDECAR_PATHS.agentKubeDir, readOnly: true }] : []),
   ];
 }
 
@@ -424,7 +441,8 @@ export function injectPod(
   const pod = structuredClone(stripped);
   const spec = pod.spec!;
   const env = agentEnv(policy);
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) injectIntoAgent(c, env);
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+    injectIntoAgent(c, env, hasKubeTarget(policy));
   const before = previous?.spec;
   const fsGroup = spec.securityContext?.fsGroup;
   const container = (c: AnyContainer) => reuse(c, before?.initContainers, withContainerDefaults);

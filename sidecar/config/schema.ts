@@ -23,6 +23,11 @@ export const SIDECAR_PATHS = {
   spoolDir: '/var/run/chaperone/spool',
   /** An issuer's introspection client secret (Secret `name`), one file per key. */
   introspectionDir: (secret: string) => `/var/run/chaperone/introspection/${secret}`,
+  /** kubernetes targets: the agent kubeconfig the sidecar writes (a volume agents mount read-only). */
+  agentKubeDir: '/var/run/chaperone/kube',
+  agentKubeconfigFile: (target: string) => `/var/run/chaperone/kube/${target}.kubeconfig`,
+  /** The agent's projected token as agent containers see it (webhook/constants.ts PATHS). */
+  agentTokenFile: '/var/run/chaperone/agent-token/token',
 } as const;
 
 const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: true }).extend({

@@ -102,12 +102,12 @@ export class HttpGateway {
       this.server.listen({ host, port, backlog: 1024 }, () => {
         this.server.off('error', reject);
         this.listening = true;
-        void this.writeAgentKubeconfig();
         this.services.logger.info(
           { target: this.target, protocol: this.runtime.target.protocol, host, port: this.port },
           'http listener bound',
         );
-        resolve();
+        // Kubernetes targets: ready only once agents can find the kubeconfig.
+        this.writeAgentKubeconfig().then(resolve, resolve);
       });
     });
   }
