@@ -7,6 +7,8 @@ export const HttpKinds = {
   request: 'http.request',
   response: 'http.response',
   websocket: 'http.websocket',
+  /** One event of a Kubernetes watch (or another newline-delimited JSON stream), as relayed. */
+  watch: 'http.watch',
 } as const;
 
 /** Header values as sent; credentials and cookies are replaced by "[redacted]" before recording. */
@@ -58,6 +60,18 @@ export const HttpResponseSchema = z.object({
   kubernetes: z
     .object({ uids: z.array(z.string()).optional(), resourceVersions: z.array(z.string()).optional() })
     .optional(),
+  /** The sidecar answered itself (refused, upstream unreachable, masking impossible): why. */
+  error: z.string().optional(),
+});
+
+export const WatchEventSchema = z.object({
+  exchange: z.string().min(1),
+  /** ADDED, MODIFIED, DELETED, BOOKMARK, ERROR. */
+  type: z.string().optional(),
+  /** The event's JSON as the agent received it (masked), up to the body cap. */
+  text: z.string(),
+  bytes: z.number().int().min(0),
+  truncated: z.boolean().optional(),
 });
 
 export const WebSocketMessageSchema = z.object({
@@ -71,10 +85,12 @@ export const WebSocketMessageSchema = z.object({
 export type HttpRequestEvent = z.infer<typeof HttpRequestSchema>;
 export type HttpResponseEvent = z.infer<typeof HttpResponseSchema>;
 export type WebSocketMessage = z.infer<typeof WebSocketMessageSchema>;
+export type WatchEvent = z.infer<typeof WatchEventSchema>;
 export type KubeRequestAttributes = z.infer<typeof KubeRequestAttributesSchema>;
 
 export const httpPayloadSchemas: Record<string, z.ZodType> = {
   [HttpKinds.request]: HttpRequestSchema,
   [HttpKinds.response]: HttpResponseSchema,
   [HttpKinds.websocket]: WebSocketMessageSchema,
+  [HttpKinds.watch]: WatchEventSchema,
 };

@@ -40,6 +40,8 @@ export {
   HttpResponseSchema,
   type KubeRequestAttributes,
   KubeRequestAttributesSchema,
+  type WatchEvent,
+  WatchEventSchema,
   type WebSocketMessage,
   WebSocketMessageSchema,
 } from './http-events.ts';

@@ -24,6 +24,8 @@ export const VOLUMES = {
   config: 'chaperone-config',
   spool: 'chaperone-spool',
   agentToken: 'chaperone-token',
+  /** kubernetes targets: the kubeconfig the sidecar writes, read-only in agent containers. */
+  agentKube: 'chaperone-kube',
   sidecarToken: 'chaperone-sa-token',
   signingKey: 'chaperone-signing-key',
   storeCredentials: 'chaperone-store-credentials',

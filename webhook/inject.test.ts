@@ -13,8 +13,8 @@ import {
   withVolumeDefaults,
 } from './inject.ts';
 import { podViolations } from './pod-checks.ts';
-import { policySecretNames, type ResolvedPolicy } from './policy.ts';
-import { goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
+import { policySecretNames, type ResolvedPolicy, resolvePolicy } from './policy.ts';
+import { agentPod, goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
 import { assertGolden } from './testing/golden.ts';
 
 const options = { config: testConfig, dnsResolvers: testConfig.dns.resolvers };
@@ -186,5 +186,39 @@ describe('pod injection (golden: pod in -> pod out)', async () => {
         c.volumeMounts!.find((m) => m.name === 'chaperone-introspect-idp-introspection')!.mountPath,
       ]);
     assert.deepEqual(mounting, [[CONTAINERS.sidecar, '/var/run/chaperone/introspection/idp-introspection']]);
+  });
+});
+
+describe('kubernetes targets', () => {
+  it('agents get KUBECONFIG and the sidecar-written kubeconfig read-only; the sidecar writes it; re-injection is stable', async () => {
+    const { raw } = await goldenPolicy();
+    const withKube = structuredClone(raw) as typeof raw & { spec: { targets: Record<string, unknown>[] } };
+    withKube.spec.targets.push({
+      name: 'kube',
+      protocol: 'kubernetes',
+      upstream: { host: 'kubernetes.default.svc', port: 443 },
+      listenPort: 16443,
+      credentialsSecret: { name: 'kube-token' },
+    });
+    const policy = resolvePolicy(withKube, 'agents');
+    const pod = admit(agentPod('kube-agent'), policy);
+    const agent = pod.spec!.containers.find((c) => c.name === 'agent')!;
+    assert.equal(
+      agent.env?.find((e) => e.name === 'KUBECONFIG')?.value,
+      '/var/run/chaperone/kube/kube.kubeconfig',
+    );
+    assert.deepEqual(
+      agent.volumeMounts?.find((m) => m.name === 'chaperone-kube'),
+      { name: 'chaperone-kube', mountPath: '/var/run/chaperone/kube', readOnly: true },
+    );
+    const sidecar = pod.spec!.initContainers!.find((c) => c.name === CONTAINERS.sidecar)!;
+    const mount = sidecar.volumeMounts?.find((m) => m.name === 'chaperone-kube');
+    assert.equal(mount?.mountPath, '/var/run/chaperone/kube');
+    assert.notEqual(mount?.readOnly, true);
+    assert.deepEqual(pod.spec!.volumes?.find((v) => v.name === 'chaperone-kube')?.emptyDir, {
+      sizeLimit: '1Mi',
+    });
+    // Injecting the injected pod again renders the same pod.
+    assert.deepEqual(admit(structuredClone(pod), policy), pod);
   });
 });

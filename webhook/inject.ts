@@ -88,7 +88,8 @@ export function stripInjection(raw: V1Pod): V1Pod {
       // Only the agent token mount is ours here; any other reserved name stays, for the checks to refuse.
       if (c.volumeMounts) {
         c.volumeMounts = c.volumeMounts.filter(
-          (m) => m.name !== VOLUMES.agentToken && m.name !== VOLUMES.sshKnownHosts,
+          (m) =>
+            m.name !== VOLUMES.agentToken && m.name !== VOLUMES.sshKnownHosts && m.name !== VOLUMES.agentKube,
         );
         if (c.volumeMounts.length === 0) delete c.volumeMounts;
       }
@@ -137,6 +138,9 @@ export function agentEnv(policy: ResolvedPolicy): V1EnvVar[] {
   }
   env.push({ name: 'CHAPERONE_TOKEN_FILE', value: PATHS.agentTokenFile });
   if (hasSsh(policy)) env.push({ name: 'CHAPERONE_SSH_KNOWN_HOSTS', value: PATHS.sshKnownHostsFile });
+  // kubectl and client libraries use the Kubernetes target (the first one) through the sidecar.
+  const kube = policy.spec.targets.find((t) => t.protocol === 'kubernetes');
+  if (kube) env.push({ name: 'KUBECONFIG', value: SIDECAR_PATHS.agentKubeconfigFile(kube.name) });
   return env;
 }
 
@@ -148,6 +152,10 @@ export function agentEnv(policy: ResolvedPolicy): V1EnvVar[] {
  */
 export function secretFileMode(fsGroup: number | undefined): number {
   return fsGroup === undefined ? 0o444 : 0o400;
+}
+
+function hasKubeTarget(policy: ResolvedPolicy): boolean {
+  return policy.spec.targets.some((t) => t.protocol === 'kubernetes');
 }
 
 function sidecarVolumes(
@@ -195,6 +203,13 @@ function sidecarVolumes(
       mount: { name: VOLUMES.signingKey, mountPath: PATHS.signingKeyDir, readOnly: true },
     },
   ];
+  if (hasKubeTarget(policy)) {
+    // The sidecar writes the agents' kubeconfig here (its loopback serving CA inside).
+    out.push({
+      volume: { name: VOLUMES.agentKube, emptyDir: { sizeLimit: '1Mi' } },
+      mount: { name: VOLUMES.agentKube, mountPath: SIDECAR_PATHS.agentKubeDir },
+    });
+  }
   const storeSecret = spec.recording.store.credentialsSecret;
   if (storeSecret) {
     out.push({
@@ -384,7 +399,12 @@ const AGENT_TOKEN_VOLUME: V1Volume = {
   },
 };
 
-function injectIntoAgent(container: AnyContainer, env: readonly V1EnvVar[], ssh: boolean): void {
+function injectIntoAgent(
+  container: AnyContainer,
+  env: readonly V1EnvVar[],
+  targets: { ssh: boolean; kube: boolean },
+): void {
+  const { ssh, kube } = targets;
   hardenAgentContainer(container);
   const ours = new Set(env.map((e) => e.name));
   // Ours first so the agent's own env can refer to them ($(CHAPERONE_DB_PORT)); theirs of the same name go.
@@ -392,6 +412,7 @@ function injectIntoAgent(container: AnyContainer, env: readonly V1EnvVar[], ssh:
   container.volumeMounts = [
     ...(container.volumeMounts ?? []),
     { name: VOLUMES.agentToken, mountPath: PATHS.agentTokenDir, readOnly: true },
+    ...(kube ? [{ name: VOLUMES.agentKube, mountPath: SIDECAR_PATHS.agentKubeDir, readOnly: true }] : []),
   ];
   if (ssh) {
     // ssh targets: the sidecar's host key for known_hosts, as a directory (updates apply) and at
@@ -474,7 +495,8 @@ export function injectPod(
   const spec = pod.spec!;
   const env = agentEnv(policy);
   const ssh = hasSsh(policy);
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) injectIntoAgent(c, env, ssh);
+  const targets = { ssh, kube: hasKubeTarget(policy) };
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) injectIntoAgent(c, env, targets);
   const before = previous?.spec;
   const fsGroup = spec.securityContext?.fsGroup;
   const container = (c: AnyContainer) => reuse(c, before?.initContainers, withContainerDefaults);

@@ -83,10 +83,13 @@ function finding(rule: Rule, text: string): string {
   return `[${rule}] ${text}`;
 }
 
-/** Volumes only chaperone's own containers mount: every reserved name except the agent token. */
+/** Volumes only chaperone's own containers mount: every reserved name except the agent token and kubeconfig. */
 export function isSidecarOnlyVolume(name: string): boolean {
   return (
-    name.startsWith(RESERVED_VOLUME_PREFIX) && name !== VOLUMES.agentToken && name !== VOLUMES.sshKnownHosts
+    name.startsWith(RESERVED_VOLUME_PREFIX) &&
+    name !== VOLUMES.agentToken &&
+    name !== VOLUMES.sshKnownHosts &&
+    name !== VOLUMES.agentKube
   );
 }
 

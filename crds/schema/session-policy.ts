@@ -65,6 +65,58 @@ export const sshTargetSchema = z
   })
   .describe('ssh: upstream host-key pinning and channel policy.');
 
+// HTTP and Kubernetes API targets (sidecar/http, sidecar/kube).
+export const httpTargetSchema = z
+  .object({
+    identityHeader: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+$/)
+      .default('authorization')
+      .describe(
+        'Request header carrying the agent token (authorization: "Bearer <token>"; another header: the token itself). Removed before forwarding.',
+      ),
+    credential: z
+      .enum(['none', 'bearer', 'basic', 'header', 'mtls'])
+      .default('none')
+      .describe(
+        'How the sidecar authenticates upstream, from credentialsSecret: bearer (key token), basic (username, password), header (keys headerName, headerValue), mtls (tls.crt, tls.key).',
+      ),
+    scheme: z
+      .enum(['https', 'http'])
+      .default('https')
+      .describe('http only for a loopback upstream in tests.'),
+    bodyCapBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(16 * 1024 * 1024)
+      .default(65_536)
+      .describe('Bytes of each request and response body kept in the recording (the SHA-256 covers all).'),
+    maskCapBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(64 * 1024 * 1024)
+      .default(8 * 1024 * 1024)
+      .describe('Largest JSON or text response masked; a bigger one that needs masking is refused (502).'),
+  })
+  .describe('http and kubernetes targets: identity header, upstream credential, recording caps.');
+
+export const kubernetesTargetSchema = z
+  .object({
+    upstreamAuth: z
+      .enum(['token', 'impersonate'])
+      .default('token')
+      .describe(
+        "token: act with the credentialsSecret token (key token); impersonate: that token's identity impersonates the agent's service account (needs the impersonate verb).",
+      ),
+    allowSecretData: z
+      .boolean()
+      .default(false)
+      .describe('Let Secret data and stringData reach the agent and the recording (masked otherwise).'),
+  })
+  .describe('kubernetes targets: how the sidecar acts upstream.');
+
 export const targetSchema = z
   .object({
     name: dnsLabelSchema.describe('Target name; agents see it as env var prefix and in recordings.'),
@@ -98,6 +150,8 @@ export const targetSchema = z
       .describe(
         'Also REDIRECT TCP from agent containers to upstream host:port to listenPort (host must be an IP).',
       ),
+    http: httpTargetSchema.optional(),
+    kubernetes: kubernetesTargetSchema.optional(),
   })
   .describe('One upstream the agent may reach, only through the sidecar.')
   .meta({
@@ -266,6 +320,23 @@ export const guardrailSchema = z
         pathPattern: re2PatternSchema
           .optional()
           .describe('http/kubernetes: RE2 run on the request path. ssh: on sftp and scp file paths.'),
+        kubernetes: z
+          .object({
+            verbs: z
+              .array(z.string().min(1))
+              .optional()
+              .describe('get, list, watch, create, update, patch, delete, deletecollection, ...'),
+            apiGroups: z.array(z.string()).optional().describe('"" is the core group.'),
+            resources: z.array(z.string().min(1)).optional(),
+            subresources: z
+              .array(z.string().min(1))
+              .optional()
+              .describe('exec, attach, portforward, log, status, ...'),
+            namespaces: z.array(z.string().min(1)).optional(),
+            names: z.array(z.string().min(1)).optional(),
+          })
+          .optional()
+          .describe('kubernetes: request attributes as the apiserver sees them (each list: any matches).'),
       })
       .describe('All given fields must match.'),
     action: guardrailActionSchema.describe(

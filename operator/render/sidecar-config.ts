@@ -49,6 +49,15 @@ export function renderSidecarConfig(
     adminPort,
     targets: spec.targets.map(({ credentialsSecret, tls, ...target }) => ({
       ...target,
+      ...(target.protocol === 'kubernetes'
+        ? {
+            agentKubeconfig: {
+              file: SIDECAR_PATHS.agentKubeconfigFile(target.name),
+              tokenFile: SIDECAR_PATHS.agentTokenFile,
+              ...(policy.metadata.namespace !== undefined ? { namespace: policy.metadata.namespace } : {}),
+            },
+          }
+        : {}),
       ...(credentialsSecret ? { credentialsDir: SIDECAR_PATHS.credentialsDir(target.name) } : {}),
       tls: {
         mode: tls?.mode ?? (tls?.caSecret ? 'verify-full' : 'disable'),

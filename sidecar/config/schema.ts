@@ -26,9 +26,26 @@ export const SIDECAR_PATHS = {
   introspectionDir: (secret: string) => `/var/run/chaperone/introspection/${secret}`,
   /** The sidecar's own SSH host key (Secret the operator creates per policy), key privateKey. */
   sshHostKeyFile: '/var/run/chaperone/ssh-host-key/privateKey',
+  /** kubernetes targets: the agent kubeconfig the sidecar writes (a volume agents mount read-only). */
+  agentKubeDir: '/var/run/chaperone/kube',
+  agentKubeconfigFile: (target: string) => `/var/run/chaperone/kube/${target}.kubeconfig`,
+  /** The agent's projected token as agent containers see it (webhook/constants.ts PATHS). */
+  agentTokenFile: '/var/run/chaperone/agent-token/token',
 } as const;
 
 const sidecarTargetSchema = targetSchema.omit({ credentialsSecret: true, tls: true }).extend({
+  agentKubeconfig: z
+    .object({
+      file: z
+        .string()
+        .describe('Where the sidecar writes the kubeconfig agents use (a volume they mount read-only).'),
+      tokenFile: z.string().describe("The agent's token file as agent containers see it."),
+      namespace: z.string().optional(),
+    })
+    .optional()
+    .describe(
+      'kubernetes targets: the agent kubeconfig the sidecar writes at start (its serving CA inside).',
+    ),
   credentialsDir: z
     .string()
     .optional()

@@ -4,13 +4,24 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { SidecarConfig, SidecarTarget } from '../config/index.ts';
+import { buildHttpRuntime } from '../http/context.ts';
+import { HttpGateway } from '../http/gateway.ts';
 import { CancelRegistry, type GatewayServices, type PostgresLimits } from '../postgres/context.ts';
 import { PostgresGateway } from '../postgres/gateway.ts';
 import { buildSshRuntime, SshGateway } from '../ssh/index.ts';
 import { startAdminServer } from './admin.ts';
 import { createMetrics, type SidecarMetrics } from './metrics.ts';
 import type { PodIdentity, Recorder } from './modules.ts';
-import { buildPostgresRuntime, buildShared, openConfiguredRecorder, type SharedRuntime } from './runtime.ts';
+import {
+  buildPostgresRuntime,
+  buildShared,
+  openConfiguredRecorder,
+  recordingDurability,
+  type SharedRuntime,
+} from './runtime.ts';
+
+/** Protocols this build serves. */
+const SERVED = new Set(['postgres', 'ssh', 'http', 'kubernetes']);
 
 export interface SidecarOptions {
   config: SidecarConfig;
@@ -31,7 +42,7 @@ export interface SidecarOptions {
 export class Sidecar {
   private config: SidecarConfig;
   private shared: SharedRuntime;
-  private readonly gateways = new Map<string, PostgresGateway | SshGateway>();
+  private readonly gateways = new Map<string, PostgresGateway | SshGateway | HttpGateway>();
   private readonly services: GatewayServices;
   readonly metrics: SidecarMetrics;
   private admin: FastifyInstance | undefined;
@@ -122,7 +133,7 @@ export class Sidecar {
   private async reconcileTargets(config: SidecarConfig): Promise<void> {
     const wanted = new Map<string, SidecarTarget>();
     for (const t of config.targets) {
-      if (t.protocol !== 'postgres' && t.protocol !== 'ssh') {
+      if (!SERVED.has(t.protocol)) {
         this.opts.logger.warn(
           { target: t.name, protocol: t.protocol },
           'protocol not served by this build; target skipped',
@@ -142,13 +153,18 @@ export class Sidecar {
     }
     for (const [name, target] of wanted) {
       let existing = this.gateways.get(name);
-      const kind = target.protocol === 'ssh' ? SshGateway : PostgresGateway;
+      const kind =
+        target.protocol === 'ssh'
+          ? SshGateway
+          : target.protocol === 'postgres'
+            ? PostgresGateway
+            : HttpGateway;
       if (existing && !(existing instanceof kind)) {
         await existing.stopAccepting();
         this.gateways.delete(name);
         existing = undefined;
       }
-      let gateway: PostgresGateway | SshGateway;
+      let gateway: PostgresGateway | SshGateway | HttpGateway;
       if (target.protocol === 'ssh') {
         let runtime: Awaited<ReturnType<typeof buildSshRuntime>>;
         try {
@@ -168,6 +184,14 @@ export class Sidecar {
           continue;
         }
         gateway = new SshGateway(runtime, this.services);
+      } else if (target.protocol === 'http' || target.protocol === 'kubernetes') {
+        const strict = recordingDurability(config.recording) === 'strict';
+        const runtime = await buildHttpRuntime(config, target, this.shared, strict);
+        if (existing instanceof HttpGateway) {
+          existing.update(runtime);
+          continue;
+        }
+        gateway = new HttpGateway(runtime, this.services);
       } else {
         const runtime = await buildPostgresRuntime(config, target, this.shared, this.opts.limits);
         if (existing instanceof PostgresGateway) {

@@ -31,7 +31,8 @@ function foreign(r: Guardrail): boolean {
     m.sqlClasses !== undefined ||
     m.statementTypes !== undefined ||
     m.sqlPattern !== undefined ||
-    m.httpMethods !== undefined
+    m.httpMethods !== undefined ||
+    m.kubernetes !== undefined
   );
 }
 

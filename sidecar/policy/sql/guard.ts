@@ -45,7 +45,12 @@ interface CompiledRule {
 /** Rules meant for other protocols (ssh commands, http paths) never match SQL. */
 function appliesToSql(rule: Guardrail): boolean {
   const m = rule.match;
-  return m.commandPattern === undefined && m.httpMethods === undefined && m.pathPattern === undefined;
+  return (
+    m.commandPattern === undefined &&
+    m.httpMethods === undefined &&
+    m.pathPattern === undefined &&
+    m.kubernetes === undefined
+  );
 }
 
 export function compileSqlRules(rules: readonly Guardrail[], target: string): CompiledRule[] {

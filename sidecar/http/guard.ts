@@ -1,0 +1,79 @@
+// Guardrails for HTTP and Kubernetes API requests: the policy's rules that name HTTP or
+// Kubernetes terms (and no SQL or shell terms), first match wins. Paths are matched decoded
+// (sidecar/http/path.ts), methods upper-case.
+import { RE2JS } from 're2js';
+import type { Guardrail, GuardrailAction } from '../../crds/index.ts';
+import type { KubeRequestInfo } from '../kube/request-info.ts';
+
+export interface HttpDecision {
+  action: GuardrailAction;
+  rule?: string;
+  message?: string;
+}
+
+interface CompiledRule {
+  name: string;
+  action: GuardrailAction;
+  message?: string;
+  methods?: ReadonlySet<string>;
+  pattern?: RE2JS;
+  kube?: NonNullable<Guardrail['match']['kubernetes']>;
+}
+
+function appliesTo(rule: Guardrail, kube: boolean): boolean {
+  const m = rule.match;
+  if (m.sqlClasses || m.statementTypes || m.sqlPattern !== undefined || m.commandPattern !== undefined)
+    return false;
+  if (m.kubernetes && !kube) return false;
+  return true;
+}
+
+export interface HttpGuard {
+  decide(method: string, path: string, kube?: KubeRequestInfo): HttpDecision;
+}
+
+export function createHttpGuard(rules: readonly Guardrail[], target: string, kube: boolean): HttpGuard {
+  const compiled: CompiledRule[] = rules
+    .filter((r) => (r.targets === undefined || r.targets.includes(target)) && appliesTo(r, kube))
+    .map((r) => ({
+      name: r.name,
+      action: r.action,
+      ...(r.message !== undefined ? { message: r.message } : {}),
+      ...(r.match.httpMethods ? { methods: new Set(r.match.httpMethods.map((m) => m.toUpperCase())) } : {}),
+      ...(r.match.pathPattern !== undefined ? { pattern: RE2JS.compile(r.match.pathPattern) } : {}),
+      ...(r.match.kubernetes ? { kube: r.match.kubernetes } : {}),
+    }));
+  return {
+    decide(method, path, info) {
+      const m = method.toUpperCase();
+      for (const r of compiled) {
+        if (r.methods && !r.methods.has(m)) continue;
+        if (r.pattern && !r.pattern.test(path)) continue;
+        if (r.kube && !(info && kubeMatches(r.kube, info))) continue;
+        return { action: r.action, rule: r.name, ...(r.message !== undefined ? { message: r.message } : {}) };
+      }
+      return { action: 'allow' };
+    },
+  };
+}
+
+function anyOf(list: readonly string[] | undefined, value: string | undefined): boolean {
+  return list === undefined || list.includes('*') || (value !== undefined && list.includes(value));
+}
+
+export function kubeMatches(
+  m: NonNullable<Guardrail['match']['kubernetes']>,
+  info: KubeRequestInfo,
+): boolean {
+  // Resource terms never match a non-resource request (/healthz, /version, discovery).
+  const resourceTerms = m.apiGroups || m.resources || m.subresources || m.namespaces || m.names;
+  if (resourceTerms && !info.isResourceRequest) return false;
+  return (
+    anyOf(m.verbs, info.verb) &&
+    anyOf(m.apiGroups, info.apiGroup) &&
+    anyOf(m.resources, info.resource) &&
+    anyOf(m.subresources, info.subresource) &&
+    anyOf(m.namespaces, info.namespace) &&
+    anyOf(m.names, info.name)
+  );
+}
