@@ -9,6 +9,8 @@
 // Each image carries an SPDX SBOM (/usr/share/chaperone/sbom.spdx.json, also written next to the
 // layout) and OCI labels for version and source revision.
 // Usage: node images/build.ts [--out DIR] [--push HOST:PORT]
+// (DIR defaults to $CHAPERONE_IMAGES_DIR, else ~/.cache/chaperone/images/chaperone: where the test
+// node takes the images it pushes to its registry.)
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -508,7 +510,7 @@ export async function pushImages(out: string, registry: string, images: BuiltIma
 
 if (import.meta.main) {
   const { values } = parseArgs({ options: { out: { type: 'string' }, push: { type: 'string' } } });
-  const out = values.out ?? join(cache, 'images', 'chaperone');
+  const out = values.out ?? process.env.CHAPERONE_IMAGES_DIR ?? join(cache, 'images', 'chaperone');
   await mkdir(out, { recursive: true });
   const t0 = performance.now();
   const images = await buildImages(out);

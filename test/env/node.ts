@@ -375,9 +375,12 @@ async function buildNodeImages(): Promise<string[]> {
   return stdout.trim().split('\n');
 }
 
-/** Pushes the images of `make images` (images/build.ts) to the registry; {} when none are built. */
+/**
+ * Pushes the images of `make images` (images/build.ts) to the registry; {} when none are built.
+ * CHAPERONE_IMAGES_DIR picks another build than the cache's (a worktree's own, say).
+ */
 async function pushChaperoneImages(registry: string): Promise<Record<string, string>> {
-  const out = join(cacheDir, 'images', 'chaperone');
+  const out = process.env.CHAPERONE_IMAGES_DIR ?? join(cacheDir, 'images', 'chaperone');
   const list = join(out, 'images.json');
   if (!existsSync(list)) return {};
   const images = JSON.parse(await readFile(list, 'utf8')) as { name: string; ref: string }[];
