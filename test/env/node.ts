@@ -29,6 +29,14 @@ export const POD_CIDR = '10.244.0.0/24';
 /** Cluster DNS Service address (inside kube.ts's SERVICE_CLUSTER_IP_RANGE). */
 export const CLUSTER_DNS_IP = '10.0.0.10';
 export const NODE_NAME = 'chaperone-node';
+/**
+ * The node's taint: only pods that tolerate it (NODE_TOLERATION: the test/node files' pods) are
+ * scheduled here. The default suite's other tests create pods with images of registries that do not
+ * exist here; on the node, kubelet would try to pull them, and a pull asks the host's resolver, an
+ * address off the machine.
+ */
+export const NODE_TAINT = { key: 'chaperone.dev/test-node', value: 'true', effect: 'NoSchedule' } as const;
+export const NODE_TOLERATION = { ...NODE_TAINT, operator: 'Equal' } as const;
 const CGROUP_ROOT = 'chaperone-node';
 const SAFETY_CHAIN = 'CHAPERONE-NODE-SAFETY';
 const SAFETY_OUT_CHAIN = 'CHAPERONE-NODE-SAFETY-OUT';
@@ -291,6 +299,7 @@ function kubeletConfig(dir: string, nodeIp: string, ports: KubeletPorts): string
       cgroupRoot: `/${CGROUP_ROOT}`,
       failCgroupV1: false,
       failSwapOn: false,
+      registerWithTaints: [NODE_TAINT],
       // With true kubelet exits on this host's kernel defaults; the sysctls it sets are restored.
       protectKernelDefaults: false,
       clusterDNS: [CLUSTER_DNS_IP],

@@ -23,7 +23,7 @@ import { generateSigningKey } from '../../recording/index.ts';
 import { renderWebhookConfigurations } from '../../webhook/index.ts';
 import { type KubeInfo, type MinioInfo, type NodeInfo, type PostgresInfo, testEnv } from '../env/index.ts';
 import { freePort, httpOk, type OwnedProcess, spawnOwned, waitUntil } from '../env/net.ts';
-import { nodeAddress, safetyNetDrops } from '../env/node.ts';
+import { NODE_TOLERATION, nodeAddress, safetyNetDrops } from '../env/node.ts';
 import { psql as adminPsql, createRole } from '../env/postgres.ts';
 
 const exec = promisify(execFile);
@@ -443,6 +443,7 @@ describe('the injected story on the real node', { skip }, () => {
         template: {
           metadata: { labels: { app: 'report-agent' } },
           spec: {
+            tolerations: [NODE_TOLERATION],
             serviceAccountName: 'report-agent',
             restartPolicy: 'Never',
             securityContext: { runAsUser: 1000, runAsGroup: 1000 },
@@ -629,6 +630,7 @@ describe('the injected story on the real node', { skip }, () => {
       kind: 'Pod',
       metadata: { name, namespace: names.policyCheck, labels },
       spec: {
+        tolerations: [NODE_TOLERATION],
         securityContext: { runAsUser: uid, runAsGroup: uid },
         terminationGracePeriodSeconds: 1,
         containers: [{ name: 'main', image: node.testImage, command: ['sleep', '3600'] }],
@@ -639,6 +641,7 @@ describe('the injected story on the real node', { skip }, () => {
       kind: 'Pod',
       metadata: { name: 'web', namespace: names.policyCheck, labels: { app: 'web' } },
       spec: {
+        tolerations: [NODE_TOLERATION],
         containers: [
           {
             name: 'httpd',
@@ -733,6 +736,7 @@ const tryConnect = (host, port) => new Promise((resolve) => {
       kind: 'Pod',
       metadata: { name: 'long-agent', namespace: names.agents, labels: { app: 'report-agent' } },
       spec: {
+        tolerations: [NODE_TOLERATION],
         serviceAccountName: 'report-agent',
         terminationGracePeriodSeconds: 5,
         securityContext: { runAsUser: 1000, runAsGroup: 1000 },
@@ -831,6 +835,7 @@ const tryConnect = (host, port) => new Promise((resolve) => {
         template: {
           metadata: { labels },
           spec: {
+            tolerations: [NODE_TOLERATION],
             serviceAccountName: 'report-agent',
             terminationGracePeriodSeconds: 10,
             securityContext: { runAsUser: 1000, runAsGroup: 1000 },
