@@ -43,9 +43,13 @@ format: deps
 
 check: typecheck lint
 
-# The whole suite against real servers (kube-apiserver, etcd, MinIO, PostgreSQL, sshd, OIDC).
-test: setup check
-	$(NODE_TEST) --test-global-setup=test/env/global-setup.ts $(TEST_FILES)
+# The whole suite against real servers (kube-apiserver, etcd, MinIO, PostgreSQL, sshd, OIDC) and
+# the real node (kubelet, containerd, kube-proxy, CoreDNS, kube-router, a registry: test/env/node.ts)
+# running Chaperone's images. The node changes the host (iptables, cgroups, sysctls), all undone on
+# stop. TEST_ENV_PARTS=kube,minio,postgres,sshd,oidc runs the suite without it (test/node/* skip).
+TEST_ENV_PARTS ?= kube,node,minio,postgres,sshd,oidc
+test: setup check $(if $(findstring node,$(TEST_ENV_PARTS)),node-tools images)
+	CHAPERONE_TEST_ENV_PARTS='$(TEST_ENV_PARTS)' $(NODE_TEST) --test-global-setup=test/env/global-setup.ts $(TEST_FILES)
 
 # Flake detector: the suite (or FLAKE_FILES) FLAKE_RUNS times under CPU pressure (a busy loop on
 # one core); reports every test that did not pass every time, with test count and duration per run.
@@ -77,7 +81,7 @@ clean-cache:
 	rm -rf $(CACHE)
 
 # --- The real node (test/env/node.ts): kubelet, containerd, kube-proxy, CoreDNS, a registry. ---
-# Not in `make test` yet: it changes the host (iptables, cgroups, sysctls; all undone on stop).
+# `make test` starts it too; `make node-test` runs only the node's tests (and the host-cleanup check).
 node-system:
 	@scripts/setup-system-node.sh
 
