@@ -128,12 +128,17 @@ describe('the real node', { skip }, () => {
       status: { conditions?: { type: string; message?: string }[] };
     };
     const scheduled = pod.status.conditions?.find((c) => c.type === 'PodScheduled');
-    assert.match(
-      scheduled?.message ?? '',
-      /untolerated taint.*chaperone\.dev\/test-node/,
-      scheduled?.message,
-    );
+    assert.match(scheduled?.message ?? '', /1 node\(s\) had untolerated taint/, scheduled?.message);
     assert.equal(pod.spec.nodeName, undefined);
+    // The taint it does not tolerate is the node's own (NODE_TAINT), the only one the node has.
+    const taints = JSON.parse(await kubectl('get', 'node', node.name, '-o', 'jsonpath={.spec.taints}')) as {
+      key: string;
+      effect: string;
+    }[];
+    assert.deepEqual(
+      taints.map((t) => `${t.key}:${t.effect}`),
+      [`${NODE_TOLERATION.key}:${NODE_TOLERATION.effect}`],
+    );
     await kubectl('delete', '-n', ns, 'pod/intolerant', '--wait=false');
   });
 
