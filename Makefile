@@ -8,7 +8,7 @@ NODE_BIN := $(shell CHAPERONE_CACHE=$(CACHE) scripts/setup-node.sh)
 export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 # Every folder that holds tests; node's runner reads *.test.ts with native type stripping.
-TEST_FILES := '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,crds,charts,test}/**/*.test.ts'
+TEST_FILES := '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,crds,charts,images,test}/**/*.test.ts'
 NODE_TEST := node --test --test-reporter=spec --test-timeout=600000
 
 .PHONY: all setup system deps tools check typecheck lint format test demo bench crds chart release clean-cache
