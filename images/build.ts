@@ -125,20 +125,40 @@ async function touchEpoch(dir: string): Promise<void> {
  * run against) when the archive still offers it, else the archive's candidate.
  */
 async function debVersion(name: string): Promise<string> {
-  const installed = await run('dpkg-query', ['-W', `-f=${'$'}{Version}`, name]).then(
-    (r) => r.stdout.trim(),
-    () => '',
-  );
-  // The installed version only while the archive still offers it (a security update replaces it).
-  const offered = (await run('apt-cache', ['madison', name])).stdout
-    .split('\n')
-    .map((l) => l.split('|')[1]?.trim());
-  if (installed && offered.includes(installed)) return installed;
-  return /Candidate: (\S+)/.exec((await run('apt-cache', ['policy', name])).stdout)?.[1] ?? '';
+  return (await debVersions([name]))[0]!.slice(name.length + 1);
 }
 
+/** `name=version` for each package, as debVersion pins it (three queries for all of them). */
 async function debVersions(names: string[]): Promise<string[]> {
-  return Promise.all(names.map(async (n) => `${n}=${await debVersion(n)}`));
+  const stdoutOf = (cmd: string, args: string[]) =>
+    run(cmd, args, { maxBuffer: 1 << 24 }).then(
+      (r) => r.stdout,
+      (e: { stdout?: string }) => e.stdout ?? '',
+    );
+  const installed = new Map(
+    (await stdoutOf('dpkg-query', ['-W', `-f=${'$'}{Package}\t${'$'}{Version}\n`, ...names]))
+      .split('\n')
+      .map((l) => l.split('\t') as [string, string]),
+  );
+  // The installed version only while the archive still offers it (a security update replaces it).
+  const offered = new Set(
+    (await stdoutOf('apt-cache', ['madison', ...names]))
+      .split('\n')
+      .map((l) => l.split('|').map((f) => f.trim()))
+      .map(([n, v]) => `${n}=${v}`),
+  );
+  const candidates = new Map<string, string>();
+  let current = '';
+  for (const line of (await stdoutOf('apt-cache', ['policy', ...names])).split('\n')) {
+    const pkg = /^(\S+):$/.exec(line);
+    if (pkg) current = pkg[1]!.replace(/:amd64$/, '');
+    const cand = /^\s+Candidate: (\S+)/.exec(line);
+    if (cand && current) candidates.set(current, cand[1]!);
+  }
+  return names.map((n) => {
+    const v = installed.get(n);
+    return `${n}=${v && offered.has(`${n}=${v}`) ? v : (candidates.get(n) ?? '')}`;
+  });
 }
 
 /** Layers built before, by the hash of their inputs (the recipe, versions, lock file). */
@@ -222,22 +242,27 @@ async function packagesOf(programs: string[]): Promise<string[]> {
     const { stdout } = await run('ldd', [program]);
     for (const m of stdout.matchAll(/=> (\/\S+)/g)) files.add(m[1]!);
   }
+  const list = [...files];
+  const reals = (await run('readlink', ['-f', ...list])).stdout.trim().split('\n');
+  // usrmerge: dpkg may know the file under /lib while ldd names /usr/lib, or the other way round.
+  const candidates = list.map((file, k) => {
+    const real = reals[k]!;
+    return [file, real, real.replace(/^\/usr\//, '/'), `/usr${real}`];
+  });
+  const { stdout } = await run('dpkg-query', ['-S', ...new Set(candidates.flat())], {
+    maxBuffer: 1 << 24,
+  }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+  const ownerOf = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^([^:\s,]+)(?::amd64)?(?:, [^:]+)?: (\/.*)$/.exec(line);
+    if (m) ownerOf.set(m[2]!, m[1]!);
+  }
   const owners = new Set<string>();
-  for (const file of files) {
-    const real = (await run('readlink', ['-f', file])).stdout.trim();
-    // usrmerge: dpkg may know the file under /lib while ldd names /usr/lib, or the other way round.
-    const candidates = [file, real, real.replace(/^\/usr\//, '/'), `/usr${real}`];
-    let owner: string | undefined;
-    for (const c of candidates) {
-      owner = await run('dpkg-query', ['-S', c]).then(
-        (r) => r.stdout.split(':')[0]!.trim(),
-        () => undefined,
-      );
-      if (owner) break;
-    }
+  list.forEach((file, k) => {
+    const owner = candidates[k]!.map((c) => ownerOf.get(c)).find(Boolean);
     if (!owner) throw new Error(`agent image: no Debian package owns ${file}`);
     owners.add(owner);
-  }
+  });
   return [...owners].sort();
 }
 
