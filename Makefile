@@ -8,7 +8,7 @@ NODE_BIN := $(shell CHAPERONE_CACHE=$(CACHE) scripts/setup-node.sh)
 export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 # Every folder that holds tests; node's runner reads *.test.ts with native type stripping.
-TEST_FILES := '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,crds,charts,test}/**/*.test.ts'
+TEST_FILES := '{recording,sidecar,webhook,operator,cli,kubectl-plugin,release,crds,charts,images,test}/**/*.test.ts'
 NODE_TEST := node --test --test-reporter=spec --test-timeout=600000
 
 .PHONY: all setup system deps tools check typecheck lint format test demo bench crds chart release clean-cache
@@ -43,9 +43,13 @@ format: deps
 
 check: typecheck lint
 
-# The whole suite against real servers (kube-apiserver, etcd, MinIO, PostgreSQL, sshd, OIDC).
-test: setup check
-	$(NODE_TEST) --test-global-setup=test/env/global-setup.ts $(TEST_FILES)
+# The whole suite against real servers (kube-apiserver, etcd, MinIO, PostgreSQL, sshd, OIDC) and
+# the real node (kubelet, containerd, kube-proxy, CoreDNS, kube-router, a registry: test/env/node.ts)
+# running Chaperone's images. The node changes the host (iptables, cgroups, sysctls), all undone on
+# stop. TEST_ENV_PARTS=kube,minio,postgres,sshd,oidc runs the suite without it (test/node/* skip).
+TEST_ENV_PARTS ?= kube,node,minio,postgres,sshd,oidc
+test: setup check $(if $(findstring node,$(TEST_ENV_PARTS)),node-tools images)
+	CHAPERONE_TEST_ENV_PARTS='$(TEST_ENV_PARTS)' $(NODE_TEST) --test-global-setup=test/env/global-setup.ts $(TEST_FILES)
 
 # Flake detector: the suite (or FLAKE_FILES) FLAKE_RUNS times under CPU pressure (a busy loop on
 # one core); reports every test that did not pass every time, with test count and duration per run.
@@ -79,7 +83,7 @@ clean-cache:
 	rm -rf $(CACHE)
 
 # --- The real node (test/env/node.ts): kubelet, containerd, kube-proxy, CoreDNS, a registry. ---
-# Not in `make test` yet: it changes the host (iptables, cgroups, sysctls; all undone on stop).
+# `make test` starts it too; `make node-test` runs only the node's tests (and the host-cleanup check).
 node-system:
 	@scripts/setup-system-node.sh
 
@@ -89,7 +93,7 @@ node-tools: tools node-system
 
 # The injected-Job tests run the images this checkout builds (they skip, saying so, without them).
 node-test: node-tools images check
-	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/node/**/*.test.ts'
+	CHAPERONE_TEST_ENV_PARTS=kube,node,minio,postgres $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/node/**/*.test.ts' 'test/chart/**/*.test.ts' test/e2e/demo.test.ts
 	@# Starts and stops a node itself, then checks the host is as before: no shared node around it.
 	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) test/env/node.test.ts
 

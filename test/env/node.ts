@@ -29,6 +29,14 @@ export const POD_CIDR = '10.244.0.0/24';
 /** Cluster DNS Service address (inside kube.ts's SERVICE_CLUSTER_IP_RANGE). */
 export const CLUSTER_DNS_IP = '10.0.0.10';
 export const NODE_NAME = 'chaperone-node';
+/**
+ * The node's taint: only pods that tolerate it (NODE_TOLERATION: the test/node files' pods) are
+ * scheduled here. The default suite's other tests create pods with images of registries that do not
+ * exist here; on the node, kubelet would try to pull them, and a pull asks the host's resolver, an
+ * address off the machine.
+ */
+export const NODE_TAINT = { key: 'chaperone.dev/test-node', value: 'true', effect: 'NoSchedule' } as const;
+export const NODE_TOLERATION = { ...NODE_TAINT, operator: 'Equal' } as const;
 const CGROUP_ROOT = 'chaperone-node';
 const SAFETY_CHAIN = 'CHAPERONE-NODE-SAFETY';
 const SAFETY_OUT_CHAIN = 'CHAPERONE-NODE-SAFETY-OUT';
@@ -291,6 +299,7 @@ function kubeletConfig(dir: string, nodeIp: string, ports: KubeletPorts): string
       cgroupRoot: `/${CGROUP_ROOT}`,
       failCgroupV1: false,
       failSwapOn: false,
+      registerWithTaints: [NODE_TAINT],
       // With true kubelet exits on this host's kernel defaults; the sysctls it sets are restored.
       protectKernelDefaults: false,
       clusterDNS: [CLUSTER_DNS_IP],
@@ -375,9 +384,12 @@ async function buildNodeImages(): Promise<string[]> {
   return stdout.trim().split('\n');
 }
 
-/** Pushes the images of `make images` (images/build.ts) to the registry; {} when none are built. */
+/**
+ * Pushes the images of `make images` (images/build.ts) to the registry; {} when none are built.
+ * CHAPERONE_IMAGES_DIR picks another build than the cache's (a worktree's own, say).
+ */
 async function pushChaperoneImages(registry: string): Promise<Record<string, string>> {
-  const out = join(cacheDir, 'images', 'chaperone');
+  const out = process.env.CHAPERONE_IMAGES_DIR ?? join(cacheDir, 'images', 'chaperone');
   const list = join(out, 'images.json');
   if (!existsSync(list)) return {};
   const images = JSON.parse(await readFile(list, 'utf8')) as { name: string; ref: string }[];

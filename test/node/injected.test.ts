@@ -2,7 +2,8 @@
 // URL) injects into a Job's pod; kubelet runs chaperone-init from the `init` image (real iptables in
 // the pod's network namespace), the native sidecar from the `sidecar` image gates the agent with its
 // startup probe; the agent speaks the PostgreSQL wire protocol through the sidecar; the Job
-// completes, the sidecar flushes its recording to MinIO and `chaperone verify` passes.
+// completes, the sidecar flushes its recording to MinIO and `chaperone verify` passes; a Deployment's
+// pods are injected before and after a rollout, and both pods' recordings verify.
 //
 // PostgreSQL and MinIO of the test environment listen on 127.0.0.1, which pods cannot reach: the
 // test relays each from the node's address (a TCP relay in this process, refused from the uplink by
@@ -32,8 +33,8 @@ import {
 } from '../e2e/testing/cluster.ts';
 import { type KubeInfo, type MinioInfo, type NodeInfo, type PostgresInfo, testEnv } from '../env/index.ts';
 import { freePort, httpOk, type OwnedProcess, spawnOwned, waitUntil } from '../env/net.ts';
-import { safetyNetDrops } from '../env/node.ts';
-import { psql as adminPsql } from '../env/postgres.ts';
+import { NODE_TOLERATION, nodeAddress, safetyNetDrops } from '../env/node.ts';
+import { psql as adminPsql, createRole } from '../env/postgres.ts';
 
 const exec = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');
@@ -203,9 +204,7 @@ describe('the injected story on the real node', { skip }, () => {
         // The test environment's kube-controller-manager creates Job pods as the admin user (no
         // per-controller service accounts): name it as the controller copying the Job's template.
         templateControllers: [await kubeUser()],
-        // The default sidecar limit (512Mi) is exceeded on this node: the sidecar was OOM-killed in
-        // the third session of this Job (anon RSS 518 MB; peak 635 MiB with page cache at 1Gi).
-        resources: { sidecar: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '1Gi' } } },
+        // The sidecar runs with the webhook's default resources: the limit is part of what is proven.
         kubeconfig: kube.kubeconfigPath,
       }),
     );
@@ -298,6 +297,7 @@ describe('the injected story on the real node', { skip }, () => {
         template: {
           metadata: { labels: { app: 'report-agent' } },
           spec: {
+            tolerations: [NODE_TOLERATION],
             serviceAccountName: 'report-agent',
             restartPolicy: 'Never',
             securityContext: { runAsUser: 1000, runAsGroup: 1000 },
@@ -368,7 +368,11 @@ describe('the injected story on the real node', { skip }, () => {
       status: {
         initContainerStatuses?: {
           name: string;
-          state: Record<string, { startedAt?: string; finishedAt?: string; exitCode?: number }>;
+          restartCount?: number;
+          state: Record<
+            string,
+            { startedAt?: string; finishedAt?: string; exitCode?: number; reason?: string }
+          >;
         }[];
         containerStatuses?: {
           name: string;
@@ -409,6 +413,11 @@ describe('the injected story on the real node', { skip }, () => {
     )[0];
     assert.equal(st('chaperone-init')?.exitCode, 0);
     assert.equal(agent?.exitCode, 0);
+    // Under the webhook's default memory limit the sidecar was never OOM-killed (not restarted, and
+    // it stopped on kubelet's SIGTERM with exit 0, not 137) while the Job ran.
+    const sidecarStatus = pod.status.initContainerStatuses?.find((s) => s.name === 'chaperone');
+    assert.equal(sidecarStatus?.restartCount, 0, JSON.stringify(sidecarStatus));
+    assert.equal(st('chaperone')?.exitCode, 0, JSON.stringify(sidecarStatus));
     // Order: init finished before the sidecar started, the sidecar started before the agent.
     assert.ok(Date.parse(st('chaperone-init')!.finishedAt!) <= Date.parse(st('chaperone')!.startedAt!));
     assert.ok(Date.parse(st('chaperone')!.startedAt!) <= Date.parse(agent!.startedAt!));
@@ -475,6 +484,7 @@ describe('the injected story on the real node', { skip }, () => {
       kind: 'Pod',
       metadata: { name, namespace: names.policyCheck, labels },
       spec: {
+        tolerations: [NODE_TOLERATION],
         securityContext: { runAsUser: uid, runAsGroup: uid },
         terminationGracePeriodSeconds: 1,
         containers: [{ name: 'main', image: node.testImage, command: ['sleep', '3600'] }],
@@ -485,6 +495,7 @@ describe('the injected story on the real node', { skip }, () => {
       kind: 'Pod',
       metadata: { name: 'web', namespace: names.policyCheck, labels: { app: 'web' } },
       spec: {
+        tolerations: [NODE_TOLERATION],
         containers: [
           {
             name: 'httpd',
@@ -579,6 +590,7 @@ const tryConnect = (host, port) => new Promise((resolve) => {
       kind: 'Pod',
       metadata: { name: 'long-agent', namespace: names.agents, labels: { app: 'report-agent' } },
       spec: {
+        tolerations: [NODE_TOLERATION],
         serviceAccountName: 'report-agent',
         terminationGracePeriodSeconds: 5,
         securityContext: { runAsUser: 1000, runAsGroup: 1000 },
@@ -661,6 +673,108 @@ const tryConnect = (host, port) => new Promise((resolve) => {
       [],
     );
     await kubectl(['delete', '-n', names.agents, 'pod/long-agent', '--wait=false']);
+  });
+
+  test('a Deployment is injected, and after a rollout its replacement pod is injected and recorded too', async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    // The Job's agent, kept alive afterwards as a Deployment's container must be.
+    const labels = { app: 'report-agent', workload: 'report-deploy' };
+    await apply({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'report-deploy', namespace: names.agents },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            tolerations: [NODE_TOLERATION],
+            serviceAccountName: 'report-agent',
+            terminationGracePeriodSeconds: 10,
+            securityContext: { runAsUser: 1000, runAsGroup: 1000 },
+            containers: [
+              {
+                name: 'agent',
+                image: node.chaperoneImages.cli,
+                command: ['/usr/local/bin/node', '-e', `${AGENT_SCRIPT}\nsetInterval(() => {}, 1 << 30);`],
+                env: [
+                  { name: 'DB', value: dbName },
+                  { name: 'DIRECT_HOST', value: node.ip },
+                  { name: 'DIRECT_PORT', value: String(pgRelay) },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    });
+    const rollout = () =>
+      kubectl(['rollout', 'status', '-n', names.agents, 'deployment/report-deploy', '--timeout=180s']);
+    /** The Deployment's one pod once it is alone (a replaced one has gone) and its agent has run. */
+    const settledPod = (other?: string) =>
+      until(
+        'the Deployment to settle on one pod whose agent ran',
+        async () => {
+          const pods = JSON.parse(
+            await kubectl(['get', 'pods', '-n', names.agents, '-l', 'workload=report-deploy', '-o', 'json']),
+          ) as {
+            items: {
+              metadata: { name: string };
+              spec: { initContainers?: { name: string; image: string; restartPolicy?: string }[] };
+              status: { initContainerStatuses?: { name: string; restartCount?: number }[] };
+            }[];
+          };
+          if (pods.items.length !== 1 || pods.items[0]!.metadata.name === other) return undefined;
+          const pod = pods.items[0]!;
+          const logs = agentSections(
+            await kubectl(['logs', '-n', names.agents, pod.metadata.name, '-c', 'agent']).catch(() => ''),
+          );
+          return logs.direct !== undefined ? { pod, logs } : undefined;
+        },
+        180_000,
+      );
+    const check = ({ pod, logs }: Awaited<ReturnType<typeof settledPod>>) => {
+      assert.deepEqual(
+        (pod.spec.initContainers ?? []).map((c) => [c.name, c.image, c.restartPolicy ?? '']),
+        [
+          ['chaperone-init', node.chaperoneImages.init, ''],
+          ['chaperone', node.chaperoneImages.sidecar, 'Always'],
+        ],
+      );
+      assert.equal(pod.status.initContainerStatuses?.find((c) => c.name === 'chaperone')?.restartCount, 0);
+      assert.match(logs.query ?? '', /^row 1\|Ada Lovelace$/m, JSON.stringify(logs));
+      assert.match(logs.drop ?? '', /^error .*not allowed/m);
+      assert.doesNotMatch(logs.direct ?? '', /ready|row/);
+    };
+    await rollout();
+    const first = await settledPod();
+    check(first);
+    // A rollout replaces the pod: the ReplicaSet controller creates a new one from the new template.
+    await kubectl(['rollout', 'restart', '-n', names.agents, 'deployment/report-deploy']);
+    await rollout();
+    const second = await settledPod(first.pod.metadata.name);
+    check(second);
+    // Scaled to zero, the second pod's sidecar flushes too; both pods' sessions verify.
+    await kubectl(['scale', '-n', names.agents, 'deployment/report-deploy', '--replicas=0']);
+    for (const pod of [first.pod.metadata.name, second.pod.metadata.name]) {
+      const ls = await until(`the sessions of ${pod} in the store index`, async () => {
+        const r = await cli(['sessions', 'ls', '--namespace', names.agents, '--pod', pod, '--json']);
+        return r.code === 0 && r.out.trim().split('\n').length >= 3 ? r.out : undefined;
+      });
+      assert.equal(ls.trim().split('\n').length, 3, ls);
+      const verify = await cli([
+        'verify',
+        '--all',
+        '--namespace',
+        names.agents,
+        '--pod',
+        pod,
+        '--public-key',
+        publicKeyFile,
+      ]);
+      assert.equal(verify.code, 0, verify.out);
+    }
   });
 
   test('the safety net dropped nothing', async (t) => {

@@ -1,12 +1,12 @@
 // The real node (test/env/node.ts): kubelet, containerd, kube-proxy, CoreDNS and the local registry on
-// this machine. Runs only when the `node` part is asked for (`make node-test`), because the node
-// changes the host (iptables, cgroups, sysctls) and is not yet in the default suite.
+// this machine. Runs only when the `node` part is asked for (`make test` and `make node-test` ask
+// for it). Every pod tolerates the node's taint (NODE_TAINT), which keeps other tests' pods off it.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { type KubeInfo, type NodeInfo, testEnv } from '../env/index.ts';
-import { safetyNetDrops } from '../env/node.ts';
+import { NODE_TOLERATION, safetyNetDrops } from '../env/node.ts';
 
 const exec = promisify(execFile);
 const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
@@ -45,6 +45,7 @@ describe('the real node', { skip }, () => {
       kind: 'Pod',
       metadata: { name, namespace: ns, labels },
       spec: {
+        tolerations: [NODE_TOLERATION],
         restartPolicy: 'Never',
         containers: [{ name: 'main', image: node.testImage, command: ['sh', '-c', script] }],
       },
@@ -106,6 +107,41 @@ describe('the real node', { skip }, () => {
     assert.match(n?.status.nodeInfo.containerRuntimeVersion ?? '', /^containerd:\/\//);
   });
 
+  test("a pod that does not tolerate the node's taint is not scheduled, so its image is never pulled", async () => {
+    // As the default suite's other tests create pods: an image of a registry that exists nowhere.
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'intolerant', namespace: ns },
+      spec: { containers: [{ name: 'main', image: 'registry.invalid/agent:1' }] },
+    });
+    await kubectl(
+      'wait',
+      '-n',
+      ns,
+      'pod/intolerant',
+      '--for=jsonpath={.status.conditions[?(@.type=="PodScheduled")].reason}=Unschedulable',
+      '--timeout=60s',
+    );
+    const pod = JSON.parse(await kubectl('get', '-n', ns, 'pod/intolerant', '-o', 'json')) as {
+      spec: { nodeName?: string };
+      status: { conditions?: { type: string; message?: string }[] };
+    };
+    const scheduled = pod.status.conditions?.find((c) => c.type === 'PodScheduled');
+    assert.match(scheduled?.message ?? '', /1 node\(s\) had untolerated taint/, scheduled?.message);
+    assert.equal(pod.spec.nodeName, undefined);
+    // The taint it does not tolerate is the node's own (NODE_TAINT), the only one the node has.
+    const taints = JSON.parse(await kubectl('get', 'node', node.name, '-o', 'jsonpath={.spec.taints}')) as {
+      key: string;
+      effect: string;
+    }[];
+    assert.deepEqual(
+      taints.map((t) => `${t.key}:${t.effect}`),
+      [`${NODE_TOLERATION.key}:${NODE_TOLERATION.effect}`],
+    );
+    await kubectl('delete', '-n', ns, 'pod/intolerant', '--wait=false');
+  });
+
   test('kubectl run starts a pod of the test image pulled from the local registry', async () => {
     assert.ok(node.testImage.startsWith(`${node.registry}/`));
     await kubectl(
@@ -115,6 +151,7 @@ describe('the real node', { skip }, () => {
       'hello',
       `--image=${node.testImage}`,
       '--restart=Never',
+      `--overrides=${JSON.stringify({ spec: { tolerations: [NODE_TOLERATION] } })}`,
       '--command',
       '--',
       'sh',
@@ -140,6 +177,7 @@ describe('the real node', { skip }, () => {
       kind: 'Pod',
       metadata: { name: 'web', namespace: ns, labels: { app: 'web' } },
       spec: {
+        tolerations: [NODE_TOLERATION],
         containers: [
           {
             name: 'httpd',
@@ -198,6 +236,7 @@ describe('the real node', { skip }, () => {
       kind: 'Pod',
       metadata: { name: 'chaperone-cli', namespace: ns },
       spec: {
+        tolerations: [NODE_TOLERATION],
         restartPolicy: 'Never',
         containers: [
           { name: 'cli', image, args: ['--help'] },
@@ -234,6 +273,7 @@ describe('the real node', { skip }, () => {
       kind: 'Pod',
       metadata: { name: 'guarded', namespace: ns, labels: { app: 'guarded' } },
       spec: {
+        tolerations: [NODE_TOLERATION],
         containers: [
           {
             name: 'httpd',

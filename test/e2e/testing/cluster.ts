@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { requireBinary } from '../../env/binaries.ts';
-import { nodeAddress } from '../../env/node.ts';
+import { NODE_TOLERATION, nodeAddress } from '../../env/node.ts';
 import { psql as adminPsql, createRole } from '../../env/postgres.ts';
 import type { KubeInfo, MinioInfo, NodeInfo, PostgresInfo } from '../../env/types.ts';
 
@@ -155,17 +155,17 @@ export function nodeValues(o: NodeValuesOptions): Record<string, unknown> {
     image: { registry: `${o.node.registry}/chaperone`, tag: tag ?? '' },
     operator: {
       replicas: o.operatorReplicas ?? 1,
+      tolerations: [NODE_TOLERATION],
       // Agent pods reach the apiserver through the kubernetes Service: after DNAT, the node's address.
       extraConfig: { networkPolicy: { apiServer: [{ host: o.node.ip, port: apiPort }] } },
     },
     webhook: {
       replicas: o.webhookReplicas ?? 2,
+      tolerations: [NODE_TOLERATION],
       // The test environment's kube-controller-manager creates Job pods as the admin user.
       extraConfig: { templateControllers: [o.controllerUser] },
     },
-    // The sidecar peaks above the default 512Mi limit on this node (OOM-killed in the third session
-    // of the agent Job); another change brings it down. Until then the chart's value raises it.
-    sidecar: { resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '1Gi' } } },
+    helmTest: { tolerations: [NODE_TOLERATION] },
     networkPolicy: { apiServerPorts: [443, apiPort], storagePorts: [443, o.storagePort] },
   };
 }
@@ -425,6 +425,7 @@ export function agentJob(o: AgentJobOptions): Record<string, unknown> {
         spec: {
           serviceAccountName: AGENT_SERVICE_ACCOUNT,
           restartPolicy: 'Never',
+          tolerations: [NODE_TOLERATION],
           securityContext: { runAsUser: 1000, runAsGroup: 1000 },
           containers: [
             {
