@@ -1,7 +1,7 @@
 // The viewer's list with many sessions in MinIO: the first listing is read once, then every filter
 // and page answers from memory, and filters mean what listSessions means. 2,000 sessions by
 // default (writing them costs the suite the most); CHAPERONE_VIEWER_SCALE_SESSIONS=10000 for the
-// figure in docs/viewer.md.
+// figure in docs/auditing.md (Web viewer).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ListedSession } from '../../recording/index.ts';
