@@ -11,10 +11,18 @@ import { generateSigningKey, listSessions, openStore } from '../../recording/ind
 import { tempDir } from '../../recording/testing/fixtures.ts';
 import { testEnv } from '../../test/env/index.ts';
 import { oidcToken } from '../../test/env/oidc.ts';
+import { buildSearchIndex } from '../search/build.ts';
 import { buildViewer, COOKIE, CSP } from './app.ts';
 import { Gate } from './auth.ts';
 import { escapeHtml, html } from './html.ts';
-import { filterSessions, loadIndex, readOnly, SessionSource, type ViewerFilter } from './source.ts';
+import {
+  filterSessions,
+  IndexCache,
+  loadIndex,
+  readOnly,
+  SessionSource,
+  type ViewerFilter,
+} from './source.ts';
 import { recordFixtures, XSS_SQL } from './testing/recordings.ts';
 
 const env = await testEnv(['oidc']);
@@ -352,5 +360,29 @@ describe('chaperone serve', () => {
     const [code2] = await once(noToken, 'exit');
     assert.equal(code2, 1);
     assert.match(err, /--auth token needs --token-file or \$CHAPERONE_VIEWER_TOKEN/);
+  });
+});
+
+// Last: it adds a Parquet search index to the shared store.
+describe('the listing from the Parquet search index', () => {
+  test('a listed session shows the report made on its page, and only for that version', async () => {
+    const store = openStore(storeUrl);
+    await buildSearchIndex(store);
+    const cache = new IndexCache(store);
+    const listed = await cache.refresh();
+    assert.equal(listed.length, 4);
+    assert.ok(cache.fromParquet > 0, 'sessions came from the Parquet partitions');
+    assert.equal(cache.fromParquet + cache.lastReads, 4);
+    const row = listed.find((s) => s.status !== 'open' && s.lastSegmentSha256 === null && s.signature === '');
+    assert.ok(row, 'a session listed from Parquet');
+    const viewer = new SessionSource(store, [key.publicKeyPem]);
+    const index = await viewer.index(row.sessionId);
+    assert.ok(index?.lastSegmentSha256, 'its index object names its last segment');
+    assert.equal(viewer.knownVerification(row), undefined);
+    const report = await viewer.verify(row.sessionId, index);
+    assert.equal(viewer.knownVerification(row), report);
+    assert.equal(viewer.knownVerification(index), report);
+    assert.equal(viewer.knownVerification({ ...row, updatedAt: new Date(0).toISOString() }), undefined);
+    assert.equal(viewer.knownVerification({ ...index, lastSegmentSha256: 'another' }), undefined);
   });
 });

@@ -1,12 +1,15 @@
 // The viewer's list with many sessions in MinIO: the first listing is read once, then every filter
 // and page answers from memory, and filters mean what listSessions means. 2,000 sessions by
 // default (writing them costs the suite the most); CHAPERONE_VIEWER_SCALE_SESSIONS=10000 for the
-// figure in docs/viewer.md.
+// figure in docs/auditing.md (Web viewer).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { ListedSession } from '../../recording/index.ts';
 import { generateSigningKey, listSessions, openStore } from '../../recording/index.ts';
 import { s3OptionsFor, s3UrlFor } from '../../recording/testing/fixtures.ts';
 import { testEnv } from '../../test/env/index.ts';
+import { buildSearchIndex } from '../search/build.ts';
+import { searchSessions } from '../search/search.ts';
 import { buildViewer } from './app.ts';
 import { Gate } from './auth.ts';
 import { filterSessions, IndexCache, SessionSource, type ViewerFilter } from './source.ts';
@@ -83,4 +86,59 @@ test(`list and search ${COUNT} sessions in MinIO`, async () => {
   process.stderr.write(
     `[viewer-scale] equivalence with listSessions checked in ${(performance.now() - t).toFixed(0)} ms\n`,
   );
+
+  // With a Parquet search index (`chaperone index build`), the listing is seeded from its
+  // partitions and reads only the index objects written since: the same sessions, with the same
+  // fields but those the index does not keep.
+  await buildSearchIndex(store);
+  await writeManyIndexes(store, 2, key.privateKeyPem, Date.UTC(2026, 10, 27));
+  const withParquet = new SessionSource(store, [key.publicKeyPem]);
+  const app2 = await buildViewer({ source: withParquet, gate: new Gate({ mode: 'token', token }) });
+  const start = performance.now();
+  const r = await app2.inject({ url: '/?subject=agent-42', headers: { authorization: `Bearer ${token}` } });
+  const coldParquet = performance.now() - start;
+  await app2.close();
+  assert.equal(r.statusCode, 200);
+  assert.match(r.body, new RegExp(`${perSubject} matching sessions, showing 1–${Math.min(50, perSubject)}`));
+  process.stderr.write(
+    `[viewer-scale] with the Parquet index: first page cold ${coldParquet.toFixed(0)} ms\n`,
+  );
+
+  const seeded = new IndexCache(store);
+  const fromParquet = await seeded.refresh();
+  assert.equal(fromParquet.length, COUNT + 5);
+  assert.equal(seeded.fromParquet, COUNT + 3);
+  assert.equal(seeded.lastReads, 2, 'only the sessions written after index build are read');
+  const fromObjects = await new IndexCache(store, 32, false).refresh();
+  const lossy = ({
+    rawBytes: _r,
+    lastSeq: _l,
+    lastSegmentSha256: _s,
+    keyFingerprint: _k,
+    signature: _g,
+    signatureVerified: _v,
+    ...rest
+  }: ListedSession) => ({
+    ...rest,
+    ...(rest.policy ? { policy: { name: rest.policy.name, namespace: rest.policy.namespace } } : {}),
+  });
+  const byId = new Map(fromObjects.map((s) => [s.sessionId, lossy(s)]));
+  for (const s of fromParquet) assert.deepEqual(lossy(s), byId.get(s.sessionId), s.sessionId);
+  const more: ViewerFilter[] = [
+    ...filters,
+    { subject: 'sa-7' },
+    { pod: 'pod-1*', since: Date.UTC(2026, 10, 22) },
+    { namespace: 'team-3', target: 'db-*' },
+    { until: Date.UTC(2026, 10, 20, 12) },
+    { since: Date.UTC(2026, 10, 27) },
+  ];
+  for (const f of more) {
+    const got = filterSessions(fromParquet, f).map((s) => s.sessionId);
+    const searched = (await searchSessions(store, f)).sessions.map((s) => s.session_id);
+    const listed: string[] = [];
+    for await (const s of listSessions(store, f)) listed.push(s.sessionId);
+    assert.ok(got.length > 0, JSON.stringify(f));
+    assert.deepEqual([...got].sort(), [...searched].sort(), `search ${JSON.stringify(f)}`);
+    assert.deepEqual([...got].sort(), [...listed].sort(), `listSessions ${JSON.stringify(f)}`);
+  }
 });

@@ -1,7 +1,8 @@
-// The viewer's only way to the recordings: a read-only store, the session listing (today every
-// index object, read concurrently, kept in memory and filtered there with listSessions' meaning;
-// the Parquet search can replace loadIndex and filterSessions here alone), events read with hashes, chain and signatures
-// checked, and the last verification report per session.
+// The viewer's only way to the recordings: a read-only store, the session listing (kept in memory
+// and filtered there with listSessions' meaning; seeded from the Parquet search index when the
+// store has one, so only sessions `index build` has not compacted are read as index objects),
+// events read with hashes, chain and signatures checked, and the last verification report per session.
+
 import {
   getSessionIndex,
   type ListedSession,
@@ -13,6 +14,8 @@ import {
   type VerifyReport,
   verifySession,
 } from '../../recording/index.ts';
+import type { SessionRow } from '../search/columns.ts';
+import { indexPartitions, mapLimit, PARQUET_ROOT, readPartition } from '../search/partitions.ts';
 
 /** The store with its write method removed: the viewer has no write path to recordings. */
 export function readOnly(store: SegmentStore): SegmentStore {
@@ -105,15 +108,25 @@ export class IndexCache {
   readonly #store: SegmentStore;
   readonly #concurrency: number;
   #byKey = new Map<string, ListedSession>();
-  /** GETs made by the last refresh (for tests and figures). */
+  #seeded = false;
+  /** Index-object GETs made by the last refresh (for tests and figures). */
   lastReads = 0;
+  /** Sessions the last refresh took from Parquet partitions instead of index objects. */
+  fromParquet = 0;
 
-  constructor(store: SegmentStore, concurrency = 32) {
+  /** `parquet: false` reads every index object even when the store has a search index. */
+  constructor(store: SegmentStore, concurrency = 32, parquet = true) {
     this.#store = store;
     this.#concurrency = Math.max(1, concurrency);
+    this.#seeded = !parquet;
   }
 
   async refresh(): Promise<ListedSession[]> {
+    this.fromParquet = 0;
+    if (!this.#seeded) {
+      this.#seeded = true;
+      this.fromParquet = await this.#seedFromParquet();
+    }
     const keys = await indexKeys(this.#store);
     const toRead = keys.filter(
       (k) => this.#byKey.get(k)?.status !== 'ended' && this.#byKey.get(k)?.status !== 'recovered',
@@ -136,6 +149,84 @@ export class IndexCache {
     this.#byKey = byKey;
     return [...byKey.values()];
   }
+
+  /**
+   * First refresh only, when the store has a search index: every ended or recovered session of
+   * the Parquet partitions (what `sessions search` answers from), so the listing below reads just
+   * the index objects the last `index build` did not see or saw while open. Partitions that are
+   * missing or unreadable are skipped: their index objects are read instead.
+   */
+  async #seedFromParquet(): Promise<number> {
+    const folders = this.#store.listFolders(PARQUET_ROOT)[Symbol.asyncIterator]();
+    const any = await folders.next();
+    await folders.return?.();
+    if (any.done) return 0;
+    const partitions = [];
+    for await (const p of indexPartitions(this.#store)) partitions.push(p);
+    const parts = await mapLimit(partitions, 8, (p) => readPartition(this.#store, p));
+    let seeded = 0;
+    for (const rows of parts)
+      for (const r of rows ?? []) {
+        if (r.status === 'open') continue; // Read afresh from its index object.
+        this.#byKey.set(
+          `index/date=${r.date}/namespace=${r.namespace}/${r.session_id}.json`,
+          sessionOfRow(r),
+        );
+        seeded++;
+      }
+    return seeded;
+  }
+}
+
+/**
+ * A search-index row as the listing's session (the inverse of cli/search's rowOf). The index
+ * object's fields that the row does not keep are zero or empty here: rawBytes, lastSeq,
+ * lastSegmentSha256, keyFingerprint, signature and policy.generation (the list page shows none of
+ * them; a session's page and its verification read the index object itself).
+ */
+export function sessionOfRow(r: SessionRow): ListedSession {
+  const opt = <K extends string>(k: K, v: string | null) => (v === null ? {} : { [k]: v });
+  return {
+    format: 'chaperone.index/v1',
+    sessionId: r.session_id,
+    date: r.date,
+    namespace: r.namespace,
+    status: r.status as SessionIndex['status'],
+    recovered: r.status === 'recovered',
+    startedAt: r.started_at.toISOString(),
+    startedAtMs: r.started_at.getTime(),
+    ...(r.ended_at ? { endedAt: r.ended_at.toISOString(), endedAtMs: r.ended_at.getTime() } : {}),
+    ...opt('endReason', r.end_reason),
+    protocol: r.protocol,
+    target: { name: r.target_name, host: r.target_host, port: r.target_port },
+    targetName: r.target_name,
+    ...opt('subject', r.subject),
+    ...opt('issuer', r.issuer),
+    ...opt('serviceAccount', r.service_account),
+    ...opt('pod', r.pod),
+    ...opt('podUid', r.pod_uid),
+    ...opt('node', r.node),
+    ...opt('source', r.source),
+    ...opt('launchedBy', r.launched_by),
+    ...(r.policy_name !== null
+      ? { policy: { name: r.policy_name, ...opt('namespace', r.policy_namespace) } }
+      : {}),
+    sidecarVersion: r.sidecar_version,
+    labels: JSON.parse(r.labels) as Record<string, string>,
+    events: Number(r.events),
+    rawBytes: 0,
+    segments: r.segments,
+    lastSeq: 0,
+    lastSegmentSha256: null,
+    gaps: r.gaps,
+    lostEvents: Number(r.lost_events),
+    countsByKind: JSON.parse(r.counts_by_kind) as Record<string, number>,
+    commands: { total: Number(r.commands_total), sample: r.commands },
+    updatedAt: r.updated_at.toISOString(),
+    keyId: r.key_id,
+    keyFingerprint: '',
+    signature: '',
+  };
 }
 
 function parseIndex(bytes: Buffer | undefined): ListedSession | undefined {
@@ -157,6 +248,10 @@ export function loadIndex(store: SegmentStore, concurrency = 32): Promise<Listed
 export type CheckedReport = VerifyReport & { checkedAtMs: number };
 
 const stampOf = (s: SessionIndex) => `${s.updatedAt}/${s.lastSegmentSha256}`;
+// A session listed from the Parquet index has no lastSegmentSha256 (null): its index object is
+// final (ended or recovered), so its updatedAt alone names the version a report was made for.
+const sameVersion = (stamp: string, s: SessionIndex) =>
+  stamp === stampOf(s) || (s.lastSegmentSha256 === null && stamp.startsWith(`${s.updatedAt}/`));
 
 interface CachedListing {
   at: number;
@@ -254,6 +349,6 @@ export class SessionSource {
   /** A report already computed for this session, if its index has not changed since. */
   knownVerification(s: SessionIndex): CheckedReport | undefined {
     const hit = this.#verified.get(s.sessionId);
-    return hit && hit.stamp === stampOf(s) ? hit.report : undefined;
+    return hit && sameVersion(hit.stamp, s) ? hit.report : undefined;
   }
 }
