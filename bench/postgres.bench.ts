@@ -362,8 +362,11 @@ async function main(): Promise<void> {
       for (const mode of modes) {
         results[mode] = {};
         all[mode] ??= {};
-        for (const ep of endpoints) {
-          if (process.env.BENCH_PATHS && !process.env.BENCH_PATHS.split(',').includes(ep.name)) continue;
+        // Each round starts one path later, so no path always runs first (or right after another).
+        const chosen = endpoints.filter(
+          (ep) => !process.env.BENCH_PATHS || process.env.BENCH_PATHS.split(',').includes(ep.name),
+        );
+        for (const ep of chosen.map((_, i) => chosen[(i + round) % chosen.length] as Endpoint)) {
           await pgbench(pg.binDir, ep, mode, WARMUP_SECONDS);
           const logDir = join(dir, `log-${mode}-${ep.name}`);
           await mkdir(logDir, { recursive: true });
