@@ -10,7 +10,8 @@
 //   BENCH_SIDECAR_VARIANTS='--max-semi-space-size=1 --optimize-for-size|--max-semi-space-size=4'
 //     runs one more sidecar per '|'-separated set of Node flags (the image's env), interleaved with
 //     the others in every round, and prints each one's CPU per transaction and peak RSS (VmHWM)
-//   BENCH_ROUNDS=3 repeats every mode's runs (interleaved, so the machine's load falls on all paths)
+//   BENCH_ROUNDS=3 repeats every mode's runs (interleaved, so the machine's load falls on all paths;
+//     the first table shows the last round, the last table every round)
 //
 // The sidecar runs as its own process (node sidecar/main.ts) with tokenRequired: true and the test
 // environment's OpenID provider as its trusted issuer; pgbench presents a JWT access token of that
