@@ -7,6 +7,11 @@
 //   node bench/postgres.bench.ts            (BENCH_SECONDS=20 per run, BENCH_CLIENTS=16, BENCH_SCALE=10)
 //   BENCH_MODES=select-only,tpcb,latency BENCH_PATHS=direct,pgbouncer,node-relay,sidecar select parts
 //   BENCH_DURABILITY=strict|batched sets the sidecar's recording.durability (default: strict)
+//   BENCH_SIDECAR_VARIANTS='--max-semi-space-size=1 --optimize-for-size|--max-semi-space-size=4'
+//     runs one more sidecar per '|'-separated set of Node flags (the image's env), interleaved with
+//     the others in every round, and prints each one's CPU per transaction and peak RSS (VmHWM)
+//   BENCH_ROUNDS=3 repeats every mode's runs (interleaved, so the machine's load falls on all paths;
+//     the first table shows the last round, the last table every round)
 //
 // The sidecar runs as its own process (node sidecar/main.ts) with tokenRequired: true and the test
 // environment's OpenID provider as its trusted issuer; pgbench presents a JWT access token of that
@@ -39,7 +44,8 @@ const DURABILITY = process.env.BENCH_DURABILITY as 'strict' | 'batched' | undefi
 type Mode = 'select-only' | 'tpcb' | 'latency';
 
 interface Endpoint {
-  name: 'direct' | 'pgbouncer' | 'node-relay' | 'sidecar';
+  /** direct, pgbouncer, node-relay, sidecar, or `sidecar <flags>` for BENCH_SIDECAR_VARIANTS. */
+  name: string;
   port: number;
   user: string;
   password: string;
@@ -185,13 +191,15 @@ async function startSidecar(
   dir: string,
   config: Record<string, unknown>,
   adminPort: number,
+  variantFlags?: string[],
 ): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const configPath = join(dir, 'sidecar.yaml');
   await writeFile(configPath, stringify(config));
   // As the sidecar image runs it (sidecar/entrypoint.ts); BENCH_SIDECAR_PLAIN=1 runs plain `node`,
   // BENCH_SIDECAR_NODE_FLAGS (space-separated) other Node flags with the image's env.
-  const plain = process.env.BENCH_SIDECAR_PLAIN === '1';
-  const flags = process.env.BENCH_SIDECAR_NODE_FLAGS?.split(' ').filter(Boolean) ?? SIDECAR_NODE_FLAGS;
+  const plain = variantFlags === undefined && process.env.BENCH_SIDECAR_PLAIN === '1';
+  const flags =
+    variantFlags ?? process.env.BENCH_SIDECAR_NODE_FLAGS?.split(' ').filter(Boolean) ?? SIDECAR_NODE_FLAGS;
   const args: string[] = plain ? [] : [...flags];
   if (CPU_PROFILE) args.push('--cpu-prof', `--cpu-prof-dir=${join(process.cwd(), 'bench', 'out')}`);
   args.push(new URL('../sidecar/main.ts', import.meta.url).pathname, '--config', configPath);
@@ -224,6 +232,19 @@ async function cpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 };
 }
+
+/** Peak resident set size of a process in MiB (VmHWM, Linux /proc). */
+async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN) / 1024;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2
+    ? (s[(s.length - 1) / 2] as number)
+    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
@@ -263,44 +284,63 @@ async function main(): Promise<void> {
     await writeFile(join(storeCreds, 'secretAccessKey'), minio.secretAccessKey);
     const key = generateSigningKey();
     await writeFile(join(dir, 'signing.pem'), key.privateKeyPem, { mode: 0o600 });
+    const sidecarConfig = (prefix: string, listenPort: number, adminPort: number, spoolDir: string) => ({
+      apiVersion: 'chaperone.dev/sidecar-v1',
+      policy: { name: 'bench', generation: 1 },
+      adminPort,
+      targets: [
+        {
+          name: 'bench-db',
+          protocol: 'postgres',
+          upstream: { host: '127.0.0.1', port: pg.port },
+          listenPort,
+          credentialsDir: creds,
+        },
+      ],
+      identity: { tokenRequired: true, issuers: [{ issuer: oidc.issuer, audiences: [oidc.audience] }] },
+      guardrails: [
+        { name: 'no-drop', match: { sqlClasses: ['drop'] }, action: 'block' },
+        { name: 'no-mass-delete', match: { sqlClasses: ['deleteWithoutWhere'] }, action: 'block' },
+      ],
+      recording: {
+        store: {
+          url: `s3://${minio.bucket}/${prefix}`,
+          endpoint: minio.endpoint,
+          region: minio.region,
+          credentialsDir: storeCreds,
+        },
+        signingKeyFile: join(dir, 'signing.pem'),
+        keyId: key.keyId,
+        spoolDir,
+        ...(DURABILITY ? { durability: DURABILITY } : {}),
+      },
+    });
     const sidecarPort = await freePort();
     const adminPort = await freePort();
     const sidecar = await startSidecar(
       dir,
-      {
-        apiVersion: 'chaperone.dev/sidecar-v1',
-        policy: { name: 'bench', generation: 1 },
-        adminPort,
-        targets: [
-          {
-            name: 'bench-db',
-            protocol: 'postgres',
-            upstream: { host: '127.0.0.1', port: pg.port },
-            listenPort: sidecarPort,
-            credentialsDir: creds,
-          },
-        ],
-        identity: { tokenRequired: true, issuers: [{ issuer: oidc.issuer, audiences: [oidc.audience] }] },
-        guardrails: [
-          { name: 'no-drop', match: { sqlClasses: ['drop'] }, action: 'block' },
-          { name: 'no-mass-delete', match: { sqlClasses: ['deleteWithoutWhere'] }, action: 'block' },
-        ],
-        recording: {
-          store: {
-            url: `s3://${minio.bucket}/bench`,
-            endpoint: minio.endpoint,
-            region: minio.region,
-            credentialsDir: storeCreds,
-          },
-          signingKeyFile: join(dir, 'signing.pem'),
-          keyId: key.keyId,
-          spoolDir: join(dir, 'spool'),
-          ...(DURABILITY ? { durability: DURABILITY } : {}),
-        },
-      },
+      sidecarConfig('bench', sidecarPort, adminPort, join(dir, 'spool')),
       adminPort,
     );
     stops.push(sidecar.stop);
+    const variants = (process.env.BENCH_SIDECAR_VARIANTS ?? '')
+      .split('|')
+      .map((v) => v.split(' ').filter(Boolean))
+      .filter((v) => v.length > 0);
+    const variantSidecars: { name: string; port: number; pid?: number }[] = [];
+    for (const [i, flags] of variants.entries()) {
+      const vdir = join(dir, `variant-${i}`);
+      await mkdir(vdir, { recursive: true });
+      const [port, admin] = [await freePort(), await freePort()];
+      const v = await startSidecar(
+        vdir,
+        sidecarConfig(`bench-${i}`, port, admin, join(vdir, 'spool')),
+        admin,
+        flags,
+      );
+      stops.push(v.stop);
+      variantSidecars.push({ name: `sidecar ${flags.join(' ')}`, port, pid: v.child.pid });
+    }
 
     // Outlives every run of the bench (each pgbench run connects anew, presenting it again).
     const agentToken = await oidcToken(oidc, {
@@ -312,29 +352,40 @@ async function main(): Promise<void> {
       { name: 'pgbouncer', port: bouncer.port, user, password, pid: bouncer.pid },
       { name: 'node-relay', port: relay.port, user, password, pid: relay.pid },
       { name: 'sidecar', port: sidecarPort, user: 'agent', password: agentToken, pid: sidecar.child.pid },
+      ...variantSidecars.map((v) => ({ ...v, user: 'agent', password: agentToken })),
     ];
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
+    /** Every round's result per mode and path, for the variants' table. */
+    const all: Record<string, Record<string, Result[]>> = {};
     const results: Record<string, Record<string, Result>> = {};
     const modes = (process.env.BENCH_MODES ?? 'select-only,tpcb,latency').split(',') as Mode[];
-    for (const mode of modes) {
-      results[mode] = {};
-      for (const ep of endpoints) {
-        if (process.env.BENCH_PATHS && !process.env.BENCH_PATHS.split(',').includes(ep.name)) continue;
-        await pgbench(pg.binDir, ep, mode, WARMUP_SECONDS);
-        const logDir = join(dir, `log-${mode}-${ep.name}`);
-        await mkdir(logDir, { recursive: true });
-        process.stderr.write(`[bench] ${mode} via ${ep.name}: ${SECONDS} s\n`);
-        const cpuBefore = ep.pid ? await cpuSeconds(ep.pid) : undefined;
-        const r = await pgbench(pg.binDir, ep, mode, SECONDS, logDir);
-        if (ep.pid && cpuBefore) {
-          const cpuAfter = await cpuSeconds(ep.pid);
-          const perTx = (s: number) => (s / (r.tps * SECONDS)) * 1e6;
-          r.proxyUserUsPerTx = perTx(cpuAfter.user - cpuBefore.user);
-          r.proxySysUsPerTx = perTx(cpuAfter.sys - cpuBefore.sys);
-          r.proxyCpuUsPerTx = r.proxyUserUsPerTx + r.proxySysUsPerTx;
+    for (let round = 0; round < rounds; round++)
+      for (const mode of modes) {
+        results[mode] = {};
+        all[mode] ??= {};
+        // Each round starts one path later, so no path always runs first (or right after another).
+        const chosen = endpoints.filter(
+          (ep) => !process.env.BENCH_PATHS || process.env.BENCH_PATHS.split(',').includes(ep.name),
+        );
+        for (const ep of chosen.map((_, i) => chosen[(i + round) % chosen.length] as Endpoint)) {
+          await pgbench(pg.binDir, ep, mode, WARMUP_SECONDS);
+          const logDir = join(dir, `log-${mode}-${ep.name}`);
+          await mkdir(logDir, { recursive: true });
+          process.stderr.write(`[bench] ${mode} via ${ep.name}: ${SECONDS} s\n`);
+          const cpuBefore = ep.pid ? await cpuSeconds(ep.pid) : undefined;
+          const r = await pgbench(pg.binDir, ep, mode, SECONDS, logDir);
+          if (ep.pid && cpuBefore) {
+            const cpuAfter = await cpuSeconds(ep.pid);
+            const perTx = (s: number) => (s / (r.tps * SECONDS)) * 1e6;
+            r.proxyUserUsPerTx = perTx(cpuAfter.user - cpuBefore.user);
+            r.proxySysUsPerTx = perTx(cpuAfter.sys - cpuBefore.sys);
+            r.proxyCpuUsPerTx = r.proxyUserUsPerTx + r.proxySysUsPerTx;
+          }
+          results[mode][ep.name] = r;
+          const byEp = all[mode] as Record<string, Result[]>;
+          byEp[ep.name] = [...(byEp[ep.name] ?? []), r];
         }
-        results[mode][ep.name] = r;
       }
-    }
     const lines: string[] = [];
     lines.push(
       `pgbench, ${CLIENTS} clients, -j 2, scale ${SCALE}, ${SECONDS} s per run, ${new Date().toISOString().slice(0, 10)}`,
@@ -368,6 +419,23 @@ async function main(): Promise<void> {
       lines.push(
         `added mean latency per statement (pgbench -r): ${avgAdded.map((n) => `${fmt(n, 0)} us`).join(', ')}`,
       );
+    }
+    if (variantSidecars.length > 0 || rounds > 1) {
+      lines.push(`\nevery round (${rounds}), sidecar CPU us/tx (median), peak RSS MiB (VmHWM at the end):`);
+      lines.push(
+        '| mode | path | TPS per round | proxy CPU us/tx per round | median CPU us/tx | peak RSS MiB |',
+      );
+      lines.push('| --- | --- | --- | --- | ---: | ---: |');
+      for (const [mode, byEp] of Object.entries(all))
+        for (const ep of endpoints) {
+          const rs = byEp[ep.name];
+          if (!rs) continue;
+          const cpu = rs.map((r) => r.proxyCpuUsPerTx ?? Number.NaN);
+          const rss = ep.pid ? await peakRssMiB(ep.pid).catch(() => Number.NaN) : Number.NaN;
+          lines.push(
+            `| ${mode} | ${ep.name} | ${rs.map((r) => fmt(r.tps, 0)).join(', ')} | ${cpu.map((c) => fmt(c, 0)).join(', ')} | ${fmt(median(cpu), 0)} | ${fmt(rss, 0)} |`,
+          );
+        }
     }
     lines.push(`\ntotal bench time ${Math.round((Date.now() - started) / 1000)} s`);
     process.stdout.write(`${lines.join('\n')}\n`);

@@ -19,10 +19,8 @@ import { startEnv } from '../test/env/index.ts';
 const full = process.argv.includes('--full');
 /**
  * Memory settings recommended for the sidecar container. Flags go on the image entrypoint's node
- * command line (`node --max-semi-space-size=1 --optimize-for-size sidecar/main.ts`;
- * --optimize-for-size is refused in NODE_OPTIONS): V8's young generation stays at 1 MiB
- * semi-spaces instead of growing to 16 MiB ones, and the old generation is collected before it
- * doubles. The env makes glibc return freed large blocks (zstd and I/O buffers) to the kernel
+ * command line (sidecar/entrypoint.ts: `node --max-semi-space-size=4 sidecar/main.ts`): V8's young
+ * generation stays at 4 MiB semi-spaces instead of growing to 16 MiB ones. The env makes glibc return freed large blocks (zstd and I/O buffers) to the kernel
  * instead of keeping fragmented arenas, one per thread-pool thread.
  */
 // The sidecar image's own settings (sidecar/entrypoint.ts), so this measures what ships.
