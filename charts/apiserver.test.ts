@@ -151,7 +151,10 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
         ['chaperone-operator', 'get', 'secrets', other, true],
         ['chaperone-operator', 'list', 'secrets', other, false],
         ['chaperone-operator', 'create', 'secrets', release, true],
-        ['chaperone-operator', 'create', 'secrets', other, false],
+        // The SSH host key Secret of a policy with ssh targets lives in the policy's namespace.
+        ['chaperone-operator', 'create', 'secrets', other, true],
+        ['chaperone-operator', 'patch', 'secrets', other, false],
+        ['chaperone-operator', 'delete', 'secrets', other, false],
         ['chaperone-operator', 'update', 'leases.coordination.k8s.io', release, true],
         ['chaperone-operator', 'update', 'leases.coordination.k8s.io', other, false],
         [
