@@ -196,12 +196,13 @@ describe('attacks on admission (real webhook, real kube-apiserver)', () => {
   });
 
   describe('ephemeral containers (kubectl debug)', () => {
-    let target: V1Pod;
     before(async () => {
-      target = await h.createPod(ns, agentPod('debug-target'));
+      await h.createPod(ns, agentPod('debug-target'));
     });
-    const debug = (container: object) => {
-      const next = structuredClone(target);
+    const debug = async (container: object) => {
+      // Read afresh: with a real scheduler in the environment the pod's status changes after creation
+      // (PodScheduled=False), and a replace with the old resourceVersion would conflict.
+      const next = await h.core.readNamespacedPod({ name: 'debug-target', namespace: ns });
       next.spec!.ephemeralContainers = [
         { name: 'dbg', image: 'busybox', securityContext: { runAsUser: 1000 }, ...container },
       ];

@@ -180,12 +180,38 @@ export interface ReleaseOptions {
   timeout?: string;
 }
 
+/** The CRDs the chart installs as templates (charts/chaperone/templates/crds). */
+const CHART_CRDS = ['sessionpolicies.chaperone.dev', 'sessionapprovals.chaperone.dev'];
+
+/**
+ * Hands CRDs applied earlier with kubectl (other tests of the shared suite apply crds/*.yaml) to the
+ * release, as docs/install.md tells users who move from kubectl to helm: helm refuses to install
+ * over objects it does not own.
+ */
+export async function adoptCrds(kube: KubeInfo, release: string, namespace: string): Promise<void> {
+  const kubectl = kubectlFor(kube);
+  for (const crd of CHART_CRDS) {
+    const found = await kubectl(['get', 'crd', crd, '--ignore-not-found', '-o', 'name']);
+    if (!found.trim()) continue;
+    await kubectl(['label', 'crd', crd, 'app.kubernetes.io/managed-by=Helm', '--overwrite']);
+    await kubectl([
+      'annotate',
+      'crd',
+      crd,
+      `meta.helm.sh/release-name=${release}`,
+      `meta.helm.sh/release-namespace=${namespace}`,
+      '--overwrite',
+    ]);
+  }
+}
+
 /** `helm install|upgrade` from the registry with values written to a file; --wait for Ready pods. */
 export async function helmRelease(
   verb: 'install' | 'upgrade',
   o: ReleaseOptions,
   extra: string[] = [],
 ): Promise<CommandResult & { command: string; valuesFile: string }> {
+  if (verb === 'install') await adoptCrds(o.kube, o.release, o.namespace);
   const valuesFile = join(o.workDir, `values-${verb}-${randomBytes(2).toString('hex')}.yaml`);
   await writeFile(valuesFile, stringify(o.values));
   const args = [
