@@ -4,6 +4,9 @@
 //    packed with `npm pack`,
 //  - single executables (Node SEA + postject) for linux-x64 and linux-arm64, with krew archives,
 //  - SHA256SUMS over all of them.
+// The viewer's assets (cli/serve/assets.ts) travel with every artefact that runs the CLI: in
+// assets/ next to the bundle (and in the npm package's lib/assets/), and as SEA assets in the
+// executables.
 // Why a bundle: the sources are TypeScript run with Node's type stripping, which Node refuses under
 // node_modules, and a SEA takes one CommonJS script; one esbuild bundle serves both, starts faster
 // than 600 files, and carries no install-time dependency resolution.
@@ -28,6 +31,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
+import { assetSources } from '../cli/serve/assets.ts';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..');
@@ -164,14 +168,26 @@ async function bundle(outFile: string, entry: string, version: string, revision:
   });
 }
 
-/** The SEA blob for `script` (no code cache, no snapshot: valid for every architecture). */
-async function seaBlob(script: string, blob: string): Promise<void> {
+/** Copies the viewer's assets into `dir`/assets (beside a bundle); returns name → copied file. */
+async function copyAssets(dir: string): Promise<Record<string, string>> {
+  await mkdir(join(dir, 'assets'), { recursive: true });
+  const copied: Record<string, string> = {};
+  for (const [name, file] of assetSources()) {
+    copied[name] = join(dir, 'assets', name);
+    await copyFile(file, copied[name]);
+  }
+  return copied;
+}
+
+/** The SEA blob for `script` with `assets` (no code cache, no snapshot: valid for every architecture). */
+async function seaBlob(script: string, assets: Record<string, string>, blob: string): Promise<void> {
   const config = `${blob}.json`;
   await writeFile(
     config,
     JSON.stringify({
       main: script,
       output: blob,
+      assets,
       disableExperimentalSEAWarning: true,
       useCodeCache: false,
       useSnapshot: false,
@@ -181,13 +197,19 @@ async function seaBlob(script: string, blob: string): Promise<void> {
 }
 
 /** Where the executable for (script, arch, node) is cached: keyed by contents, not paths. */
-async function cachedExecutable(arch: Arch, script: string, opts: ReleaseOptions) {
+async function cachedExecutable(
+  arch: Arch,
+  script: string,
+  assets: Record<string, string>,
+  opts: ReleaseOptions,
+) {
   const node = await nodeBinary(arch, opts.cacheDir);
-  const key = createHash('sha256')
+  const hash = createHash('sha256')
     .update(await sha256File(script))
-    .update(await sha256File(node))
-    .digest('hex')
-    .slice(0, 24);
+    .update(await sha256File(node));
+  for (const [name, file] of Object.entries(assets).sort())
+    hash.update(`${name}\0${await sha256File(file)}\0`);
+  const key = hash.digest('hex').slice(0, 24);
   return { node, file: join(opts.cacheDir, 'sea', `chaperone-linux-${arch}-${key}`) };
 }
 
@@ -220,6 +242,7 @@ async function npmPackage(bundleFile: string, version: string, revision: string,
   await mkdir(join(dir, 'bin'), { recursive: true });
   await mkdir(join(dir, 'lib'), { recursive: true });
   await copyFile(bundleFile, join(dir, 'lib', 'chaperone.cjs'));
+  await copyAssets(join(dir, 'lib'));
   const legal = `${bundleFile}.LEGAL.txt`;
   if (await exists(legal)) await copyFile(legal, join(dir, 'lib', 'THIRD-PARTY-NOTICES.txt'));
   for (const name of ['chaperone', 'kubectl-chaperone']) {
@@ -307,6 +330,7 @@ export async function release(opts: ReleaseOptions): Promise<Artefacts> {
     bundle(npmBundle, 'release/entries/npm.ts', version, revision),
     bundle(seaScript, 'release/entries/sea.ts', version, revision),
   ]);
+  const assets = await copyAssets(work);
   const files: string[] = [];
   const artefacts: Artefacts = {
     version,
@@ -324,12 +348,12 @@ export async function release(opts: ReleaseOptions): Promise<Artefacts> {
   let blob: string | undefined;
   for (const arch of opts.arches) {
     const out = join(opts.outDir, `chaperone-linux-${arch}`);
-    const cached = await cachedExecutable(arch, seaScript, opts);
+    const cached = await cachedExecutable(arch, seaScript, assets, opts);
     if (await exists(cached.file)) artefacts.reused.push(arch);
     else {
       if (!blob) {
         blob = join(work, 'sea.blob');
-        await seaBlob(seaScript, blob);
+        await seaBlob(seaScript, assets, blob);
       }
       await inject(cached.node, blob, cached.file, arch, opts);
       await pruneCache(arch, opts);

@@ -2,7 +2,8 @@
 // reused from the cache when its inputs did not change) runs `verify` and `sessions ls` against
 // MinIO with no node on PATH, and as kubectl-chaperone is the plugin; the linux-arm64 executable is
 // an AArch64 ELF; SHA256SUMS matches the files; the `npm pack` tarball installs into an empty prefix
-// (no registry needed: the bundle carries every dependency) and both bins run, also through npx.
+// (no registry needed: the bundle carries every dependency) and both bins run, also through npx;
+// both serve the web viewer's assets (SEA assets in the executable, files beside the npm bundle).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { ASSET_TYPES, assetSources } from '../cli/serve/assets.ts';
 import { generateSigningKey, openRecorder } from '../recording/index.ts';
 import { s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents } from '../recording/testing/fixtures.ts';
 import { testEnv } from '../test/env/index.ts';
@@ -43,6 +45,43 @@ function run(file: string, args: string[], envVars: NodeJS.ProcessEnv, argv0?: s
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * Starts `serve` from `file` on a free loopback port, fetches every /assets/<name> and checks status,
+ * type and bytes against the checkout's files, then stops it with SIGTERM (exit 0).
+ */
+async function servesAssets(file: string, args: string[], envVars: NodeJS.ProcessEnv): Promise<void> {
+  const child = spawn(file, ['serve', ...args, '--listen', '127.0.0.1:0'], {
+    env: { ...envVars, CHAPERONE_VIEWER_TOKEN: 'release-test-viewer-token' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  try {
+    const base = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        const m = /chaperone viewer on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+        if (m) resolve(m[1]!);
+      });
+      void exited.then((code) => reject(new Error(`serve exited ${code} before listening: ${stderr}`)));
+    });
+    for (const [name, source] of assetSources()) {
+      const res = await fetch(`${base}/assets/${name}`);
+      assert.equal(res.status, 200, name);
+      assert.equal(res.headers.get('content-type')?.split(';')[0], ASSET_TYPES[name], name);
+      assert.ok(Buffer.from(await res.arrayBuffer()).equals(await readFile(source)), `${name}: same bytes`);
+    }
+    assert.equal((await fetch(`${base}/assets/nope.js`)).status, 404);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, stderr);
 }
 
 describe('release artefacts', { timeout: 600_000 }, () => {
@@ -173,6 +212,14 @@ describe('release artefacts', { timeout: 600_000 }, () => {
     assert.equal(refused.code, 3, 'a session signed by another key fails verification');
   });
 
+  it('the single executable serves the web viewer with its assets, with no node on PATH', async () => {
+    await servesAssets(built.executables.x64!, ['--store', s3Url, '--public-key', publicKey], {
+      PATH: emptyBin,
+      HOME: dir,
+      ...awsEnv,
+    });
+  });
+
   it('named kubectl-chaperone, the same executable is the kubectl plugin', async () => {
     const link = join(dir, 'plugin-bin', 'kubectl-chaperone');
     await mkdir(join(dir, 'plugin-bin'));
@@ -184,7 +231,7 @@ describe('release artefacts', { timeout: 600_000 }, () => {
     assert.match(help.stdout, /approvals \[options\]/);
   });
 
-  it('the npm tarball installs into an empty prefix offline and both bins run, also through npx', async () => {
+  it('the npm tarball installs into an empty prefix offline and both bins run, also through npx; serve has its assets', async () => {
     const prefix = join(dir, 'prefix');
     const npmEnv = {
       ...process.env,
@@ -210,6 +257,11 @@ describe('release artefacts', { timeout: 600_000 }, () => {
     );
     assert.equal(cli.code, 0, cli.stderr);
     assert.ok(cli.stdout.includes(sessionId));
+    await servesAssets(
+      join(prefix, 'bin', 'chaperone'),
+      ['--store', s3Url, '--public-key', publicKey],
+      pathWithNode,
+    );
     const plugin = await run(join(prefix, 'bin', 'kubectl-chaperone'), ['version'], pathWithNode);
     assert.match(plugin.stdout, /^kubectl-chaperone \d.* release build/);
 

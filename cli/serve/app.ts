@@ -1,13 +1,12 @@
 // The web viewer: a fastify app with server-rendered pages, read-only by construction (its only
 // routes that accept a body are sign-in and sign-out, and its store has no write method).
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { SessionIdSchema } from '../../recording/events.ts';
 import { SessionNotFoundError, VerificationError } from '../../recording/index.ts';
 import { CliError } from '../errors.ts';
 import { asciicastLines } from '../export/asciicast.ts';
 import { parseTime } from '../format.ts';
+import { type Asset, loadAssets } from './assets.ts';
 import type { Gate, Viewer } from './auth.ts';
 import { type FilterInput, listPage } from './pages/list.ts';
 import { loginPage } from './pages/login.ts';
@@ -41,25 +40,12 @@ export const CSP = [
   "base-uri 'none'",
 ].join('; ');
 
-/** The viewer's static files: its own stylesheet and script, and asciinema-player's bundle. */
-function loadAssets(): Map<string, { type: string; body: Buffer }> {
+/** The viewer's static files, or a CliError saying why they are not there. */
+function viewerAssets(): Map<string, Asset> {
   try {
-    const here = (name: string) => new URL(`./assets/${name}`, import.meta.url).pathname;
-    const player = (name: string) =>
-      createRequire(import.meta.url).resolve(`asciinema-player/dist/bundle/${name}`);
-    return new Map([
-      ['viewer.css', { type: 'text/css', body: readFileSync(here('viewer.css')) }],
-      ['viewer.js', { type: 'text/javascript', body: readFileSync(here('viewer.js')) }],
-      [
-        'asciinema-player.min.js',
-        { type: 'text/javascript', body: readFileSync(player('asciinema-player.min.js')) },
-      ],
-      ['asciinema-player.css', { type: 'text/css', body: readFileSync(player('asciinema-player.css')) }],
-    ]);
+    return loadAssets();
   } catch (err) {
-    throw new CliError(
-      `the viewer's assets are not readable here (run it from a checkout or the npm package): ${(err as Error).message}`,
-    );
+    throw new CliError(`the viewer's assets are not readable: ${(err as Error).message}`);
   }
 }
 
@@ -110,7 +96,7 @@ const intParam = (v: unknown, max: number) => {
 export async function buildViewer(o: ViewerOptions): Promise<FastifyInstance> {
   const pageSize = o.pageSize ?? 50;
   const eventsPerPage = o.eventsPerPage ?? 500;
-  const assets = loadAssets();
+  const assets = viewerAssets();
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: 16 * 1024 });
   const viewers = new WeakMap<FastifyRequest, Viewer>();
 
