@@ -50,6 +50,11 @@ check: typecheck lint
 TEST_ENV_PARTS ?= kube,node,minio,postgres,sshd,oidc
 test: setup check $(if $(findstring node,$(TEST_ENV_PARTS)),node-tools images)
 	CHAPERONE_TEST_ENV_PARTS='$(TEST_ENV_PARTS)' $(NODE_TEST) --test-global-setup=test/env/global-setup.ts $(TEST_FILES)
+	$(if $(findstring node,$(TEST_ENV_PARTS)),$(EXCLUSIVE_TEST))
+
+# Second pass: the tests that install Chaperone cluster-wide (the chart's life on the node, the demo)
+# run alone on a fresh cluster (test/testing/exclusive.ts says why).
+EXCLUSIVE_TEST = CHAPERONE_TEST_CLUSTER_EXCLUSIVE=1 CHAPERONE_TEST_ENV_PARTS=kube,node,minio,postgres $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/chart/**/*.test.ts' test/e2e/demo.test.ts
 
 # Flake detector: the suite (or FLAKE_FILES) FLAKE_RUNS times under CPU pressure (a busy loop on
 # one core); reports every test that did not pass every time, with test count and duration per run.
@@ -93,7 +98,8 @@ node-tools: tools node-system
 
 # The injected-Job tests run the images this checkout builds (they skip, saying so, without them).
 node-test: node-tools images check
-	CHAPERONE_TEST_ENV_PARTS=kube,node,minio,postgres $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/node/**/*.test.ts' 'test/chart/**/*.test.ts' test/e2e/demo.test.ts
+	CHAPERONE_TEST_ENV_PARTS=kube,node,minio,postgres $(NODE_TEST) --test-global-setup=test/env/global-setup.ts 'test/node/**/*.test.ts'
+	$(EXCLUSIVE_TEST)
 	@# Starts and stops a node itself, then checks the host is as before: no shared node around it.
 	CHAPERONE_TEST_ENV_PARTS=kube,node $(NODE_TEST) test/env/node.test.ts
 

@@ -230,8 +230,12 @@ describe('legacy Secret-based token: accepted, then its Secret is deleted', () =
         env: { ...process.env, KUBECONFIG: kube.kubeconfigPath },
       },
     });
-    after(() => h.close());
     const client = new pg.Client(h.clientConfig(legacy));
+    // An early failure must not leave the session open: the harness would wait for it on close.
+    after(async () => {
+      await client.end().catch(() => undefined);
+      await h.close();
+    });
     const ended = new Promise<Error>((resolve) => client.on('error', resolve));
     await client.connect();
     assert.equal((await client.query('SELECT 2 AS two')).rows[0].two, 2);

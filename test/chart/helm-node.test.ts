@@ -42,13 +42,11 @@ import {
 import { testEnv } from '../env/index.ts';
 import { kubeConfigFor } from '../env/kube-kubeconfig.ts';
 import { safetyNetDrops } from '../env/node.ts';
+import { clusterExclusiveSkip } from '../testing/exclusive.ts';
 import { until } from '../testing/until.ts';
 
 const exec = promisify(execFile);
-const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
-const skip = wanted.includes('node')
-  ? false
-  : 'the real node runs only with CHAPERONE_TEST_ENV_PARTS=...,node';
+const skip = clusterExclusiveSkip();
 
 // At the top level: the parts this file starts itself stop after the whole file.
 const env = skip ? undefined : await testEnv(['kube', 'node', 'minio', 'postgres']);

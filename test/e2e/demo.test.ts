@@ -6,12 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { testEnv } from '../env/index.ts';
+import { clusterExclusiveSkip } from '../testing/exclusive.ts';
 import { runDemo } from './demo-story.ts';
 
-const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
-const skip = wanted.includes('node')
-  ? false
-  : 'the real node runs only with CHAPERONE_TEST_ENV_PARTS=...,node';
+const skip = clusterExclusiveSkip();
 
 test('make demo story: helm install from the registry, injected agent Job, masked card, blocked DROP, no direct route, verified recording', {
   skip,
