@@ -166,6 +166,9 @@ export function nodeValues(o: NodeValuesOptions): Record<string, unknown> {
       extraConfig: { templateControllers: [o.controllerUser] },
     },
     helmTest: { tolerations: [NODE_TOLERATION] },
+    // Not the chart's defaults (the sidecar runs within the default 512Mi since --liftoff-only): the
+    // upgrade test changes one field of these and the rollback test expects them back.
+    sidecar: { resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '1Gi' } } },
     networkPolicy: { apiServerPorts: [443, apiPort], storagePorts: [443, o.storagePort] },
   };
 }
