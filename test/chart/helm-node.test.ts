@@ -107,6 +107,20 @@ describe('the chart on the real node, from the registry', { skip }, () => {
     workDir,
   });
 
+  /** The webhook's config as the chart rendered it into its ConfigMap. */
+  const webhookConfig = async () =>
+    parse(
+      await kubectl([
+        'get',
+        'configmap',
+        '-n',
+        system,
+        'chaperone-webhook',
+        '-o',
+        'jsonpath={.data.webhook\\.yaml}',
+      ]),
+    ) as { logLevel: string; resources: { sidecar: { limits: { memory: string } } } };
+
   /**
    * Creates agent pods (dryRun=All: the whole admission chain, the webhook included, and nothing
    * stored) one after another until stopped; counts those admitted and injected, keeps every error.
@@ -369,17 +383,7 @@ describe('the chart on the real node, from the registry', { skip }, () => {
       after_.every((n) => !before.has(n)),
       'every webhook replica was replaced',
     );
-    const config = parse(
-      await kubectl([
-        'get',
-        'configmap',
-        '-n',
-        system,
-        'chaperone-webhook',
-        '-o',
-        'jsonpath={.data.webhook\\.yaml}',
-      ]),
-    ) as { logLevel: string; resources: { sidecar: { limits: { memory: string } } } };
+    const config = await webhookConfig();
     assert.equal(config.logLevel, 'debug');
     assert.equal(config.resources.sidecar.limits.memory, '1100Mi');
     t.diagnostic(`${state.injected} pods admitted and injected while the webhook rolled, no error`);
@@ -471,17 +475,7 @@ describe('the chart on the real node, from the registry', { skip }, () => {
     if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
     const r = await helm!(['rollback', release, '1', '--namespace', system, '--wait', '--timeout', '5m']);
     assert.equal(r.code, 0, r.stderr);
-    const config = parse(
-      await kubectl([
-        'get',
-        'configmap',
-        '-n',
-        system,
-        'chaperone-webhook',
-        '-o',
-        'jsonpath={.data.webhook\\.yaml}',
-      ]),
-    ) as { logLevel: string; resources: { sidecar: { limits: { memory: string } } } };
+    const config = await webhookConfig();
     assert.equal(config.logLevel, 'info');
     assert.equal(config.resources.sidecar.limits.memory, '1Gi');
     const history = await helm!(['history', release, '--namespace', system, '-o', 'json']);
