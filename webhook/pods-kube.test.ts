@@ -361,6 +361,9 @@ describe('pod webhook in kube-apiserver', () => {
     const pod = await h.createPod(ns, agentPod('debug-target'));
     const withDebug = (sc: object) => {
       const next = structuredClone(pod);
+      // Unconditional: the real scheduler and kubelet update the pod after creation, so any
+      // resourceVersion read here may be stale by the time the replace arrives.
+      delete next.metadata!.resourceVersion;
       next.spec!.ephemeralContainers = [{ name: 'debugger', image: 'busybox', securityContext: sc }];
       return next;
     };

@@ -200,9 +200,10 @@ describe('attacks on admission (real webhook, real kube-apiserver)', () => {
       await h.createPod(ns, agentPod('debug-target'));
     });
     const debug = async (container: object) => {
-      // Read afresh: with a real scheduler in the environment the pod's status changes after creation
-      // (PodScheduled=False), and a replace with the old resourceVersion would conflict.
+      // Unconditional: the real scheduler and kubelet keep updating the pod, so any resourceVersion
+      // read here may be stale by the time the replace arrives.
       const next = await h.core.readNamespacedPod({ name: 'debug-target', namespace: ns });
+      delete next.metadata!.resourceVersion;
       next.spec!.ephemeralContainers = [
         { name: 'dbg', image: 'busybox', securityContext: { runAsUser: 1000 }, ...container },
       ];
