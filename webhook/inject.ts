@@ -13,7 +13,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
-import { sshHostKeySecretName, sshKnownHostsName } from '../operator/render/labels.ts';
+import { policyConfigMapName, sshHostKeySecretName, sshKnownHostsName } from '../crds/index.ts';
 import { SIDECAR_PATHS } from '../sidecar/config/index.ts';
 import { cloneJson } from './clone.ts';
 import type { WebhookConfig } from './config.ts';
@@ -167,7 +167,7 @@ function sidecarVolumes(
   const defaultMode = secretFileMode(fsGroup);
   const out: Array<{ volume: V1Volume; mount: V1VolumeMount }> = [
     {
-      volume: { name: VOLUMES.config, configMap: { name: `chaperone-policy-${policy.name}` } },
+      volume: { name: VOLUMES.config, configMap: { name: policyConfigMapName(policy.name) } },
       mount: { name: VOLUMES.config, mountPath: PATHS.configDir, readOnly: true },
     },
     {

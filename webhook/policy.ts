@@ -3,8 +3,7 @@
 
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { type SessionPolicySpec, sessionPolicySpecSchema } from '../crds/index.ts';
-import { sshHostKeySecretName } from '../operator/render/labels.ts';
+import { type SessionPolicySpec, sessionPolicySpecSchema, sshHostKeySecretName } from '../crds/index.ts';
 import { selectorMatches } from './selector.ts';
 
 export interface RawSessionPolicy {

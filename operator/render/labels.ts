@@ -1,5 +1,6 @@
 // Names and labels the operator stamps on what it owns, shared by rendering, pruning and the webhook
-// (which mounts the ConfigMap by name).
+// (which mounts the ConfigMap by name, through crds/).
+import { policyConfigMapName, sshHostKeySecretName, sshKnownHostsName } from '../../crds/index.ts';
 
 export const FIELD_MANAGER = 'chaperone-operator';
 
@@ -16,19 +17,8 @@ export const PART_OF_VALUE = 'chaperone';
 export const CHILD_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY_VALUE}`;
 
 /** Name of the ConfigMap and of the NetworkPolicy rendered for a SessionPolicy. */
-export function childName(policyName: string): string {
-  return `chaperone-policy-${policyName}`;
-}
-
-/** The per-policy Secret holding the sidecar's SSH host key (created once, never overwritten). */
-export function sshHostKeySecretName(policyName: string): string {
-  return `chaperone-ssh-host-key-${policyName}`;
-}
-
-/** The per-policy ConfigMap agents mount: known_hosts lines for the sidecar's ssh listeners. */
-export function sshKnownHostsName(policyName: string): string {
-  return `chaperone-ssh-known-hosts-${policyName}`;
-}
+export const childName = policyConfigMapName;
+export { sshHostKeySecretName, sshKnownHostsName };
 
 export function childLabels(policyName: string): Record<string, string> {
   return {
