@@ -29,6 +29,7 @@ export {
   RecordedEventSchema,
   SessionHeaderInputSchema,
   SessionHeaderSchema,
+  SessionIdSchema,
 } from './events.ts';
 export {
   HttpBodySchema,
@@ -56,6 +57,7 @@ export {
 export {
   indexKey,
   newSessionId,
+  partitionDate,
   pointerKey,
   type SessionLocation,
   segmentName,

@@ -2,7 +2,7 @@
 // `index build` has not seen yet (or saw while still open), from their index objects, so a search
 // is never staler than a listing. Partitions are pruned by date and namespace before anything is read.
 import type { SegmentStore } from '../../recording/index.ts';
-import { partitionDate } from '../../recording/layout.ts';
+import { partitionDate } from '../../recording/index.ts';
 import { rowOf, type SessionRow } from './columns.ts';
 import {
   indexedIds,

@@ -1,8 +1,7 @@
 // The web viewer: a fastify app with server-rendered pages, read-only by construction (its only
 // routes that accept a body are sign-in and sign-out, and its store has no write method).
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { SessionIdSchema } from '../../recording/events.ts';
-import { SessionNotFoundError, VerificationError } from '../../recording/index.ts';
+import { SessionIdSchema, SessionNotFoundError, VerificationError } from '../../recording/index.ts';
 import { CliError } from '../errors.ts';
 import { asciicastLines } from '../export/asciicast.ts';
 import { parseTime } from '../format.ts';
