@@ -13,14 +13,13 @@ import {
 import { sidecarConfigSchema } from '../sidecar/config/index.ts';
 import { testEnv } from '../test/env/index.ts';
 import { kubeConfigFor } from '../test/env/kube.ts';
-import { type RunningOperator, startOperator } from './operator.ts';
+import type { RunningOperator } from './operator.ts';
 import { CONFIG_KEY, childName, LABELS } from './render/index.ts';
 import {
-  createNamespace,
-  createPolicySecrets,
-  installCrds,
+  type OperatorUnderTest,
+  POLICY_API,
   samplePolicy,
-  testOperatorConfig,
+  startOperatorInNamespace,
   waitFor,
 } from './testing/kube.ts';
 
@@ -42,9 +41,7 @@ interface Policy {
 // At top level: testEnv registers its teardown with after(), which inside a hook would run at once.
 const env = await testEnv(['kube']);
 
-const group = 'chaperone.dev';
-const version = 'v1alpha1';
-const plural = 'sessionpolicies';
+const { group, version, plural } = POLICY_API;
 
 describe('SessionPolicy controller', () => {
   let kc: KubeConfig;
@@ -53,6 +50,7 @@ describe('SessionPolicy controller', () => {
   let custom: CustomObjectsApi;
   let ns: string;
   let operator: RunningOperator | undefined;
+  let fixture: OperatorUnderTest | undefined;
 
   const getPolicy = async (name: string) =>
     (await custom.getNamespacedCustomObject({ group, version, plural, namespace: ns, name })) as Policy;
@@ -67,19 +65,11 @@ describe('SessionPolicy controller', () => {
     core = kc.makeApiClient(CoreV1Api);
     networking = kc.makeApiClient(NetworkingV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
-    await installCrds(kc);
-    ns = await createNamespace(kc, 'policies');
-    await createPolicySecrets(kc, ns);
-    operator = await startOperator({
-      kubeConfig: kc,
-      config: testOperatorConfig({ watchNamespace: ns, leaderElection: { enabled: false } }),
-    });
+    fixture = await startOperatorInNamespace(kc, 'policies');
+    ({ namespace: ns, operator } = fixture);
   });
 
-  after(async () => {
-    await operator?.stop();
-    await core.deleteNamespace({ name: ns }).catch(() => undefined);
-  });
+  after(() => fixture?.stop());
 
   it('renders ConfigMap and NetworkPolicy owned by the policy and reports Ready', async () => {
     await custom.createNamespacedCustomObject({
@@ -258,8 +248,7 @@ describe('SessionPolicy controller', () => {
 
   it('leaves garbage collection of the children to kube-controller-manager', async () => {
     // Stop the operator first so only the garbage collector can remove them.
-    await operator?.stop();
-    operator = undefined;
+    await fixture!.stopOperator();
     await custom.deleteNamespacedCustomObject({ group, version, plural, namespace: ns, name: 'alpha' });
     await waitFor(
       'children garbage-collected',

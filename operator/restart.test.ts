@@ -10,20 +10,11 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { sidecarConfigSchema } from '../sidecar/config/index.ts';
 import { type KubeControlPlane, kubeConfigFor, startKubeControlPlane } from '../test/env/kube.ts';
-import { type RunningOperator, startOperator } from './operator.ts';
+import type { RunningOperator } from './operator.ts';
 import { CHILD_SELECTOR, CONFIG_KEY, childName } from './render/index.ts';
-import {
-  createNamespace,
-  createPolicySecrets,
-  installCrds,
-  samplePolicy,
-  testOperatorConfig,
-  waitFor,
-} from './testing/kube.ts';
+import { POLICY_API, samplePolicy, startOperatorInNamespace, waitFor } from './testing/kube.ts';
 
-const group = 'chaperone.dev';
-const version = 'v1alpha1';
-const plural = 'sessionpolicies';
+const { group, version, plural } = POLICY_API;
 
 interface Policy {
   metadata: { uid: string; generation: number };
@@ -61,13 +52,7 @@ describe('operator across apiserver restarts', { timeout: 240_000 }, () => {
     core = kc.makeApiClient(CoreV1Api);
     networking = kc.makeApiClient(NetworkingV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
-    await installCrds(kc);
-    ns = await createNamespace(kc, 'restart');
-    await createPolicySecrets(kc, ns);
-    operator = await startOperator({
-      kubeConfig: kc,
-      config: testOperatorConfig({ watchNamespace: ns, leaderElection: { enabled: false } }),
-    });
+    ({ namespace: ns, operator } = await startOperatorInNamespace(kc, 'restart'));
     await custom.createNamespacedCustomObject({
       group,
       version,

@@ -6,44 +6,34 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { testEnv } from '../test/env/index.ts';
 import { kubeConfigFor } from '../test/env/kube.ts';
-import { type RunningOperator, startOperator } from './operator.ts';
 import { sshHostKeySecretName, sshKnownHostsName } from './render/index.ts';
 import {
-  createNamespace,
-  createPolicySecrets,
-  installCrds,
+  type OperatorUnderTest,
+  POLICY_API,
   samplePolicy,
-  testOperatorConfig,
+  startOperatorInNamespace,
   waitFor,
 } from './testing/kube.ts';
 
 const env = await testEnv(['kube']);
-const api = { group: 'chaperone.dev', version: 'v1alpha1', plural: 'sessionpolicies' };
+const api = POLICY_API;
 
 describe('SessionPolicy with ssh targets', () => {
   let kc: KubeConfig;
   let core: CoreV1Api;
   let custom: CustomObjectsApi;
   let ns: string;
-  let operator: RunningOperator | undefined;
+  let fixture: OperatorUnderTest | undefined;
 
   before(async () => {
     kc = kubeConfigFor(env.kube);
     core = kc.makeApiClient(CoreV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
-    await installCrds(kc);
-    ns = await createNamespace(kc, 'ssh-policies');
-    await createPolicySecrets(kc, ns);
-    operator = await startOperator({
-      kubeConfig: kc,
-      config: testOperatorConfig({ watchNamespace: ns, leaderElection: { enabled: false } }),
-    });
+    fixture = await startOperatorInNamespace(kc, 'ssh-policies');
+    ns = fixture.namespace;
   });
 
-  after(async () => {
-    await operator?.stop();
-    await core.deleteNamespace({ name: ns }).catch(() => undefined);
-  });
+  after(() => fixture?.stop());
 
   const sshTarget = (listenPort: number) => ({
     name: 'bastion',

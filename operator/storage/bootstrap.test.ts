@@ -14,13 +14,10 @@ import { pino } from 'pino';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import { s3ClientFor } from '../../test/env/minio.ts';
-import { type RunningOperator, startOperator } from '../operator.ts';
 import {
-  createNamespace,
-  createPolicySecrets,
-  installCrds,
+  type OperatorUnderTest,
   samplePolicy,
-  testOperatorConfig,
+  startOperatorInNamespace,
   uniqueName,
   waitFor,
 } from '../testing/kube.ts';
@@ -135,7 +132,7 @@ describe('storage bootstrap through the operator', () => {
   const kc = kubeConfigFor(env.kube);
   const custom = kc.makeApiClient(CustomObjectsApi);
   let ns: string;
-  let operator: RunningOperator | undefined;
+  let fixture: OperatorUnderTest | undefined;
 
   const store = (bucket: string) => ({
     url: `s3://${bucket}/${'recordings'}`,
@@ -155,33 +152,24 @@ describe('storage bootstrap through the operator', () => {
   };
 
   before(async () => {
-    await installCrds(kc);
-    ns = await createNamespace(kc, 'storage');
-    await createPolicySecrets(kc, ns);
-    await kc.makeApiClient(CoreV1Api).createNamespacedSecret({
-      namespace: ns,
-      body: {
-        metadata: { name: 'store-credentials' },
-        stringData: { accessKeyId: env.minio.accessKeyId, secretAccessKey: env.minio.secretAccessKey },
+    fixture = await startOperatorInNamespace(kc, 'storage', {
+      config: { storage: { bootstrap: true } },
+      beforeStart: async (namespace) => {
+        await kc.makeApiClient(CoreV1Api).createNamespacedSecret({
+          namespace,
+          body: {
+            metadata: { name: 'store-credentials' },
+            stringData: { accessKeyId: env.minio.accessKeyId, secretAccessKey: env.minio.secretAccessKey },
+          },
+        });
       },
     });
-    operator = await startOperator({
-      kubeConfig: kc,
-      config: testOperatorConfig({
-        watchNamespace: ns,
-        leaderElection: { enabled: false },
-        storage: { bootstrap: true },
-      }),
-    });
+    ns = fixture.namespace;
   });
 
   after(async () => {
-    await operator?.stop();
+    await fixture?.stop();
     s3.destroy();
-    await kc
-      .makeApiClient(CoreV1Api)
-      .deleteNamespace({ name: ns })
-      .catch(() => undefined);
   });
 
   it('creates the bucket of a policy with Object Lock and its retention rule, then reports Ready', async () => {

@@ -13,6 +13,7 @@ import { parse } from 'yaml';
 import { type UntilOptions, until } from '../../test/testing/until.ts';
 import type { OperatorConfig } from '../config.ts';
 import { type OperatorConfigInput, parseOperatorConfig } from '../config.ts';
+import { type RunningOperator, startOperator } from '../operator.ts';
 
 const crdFiles = ['sessionpolicies.chaperone.dev.yaml', 'sessionapprovals.chaperone.dev.yaml'];
 
@@ -99,6 +100,59 @@ export function samplePolicy(name: string, namespace: string, overrides: Record<
       ],
       recording: { store: { url: 'file:///var/lib/chaperone' }, signingKeySecret: { name: 'signing-key' } },
       ...overrides,
+    },
+  };
+}
+
+/** Where SessionPolicies are served (CustomObjectsApi calls spread this). */
+export const POLICY_API = { group: 'chaperone.dev', version: 'v1alpha1', plural: 'sessionpolicies' } as const;
+
+export interface OperatorUnderTest {
+  namespace: string;
+  operator: RunningOperator;
+  /** Stops the operator once, however often it is called (a test may stop it early). */
+  stopOperator(): Promise<void>;
+  /** Stops the operator, then deletes the namespace. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The setup every operator test against a real apiserver shares: CRDs installed, a fresh namespace
+ * with the Secrets a sample policy names, and an operator watching only that namespace.
+ * `beforeStart` adds what a test needs before the operator's first reconcile.
+ */
+export async function startOperatorInNamespace(
+  kubeConfig: KubeConfig,
+  prefix: string,
+  options: { config?: Partial<OperatorConfigInput>; beforeStart?: (namespace: string) => Promise<void> } = {},
+): Promise<OperatorUnderTest> {
+  await installCrds(kubeConfig);
+  const namespace = await createNamespace(kubeConfig, prefix);
+  await createPolicySecrets(kubeConfig, namespace);
+  await options.beforeStart?.(namespace);
+  const operator = await startOperator({
+    kubeConfig,
+    config: testOperatorConfig({
+      watchNamespace: namespace,
+      leaderElection: { enabled: false },
+      ...options.config,
+    }),
+  });
+  let stopped: Promise<void> | undefined;
+  const stopOperator = () => {
+    stopped ??= operator.stop();
+    return stopped;
+  };
+  return {
+    namespace,
+    operator,
+    stopOperator,
+    async stop() {
+      await stopOperator();
+      await kubeConfig
+        .makeApiClient(CoreV1Api)
+        .deleteNamespace({ name: namespace })
+        .catch(() => undefined);
     },
   };
 }
