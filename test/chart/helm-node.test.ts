@@ -177,6 +177,18 @@ describe('the chart on the real node, from the registry', { skip }, () => {
       storagePort: s3.port,
       controllerUser: await controllerUser(env.kube),
     });
+    // The search index builder, run on demand by its test (a schedule that never fires by itself here).
+    values.indexer = {
+      enabled: true,
+      schedule: '0 0 1 1 *',
+      store: {
+        url: `s3://${bucket}/${prefix}`,
+        endpoint: `http://${env.node.ip}:${s3.port}`,
+        region: env.minio.region,
+        credentials: { existingSecret: 'indexer-s3' },
+      },
+      tolerations: (values.operator as { tolerations: unknown[] }).tolerations,
+    };
     const signing = generateSigningKey();
     publicKeyFile = join(workDir, 'recording-signing.pub');
     await writeFile(publicKeyFile, signing.publicKeyPem);
@@ -320,6 +332,43 @@ describe('the chart on the real node, from the registry', { skip }, () => {
       cats.some((c) => c.stdout.includes('DROP TABLE customers') && /policy\.blocked/.test(c.stdout)),
     );
     assert.ok(!cats.some((c) => c.stdout.includes(CARD)));
+  });
+
+  test('the indexer CronJob builds the search index of the recordings', async (t) => {
+    if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
+    await kubectl([
+      'create',
+      'secret',
+      'generic',
+      'indexer-s3',
+      '-n',
+      system,
+      `--from-literal=accessKeyId=${env!.minio.accessKeyId}`,
+      `--from-literal=secretAccessKey=${env!.minio.secretAccessKey}`,
+    ]);
+    await kubectl(['create', 'job', '-n', system, '--from=cronjob/chaperone-indexer', 'indexer-now']);
+    const outcome = await until(
+      'the indexer Job to finish',
+      () => jobOutcome(kubectl, system, 'indexer-now'),
+      wait,
+    );
+    const logs = await kubectl(['logs', '-n', system, 'job/indexer-now']).catch((e: Error) => e.message);
+    await writeFile(join(workDir, 'indexer.log'), logs);
+    assert.equal(outcome, 'Complete', logs);
+    const report = JSON.parse(logs.trim().split('\n').at(-1) ?? '{}') as {
+      sessions?: number;
+      partitionsWritten?: number;
+    };
+    // The three sessions of the injected Job, in at least one Parquet partition written now.
+    assert.ok((report.sessions ?? 0) >= 3, logs);
+    assert.ok((report.partitionsWritten ?? 0) >= 1, logs);
+    const search = await auditorCli(
+      env!.minio,
+      `s3://${bucket}/${prefix}`,
+    )(['sessions', 'search', '--namespace', agents, '--text', 'drop table', '--json']);
+    assert.equal(search.code, 0, search.stderr);
+    assert.ok(search.stdout.trim().length > 0, 'the DROP TABLE session is found');
+    await kubectl(['delete', 'job', '-n', system, 'indexer-now', '--wait=false']);
   });
 
   // Old and new replicas render different sidecar resources for a while: each accepts what the
