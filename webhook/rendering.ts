@@ -4,7 +4,7 @@
 // (renderer-registry.ts). Pure: no I/O.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { canonicalJson } from '../recording/canonical-json.ts';
+import { canonicalJson } from '../recording/index.ts';
 import { type WebhookConfig, webhookConfigSchema } from './config.ts';
 
 /**
