@@ -144,6 +144,13 @@ describe('the rendered chart in kube-apiserver 1.34', () => {
         ['chaperone-webhook', 'get', 'services/kube-dns', 'kube-system', true],
         ['chaperone-webhook', 'get', 'services/other', 'kube-system', false],
         ['chaperone-webhook', 'create', 'configmaps', other, false],
+        // The renderer registry (webhook/renderer-registry.ts): its own namespace only, no update/watch.
+        ['chaperone-webhook', 'create', 'configmaps', release, true],
+        ['chaperone-webhook', 'patch', 'configmaps', release, true],
+        ['chaperone-webhook', 'delete', 'configmaps', release, true],
+        ['chaperone-webhook', 'update', 'configmaps', release, false],
+        ['chaperone-webhook', 'watch', 'configmaps', release, false],
+        ['chaperone-webhook', 'delete', 'configmaps', other, false],
         ['chaperone-operator', 'create', 'configmaps', other, true],
         ['chaperone-operator', 'delete', 'networkpolicies.networking.k8s.io', other, true],
         ['chaperone-operator', 'patch', 'sessionpolicies.chaperone.dev --subresource=status', other, true],

@@ -164,6 +164,11 @@ describe('values refused by the templates (rules JSON Schema cannot state)', () 
       'operator:\n  leaderElection:\n    renewDeadlineSeconds: 20\n',
       /retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds/,
     ],
+    [
+      'an index builder without a store',
+      'indexer:\n  enabled: true\n',
+      /indexer\.enabled needs indexer\.store\.url/,
+    ],
   ];
   for (const [what, text, message] of bad) {
     it(`refuses ${what}`, async () => {

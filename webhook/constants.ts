@@ -16,6 +16,21 @@ export const ANNOTATIONS = {
   /** JSON of what was injected (informational: every admission strips and re-injects). */
   status: 'chaperone.dev/status',
   policy: 'chaperone.dev/policy',
+  /**
+   * Hash of the rendering config the mutating call used (webhook/rendering.ts). Only read by our own
+   * validating call during a rollout; every mutating call overwrites it, so a pod author cannot pick.
+   */
+  renderedWith: 'chaperone.dev/rendered-with',
+} as const;
+
+/** The rendering configs live replicas use, one ConfigMap per hash in the system namespace. */
+export const RENDERER_REGISTRY = {
+  namePrefix: 'chaperone-renderer-',
+  /** Label selecting every registry ConfigMap (for pruning). */
+  label: { key: 'chaperone.dev/renderer', value: 'true' },
+  /** Annotation: ISO time a live replica last said it renders with this config. */
+  seenAnnotation: 'chaperone.dev/renderer-last-seen',
+  dataKey: 'rendering.json',
 } as const;
 
 export const CONTAINERS = { init: 'chaperone-init', sidecar: 'chaperone' } as const;

@@ -99,6 +99,7 @@ export function stripInjection(raw: V1Pod): V1Pod {
   if (annotations) {
     delete annotations[ANNOTATIONS.status];
     delete annotations[ANNOTATIONS.policy];
+    delete annotations[ANNOTATIONS.renderedWith];
     if (Object.keys(annotations).length === 0) delete pod.metadata!.annotations;
   }
   return pod;

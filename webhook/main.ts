@@ -8,6 +8,12 @@ import { parse as parseYaml } from 'yaml';
 import { type CachedClusterReader, cachedClusterReader } from './cache.ts';
 import { apiClusterReader, discoverDnsResolvers } from './cluster.ts';
 import { parseWebhookConfig, type WebhookConfig } from './config.ts';
+import {
+  kubeRendererRegistry,
+  type RendererRegistry,
+  type RendererRegistryOptions,
+} from './renderer-registry.ts';
+import { renderingOf } from './rendering.ts';
 import { buildWebhookServer, type WebhookServer } from './server.ts';
 import { type TlsSourceHandle, watchFileTls, watchSecretTls } from './tls.ts';
 
@@ -38,10 +44,12 @@ export interface RunningWebhook {
 export async function startWebhook(
   config: WebhookConfig,
   kc: KubeConfig = kubeConfigOf(config),
+  registryOptions: RendererRegistryOptions = {},
 ): Promise<RunningWebhook> {
   const log = (msg: string) => process.stderr.write(`chaperone-webhook: ${msg}\n`);
   let server: WebhookServer | undefined;
   let cache: CachedClusterReader | undefined;
+  let registry: RendererRegistry | undefined;
   const onTls = (m: { cert: string; key: string }) => server?.setTls(m);
   const tls: TlsSourceHandle =
     config.tls.source === 'secret'
@@ -62,27 +70,39 @@ export async function startWebhook(
       cache = cachedClusterReader(kc, live, log);
       await cache.ready;
     }
+    // Published before this replica listens (so before it is ready): during a rollout, replicas with
+    // another config accept what this one renders (handlers/pods.ts validatePod).
+    registry = kubeRendererRegistry(kc, config.systemNamespace, renderingOf(config, resolvers), {
+      log,
+      ...registryOptions,
+    });
+    await registry.ready;
+    log(`rendering config ${registry.hash} published`);
     const material = await tls.initial;
     server = await buildWebhookServer({
       config,
       cluster: cache ?? live,
       liveCluster: live,
+      renderers: registry,
       tls: material,
       dnsResolvers: () => resolvers,
       logger: { level: config.logLevel },
     });
     const url = await server.app.listen({ host: config.listen.host, port: config.listen.port });
     const running = server;
+    const published = registry;
     return {
       server: running,
       url,
       async stop() {
+        published.stop();
         tls.stop();
         await cache?.stop();
         await running.app.close();
       },
     };
   } catch (error) {
+    registry?.stop();
     tls.stop();
     await cache?.stop();
     throw error;

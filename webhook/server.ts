@@ -19,6 +19,7 @@ import { mutatePod, validatePod } from './handlers/pods.ts';
 import { mutateSessionApproval, validateSessionApproval } from './handlers/session-approvals.ts';
 import { validateSessionPolicy } from './handlers/session-policies.ts';
 import { mutateWorkload, validateWorkload } from './handlers/workloads.ts';
+import type { RendererLookup } from './renderer-registry.ts';
 import type { TlsMaterial } from './tls.ts';
 
 export interface WebhookServerOptions {
@@ -29,6 +30,8 @@ export interface WebhookServerOptions {
   liveCluster?: ClusterReader;
   tls: TlsMaterial;
   dnsResolvers?: () => readonly string[];
+  /** Other replicas' published renderings (rollouts): see handlers/pods.ts validatePod. */
+  renderers?: RendererLookup;
   now?: () => Date;
   logger?: boolean | { level: string };
 }
@@ -85,7 +88,9 @@ export async function buildWebhookServer(options: WebhookServerOptions): Promise
     cluster,
     config,
     dnsResolvers,
+    now,
     ...(options.liveCluster ? { liveCluster: options.liveCluster } : {}),
+    ...(options.renderers ? { renderers: options.renderers } : {}),
   };
   const routes: Record<string, Handler> = {
     [WEBHOOK_PATHS.mutatePods]: (r) => mutatePod(r, podDeps),

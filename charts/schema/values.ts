@@ -283,6 +283,68 @@ export const valuesSchema = z
           ),
       })
       .prefault({}),
+    indexer: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('A CronJob running `chaperone index build` (the search index, docs/auditing.md).'),
+        schedule: z.string().min(1).default('*/15 * * * *').describe('Cron schedule of the index build.'),
+        store: z
+          .strictObject({
+            url: z
+              .string()
+              .regex(/^(s3:\/\/[^/]+.*)?$/, 'empty or s3://bucket/prefix')
+              .default('')
+              .describe(
+                'The store to index: recording.store.url of the SessionPolicies (s3://bucket/prefix). Required when enabled.',
+              ),
+            endpoint: z
+              .string()
+              .default('')
+              .describe('S3 endpoint for S3-compatible stores (recording.store.endpoint); empty: AWS.'),
+            region: z.string().default('').describe('AWS_REGION; empty: storage.region, else us-east-1.'),
+            credentials: z
+              .strictObject({
+                existingSecret: z
+                  .string()
+                  .default('')
+                  .describe(
+                    'Secret in the release namespace with S3 keys that may read index/ and write parquet/; empty: the SDK default chain.',
+                  ),
+                accessKeyIdKey: z.string().default('accessKeyId').describe('Key of the access key id.'),
+                secretAccessKeyKey: z
+                  .string()
+                  .default('secretAccessKey')
+                  .describe('Key of the secret access key.'),
+              })
+              .prefault({}),
+          })
+          .prefault({}),
+        serviceAccount: z
+          .strictObject({
+            annotations: labels
+              .default({})
+              .describe('Annotations of the indexer ServiceAccount (IRSA role, GKE workload identity).'),
+          })
+          .prefault({}),
+        resources: resources.default({
+          requests: { cpu: '50m', memory: '256Mi' },
+          limits: { memory: '1Gi' },
+        }),
+        activeDeadlineSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .default(3600)
+          .describe('A run taking longer is stopped (the next one resumes: the build is idempotent).'),
+        successfulJobsHistoryLimit: z.number().int().min(0).default(1).describe('Finished Jobs kept.'),
+        failedJobsHistoryLimit: z.number().int().min(0).default(3).describe('Failed Jobs kept.'),
+        nodeSelector: scheduling.nodeSelector,
+        tolerations: scheduling.tolerations,
+      })
+      .prefault({})
+      .describe('Scheduled builds of the auditor search index (Parquet under parquet/ of the store).'),
     helmTest: z
       .strictObject({
         nodeSelector: scheduling.nodeSelector,

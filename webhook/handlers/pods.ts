@@ -29,6 +29,8 @@ import {
   resolvePolicy,
   sidecarHostNames,
 } from '../policy.ts';
+import type { RendererLookup } from '../renderer-registry.ts';
+import { configRenderingHash, configWithRendering } from '../rendering.ts';
 import { formatLabels } from '../selector.ts';
 
 export interface PodHandlerDeps {
@@ -39,6 +41,14 @@ export interface PodHandlerDeps {
   config: WebhookConfig;
   /** Configured plus discovered DNS resolvers. */
   dnsResolvers: () => readonly string[];
+  /**
+   * The renderings other live replicas publish (renderer-registry.ts). Absent: the validating call
+   * accepts only its own rendering, as when every replica has the same config.
+   */
+  renderers?: RendererLookup;
+  /** A published rendering counts only if a live replica vouched for it this recently (default 5 min). */
+  rendererFreshMs?: number;
+  now?: () => Date;
 }
 
 type Plan =
@@ -153,6 +163,9 @@ async function planCreate(req: AdmissionRequest, deps: PodHandlerDeps): Promise<
   // Attribution: the launcher stamp and its sidecar env, or why the pod is refused.
   const forged = attributePod(req, mutated, config.templateControllers);
   if (forged) return { kind: 'deny', message: PREFIX + forged };
+  // Which config rendered this: read only by our own validating call (validatePod), overwritten here
+  // on every mutating call (stripInjection removed any earlier value).
+  mutated.metadata!.annotations![ANNOTATIONS.renderedWith] = configRenderingHash(config, deps.dnsResolvers());
   const open = [
     config.adminPort,
     ...policy.spec.inboundPorts.filter((p) => p.protocol === 'TCP').map((p) => p.port),
@@ -308,11 +321,54 @@ export async function validatePod(req: AdmissionRequest, deps: PodHandlerDeps): 
   // Equal (the common case): no drift, and no patch to compute.
   if (isDeepStrictEqual(p.raw, p.mutated)) return allow();
   const drift = renderPodPatch(p.raw, p.mutated);
-  if (drift.length > 0) {
-    const paths = [...new Set(drift.map((op) => op.path))].slice(0, 10).join(', ');
-    return deny(
-      `${PREFIX}the pod differs from chaperone's injection for it (changed after injection?): ${paths}`,
-    );
+  if (drift.length === 0) return allow();
+  const other = await otherRendering(req, p.raw, deps);
+  if (other.accepted) return allow();
+  const paths = [...new Set(drift.map((op) => op.path))].slice(0, 10).join(', ');
+  return deny(
+    `${PREFIX}the pod differs from chaperone's injection for it (changed after injection?): ${paths}${other.why}`,
+  );
+}
+
+const HASH = /^[0-9a-f]{16}$/;
+
+/**
+ * During a rollout the mutating call of a create may have run on a replica whose config differs
+ * (other sidecar resources, say): that replica stamped its rendering's hash. Accept the pod only if
+ * that rendering is published (renderer-registry.ts), a live replica vouched for it within the
+ * freshness window, and re-rendering with it (our own checks, its rendering) gives exactly this pod.
+ * The annotation cannot be chosen by the pod's author: every mutating call strips it and stamps its
+ * own; a later mutating webhook that sets it still has to produce exactly a rendering one of our live
+ * replicas would make, and any other change it made is refused as before.
+ */
+async function otherRendering(
+  req: AdmissionRequest,
+  raw: V1Pod,
+  deps: PodHandlerDeps,
+): Promise<{ accepted: boolean; why: string }> {
+  const named = raw.metadata?.annotations?.[ANNOTATIONS.renderedWith];
+  const own = configRenderingHash(deps.config, deps.dnsResolvers());
+  if (named === undefined || named === own || req.operation !== 'CREATE' || req.subResource)
+    return { accepted: false, why: '' };
+  const versus = ` (rendered with ${named}, this replica renders with ${own}`;
+  if (!deps.renderers || !HASH.test(named)) return { accepted: false, why: `${versus}: no such rendering)` };
+  const published = await deps.renderers.lookup(named);
+  if (!published) return { accepted: false, why: `${versus}: no such rendering is published)` };
+  const now = (deps.now ?? (() => new Date()))();
+  const freshMs = deps.rendererFreshMs ?? 300_000;
+  if (now.getTime() - published.seenAt.getTime() > freshMs) {
+    return {
+      accepted: false,
+      why: `${versus}: no live replica renders with it since ${published.seenAt.toISOString()})`,
+    };
   }
-  return allow();
+  const { rendering } = published;
+  const again = await plan(req, {
+    ...deps,
+    config: configWithRendering(deps.config, rendering),
+    dnsResolvers: () => rendering.dnsResolvers,
+  });
+  if (again.kind === 'mutate' && isDeepStrictEqual(again.raw, again.mutated))
+    return { accepted: true, why: '' };
+  return { accepted: false, why: `${versus}, which renders it differently too)` };
 }
