@@ -33,8 +33,8 @@ import {
 } from '../e2e/testing/cluster.ts';
 import { type KubeInfo, type MinioInfo, type NodeInfo, type PostgresInfo, testEnv } from '../env/index.ts';
 import { freePort, httpOk, type OwnedProcess, spawnOwned, waitUntil } from '../env/net.ts';
-import { NODE_TOLERATION, nodeAddress, safetyNetDrops } from '../env/node.ts';
-import { psql as adminPsql, createRole } from '../env/postgres.ts';
+import { NODE_TOLERATION, safetyNetDrops } from '../env/node.ts';
+import { psql as adminPsql } from '../env/postgres.ts';
 
 const exec = promisify(execFile);
 const REPO = join(import.meta.dirname, '..', '..');
