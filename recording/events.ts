@@ -80,7 +80,10 @@ export interface EventInput {
   payload: Record<string, unknown>;
   /** When the bytes were seen, if not "now". */
   at?: { wallMs: number; monoNs: bigint };
-  /** Short human text for the session index's command summary (SQL text, shell command, ...). */
+  /**
+   * Short human text for the session index's command sample (SQL text, shell command, ...). On
+   * policy.blocked and approval.requested it is sampled but not counted as a command run.
+   */
   summary?: string;
   /**
    * The caller waits for this event to be durable before going on (recording.durability strict):

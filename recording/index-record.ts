@@ -80,8 +80,12 @@ export function emptyTotals(): SessionTotals {
   };
 }
 
-export function noteCommand(totals: SessionTotals, text: string): void {
-  totals.commands.total++;
+/**
+ * ran false: an attempt (refused, or waiting for approval) enters the sample, so an auditor's text
+ * search finds the blocked DROP TABLE, but not the count of commands run.
+ */
+export function noteCommand(totals: SessionTotals, text: string, ran = true): void {
+  if (ran) totals.commands.total++;
   if (totals.commands.sample.length >= COMMAND_SAMPLE_LIMIT) return;
   const short = text.length > COMMAND_TEXT_LIMIT ? `${text.slice(0, COMMAND_TEXT_LIMIT - 3)}...` : text;
   if (!totals.commands.sample.includes(short)) totals.commands.sample.push(short);

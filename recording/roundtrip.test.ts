@@ -71,12 +71,14 @@ describe('round trip through the file:// store', () => {
         kind: 'policy.blocked',
         direction: 'internal',
         payload: { rule: 'no-ddl', reason: 'DROP is not allowed', command: 'DROP TABLE x' },
+        summary: 'DROP TABLE x',
       },
       { kind: 'policy.masked', direction: 'internal', payload: { rule: 'pii', fields: ['email'], count: 3 } },
       {
         kind: 'approval.requested',
         direction: 'internal',
         payload: { approval: 'sa-123', reason: 'DELETE over 100 rows' },
+        summary: 'DELETE FROM orders',
       },
       {
         kind: 'approval.granted',
@@ -119,8 +121,11 @@ describe('round trip through the file:// store', () => {
     assert.equal(listed[0]!.status, 'ended');
     assert.equal(listed[0]!.events, events.length);
     assert.equal(listed[0]!.countsByKind['pg.query'], 301);
+    // A refused or held command is searchable by its text, but was not run.
     assert.equal(listed[0]!.commands.total, 300);
     assert.ok(listed[0]!.commands.sample.length > 0 && listed[0]!.commands.sample.length <= 50);
+    assert.ok(listed[0]!.commands.sample.includes('DROP TABLE x'), listed[0]!.commands.sample.join(' | '));
+    assert.ok(listed[0]!.commands.sample.includes('DELETE FROM orders'));
   });
 
   test('bad input is refused with a clear error and loses nothing', async () => {

@@ -11,6 +11,10 @@ import {
   type SessionHeader,
 } from './events.ts';
 import { buildIndex, encodeIndex, noteCommand, type SessionTotals } from './index-record.ts';
+
+/** Events whose summary names a command that did not run (yet): sampled, not counted. */
+const ATTEMPT_KINDS = new Set(['policy.blocked', 'approval.requested']);
+
 import { sessionTag } from './journal.ts';
 import type { SessionLocation } from './layout.ts';
 import { buildManifest, encodeManifest } from './manifest.ts';
@@ -286,7 +290,7 @@ export class SessionWriter implements SessionRecording, ReplayTarget {
     t.rawBytes += this.seg.length - before;
     t.lastSeq = seq;
     t.countsByKind[kind] = (t.countsByKind[kind] ?? 0) + 1;
-    if (summary) noteCommand(t, summary);
+    if (summary) noteCommand(t, summary, !ATTEMPT_KINDS.has(kind));
     this.host.addSpooled(recordBytes);
     if (this.seg.length >= this.host.sealMaxBytes) this.sealNow(false);
   }

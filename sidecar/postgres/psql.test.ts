@@ -2,8 +2,10 @@
 // wrong tokens, guardrails, COPY, and what the recording says about each.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { listSessions, openStore } from '../../recording/index.ts';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
+import { until } from '../../test/testing/until.ts';
 import { type Harness, kinds, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
@@ -110,6 +112,14 @@ describe('psql through the sidecar', () => {
     assert.equal(kinds(events, 'pg.query').length, 0, 'a blocked statement is not an executed one');
     const err = kinds(events, 'pg.error')[0]!;
     assert.equal(err.payload.sqlstate, '42501');
+    // The auditor's index: the refused statement is found by its text, and counted as not run.
+    const indexed = await until('the blocked session in the index', async () => {
+      for await (const s of listSessions(openStore(h.storeUrl))) {
+        if (s.commands.sample.includes('DELETE FROM keep_me')) return s;
+      }
+      return undefined;
+    });
+    assert.equal(indexed.commands.total, 0);
   });
 
   test('a blocked statement inside a transaction aborts it, as a real error would', async () => {

@@ -66,13 +66,12 @@ export class CommandDecider {
         return undefined;
       case 'block': {
         const message = `chaperone: ${cmd.noun} blocked by rule ${rule}: ${d.message ?? 'not allowed by policy'}`;
-        rec.add('policy.blocked', 'internal', {
-          rule,
-          ...cmd.detail,
-          ...cmd.named,
-          reason: message,
-          command: cmd.text,
-        });
+        rec.add(
+          'policy.blocked',
+          'internal',
+          { rule, ...cmd.detail, ...cmd.named, reason: message, command: cmd.text },
+          cmd.text || undefined,
+        );
         rt.alerts.send(this.alert('blocked', d, cmd, message));
         core.logger.info({ rule: d.rule }, `${cmd.noun} blocked`);
         return message;
@@ -84,13 +83,12 @@ export class CommandDecider {
 
   /** Records a refusal by a built-in rule (no guardrail involved), counted as a block. */
   refuse(rule: string, message: string, cmd: Command): void {
-    this.core.rec!.add('policy.blocked', 'internal', {
-      rule,
-      reason: message,
-      command: cmd.text,
-      ...cmd.named,
-      ...cmd.detail,
-    });
+    this.core.rec!.add(
+      'policy.blocked',
+      'internal',
+      { rule, reason: message, command: cmd.text, ...cmd.named, ...cmd.detail },
+      cmd.text || undefined,
+    );
     this.core.logger.info({ rule }, 'message refused');
     this.core.metrics.statement('block');
   }
@@ -116,14 +114,19 @@ export class CommandDecider {
     const rule = d.rule ?? 'policy';
     const rec = core.rec!;
     const approval = `${rec.sessionId ?? 'session'}-approval-${++this.approvals}`;
-    rec.add('approval.requested', 'internal', {
-      approval,
-      rule,
-      command: cmd.text,
-      ...cmd.named,
-      ...(d.classes ? { classes: d.classes } : {}),
-      timeoutMs: rt.approvalTimeoutMs,
-    });
+    rec.add(
+      'approval.requested',
+      'internal',
+      {
+        approval,
+        rule,
+        command: cmd.text,
+        ...cmd.named,
+        ...(d.classes ? { classes: d.classes } : {}),
+        timeoutMs: rt.approvalTimeoutMs,
+      },
+      cmd.text || undefined,
+    );
     rt.alerts.send(this.alert('approval', d, cmd, `${cmd.noun} awaits approval under rule ${rule}`));
     core.logger.info({ rule }, `${cmd.noun} awaits approval`);
     const abort = new AbortController();
