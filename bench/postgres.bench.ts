@@ -10,6 +10,9 @@
 //   BENCH_SIDECAR_VARIANTS='--max-semi-space-size=1 --optimize-for-size|--max-semi-space-size=4'
 //     runs one more sidecar per '|'-separated set of Node flags (the image's env), interleaved with
 //     the others in every round, and prints each one's CPU per transaction and peak RSS (VmHWM)
+//   BENCH_SIDECAR_BASELINE=/path/to/other/checkout runs one more sidecar, "sidecar@baseline", from
+//     that tree's sidecar/main.ts (same config and flags), interleaved like a variant: an A/B of
+//     code changes in one run (e.g. `git archive <commit> | tar -x -C /tmp/base`, node_modules linked)
 //   BENCH_ROUNDS=3 repeats every mode's runs (interleaved, so the machine's load falls on all paths;
 //     the first table shows the last round, the last table every round)
 //
@@ -192,6 +195,7 @@ async function startSidecar(
   config: Record<string, unknown>,
   adminPort: number,
   variantFlags?: string[],
+  tree = new URL('..', import.meta.url).pathname,
 ): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const configPath = join(dir, 'sidecar.yaml');
   await writeFile(configPath, stringify(config));
@@ -202,7 +206,7 @@ async function startSidecar(
     variantFlags ?? process.env.BENCH_SIDECAR_NODE_FLAGS?.split(' ').filter(Boolean) ?? SIDECAR_NODE_FLAGS;
   const args: string[] = plain ? [] : [...flags];
   if (CPU_PROFILE) args.push('--cpu-prof', `--cpu-prof-dir=${join(process.cwd(), 'bench', 'out')}`);
-  args.push(new URL('../sidecar/main.ts', import.meta.url).pathname, '--config', configPath);
+  args.push(join(tree, 'sidecar', 'main.ts'), '--config', configPath);
   const child = spawn(process.execPath, args, {
     env: {
       ...(plain ? {} : SIDECAR_IMAGE_ENV),
@@ -340,6 +344,22 @@ async function main(): Promise<void> {
       );
       stops.push(v.stop);
       variantSidecars.push({ name: `sidecar ${flags.join(' ')}`, port, pid: v.child.pid });
+    }
+
+    const baselineTree = process.env.BENCH_SIDECAR_BASELINE;
+    if (baselineTree) {
+      const bdir = join(dir, 'baseline');
+      await mkdir(bdir, { recursive: true });
+      const [port, admin] = [await freePort(), await freePort()];
+      const b = await startSidecar(
+        bdir,
+        sidecarConfig('bench-baseline', port, admin, join(bdir, 'spool')),
+        admin,
+        undefined,
+        baselineTree,
+      );
+      stops.push(b.stop);
+      variantSidecars.push({ name: 'sidecar@baseline', port, pid: b.child.pid });
     }
 
     // Outlives every run of the bench (each pgbench run connects anew, presenting it again).
