@@ -443,9 +443,9 @@ async function main(): Promise<void> {
     if (variantSidecars.length > 0 || rounds > 1) {
       lines.push(`\nevery round (${rounds}), sidecar CPU us/tx (median), peak RSS MiB (VmHWM at the end):`);
       lines.push(
-        '| mode | path | TPS per round | proxy CPU us/tx per round | median CPU us/tx | peak RSS MiB |',
+        '| mode | path | TPS per round | tx p50 / p99 ms per round | proxy CPU us/tx per round | median CPU us/tx | peak RSS MiB |',
       );
-      lines.push('| --- | --- | --- | --- | ---: | ---: |');
+      lines.push('| --- | --- | --- | --- | --- | ---: | ---: |');
       for (const [mode, byEp] of Object.entries(all))
         for (const ep of endpoints) {
           const rs = byEp[ep.name];
@@ -453,7 +453,7 @@ async function main(): Promise<void> {
           const cpu = rs.map((r) => r.proxyCpuUsPerTx ?? Number.NaN);
           const rss = ep.pid ? await peakRssMiB(ep.pid).catch(() => Number.NaN) : Number.NaN;
           lines.push(
-            `| ${mode} | ${ep.name} | ${rs.map((r) => fmt(r.tps, 0)).join(', ')} | ${cpu.map((c) => fmt(c, 0)).join(', ')} | ${fmt(median(cpu), 0)} | ${fmt(rss, 0)} |`,
+            `| ${mode} | ${ep.name} | ${rs.map((r) => fmt(r.tps, 0)).join(', ')} | ${rs.map((r) => `${fmt(r.p50Ms, 3)} / ${fmt(r.p99Ms, 3)}`).join(', ')} | ${cpu.map((c) => fmt(c, 0)).join(', ')} | ${fmt(median(cpu), 0)} | ${fmt(rss, 0)} |`,
           );
         }
     }
