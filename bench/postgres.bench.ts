@@ -64,7 +64,9 @@ interface Result {
   proxyUserUsPerTx?: number;
   proxySysUsPerTx?: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
+  meanMs: number;
   statements: { sql: string; avgMs: number }[];
 }
 
@@ -115,7 +117,9 @@ async function pgbench(
     }
   }
   let p50Ms = Number.NaN;
+  let p90Ms = Number.NaN;
   let p99Ms = Number.NaN;
+  let meanMs = Number.NaN;
   if (logDir) {
     const latencies: number[] = [];
     for (const f of await readdir(logDir)) {
@@ -128,10 +132,12 @@ async function pgbench(
     }
     latencies.sort((a, b) => a - b);
     p50Ms = percentile(latencies, 50);
+    p90Ms = percentile(latencies, 90);
     p99Ms = percentile(latencies, 99);
+    meanMs = latencies.reduce((a, b) => a + b, 0) / latencies.length;
   }
   if (!Number.isFinite(tps)) throw new Error(`pgbench output without tps:\n${out}`);
-  return { tps, p50Ms, p99Ms, statements };
+  return { tps, p50Ms, p90Ms, p99Ms, meanMs, statements };
 }
 
 async function startPgbouncer(
@@ -443,7 +449,7 @@ async function main(): Promise<void> {
     if (variantSidecars.length > 0 || rounds > 1) {
       lines.push(`\nevery round (${rounds}), sidecar CPU us/tx (median), peak RSS MiB (VmHWM at the end):`);
       lines.push(
-        '| mode | path | TPS per round | tx p50 / p99 ms per round | proxy CPU us/tx per round | median CPU us/tx | peak RSS MiB |',
+        '| mode | path | TPS per round | tx p50 / p90 / p99 (mean) ms per round | proxy CPU us/tx per round | median CPU us/tx | peak RSS MiB |',
       );
       lines.push('| --- | --- | --- | --- | --- | ---: | ---: |');
       for (const [mode, byEp] of Object.entries(all))
@@ -453,7 +459,7 @@ async function main(): Promise<void> {
           const cpu = rs.map((r) => r.proxyCpuUsPerTx ?? Number.NaN);
           const rss = ep.pid ? await peakRssMiB(ep.pid).catch(() => Number.NaN) : Number.NaN;
           lines.push(
-            `| ${mode} | ${ep.name} | ${rs.map((r) => fmt(r.tps, 0)).join(', ')} | ${rs.map((r) => `${fmt(r.p50Ms, 3)} / ${fmt(r.p99Ms, 3)}`).join(', ')} | ${cpu.map((c) => fmt(c, 0)).join(', ')} | ${fmt(median(cpu), 0)} | ${fmt(rss, 0)} |`,
+            `| ${mode} | ${ep.name} | ${rs.map((r) => fmt(r.tps, 0)).join(', ')} | ${rs.map((r) => `${fmt(r.p50Ms, 3)} / ${fmt(r.p90Ms, 3)} / ${fmt(r.p99Ms, 3)} (${fmt(r.meanMs, 3)})`).join(', ')} | ${cpu.map((c) => fmt(c, 0)).join(', ')} | ${fmt(median(cpu), 0)} | ${fmt(rss, 0)} |`,
           );
         }
     }
