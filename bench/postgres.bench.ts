@@ -10,6 +10,9 @@
 //   BENCH_SIDECAR_VARIANTS='--max-semi-space-size=1 --optimize-for-size|--max-semi-space-size=4'
 //     runs one more sidecar per '|'-separated set of Node flags (the image's env), interleaved with
 //     the others in every round, and prints each one's CPU per transaction and peak RSS (VmHWM)
+//   BENCH_SIDECAR_BASELINE=/path/to/other/checkout runs one more sidecar, "sidecar@baseline", from
+//     that tree's sidecar/main.ts (same config and flags), interleaved like a variant: an A/B of
+//     code changes in one run (e.g. `git archive <commit> | tar -x -C /tmp/base`, node_modules linked)
 //   BENCH_ROUNDS=3 repeats every mode's runs (interleaved, so the machine's load falls on all paths;
 //     the first table shows the last round, the last table every round)
 //
@@ -61,7 +64,9 @@ interface Result {
   proxyUserUsPerTx?: number;
   proxySysUsPerTx?: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
+  meanMs: number;
   statements: { sql: string; avgMs: number }[];
 }
 
@@ -112,7 +117,9 @@ async function pgbench(
     }
   }
   let p50Ms = Number.NaN;
+  let p90Ms = Number.NaN;
   let p99Ms = Number.NaN;
+  let meanMs = Number.NaN;
   if (logDir) {
     const latencies: number[] = [];
     for (const f of await readdir(logDir)) {
@@ -125,10 +132,12 @@ async function pgbench(
     }
     latencies.sort((a, b) => a - b);
     p50Ms = percentile(latencies, 50);
+    p90Ms = percentile(latencies, 90);
     p99Ms = percentile(latencies, 99);
+    meanMs = latencies.reduce((a, b) => a + b, 0) / latencies.length;
   }
   if (!Number.isFinite(tps)) throw new Error(`pgbench output without tps:\n${out}`);
-  return { tps, p50Ms, p99Ms, statements };
+  return { tps, p50Ms, p90Ms, p99Ms, meanMs, statements };
 }
 
 async function startPgbouncer(
@@ -192,6 +201,7 @@ async function startSidecar(
   config: Record<string, unknown>,
   adminPort: number,
   variantFlags?: string[],
+  tree = new URL('..', import.meta.url).pathname,
 ): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const configPath = join(dir, 'sidecar.yaml');
   await writeFile(configPath, stringify(config));
@@ -202,7 +212,7 @@ async function startSidecar(
     variantFlags ?? process.env.BENCH_SIDECAR_NODE_FLAGS?.split(' ').filter(Boolean) ?? SIDECAR_NODE_FLAGS;
   const args: string[] = plain ? [] : [...flags];
   if (CPU_PROFILE) args.push('--cpu-prof', `--cpu-prof-dir=${join(process.cwd(), 'bench', 'out')}`);
-  args.push(new URL('../sidecar/main.ts', import.meta.url).pathname, '--config', configPath);
+  args.push(join(tree, 'sidecar', 'main.ts'), '--config', configPath);
   const child = spawn(process.execPath, args, {
     env: {
       ...(plain ? {} : SIDECAR_IMAGE_ENV),
@@ -342,6 +352,22 @@ async function main(): Promise<void> {
       variantSidecars.push({ name: `sidecar ${flags.join(' ')}`, port, pid: v.child.pid });
     }
 
+    const baselineTree = process.env.BENCH_SIDECAR_BASELINE;
+    if (baselineTree) {
+      const bdir = join(dir, 'baseline');
+      await mkdir(bdir, { recursive: true });
+      const [port, admin] = [await freePort(), await freePort()];
+      const b = await startSidecar(
+        bdir,
+        sidecarConfig('bench-baseline', port, admin, join(bdir, 'spool')),
+        admin,
+        undefined,
+        baselineTree,
+      );
+      stops.push(b.stop);
+      variantSidecars.push({ name: 'sidecar@baseline', port, pid: b.child.pid });
+    }
+
     // Outlives every run of the bench (each pgbench run connects anew, presenting it again).
     const agentToken = await oidcToken(oidc, {
       clientId: 'bench-agent',
@@ -423,9 +449,9 @@ async function main(): Promise<void> {
     if (variantSidecars.length > 0 || rounds > 1) {
       lines.push(`\nevery round (${rounds}), sidecar CPU us/tx (median), peak RSS MiB (VmHWM at the end):`);
       lines.push(
-        '| mode | path | TPS per round | proxy CPU us/tx per round | median CPU us/tx | peak RSS MiB |',
+        '| mode | path | TPS per round | tx p50 / p90 / p99 (mean) ms per round | proxy CPU us/tx per round | median CPU us/tx | peak RSS MiB |',
       );
-      lines.push('| --- | --- | --- | --- | ---: | ---: |');
+      lines.push('| --- | --- | --- | --- | --- | ---: | ---: |');
       for (const [mode, byEp] of Object.entries(all))
         for (const ep of endpoints) {
           const rs = byEp[ep.name];
@@ -433,7 +459,7 @@ async function main(): Promise<void> {
           const cpu = rs.map((r) => r.proxyCpuUsPerTx ?? Number.NaN);
           const rss = ep.pid ? await peakRssMiB(ep.pid).catch(() => Number.NaN) : Number.NaN;
           lines.push(
-            `| ${mode} | ${ep.name} | ${rs.map((r) => fmt(r.tps, 0)).join(', ')} | ${cpu.map((c) => fmt(c, 0)).join(', ')} | ${fmt(median(cpu), 0)} | ${fmt(rss, 0)} |`,
+            `| ${mode} | ${ep.name} | ${rs.map((r) => fmt(r.tps, 0)).join(', ')} | ${rs.map((r) => `${fmt(r.p50Ms, 3)} / ${fmt(r.p90Ms, 3)} / ${fmt(r.p99Ms, 3)} (${fmt(r.meanMs, 3)})`).join(', ')} | ${cpu.map((c) => fmt(c, 0)).join(', ')} | ${fmt(median(cpu), 0)} | ${fmt(rss, 0)} |`,
           );
         }
     }

@@ -28,9 +28,11 @@ export interface FrontendMessage {
 const KNOWN_TYPES = new Set<number>(Object.values(F));
 // Messages without a body: anything else is garbage.
 const EMPTY_BODY = new Set<number>([F.sync, F.flush, F.copyDone, F.terminate]);
+/** What is left of a chunk read to its end: one shared empty buffer, not one per message. */
+const NOTHING = Buffer.alloc(0);
 
 export class FrontendParser {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = NOTHING;
   // Chunks not yet joined to buf: a large message arriving in many chunks is joined once, when
   // complete, instead of once per chunk.
   private more: Buffer[] = [];
@@ -125,13 +127,13 @@ export class FrontendParser {
     if (!this.ensure(len + 1)) return undefined;
     const buf = this.buf;
     const raw = buf.subarray(0, len + 1);
-    this.buf = buf.length === len + 1 ? Buffer.alloc(0) : buf.subarray(len + 1);
+    this.buf = buf.length === len + 1 ? NOTHING : buf.subarray(len + 1);
     return { type, raw };
   }
 
   private fail(message: string): ProtocolError {
     this.error = new ProtocolError(message);
-    this.buf = Buffer.alloc(0);
+    this.buf = NOTHING;
     this.more = [];
     this.moreBytes = 0;
     return this.error;

@@ -2,6 +2,7 @@
 // drains them on shutdown or when the target is removed from the config.
 import { createServer, type Server } from 'node:net';
 import type { GatewayServices, PostgresRuntime } from './context.ts';
+import { adoptWithDirectReads } from './direct-reads.ts';
 import { PostgresSession } from './session.ts';
 
 export class PostgresGateway {
@@ -14,8 +15,9 @@ export class PostgresGateway {
   constructor(runtime: PostgresRuntime, services: GatewayServices) {
     this.runtime = runtime;
     this.services = services;
-    this.server = createServer({ noDelay: true }, (socket) => {
-      const session = new PostgresSession(socket, () => this.runtime, this.services);
+    // Accepted paused, so the agent's reads can move to a reused buffer before the first one.
+    this.server = createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
+      const session = new PostgresSession(adoptWithDirectReads(accepted), () => this.runtime, this.services);
       this.sessions.add(session);
       session.done.then(() => this.sessions.delete(session));
     });

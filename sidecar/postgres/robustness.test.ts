@@ -93,6 +93,47 @@ describe('malformed frames', () => {
     assert.equal(kinds(recorded, 'pg.query').length, 0);
   });
 
+  test('pipelined statements sent in one write are recorded in order, each before its results', async () => {
+    const c = await RawClient.login(h.port, h.token);
+    const sqls = ['SELECT 1 AS p1', 'SELECT 2 AS p2; SELECT 3 AS p3', 'SELECT 4 AS p4'];
+    c.send(Buffer.concat(sqls.map((sql) => serialize.query(sql))));
+    let ready = 0;
+    await c.until((f) => f.type === B.readyForQuery && ++ready === sqls.length);
+    c.send(serialize.end());
+    await c.untilClosed();
+    const events = await h.waitForSession(
+      (evs) => evs.some((e) => e.payload.sql === 'SELECT 4 AS p4') && evs.at(-1)?.kind === 'session.end',
+    );
+    const order = events
+      .filter((e) => e.kind === 'pg.query' || e.kind === 'pg.result')
+      .map((e) => (e.kind === 'pg.query' ? `query ${e.payload.sql}` : `result ${e.payload.columns}`));
+    const at = (line: string) => {
+      const i = order.indexOf(line);
+      assert.ok(i >= 0, `${line} in ${order.join(' | ')}`);
+      return i;
+    };
+    // Each result carries its own columns (its payload was not changed by what followed it).
+    const expected: [string, string[]][] = [
+      [sqls[0]!, ['p1']],
+      [sqls[1]!, ['p2', 'p3']],
+      [sqls[2]!, ['p4']],
+    ];
+    let lastQuery = -1;
+    let lastResult = -1;
+    for (const [sql, columns] of expected) {
+      const q = at(`query ${sql}`);
+      assert.ok(q > lastQuery, `${sql} recorded after the statements sent before it`);
+      lastQuery = q;
+      for (const column of columns) {
+        const r = at(`result ${column}`);
+        assert.ok(r > q, `the result of ${column} after its statement`);
+        assert.ok(r > lastResult, `the result of ${column} after the results before it`);
+        lastResult = r;
+      }
+    }
+    assert.equal(order.length, 7);
+  });
+
   test('a startup packet with a wrong protocol version is refused clearly', async () => {
     const c = await RawClient.open(h.port);
     const bad = startupMessage({ user: 'x' });

@@ -532,6 +532,9 @@ export class PostgresSession {
 
   private driveRelay(): void {
     const upstream = this.upstream!;
+    // Events of this read are encoded once its statements are on their way upstream.
+    const rec = this.rec;
+    rec?.hold();
     try {
       while (!this.waiting && this.phase === 'ready') {
         const m = this.parser.next();
@@ -563,6 +566,7 @@ export class PostgresSession {
       }
     } finally {
       this.up?.flush();
+      rec?.release();
     }
     if (upstream.writableNeedDrain) this.client.pause();
   }
@@ -952,6 +956,9 @@ export class PostgresSession {
     this.framer.push(chunk);
     const client = this.client;
     const down = this.down;
+    // The results of this read (pg.result) are encoded once the agent has its reply.
+    const rec = this.rec;
+    rec?.hold();
     try {
       const framer = this.framer;
       for (let type = framer.nextType(); type >= 0 && this.phase === 'ready'; type = framer.nextType()) {
@@ -964,6 +971,7 @@ export class PostgresSession {
       }
     } finally {
       down.flush();
+      rec?.release();
     }
     if (this.framer.error) {
       this.logger.error({ error: this.framer.error }, 'upstream protocol error');

@@ -117,6 +117,33 @@ describe('session core', () => {
     assert.deepEqual(p.labels, { 'ssh.upstreamUser': 'up' });
   });
 
+  it('recording channel: held appends follow the read in order; an urgent one goes after them; end releases', async () => {
+    const core = await loggedIn();
+    const rec = core.rec!;
+    const id = rec.sessionId!;
+    rec.hold();
+    assert.equal(rec.add('test.held', 'server', { n: 1 }), undefined, 'a held append is not encoded yet');
+    rec.add('test.held', 'server', { n: 2 });
+    await rec.durable('test.urgent', 'client', { n: 3 });
+    rec.add('test.held', 'server', { n: 4 }); // still held after the urgent one
+    rec.release();
+    rec.hold();
+    rec.add('test.held', 'server', { n: 5 }); // held when the session ends
+    await core.end('done');
+    const got = (await events(id)).filter((e) => e.kind.startsWith('test.'));
+    assert.deepEqual(
+      got.map((e) => [e.kind, e.payload.n]),
+      [
+        ['test.held', 1],
+        ['test.held', 2],
+        ['test.urgent', 3],
+        ['test.held', 4],
+        ['test.held', 5],
+      ],
+    );
+    assert.equal(rec.counts['test.held'], 4);
+  });
+
   it('login: a denied subject is refused, alerted, and recorded as a session of its own', async () => {
     const core = new SessionCore('ssh', '127.0.0.1:2', () => rt, services());
     const before = alerts.length;

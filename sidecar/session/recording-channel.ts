@@ -11,8 +11,18 @@ interface AppendGroup {
   done: boolean;
 }
 
+/** An append made while the channel is held (see hold()). */
+interface HeldEvent {
+  kind: string;
+  direction: 'client' | 'server' | 'internal';
+  payload: Record<string, unknown>;
+  summary: string | undefined;
+}
+
 export class RecordingChannel {
   private pending = 0;
+  private holding = false;
+  private readonly held: HeldEvent[] = [];
   private group: AppendGroup | undefined;
   private waiters: (() => void)[] = [];
   private readonly recording: SessionRecording | undefined;
@@ -51,8 +61,54 @@ export class RecordingChannel {
   ): Promise<void> | undefined {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
     if (!this.recording || this.failed) return undefined;
+    if (this.holding) {
+      if (!urgent) {
+        this.held.push({ kind, direction, payload, summary });
+        return undefined;
+      }
+      this.appendHeld(); // an event someone waits on goes after the ones before it
+    }
+    return this.append(kind, direction, payload, summary, urgent);
+  }
+
+  /**
+   * Until release(), appends that nobody waits on are queued in order instead of encoded: a gateway
+   * holds the channel while it handles one read and releases it once the read's bytes are written,
+   * so the encoding of their events is not on the agent's (or the upstream's) wait. add() returns
+   * undefined for a held event; urgent ones are appended at once, after those held before them.
+   */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Appends the held events, in order, and stops holding. */
+  release(): void {
+    this.holding = false;
+    this.appendHeld();
+  }
+
+  private appendHeld(): void {
+    const held = this.held;
+    if (held.length === 0) return;
+    try {
+      for (const e of held) {
+        if (this.failed) break;
+        this.append(e.kind, e.direction, e.payload, e.summary, false);
+      }
+    } finally {
+      held.length = 0;
+    }
+  }
+
+  private append(
+    kind: string,
+    direction: 'client' | 'server' | 'internal',
+    payload: Record<string, unknown>,
+    summary: string | undefined,
+    urgent: boolean,
+  ): Promise<void> {
     this.pending++;
-    const settled = this.recording.append(
+    const settled = (this.recording as SessionRecording).append(
       urgent ? { kind, direction, payload, summary, urgent } : { kind, direction, payload, summary },
     );
     // The recorder acknowledges a whole group commit with one promise: count the events waiting on
@@ -112,6 +168,7 @@ export class RecordingChannel {
 
   /** Waits for every append, then writes the session end. */
   async end(reason: string): Promise<void> {
+    this.release();
     if (!this.recording) return;
     while (this.pending > 0 && !this.failed) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
