@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Command, Verdict } from '../session/index.ts';
 import { LineTracker } from './line.ts';
+import { type MaskedChunk, OutputMasker } from './output-mask.ts';
 import type { SshSession } from './session.ts';
 import { SSH_RULES } from './session.ts';
 import { FXP, PacketFramer, type RequestVerdict, SFTP_STATUS, SftpObserver, statusPacket } from './sftp.ts';
@@ -38,6 +39,9 @@ export class SshChannel {
   private sftp: SftpObserver | undefined;
   private sftpIn: PacketFramer | undefined;
   private sftpOut: PacketFramer | undefined;
+  /** The exec is a legacy scp (`scp -t`/`scp -f`): its stream is a file transfer. */
+  private scp = false;
+  private outputs: { stdout: OutputMasker; stderr: OutputMasker } | undefined;
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -166,6 +170,7 @@ export class SshChannel {
     if (mode === 'exec') {
       const verdict = this.s.decider.decide(this.s.rt().guard.command(command!), commandOf(command!));
       const scp = scpPaths(command!);
+      this.scp = scp !== undefined;
       const next = (v: Verdict) => {
         if (this.ended) return;
         if (v !== undefined) this.refuseExec(v);
@@ -289,31 +294,50 @@ export class SshChannel {
       if (this.pty) this.lines = new LineTracker(this.s.rt().limits.maxLineBytes);
     }
     const guardLines = mode === 'shell' || (mode === 'exec' && this.pty !== undefined);
-    up.on('data', (data: Buffer) => {
-      if (recordBytes)
-        this.rec('terminal.output', 'server', {
-          channel: this.id,
-          stream: 'stdout',
-          data: data.toString('base64'),
-        });
-      else this.onSftpReply(data);
-      if (!agent.write(data)) up.pause();
-    });
-    up.stderr.on('data', (data: Buffer) => {
+    const toAgent = (stream: 'stdout' | 'stderr', chunk: MaskedChunk) => {
       this.rec('terminal.output', 'server', {
         channel: this.id,
-        stream: 'stderr',
-        data: data.toString('base64'),
+        stream,
+        data: chunk.data.toString('base64'),
+        ...(chunk.original ? { masked: true } : {}),
+        ...(chunk.original && this.s.rt().outputMask?.keepOriginals
+          ? { original: chunk.original.toString('base64') }
+          : {}),
       });
-      if (!agent.stderr.write(data)) up.pause();
+      const ok = stream === 'stdout' ? agent.write(chunk.data) : agent.stderr.write(chunk.data);
+      if (!ok) up.pause();
+    };
+    // sftp and scp carry files, never masked (output-mask.ts says what masking can and cannot see).
+    const mask = recordBytes && !this.scp ? this.s.rt().outputMask : undefined;
+    const outputs = mask
+      ? {
+          stdout: new OutputMasker(mask.row, (c) => toAgent('stdout', c)),
+          stderr: new OutputMasker(mask.row, (c) => toAgent('stderr', c)),
+        }
+      : undefined;
+    this.outputs = outputs;
+    up.on('data', (data: Buffer) => {
+      if (outputs) outputs.stdout.push(data);
+      else if (recordBytes) toAgent('stdout', { data });
+      else {
+        this.onSftpReply(data);
+        if (!agent.write(data)) up.pause();
+      }
+    });
+    up.stderr.on('data', (data: Buffer) => {
+      if (outputs) outputs.stderr.push(data);
+      else toAgent('stderr', { data });
     });
     agent.on('drain', () => up.resume());
     up.on('drain', () => agent.resume());
     up.on('exit', (code: number | null, signal?: string, dumped?: boolean, description?: string) => {
+      this.flushOutputs();
       if (code !== null && code !== undefined) this.sendExit({ code });
       else if (signal) this.sendExit({ signal, dumped: dumped ?? false, description: description ?? '' });
     });
+    up.on('end', () => this.flushOutputs());
     up.on('close', () => {
+      this.flushOutputs();
       if (!this.ended) agent.end();
       this.close();
     });
@@ -337,6 +361,12 @@ export class SshChannel {
       });
     });
     agent.on('close', () => this.close());
+  }
+
+  /** Output held back by the maskers goes out before exit status, EOF and close. */
+  private flushOutputs(): void {
+    this.outputs?.stdout.flush();
+    this.outputs?.stderr.flush();
   }
 
   private sendExit(e: { code: number } | { signal: string; dumped: boolean; description: string }): void {
@@ -562,6 +592,8 @@ export class SshChannel {
   close(): void {
     if (this.ended) return;
     this.ended = true;
+    this.outputs?.stdout.close();
+    this.outputs?.stderr.close();
     if (this.sftp)
       for (const op of this.sftp.drain()) this.rec('terminal.file', 'internal', { channel: this.id, ...op });
     this.up?.close();
