@@ -8,6 +8,7 @@ import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2'
 import type { Command, Verdict } from '../session/index.ts';
 import { LineTracker } from './line.ts';
 import { type MaskedChunk, OutputMasker } from './output-mask.ts';
+import { ScpDecoder, type ScpSegment } from './scp.ts';
 import type { SshSession } from './session.ts';
 import { SSH_RULES } from './session.ts';
 import { FXP, PacketFramer, type RequestVerdict, SFTP_STATUS, SftpObserver, statusPacket } from './sftp.ts';
@@ -42,6 +43,9 @@ export class SshChannel {
   /** The exec is a legacy scp (`scp -t`/`scp -f`): its stream is a file transfer. */
   private scp = false;
   private outputs: { stdout: OutputMasker; stderr: OutputMasker } | undefined;
+  private scpDecoder: ScpDecoder | undefined;
+  private scpQueue: ScpSegment[] = [];
+  private scpWaiting = false;
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -184,14 +188,17 @@ export class SshChannel {
     this.connect(mode, command);
   }
 
-  /** Legacy scp (scp -O): the exec's file paths go through pathPattern like sftp's. */
+  /**
+   * Legacy scp (scp -O): the exec's file paths go through pathPattern like sftp's, and so does every
+   * file record of the stream (scp.ts), which is decoded into file events.
+   */
   private checkScp(paths: string[] | 'unparsable', command: string): void {
     const guard = this.s.rt().guard;
-    if (guard.pathRules === 0) {
-      this.connect('exec', command);
-      return;
-    }
     if (paths === 'unparsable') {
+      if (guard.pathRules === 0) {
+        this.startScp([], command);
+        return;
+      }
       this.refuseExec(
         this.refuseScp(
           'chaperone: scp command line with quoting or options the sidecar cannot read',
@@ -203,6 +210,10 @@ export class SshChannel {
     this.s.home().then((home) => {
       if (this.ended) return;
       const resolved = paths.map((p) => posix.normalize(posix.isAbsolute(p) ? p : posix.join(home, p)));
+      if (guard.pathRules === 0) {
+        this.startScp(resolved, command);
+        return;
+      }
       let decision = guard.path(resolved[0] ?? home);
       for (const p of resolved.slice(1)) {
         const d = guard.path(p);
@@ -217,12 +228,30 @@ export class SshChannel {
       });
       const next = (v: Verdict) => {
         if (this.ended) return;
-        if (v === undefined) this.connect('exec', command);
+        if (v === undefined) this.startScp(resolved, command);
         else this.refuseExec(v);
       };
       if (typeof verdict === 'object') verdict.then(next);
       else next(verdict);
     });
+  }
+
+  /** Opens the scp exec upstream with a decoder of its source stream. */
+  private startScp(roots: string[], command: string): void {
+    const flags = command
+      .trim()
+      .split(/\s+/)
+      .filter((w) => /^-[a-zA-Z]+$/.test(w))
+      .join('');
+    const direction = flags.includes('t') ? 'upload' : 'download';
+    const go = (targetIsDir: boolean) => {
+      if (this.ended) return;
+      this.scpDecoder = new ScpDecoder({ direction, roots, targetIsDir });
+      this.connect('exec', command);
+    };
+    if (direction === 'download' || flags.includes('d')) go(direction === 'upload');
+    else if (roots[0]) this.s.isDirectory(roots[0]).then(go);
+    else go(true);
   }
 
   private refuseScp(message: string, command: string): string {
@@ -289,7 +318,9 @@ export class SshChannel {
   }
 
   private relay(mode: Mode, agent: ServerChannel, up: ClientChannel): void {
-    const recordBytes = mode !== 'subsystem';
+    // sftp and legacy scp are recorded as the file operations they carry, not as bytes.
+    const recordBytes = mode !== 'subsystem' && !this.scp;
+    const scp = this.scpDecoder;
     if (mode === 'shell' || (mode === 'exec' && this.pty)) {
       if (this.pty) this.lines = new LineTracker(this.s.rt().limits.maxLineBytes);
     }
@@ -319,7 +350,10 @@ export class SshChannel {
     up.on('data', (data: Buffer) => {
       if (outputs) outputs.stdout.push(data);
       else if (recordBytes) toAgent('stdout', { data });
-      else {
+      else if (scp?.direction === 'download') this.onScpSource(data);
+      else if (scp) {
+        if (!agent.write(data)) up.pause();
+      } else {
         this.onSftpReply(data);
         if (!agent.write(data)) up.pause();
       }
@@ -344,7 +378,10 @@ export class SshChannel {
     agent.on('data', (data: Buffer) => {
       if (mode === 'subsystem') this.onSftpRequest(data);
       else if (guardLines) this.onLineInput(data);
-      else {
+      else if (scp?.direction === 'upload') this.onScpSource(data);
+      else if (scp) {
+        if (!up.write(data)) agent.pause();
+      } else {
         this.rec('terminal.input', 'client', {
           channel: this.id,
           stream: 'stdin',
@@ -587,6 +624,84 @@ export class SshChannel {
     }
   }
 
+  // ---------------------------------------------------------------- legacy scp
+
+  /** Bytes of the scp source (the agent for -t, the host for -f), on their way to the sink. */
+  private onScpSource(data: Buffer): void {
+    const decoder = this.scpDecoder!;
+    this.scpQueue.push(...decoder.feed(data));
+    if (decoder.error) {
+      this.rec('ssh.error', 'client', { channel: this.id, message: `scp: ${decoder.error}` });
+      this.notify(`chaperone: ${decoder.error}`);
+      this.close();
+      return;
+    }
+    this.pumpScp();
+  }
+
+  private pumpScp(): void {
+    const decoder = this.scpDecoder!;
+    const upload = decoder.direction === 'upload';
+    const source = upload ? this.agent! : this.up!;
+    const toSink = (b: Buffer) => {
+      const ok = upload ? this.up!.write(b) : this.agent!.write(b);
+      if (!ok) source.pause();
+    };
+    while (!this.scpWaiting && this.scpQueue.length > 0 && !this.ended) {
+      const seg = this.scpQueue.shift()!;
+      if (seg.kind === 'bytes') {
+        toSink(seg.data);
+        continue;
+      }
+      const guard = this.s.rt().guard;
+      if (guard.pathRules === 0) {
+        toSink(seg.line);
+        continue;
+      }
+      const verdict = this.s.decider.decide(guard.path(seg.path), {
+        text: `scp ${decoder.direction} ${seg.path}`,
+        noun: 'scp transfer',
+        named: {},
+        detail: { channel: this.id, paths: [seg.path] },
+      });
+      const apply = (v: Verdict) => {
+        if (v === undefined) {
+          toSink(seg.line);
+          return;
+        }
+        // The sink's answer to the record, from the sidecar: the source skips the file and goes on.
+        decoder.skip();
+        const answer = Buffer.from(`\x01${v.replace(/\n/g, ' ')}\n`);
+        if (upload) this.agent!.write(answer);
+        else {
+          this.up!.write(answer);
+          this.notify(v);
+        }
+        this.rec('terminal.file', 'internal', {
+          channel: this.id,
+          op: decoder.direction,
+          path: seg.path,
+          bytes: 0,
+          status: 'blocked',
+        });
+      };
+      if (typeof verdict !== 'object') {
+        apply(verdict);
+        continue;
+      }
+      this.scpWaiting = true;
+      source.pause();
+      verdict.then((v) => {
+        this.scpWaiting = false;
+        if (this.ended) return;
+        apply(v);
+        source.resume();
+        this.pumpScp();
+      });
+    }
+    for (const op of decoder.drain()) this.rec('terminal.file', 'internal', { channel: this.id, ...op });
+  }
+
   // ---------------------------------------------------------------- end
 
   close(): void {
@@ -594,6 +709,9 @@ export class SshChannel {
     this.ended = true;
     this.outputs?.stdout.close();
     this.outputs?.stderr.close();
+    if (this.scpDecoder)
+      for (const op of this.scpDecoder.end())
+        this.rec('terminal.file', 'internal', { channel: this.id, ...op });
     if (this.sftp)
       for (const op of this.sftp.drain()) this.rec('terminal.file', 'internal', { channel: this.id, ...op });
     this.up?.close();

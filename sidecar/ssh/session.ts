@@ -298,6 +298,21 @@ export class SshSession {
     return this.homeDir;
   }
 
+  /** Whether a path on the host is a directory (false when it cannot be told), asked over sftp. */
+  isDirectory(path: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const upstream = this.upstream;
+      if (!upstream) return resolve(false);
+      upstream.sftp((err, sftp) => {
+        if (err) return resolve(false);
+        sftp.stat(path, (e, st) => {
+          sftp.end();
+          resolve(!e && st.isDirectory());
+        });
+      });
+    });
+  }
+
   // ---------------------------------------------------------------- shutdown
 
   /** Shutdown: tell the channels, close both sides, end the recording. */
