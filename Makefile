@@ -26,9 +26,7 @@ node_modules/.installed: package.json package-lock.json
 	@# npm ci refuses this lock: the registry here lacks the non-Linux optional builds of biome,
 	@# so the lock cannot list them; npm install skips them as optional and keeps the lock.
 	npm install --no-audit --no-fund
-	@# Native addons (ssh2's sshcrypto.node) against the headers of the Node the project runs on,
-	@# whatever nodedir the machine's npmrc names: built for another Node they fail to load silently.
-	npm rebuild ssh2 --nodedir=$(NODE_BIN)/..
+	scripts/build-ssh2-binding.sh $(NODE_BIN)/..
 	@touch $@
 
 tools: system deps

@@ -3,7 +3,8 @@
 // creates a new OpenSSL cipher and key object per packet for AES-GCM and runs Poly1305 in WebAssembly
 // for chacha20: the sidecar then spends about twice the CPU per relayed MiB (docs/benchmarks.md,
 // "SSH gateway"). A binding built against other Node headers fails to load and ssh2 says nothing,
-// so the sidecar says it (a warning at start) and the tests fail.
+// so the sidecar says it (a warning at start) and the tests fail. scripts/build-ssh2-binding.sh
+// builds it (and says why it patches Node's ObjectWrap header).
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
