@@ -559,14 +559,31 @@ export class SshChannel {
     this.pumpSftp();
   }
 
+  /** Requests allowed but not yet written upstream (written together at the end of the tick). */
+  private sftpBatch: Buffer[] = [];
+
+  /**
+   * An sftp WRITE of 32 KiB is a little larger than one SSH packet, so written one by one each
+   * request would cost two SSH packets upstream (one of a few bytes). The requests that arrive in
+   * one read of the agent's socket go upstream in one write instead.
+   */
+  private toUpstream(packet: Buffer): void {
+    if (this.sftpBatch.push(packet) > 1) return;
+    queueMicrotask(() => {
+      const batch = this.sftpBatch;
+      this.sftpBatch = [];
+      if (this.ended || !this.up) return;
+      if (!this.up.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch))) this.agent?.pause();
+    });
+  }
+
   private pumpSftp(): void {
-    const up = this.up!;
     const agent = this.agent!;
     while (!this.sftpWaiting && this.sftpQueue.length > 0 && !this.ended) {
       const packet = this.sftpQueue.shift()!;
       const v: RequestVerdict = this.sftp!.request(packet);
       if (v.forward === true) {
-        if (!up.write(packet)) agent.pause();
+        this.toUpstream(packet);
         continue;
       }
       if (v.forward === false) {
@@ -596,9 +613,8 @@ export class SshChannel {
       };
       const verdict = this.s.decider.decide(decision, cmd);
       const apply = (r: Verdict) => {
-        if (r === undefined) {
-          if (!up.write(packet)) agent.pause();
-        } else agent.write(statusPacket(id, SFTP_STATUS.PERMISSION_DENIED, r));
+        if (r === undefined) this.toUpstream(packet);
+        else agent.write(statusPacket(id, SFTP_STATUS.PERMISSION_DENIED, r));
       };
       if (typeof verdict !== 'object') {
         apply(verdict);
