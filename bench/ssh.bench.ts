@@ -8,6 +8,7 @@
 //   node bench/ssh.bench.ts --size=1024     1 GiB (minutes on a shared 2-core machine)
 //   --keys=N                                keystrokes per latency run
 //   --runs=N                                scp direct/via pairs (ratio: their median)
+//   --cipher=NAME                           the agent's scp cipher to the sidecar (scp -c)
 import { spawn } from 'node:child_process';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`
 const sizeMiB = Number(arg('size') ?? 256);
 const keys = Number(arg('keys') ?? 300);
 const runs = Number(arg('runs') ?? 1);
+const cipher = arg('cipher');
 
 function runScp(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -130,7 +132,14 @@ try {
       const sampler = setInterval(() => rss.push(process.memoryUsage().rss), 100);
       const cpu = process.cpuUsage();
       const v = await runScp(
-        [...o.args, '-P', String(h.port), file, 'agent@127.0.0.1:bench-payload.bin'],
+        [
+          ...o.args,
+          ...(cipher ? ['-c', cipher] : []),
+          '-P',
+          String(h.port),
+          file,
+          'agent@127.0.0.1:bench-payload.bin',
+        ],
         o.env,
       );
       clearInterval(sampler);
