@@ -28,6 +28,7 @@ describe('ScpDecoder', () => {
   const b = randomBytes(70_000);
   const stream = Buffer.concat([
     Buffer.from('D0755 0 dir\n'),
+    Buffer.from('T1700000000 0 1700000000 0\n'),
     Buffer.from(`C0644 ${a.length} a.txt\n`),
     a,
     Buffer.from([0]),
@@ -146,7 +147,8 @@ describe('scp -O through the sidecar', () => {
     const content = randomBytes(300_000);
     const local = join(h.dir, name);
     await writeFile(local, content);
-    const up = await h.run('scp', ['-O', '-P', String(h.port), local, `agent@127.0.0.1:${name}`]);
+    // -p: times (T records) travel with the file.
+    const up = await h.run('scp', ['-O', '-p', '-P', String(h.port), local, `agent@127.0.0.1:${name}`]);
     assert.equal(up.code, 0, up.stderr);
     assert.equal(sha(await readFile(join(sshd.homeDir, name))), sha(content));
     const back = join(h.dir, `back-${name}`);
