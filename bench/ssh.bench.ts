@@ -23,6 +23,12 @@ const keys = Number(arg('keys') ?? 300);
 const runs = Number(arg('runs') ?? 1);
 const cipher = arg('cipher');
 
+/** Of sorted values; the mean of the middle two for an even count. */
+function median(sorted: number[]): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 function runScp(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
@@ -174,7 +180,7 @@ try {
         runs,
         scpDirectMiBps: Number(((sizeMiB * runs) / directSeconds).toFixed(1)),
         scpViaSidecarMiBps: Number(((sizeMiB * runs) / viaSeconds).toFixed(1)),
-        ratio: Number(ratios[Math.floor(ratios.length / 2)]!.toFixed(2)),
+        ratio: Number(median(ratios).toFixed(2)),
         ratios: ratios.map((r) => Number(r.toFixed(2))),
         sidecarCpuMsPerMiB: Number((viaCpuMs / (sizeMiB * runs)).toFixed(2)),
         rssMiB: {
