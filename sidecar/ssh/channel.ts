@@ -244,14 +244,14 @@ export class SshChannel {
       .filter((w) => /^-[a-zA-Z]+$/.test(w))
       .join('');
     const direction = flags.includes('t') ? 'upload' : 'download';
-    const go = (targetIsDir: boolean) => {
+    const go = (targetIsDir: boolean | undefined) => {
       if (this.ended) return;
       this.scpDecoder = new ScpDecoder({ direction, roots, targetIsDir });
       this.connect('exec', command);
     };
     if (direction === 'download' || flags.includes('d')) go(direction === 'upload');
     else if (roots[0]) this.s.isDirectory(roots[0]).then(go);
-    else go(true);
+    else go(undefined);
   }
 
   private refuseScp(message: string, command: string): string {
@@ -674,11 +674,17 @@ export class SshChannel {
         toSink(seg.line);
         continue;
       }
-      const verdict = this.s.decider.decide(guard.path(seg.path), {
+      let decision = guard.path(seg.paths[0]!);
+      for (const p of seg.paths.slice(1)) {
+        const d = guard.path(p);
+        if (decision.action === 'allow' || (decision.action === 'alert' && d.action !== 'allow'))
+          decision = d;
+      }
+      const verdict = this.s.decider.decide(decision, {
         text: `scp ${decoder.direction} ${seg.path}`,
         noun: 'scp transfer',
         named: {},
-        detail: { channel: this.id, paths: [seg.path] },
+        detail: { channel: this.id, paths: seg.paths },
       });
       const apply = (v: Verdict) => {
         if (v === undefined) {

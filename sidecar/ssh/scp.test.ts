@@ -97,6 +97,14 @@ describe('ScpDecoder', () => {
     );
   });
 
+  test('target kind unknown (the host has no sftp to ask): a file is checked at both places it may land', () => {
+    const one = Buffer.concat([Buffer.from('C0644 6 secret.key\n'), a, Buffer.from([0])]);
+    const r = decode({ direction: 'upload', roots: ['/tmp'], targetIsDir: undefined }, one, 4);
+    const file = r.segs.find((x) => x.kind === 'file');
+    assert.deepEqual(file?.kind === 'file' ? file.paths : [], ['/tmp/secret.key', '/tmp']);
+    assert.equal(r.ops[0]!.path, '/tmp/secret.key');
+  });
+
   test('a failed or cut-off transfer has no hash; names with slashes and garbage are errors', () => {
     const failed = Buffer.concat([Buffer.from('C0644 6 a\n'), a, Buffer.from('\x01read error\n')]);
     assert.deepEqual(decode({ direction: 'download', roots: ['/a'], targetIsDir: false }, failed, 2).ops, [

@@ -16,15 +16,22 @@ const MAX_LINE = 4096 + 64;
 
 export type ScpSegment =
   | { kind: 'bytes'; data: Buffer }
-  /** A file record: forward `line` once the path is allowed, or refuse it and call skip(). */
-  | { kind: 'file'; path: string; size: number; line: Buffer };
+  /**
+   * A file record: forward `line` once every one of `paths` is allowed, or refuse it and call
+   * skip(). `path` is the file's path on the host; `paths` adds the other place it may land when
+   * the target's kind is unknown.
+   */
+  | { kind: 'file'; path: string; paths: string[]; size: number; line: Buffer };
 
 export interface ScpOptions {
   direction: 'upload' | 'download';
   /** The command line's paths, absolute and normalised (one target for -t, the sources for -f). */
   roots: readonly string[];
-  /** -t: the target is an existing directory (files go into it rather than replace it). */
-  targetIsDir: boolean;
+  /**
+   * -t: the target is an existing directory (files go into it rather than replace it); undefined
+   * when the sidecar could not tell (the host has no sftp to ask): both places are then checked.
+   */
+  targetIsDir: boolean | undefined;
 }
 
 type State = 'record' | 'data' | 'status' | 'status-message';
@@ -101,7 +108,9 @@ export class ScpDecoder {
       }
       const record = this.record(line);
       out.push(
-        record ? { kind: 'file', path: record.path, size: record.size, line } : { kind: 'bytes', data: line },
+        record
+          ? { kind: 'file', path: record.paths[0]!, paths: record.paths, size: record.size, line }
+          : { kind: 'bytes', data: line },
       );
     }
     flush(i);
@@ -141,7 +150,7 @@ export class ScpDecoder {
   }
 
   /** Parses one record line; returns the file to decide for a C record. */
-  private record(line: Buffer): { path: string; size: number } | undefined {
+  private record(line: Buffer): { paths: string[]; size: number } | undefined {
     const type = line[0];
     const text = line.subarray(1, -1).toString('utf8');
     const top = this.dirs.length === 0;
@@ -153,15 +162,15 @@ export class ScpDecoder {
         return undefined;
       }
       if (top) this.topRoot = this.nextRoot();
-      const path = this.pathOf(name);
+      const paths = this.pathsOf(name);
       if (type === 0x44) {
         this.dirs.push(name);
         return undefined;
       }
       const size = Number(m[2]);
-      this.file = { path, size, left: size, hash: createHash('sha256') };
+      this.file = { path: paths[0]!, size, left: size, hash: createHash('sha256') };
       this.state = size === 0 ? 'status' : 'data';
-      return { path, size };
+      return { paths, size };
     }
     if (type === 0x45 /* E */) {
       this.dirs.pop();
@@ -180,15 +189,16 @@ export class ScpDecoder {
     return root;
   }
 
-  /** Where a file or directory of the stream lives on the host. */
-  private pathOf(name: string): string {
+  /** Where a file or directory of the stream lives on the host (or may, target kind unknown). */
+  private pathsOf(name: string): string[] {
     const root = this.topRoot;
-    if (this.o.direction === 'download') {
-      // The top record is the source path itself; deeper ones are inside it.
-      return this.dirs.length === 0 ? root : posix.join(root, ...this.dirs.slice(1), name);
-    }
-    // -t: into the target when it is a directory; otherwise the top record becomes the target.
-    if (this.o.targetIsDir) return posix.join(root, ...this.dirs, name);
-    return this.dirs.length === 0 ? root : posix.join(root, ...this.dirs.slice(1), name);
+    // -f: the top record is the source path itself; deeper ones are inside it. -t into a file
+    // target: the top record becomes the target.
+    const replacing = this.dirs.length === 0 ? root : posix.join(root, ...this.dirs.slice(1), name);
+    if (this.o.direction === 'download' || this.o.targetIsDir === false) return [replacing];
+    // -t into a directory: everything lands inside it.
+    const inside = posix.join(root, ...this.dirs, name);
+    if (this.o.targetIsDir === true || inside === replacing) return [inside];
+    return [inside, replacing];
   }
 }

@@ -298,13 +298,13 @@ export class SshSession {
     return this.homeDir;
   }
 
-  /** Whether a path on the host is a directory (false when it cannot be told), asked over sftp. */
-  isDirectory(path: string): Promise<boolean> {
+  /** Whether a path on the host is a directory; undefined when the host has no sftp to ask. */
+  isDirectory(path: string): Promise<boolean | undefined> {
     return new Promise((resolve) => {
       const upstream = this.upstream;
-      if (!upstream) return resolve(false);
+      if (!upstream) return resolve(undefined);
       upstream.sftp((err, sftp) => {
-        if (err) return resolve(false);
+        if (err) return resolve(undefined);
         sftp.stat(path, (e, st) => {
           sftp.end();
           resolve(!e && st.isDirectory());
