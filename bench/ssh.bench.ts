@@ -9,8 +9,9 @@
 //   --keys=N                                keystrokes per latency run
 //   --runs=N                                scp direct/via pairs (ratio: their median)
 //   --cipher=NAME                           the agent's scp cipher to the sidecar (scp -c)
+//   --download                              scp from the host instead of to it
 import { spawn } from 'node:child_process';
-import { open, rm } from 'node:fs/promises';
+import { copyFile, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { nativeSshCrypto } from '../sidecar/ssh/crypto.ts';
@@ -22,6 +23,7 @@ const sizeMiB = Number(arg('size') ?? 256);
 const keys = Number(arg('keys') ?? 300);
 const runs = Number(arg('runs') ?? 1);
 const cipher = arg('cipher');
+const download = process.argv.includes('--download');
 
 /** Of sorted values; the mean of the middle two for an even count. */
 function median(sorted: number[]): number {
@@ -121,9 +123,15 @@ try {
       'GlobalKnownHostsFile=/dev/null',
       '-P',
       String(sshd.port),
-      file,
-      `${sshd.user}@127.0.0.1:bench-payload.bin`,
     ];
+    // Upload: the local payload to the host. Download: the same file, put on the host first, back.
+    const back = join(h.dir, 'payload.back');
+    const ends = (user: string) =>
+      download
+        ? [`${user}@127.0.0.1:bench-payload.bin`, back]
+        : [file, `${user}@127.0.0.1:bench-payload.bin`];
+    const cleanup = () => (download ? rm(back, { force: true }) : rm(remote, { force: true }));
+    if (download) await copyFile(file, remote);
     const o = h.clientOptions();
     const rss: number[] = [];
     const ratios: number[] = [];
@@ -133,30 +141,24 @@ try {
     // Direct and via alternate, so each ratio compares two transfers a few seconds apart on a
     // machine whose load changes by the minute; the reported ratio is the median of the runs.
     for (let i = 0; i < runs; i++) {
-      const d = await runScp(directArgs, { PATH: process.env.PATH, HOME: h.dir });
-      await rm(remote, { force: true });
+      const d = await runScp([...directArgs, ...ends(sshd.user)], { PATH: process.env.PATH, HOME: h.dir });
+      await cleanup();
       const sampler = setInterval(() => rss.push(process.memoryUsage().rss), 100);
       const cpu = process.cpuUsage();
       const v = await runScp(
-        [
-          ...o.args,
-          ...(cipher ? ['-c', cipher] : []),
-          '-P',
-          String(h.port),
-          file,
-          'agent@127.0.0.1:bench-payload.bin',
-        ],
+        [...o.args, ...(cipher ? ['-c', cipher] : []), '-P', String(h.port), ...ends('agent')],
         o.env,
       );
       clearInterval(sampler);
       const used = process.cpuUsage(cpu);
       viaCpuMs += (used.user + used.system) / 1000;
-      await rm(remote, { force: true });
+      await cleanup();
       ratios.push(d / v);
       directSeconds += d;
       viaSeconds += v;
     }
     ratios.sort((a, b) => a - b);
+    await rm(remote, { force: true });
     const direct = await echoLatency({
       host: '127.0.0.1',
       port: sshd.port,
@@ -176,6 +178,7 @@ try {
       `${JSON.stringify({
         bench: 'ssh',
         sizeMiB,
+        direction: download ? 'download' : 'upload',
         nativeSshCrypto,
         runs,
         scpDirectMiBps: Number(((sizeMiB * runs) / directSeconds).toFixed(1)),
