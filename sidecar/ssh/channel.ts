@@ -8,7 +8,8 @@ import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2'
 import type { Command, Verdict } from '../session/index.ts';
 import { LineTracker } from './line.ts';
 import { type MaskedChunk, OutputMasker } from './output-mask.ts';
-import { ScpDecoder, type ScpSegment } from './scp.ts';
+import { ScpDecoder, scpPaths } from './scp.ts';
+import { ScpRelay } from './scp-relay.ts';
 import type { SshSession } from './session.ts';
 import { SSH_RULES } from './session.ts';
 import { FXP, PacketFramer, type RequestVerdict, SFTP_STATUS, SftpObserver, statusPacket } from './sftp.ts';
@@ -43,9 +44,7 @@ export class SshChannel {
   /** The exec is a legacy scp (`scp -t`/`scp -f`): its stream is a file transfer. */
   private scp = false;
   private outputs: { stdout: OutputMasker; stderr: OutputMasker } | undefined;
-  private scpDecoder: ScpDecoder | undefined;
-  private scpQueue: ScpSegment[] = [];
-  private scpWaiting = false;
+  private scpRelay: ScpRelay | undefined;
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -214,13 +213,7 @@ export class SshChannel {
         this.startScp(resolved, command);
         return;
       }
-      let decision = guard.path(resolved[0] ?? home);
-      for (const p of resolved.slice(1)) {
-        const d = guard.path(p);
-        if (decision.action === 'allow' || (decision.action === 'alert' && d.action !== 'allow'))
-          decision = d;
-      }
-      const verdict = this.s.decider.decide(decision, {
+      const verdict = this.s.decider.decide(guard.paths(resolved.length > 0 ? resolved : [home]), {
         text: `scp ${resolved.join(' ')}`,
         noun: 'scp transfer',
         named: {},
@@ -246,7 +239,17 @@ export class SshChannel {
     const direction = flags.includes('t') ? 'upload' : 'download';
     const go = (targetIsDir: boolean | undefined) => {
       if (this.ended) return;
-      this.scpDecoder = new ScpDecoder({ direction, roots, targetIsDir });
+      this.scpRelay = new ScpRelay(new ScpDecoder({ direction, roots, targetIsDir }), {
+        id: this.id,
+        ended: () => this.ended,
+        agent: () => this.agent!,
+        up: () => this.up!,
+        guard: () => this.s.rt().guard,
+        decider: this.s.decider,
+        rec: (kind, direction, payload) => this.rec(kind, direction, payload),
+        notify: (message) => this.notify(message),
+        close: () => this.close(),
+      });
       this.connect('exec', command);
     };
     if (direction === 'download' || flags.includes('d')) go(direction === 'upload');
@@ -320,7 +323,7 @@ export class SshChannel {
   private relay(mode: Mode, agent: ServerChannel, up: ClientChannel): void {
     // sftp and legacy scp are recorded as the file operations they carry, not as bytes.
     const recordBytes = mode !== 'subsystem' && !this.scp;
-    const scp = this.scpDecoder;
+    const scp = this.scpRelay;
     if (mode === 'shell' || (mode === 'exec' && this.pty)) {
       if (this.pty) this.lines = new LineTracker(this.s.rt().limits.maxLineBytes);
     }
@@ -350,7 +353,7 @@ export class SshChannel {
     up.on('data', (data: Buffer) => {
       if (outputs) outputs.stdout.push(data);
       else if (recordBytes) toAgent('stdout', { data });
-      else if (scp?.direction === 'download') this.onScpSource(data);
+      else if (scp?.direction === 'download') scp.source(data);
       else if (scp) {
         if (!agent.write(data)) up.pause();
       } else {
@@ -378,7 +381,7 @@ export class SshChannel {
     agent.on('data', (data: Buffer) => {
       if (mode === 'subsystem') this.onSftpRequest(data);
       else if (guardLines) this.onLineInput(data);
-      else if (scp?.direction === 'upload') this.onScpSource(data);
+      else if (scp?.direction === 'upload') scp.source(data);
       else if (scp) {
         if (!up.write(data)) agent.pause();
       } else {
@@ -599,12 +602,7 @@ export class SshChannel {
       const id = packet.readUInt32BE(5);
       const guard = this.s.rt().guard;
       const op = FXP_NAMES[packet[4]!] ?? String(packet[4]);
-      let decision = guard.path(v.paths[0]!);
-      for (const p of v.paths.slice(1)) {
-        const d = guard.path(p);
-        if (decision.action === 'allow' || (decision.action === 'alert' && d.action !== 'allow'))
-          decision = d;
-      }
+      const decision = guard.paths(v.paths);
       const cmd: Command = {
         text: `${op} ${v.paths.join(' ')}`,
         noun: 'sftp operation',
@@ -640,90 +638,6 @@ export class SshChannel {
     }
   }
 
-  // ---------------------------------------------------------------- legacy scp
-
-  /** Bytes of the scp source (the agent for -t, the host for -f), on their way to the sink. */
-  private onScpSource(data: Buffer): void {
-    const decoder = this.scpDecoder!;
-    this.scpQueue.push(...decoder.feed(data));
-    if (decoder.error) {
-      this.rec('ssh.error', 'client', { channel: this.id, message: `scp: ${decoder.error}` });
-      this.notify(`chaperone: ${decoder.error}`);
-      this.close();
-      return;
-    }
-    this.pumpScp();
-  }
-
-  private pumpScp(): void {
-    const decoder = this.scpDecoder!;
-    const upload = decoder.direction === 'upload';
-    const source = upload ? this.agent! : this.up!;
-    const toSink = (b: Buffer) => {
-      const ok = upload ? this.up!.write(b) : this.agent!.write(b);
-      if (!ok) source.pause();
-    };
-    while (!this.scpWaiting && this.scpQueue.length > 0 && !this.ended) {
-      const seg = this.scpQueue.shift()!;
-      if (seg.kind === 'bytes') {
-        toSink(seg.data);
-        continue;
-      }
-      const guard = this.s.rt().guard;
-      if (guard.pathRules === 0) {
-        toSink(seg.line);
-        continue;
-      }
-      let decision = guard.path(seg.paths[0]!);
-      for (const p of seg.paths.slice(1)) {
-        const d = guard.path(p);
-        if (decision.action === 'allow' || (decision.action === 'alert' && d.action !== 'allow'))
-          decision = d;
-      }
-      const verdict = this.s.decider.decide(decision, {
-        text: `scp ${decoder.direction} ${seg.path}`,
-        noun: 'scp transfer',
-        named: {},
-        detail: { channel: this.id, paths: seg.paths },
-      });
-      const apply = (v: Verdict) => {
-        if (v === undefined) {
-          toSink(seg.line);
-          return;
-        }
-        // The sink's answer to the record, from the sidecar: the source skips the file and goes on.
-        decoder.skip();
-        const answer = Buffer.from(`\x01${v.replace(/\n/g, ' ')}\n`);
-        if (upload) this.agent!.write(answer);
-        else {
-          this.up!.write(answer);
-          this.notify(v);
-        }
-        this.rec('terminal.file', 'internal', {
-          channel: this.id,
-          op: decoder.direction,
-          path: seg.path,
-          bytes: 0,
-          status: 'blocked',
-        });
-      };
-      if (typeof verdict !== 'object') {
-        apply(verdict);
-        continue;
-      }
-      this.scpWaiting = true;
-      source.pause();
-      verdict.then((v) => {
-        this.scpWaiting = false;
-        if (this.ended) return;
-        apply(v);
-        source.resume();
-        this.pumpScp();
-      });
-    }
-    for (const op of decoder.drain()) this.rec('terminal.file', 'internal', { channel: this.id, ...op });
-  }
-
   // ---------------------------------------------------------------- end
 
   close(): void {
@@ -731,9 +645,7 @@ export class SshChannel {
     this.ended = true;
     this.outputs?.stdout.close();
     this.outputs?.stderr.close();
-    if (this.scpDecoder)
-      for (const op of this.scpDecoder.end())
-        this.rec('terminal.file', 'internal', { channel: this.id, ...op });
+    this.scpRelay?.end();
     if (this.sftp)
       for (const op of this.sftp.drain()) this.rec('terminal.file', 'internal', { channel: this.id, ...op });
     this.up?.close();
@@ -743,29 +655,6 @@ export class SshChannel {
     }
     this.resolveClosed();
   }
-}
-
-/**
- * The paths of a legacy scp server command (`scp [-r -p -d -v -q] -t|-f [--] path...`); undefined
- * when the exec is not one, 'unparsable' when it has quoting or options this does not read.
- */
-export function scpPaths(command: string): string[] | 'unparsable' | undefined {
-  const words = command.trim().split(/\s+/);
-  if (words[0] !== 'scp' && !/\/scp$/.test(words[0] ?? '')) return undefined;
-  if (!words.some((w) => /^-[a-zA-Z]*[tf][a-zA-Z]*$/.test(w))) return undefined;
-  if (/["'`$\\;&|<>()*?[\]{}~]/.test(command.slice(words[0]!.length))) return 'unparsable';
-  const paths: string[] = [];
-  let options = true;
-  for (const w of words.slice(1)) {
-    if (options && w === '--') options = false;
-    else if (options && /^-[rpdvqtfO]+$/.test(w)) continue;
-    else if (options && w.startsWith('-')) return 'unparsable';
-    else {
-      options = false;
-      paths.push(w);
-    }
-  }
-  return paths.length > 0 ? paths : 'unparsable';
 }
 
 const FXP_NAMES: Record<number, string> = Object.fromEntries(

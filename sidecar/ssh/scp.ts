@@ -202,3 +202,26 @@ export class ScpDecoder {
     return [inside, replacing];
   }
 }
+
+/**
+ * The paths of a legacy scp server command (`scp [-r -p -d -v -q] -t|-f [--] path...`); undefined
+ * when the exec is not one, 'unparsable' when it has quoting or options this does not read.
+ */
+export function scpPaths(command: string): string[] | 'unparsable' | undefined {
+  const words = command.trim().split(/\s+/);
+  if (words[0] !== 'scp' && !/\/scp$/.test(words[0] ?? '')) return undefined;
+  if (!words.some((w) => /^-[a-zA-Z]*[tf][a-zA-Z]*$/.test(w))) return undefined;
+  if (/["'`$\\;&|<>()*?[\]{}~]/.test(command.slice(words[0]!.length))) return 'unparsable';
+  const paths: string[] = [];
+  let options = true;
+  for (const w of words.slice(1)) {
+    if (options && w === '--') options = false;
+    else if (options && /^-[rpdvqtfO]+$/.test(w)) continue;
+    else if (options && w.startsWith('-')) return 'unparsable';
+    else {
+      options = false;
+      paths.push(w);
+    }
+  }
+  return paths.length > 0 ? paths : 'unparsable';
+}
