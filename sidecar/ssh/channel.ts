@@ -1,8 +1,9 @@
 // One session channel of an agent: pty, env, signals and window changes are collected or passed on;
 // shell, exec and the sftp subsystem open the matching channel upstream and relay it. Exec commands
 // and shell lines go through the command guard before they reach the host; sftp requests through
-// the path guard (sftp.ts). Every byte relayed on shell and exec channels is recorded with the
-// terminal event contract (recording/terminal-events.ts).
+// the path guard (sftp.ts), legacy scp execs through their decoder (scp-relay.ts). Every byte
+// relayed on shell and exec channels is recorded with the terminal event contract
+// (recording/terminal-events.ts), after output masking when the target asks for it (output-mask.ts).
 import { posix } from 'node:path';
 import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Command, Verdict } from '../session/index.ts';
