@@ -26,6 +26,7 @@ node_modules/.installed: package.json package-lock.json
 	@# npm ci refuses this lock: the registry here lacks the non-Linux optional builds of biome,
 	@# so the lock cannot list them; npm install skips them as optional and keeps the lock.
 	npm install --no-audit --no-fund
+	scripts/build-ssh2-binding.sh $(NODE_BIN)/..
 	@touch $@
 
 tools: system deps

@@ -2,20 +2,34 @@
 // - scp (SFTP protocol, OpenSSH 9) of one file, direct vs through the sidecar, MiB/s;
 // - interactive echo latency (one byte typed in a PTY shell until its echo returns), p50/p99,
 //   direct vs through the sidecar;
-// - the RSS of this process (the sidecar runs in it) sampled every 100 ms during the transfer.
+// - the RSS of this process (the sidecar runs in it) sampled every 100 ms during the transfer, and
+//   its CPU time per MiB relayed (both legs' crypto, sftp decoding, hashing, recording).
 //   node bench/ssh.bench.ts                 256 MiB, 300 keystrokes
 //   node bench/ssh.bench.ts --size=1024     1 GiB (minutes on a shared 2-core machine)
 //   --keys=N                                keystrokes per latency run
+//   --runs=N                                scp direct/via pairs (ratio: their median)
+//   --cipher=NAME                           the agent's scp cipher to the sidecar (scp -c)
+//   --download                              scp from the host instead of to it
 import { spawn } from 'node:child_process';
-import { open, rm } from 'node:fs/promises';
+import { copyFile, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
+import { nativeSshCrypto } from '../sidecar/ssh/crypto.ts';
 import { startSshHarness } from '../sidecar/ssh/testing/harness.ts';
 import { startEnv } from '../test/env/index.ts';
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const sizeMiB = Number(arg('size') ?? 256);
 const keys = Number(arg('keys') ?? 300);
+const runs = Number(arg('runs') ?? 1);
+const cipher = arg('cipher');
+const download = process.argv.includes('--download');
+
+/** Of sorted values; the mean of the middle two for an even count. */
+function median(sorted: number[]): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
 function runScp(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -109,19 +123,41 @@ try {
       'GlobalKnownHostsFile=/dev/null',
       '-P',
       String(sshd.port),
-      file,
-      `${sshd.user}@127.0.0.1:bench-payload.bin`,
     ];
-    const directSeconds = await runScp(directArgs, { PATH: process.env.PATH, HOME: h.dir });
-    await rm(remote, { force: true });
+    // Upload: the local payload to the host. Download: the same file, put on the host first, back.
+    const back = join(h.dir, 'payload.back');
+    const ends = (user: string) =>
+      download
+        ? [`${user}@127.0.0.1:bench-payload.bin`, back]
+        : [file, `${user}@127.0.0.1:bench-payload.bin`];
+    const cleanup = () => (download ? rm(back, { force: true }) : rm(remote, { force: true }));
+    if (download) await copyFile(file, remote);
     const o = h.clientOptions();
     const rss: number[] = [];
-    const sampler = setInterval(() => rss.push(process.memoryUsage().rss), 100);
-    const viaSeconds = await runScp(
-      [...o.args, '-P', String(h.port), file, 'agent@127.0.0.1:bench-payload.bin'],
-      o.env,
-    );
-    clearInterval(sampler);
+    const ratios: number[] = [];
+    let directSeconds = 0;
+    let viaSeconds = 0;
+    let viaCpuMs = 0;
+    // Direct and via alternate, so each ratio compares two transfers a few seconds apart on a
+    // machine whose load changes by the minute; the reported ratio is the median of the runs.
+    for (let i = 0; i < runs; i++) {
+      const d = await runScp([...directArgs, ...ends(sshd.user)], { PATH: process.env.PATH, HOME: h.dir });
+      await cleanup();
+      const sampler = setInterval(() => rss.push(process.memoryUsage().rss), 100);
+      const cpu = process.cpuUsage();
+      const v = await runScp(
+        [...o.args, ...(cipher ? ['-c', cipher] : []), '-P', String(h.port), ...ends('agent')],
+        o.env,
+      );
+      clearInterval(sampler);
+      const used = process.cpuUsage(cpu);
+      viaCpuMs += (used.user + used.system) / 1000;
+      await cleanup();
+      ratios.push(d / v);
+      directSeconds += d;
+      viaSeconds += v;
+    }
+    ratios.sort((a, b) => a - b);
     await rm(remote, { force: true });
     const direct = await echoLatency({
       host: '127.0.0.1',
@@ -142,9 +178,14 @@ try {
       `${JSON.stringify({
         bench: 'ssh',
         sizeMiB,
-        scpDirectMiBps: Number((sizeMiB / directSeconds).toFixed(1)),
-        scpViaSidecarMiBps: Number((sizeMiB / viaSeconds).toFixed(1)),
-        ratio: Number((directSeconds / viaSeconds).toFixed(2)),
+        direction: download ? 'download' : 'upload',
+        nativeSshCrypto,
+        runs,
+        scpDirectMiBps: Number(((sizeMiB * runs) / directSeconds).toFixed(1)),
+        scpViaSidecarMiBps: Number(((sizeMiB * runs) / viaSeconds).toFixed(1)),
+        ratio: Number(median(ratios).toFixed(2)),
+        ratios: ratios.map((r) => Number(r.toFixed(2))),
+        sidecarCpuMsPerMiB: Number((viaCpuMs / (sizeMiB * runs)).toFixed(2)),
         rssMiB: {
           first: mib(rss[0] ?? 0),
           max: mib(Math.max(...rss)),

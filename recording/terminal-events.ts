@@ -34,6 +34,10 @@ export const TerminalDataSchema = z.object({
   stream: z.enum(['stdin', 'stdout', 'stderr']),
   /** base64 of the bytes exactly as relayed (after masking, when the policy masks output). */
   data: z.string(),
+  /** Output only: masking changed these bytes (ssh.maskOutput). */
+  masked: z.boolean().optional(),
+  /** Output only, with masking.keepOriginals: base64 of the bytes before masking. */
+  original: z.string().optional(),
 });
 export const TerminalResizeSchema = z.object({ channel, cols: size, rows: size });
 export const TerminalExitSchema = z.object({

@@ -62,6 +62,12 @@ export const sshTargetSchema = z
       .describe(
         'Destinations the agent may reach through the upstream host (ssh -L, -W), opened by the upstream and recorded with their byte counts; every other forwarding is refused.',
       ),
+    maskOutput: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Apply the policy's masking detectors to the stdout and stderr of shell and exec channels, in what the agent receives and what is recorded. Exec output is treated as text: binary protocols over exec (rsync, git) break. sftp and scp transfers are never masked.",
+      ),
   })
   .describe('ssh: upstream host-key pinning and channel policy.');
 

@@ -1,12 +1,16 @@
 // One session channel of an agent: pty, env, signals and window changes are collected or passed on;
 // shell, exec and the sftp subsystem open the matching channel upstream and relay it. Exec commands
 // and shell lines go through the command guard before they reach the host; sftp requests through
-// the path guard (sftp.ts). Every byte relayed on shell and exec channels is recorded with the
-// terminal event contract (recording/terminal-events.ts).
+// the path guard (sftp.ts), legacy scp execs through their decoder (scp-relay.ts). Every byte
+// relayed on shell and exec channels is recorded with the terminal event contract
+// (recording/terminal-events.ts), after output masking when the target asks for it (output-mask.ts).
 import { posix } from 'node:path';
 import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Command, Verdict } from '../session/index.ts';
 import { LineTracker } from './line.ts';
+import { type MaskedChunk, OutputMasker } from './output-mask.ts';
+import { ScpDecoder, scpPaths } from './scp.ts';
+import { ScpRelay } from './scp-relay.ts';
 import type { SshSession } from './session.ts';
 import { SSH_RULES } from './session.ts';
 import { FXP, PacketFramer, type RequestVerdict, SFTP_STATUS, SftpObserver, statusPacket } from './sftp.ts';
@@ -38,6 +42,10 @@ export class SshChannel {
   private sftp: SftpObserver | undefined;
   private sftpIn: PacketFramer | undefined;
   private sftpOut: PacketFramer | undefined;
+  /** The exec is a legacy scp (`scp -t`/`scp -f`): its stream is a file transfer. */
+  private scp = false;
+  private outputs: { stdout: OutputMasker; stderr: OutputMasker } | undefined;
+  private scpRelay: ScpRelay | undefined;
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -166,6 +174,7 @@ export class SshChannel {
     if (mode === 'exec') {
       const verdict = this.s.decider.decide(this.s.rt().guard.command(command!), commandOf(command!));
       const scp = scpPaths(command!);
+      this.scp = scp !== undefined;
       const next = (v: Verdict) => {
         if (this.ended) return;
         if (v !== undefined) this.refuseExec(v);
@@ -179,14 +188,17 @@ export class SshChannel {
     this.connect(mode, command);
   }
 
-  /** Legacy scp (scp -O): the exec's file paths go through pathPattern like sftp's. */
+  /**
+   * Legacy scp (scp -O): the exec's file paths go through pathPattern like sftp's, and so does every
+   * file record of the stream (scp.ts), which is decoded into file events.
+   */
   private checkScp(paths: string[] | 'unparsable', command: string): void {
     const guard = this.s.rt().guard;
-    if (guard.pathRules === 0) {
-      this.connect('exec', command);
-      return;
-    }
     if (paths === 'unparsable') {
+      if (guard.pathRules === 0) {
+        this.startScp([], command);
+        return;
+      }
       this.refuseExec(
         this.refuseScp(
           'chaperone: scp command line with quoting or options the sidecar cannot read',
@@ -198,13 +210,11 @@ export class SshChannel {
     this.s.home().then((home) => {
       if (this.ended) return;
       const resolved = paths.map((p) => posix.normalize(posix.isAbsolute(p) ? p : posix.join(home, p)));
-      let decision = guard.path(resolved[0] ?? home);
-      for (const p of resolved.slice(1)) {
-        const d = guard.path(p);
-        if (decision.action === 'allow' || (decision.action === 'alert' && d.action !== 'allow'))
-          decision = d;
+      if (guard.pathRules === 0) {
+        this.startScp(resolved, command);
+        return;
       }
-      const verdict = this.s.decider.decide(decision, {
+      const verdict = this.s.decider.decide(guard.paths(resolved.length > 0 ? resolved : [home]), {
         text: `scp ${resolved.join(' ')}`,
         noun: 'scp transfer',
         named: {},
@@ -212,12 +222,40 @@ export class SshChannel {
       });
       const next = (v: Verdict) => {
         if (this.ended) return;
-        if (v === undefined) this.connect('exec', command);
+        if (v === undefined) this.startScp(resolved, command);
         else this.refuseExec(v);
       };
       if (typeof verdict === 'object') verdict.then(next);
       else next(verdict);
     });
+  }
+
+  /** Opens the scp exec upstream with a decoder of its source stream. */
+  private startScp(roots: string[], command: string): void {
+    const flags = command
+      .trim()
+      .split(/\s+/)
+      .filter((w) => /^-[a-zA-Z]+$/.test(w))
+      .join('');
+    const direction = flags.includes('t') ? 'upload' : 'download';
+    const go = (targetIsDir: boolean | undefined) => {
+      if (this.ended) return;
+      this.scpRelay = new ScpRelay(new ScpDecoder({ direction, roots, targetIsDir }), {
+        id: this.id,
+        ended: () => this.ended,
+        agent: () => this.agent!,
+        up: () => this.up!,
+        guard: () => this.s.rt().guard,
+        decider: this.s.decider,
+        rec: (kind, direction, payload) => this.rec(kind, direction, payload),
+        notify: (message) => this.notify(message),
+        close: () => this.close(),
+      });
+      this.connect('exec', command);
+    };
+    if (direction === 'download' || flags.includes('d')) go(direction === 'upload');
+    else if (roots[0]) this.s.isDirectory(roots[0]).then(go);
+    else go(undefined);
   }
 
   private refuseScp(message: string, command: string): string {
@@ -284,43 +322,70 @@ export class SshChannel {
   }
 
   private relay(mode: Mode, agent: ServerChannel, up: ClientChannel): void {
-    const recordBytes = mode !== 'subsystem';
+    // sftp and legacy scp are recorded as the file operations they carry, not as bytes.
+    const recordBytes = mode !== 'subsystem' && !this.scp;
+    const scp = this.scpRelay;
     if (mode === 'shell' || (mode === 'exec' && this.pty)) {
       if (this.pty) this.lines = new LineTracker(this.s.rt().limits.maxLineBytes);
     }
     const guardLines = mode === 'shell' || (mode === 'exec' && this.pty !== undefined);
-    up.on('data', (data: Buffer) => {
-      if (recordBytes)
-        this.rec('terminal.output', 'server', {
-          channel: this.id,
-          stream: 'stdout',
-          data: data.toString('base64'),
-        });
-      else this.onSftpReply(data);
-      if (!agent.write(data)) up.pause();
-    });
-    up.stderr.on('data', (data: Buffer) => {
+    const toAgent = (stream: 'stdout' | 'stderr', chunk: MaskedChunk) => {
       this.rec('terminal.output', 'server', {
         channel: this.id,
-        stream: 'stderr',
-        data: data.toString('base64'),
+        stream,
+        data: chunk.data.toString('base64'),
+        ...(chunk.original ? { masked: true } : {}),
+        ...(chunk.original && this.s.rt().outputMask?.keepOriginals
+          ? { original: chunk.original.toString('base64') }
+          : {}),
       });
-      if (!agent.stderr.write(data)) up.pause();
+      const ok = stream === 'stdout' ? agent.write(chunk.data) : agent.stderr.write(chunk.data);
+      if (!ok) up.pause();
+    };
+    // sftp and scp carry files, never masked (output-mask.ts says what masking can and cannot see).
+    const mask = recordBytes && !this.scp ? this.s.rt().outputMask : undefined;
+    const outputs = mask
+      ? {
+          stdout: new OutputMasker(mask.row, (c) => toAgent('stdout', c)),
+          stderr: new OutputMasker(mask.row, (c) => toAgent('stderr', c)),
+        }
+      : undefined;
+    this.outputs = outputs;
+    up.on('data', (data: Buffer) => {
+      if (outputs) outputs.stdout.push(data);
+      else if (recordBytes) toAgent('stdout', { data });
+      else if (scp?.direction === 'download') scp.source(data);
+      else if (scp) {
+        if (!agent.write(data)) up.pause();
+      } else {
+        this.onSftpReply(data);
+        if (!agent.write(data)) up.pause();
+      }
+    });
+    up.stderr.on('data', (data: Buffer) => {
+      if (outputs) outputs.stderr.push(data);
+      else toAgent('stderr', { data });
     });
     agent.on('drain', () => up.resume());
     up.on('drain', () => agent.resume());
     up.on('exit', (code: number | null, signal?: string, dumped?: boolean, description?: string) => {
+      this.flushOutputs();
       if (code !== null && code !== undefined) this.sendExit({ code });
       else if (signal) this.sendExit({ signal, dumped: dumped ?? false, description: description ?? '' });
     });
+    up.on('end', () => this.flushOutputs());
     up.on('close', () => {
+      this.flushOutputs();
       if (!this.ended) agent.end();
       this.close();
     });
     agent.on('data', (data: Buffer) => {
       if (mode === 'subsystem') this.onSftpRequest(data);
       else if (guardLines) this.onLineInput(data);
-      else {
+      else if (scp?.direction === 'upload') scp.source(data);
+      else if (scp) {
+        if (!up.write(data)) agent.pause();
+      } else {
         this.rec('terminal.input', 'client', {
           channel: this.id,
           stream: 'stdin',
@@ -337,6 +402,12 @@ export class SshChannel {
       });
     });
     agent.on('close', () => this.close());
+  }
+
+  /** Output held back by the maskers goes out before exit status, EOF and close. */
+  private flushOutputs(): void {
+    this.outputs?.stdout.flush();
+    this.outputs?.stderr.flush();
   }
 
   private sendExit(e: { code: number } | { signal: string; dumped: boolean; description: string }): void {
@@ -492,14 +563,31 @@ export class SshChannel {
     this.pumpSftp();
   }
 
+  /** Requests allowed but not yet written upstream (written together at the end of the tick). */
+  private sftpBatch: Buffer[] = [];
+
+  /**
+   * An sftp WRITE of 32 KiB is a little larger than one SSH packet, so written one by one each
+   * request would cost two SSH packets upstream (one of a few bytes). The requests that arrive in
+   * one read of the agent's socket go upstream in one write instead.
+   */
+  private toUpstream(packet: Buffer): void {
+    if (this.sftpBatch.push(packet) > 1) return;
+    queueMicrotask(() => {
+      const batch = this.sftpBatch;
+      this.sftpBatch = [];
+      if (this.ended || !this.up) return;
+      if (!this.up.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch))) this.agent?.pause();
+    });
+  }
+
   private pumpSftp(): void {
-    const up = this.up!;
     const agent = this.agent!;
     while (!this.sftpWaiting && this.sftpQueue.length > 0 && !this.ended) {
       const packet = this.sftpQueue.shift()!;
       const v: RequestVerdict = this.sftp!.request(packet);
       if (v.forward === true) {
-        if (!up.write(packet)) agent.pause();
+        this.toUpstream(packet);
         continue;
       }
       if (v.forward === false) {
@@ -515,12 +603,7 @@ export class SshChannel {
       const id = packet.readUInt32BE(5);
       const guard = this.s.rt().guard;
       const op = FXP_NAMES[packet[4]!] ?? String(packet[4]);
-      let decision = guard.path(v.paths[0]!);
-      for (const p of v.paths.slice(1)) {
-        const d = guard.path(p);
-        if (decision.action === 'allow' || (decision.action === 'alert' && d.action !== 'allow'))
-          decision = d;
-      }
+      const decision = guard.paths(v.paths);
       const cmd: Command = {
         text: `${op} ${v.paths.join(' ')}`,
         noun: 'sftp operation',
@@ -529,9 +612,8 @@ export class SshChannel {
       };
       const verdict = this.s.decider.decide(decision, cmd);
       const apply = (r: Verdict) => {
-        if (r === undefined) {
-          if (!up.write(packet)) agent.pause();
-        } else agent.write(statusPacket(id, SFTP_STATUS.PERMISSION_DENIED, r));
+        if (r === undefined) this.toUpstream(packet);
+        else agent.write(statusPacket(id, SFTP_STATUS.PERMISSION_DENIED, r));
       };
       if (typeof verdict !== 'object') {
         apply(verdict);
@@ -562,6 +644,9 @@ export class SshChannel {
   close(): void {
     if (this.ended) return;
     this.ended = true;
+    this.outputs?.stdout.close();
+    this.outputs?.stderr.close();
+    this.scpRelay?.end();
     if (this.sftp)
       for (const op of this.sftp.drain()) this.rec('terminal.file', 'internal', { channel: this.id, ...op });
     this.up?.close();
@@ -571,29 +656,6 @@ export class SshChannel {
     }
     this.resolveClosed();
   }
-}
-
-/**
- * The paths of a legacy scp server command (`scp [-r -p -d -v -q] -t|-f [--] path...`); undefined
- * when the exec is not one, 'unparsable' when it has quoting or options this does not read.
- */
-export function scpPaths(command: string): string[] | 'unparsable' | undefined {
-  const words = command.trim().split(/\s+/);
-  if (words[0] !== 'scp' && !/\/scp$/.test(words[0] ?? '')) return undefined;
-  if (!words.some((w) => /^-[a-zA-Z]*[tf][a-zA-Z]*$/.test(w))) return undefined;
-  if (/["'`$\\;&|<>()*?[\]{}~]/.test(command.slice(words[0]!.length))) return 'unparsable';
-  const paths: string[] = [];
-  let options = true;
-  for (const w of words.slice(1)) {
-    if (options && w === '--') options = false;
-    else if (options && /^-[rpdvqtfO]+$/.test(w)) continue;
-    else if (options && w.startsWith('-')) return 'unparsable';
-    else {
-      options = false;
-      paths.push(w);
-    }
-  }
-  return paths.length > 0 ? paths : 'unparsable';
 }
 
 const FXP_NAMES: Record<number, string> = Object.fromEntries(

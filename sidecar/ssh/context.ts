@@ -1,6 +1,7 @@
 // What an ssh session needs from the process: its target's policy snapshot (swapped on config
 // reload) on top of what the session core reads, and the limits of the gateway.
 import type { SidecarTarget } from '../config/index.ts';
+import type { RowMasker } from '../policy/index.ts';
 import type { CoreRuntime, CoreServices } from '../session/index.ts';
 import type { SshGuard } from './guard.ts';
 
@@ -33,6 +34,8 @@ export interface SshRuntime extends CoreRuntime {
   /** direct-tcpip destinations ("host:port") the agent may open through the upstream. */
   allowDirectTcpip: ReadonlySet<string>;
   limits: SshLimits;
+  /** With ssh.maskOutput and masking detectors: masks shell and exec output (output-mask.ts). */
+  outputMask?: { row: RowMasker; keepOriginals: boolean };
 }
 
 export type SshServices = CoreServices;

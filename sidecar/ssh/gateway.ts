@@ -2,6 +2,7 @@
 // a session per agent connection, drained on shutdown or when the target leaves the config.
 import ssh2 from 'ssh2';
 import type { SshRuntime, SshServices } from './context.ts';
+import { nativeSshCrypto } from './crypto.ts';
 import { SshSession } from './session.ts';
 
 export class SshGateway {
@@ -26,6 +27,11 @@ export class SshGateway {
       },
     );
     this.server.on('error', (err: Error) => services.logger.warn({ err: err.message }, 'ssh listener error'));
+    if (!nativeSshCrypto)
+      services.logger.warn(
+        { target: this.target },
+        'ssh2 runs without its native crypto binding (sshcrypto.node did not load): SSH transfers cost about twice the CPU',
+      );
   }
 
   get target(): string {

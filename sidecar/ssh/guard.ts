@@ -19,6 +19,8 @@ export interface SshGuard {
   command(text: string): GuardDecision;
   /** A file path of an sftp or scp operation. Never throws. */
   path(path: string): GuardDecision;
+  /** Several paths of one operation: the strictest decision (anything over alert over allow). */
+  paths(paths: readonly string[]): GuardDecision;
   /** How many command rules apply (uncertain shell lines are refused when there are any). */
   commandRules: number;
   /** How many path rules apply (legacy scp is only parsed when there are any). */
@@ -68,9 +70,19 @@ function decide(rules: readonly CompiledRule[], text: string): GuardDecision {
 export function createSshGuard(rules: readonly Guardrail[], target: string): SshGuard {
   const commands = compile(rules, target, 'commandPattern');
   const paths = compile(rules, target, 'pathPattern');
+  const path = (p: string) => decide(paths, p);
   return {
     command: (text) => decide(commands, text),
-    path: (path) => decide(paths, path),
+    path,
+    paths: (all) => {
+      let decision = ALLOW;
+      for (const p of all) {
+        const d = path(p);
+        if (decision.action === 'allow' || (decision.action === 'alert' && d.action !== 'allow'))
+          decision = d;
+      }
+      return decision;
+    },
     commandRules: commands.length,
     pathRules: paths.length,
   };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { testEnv } from '../../test/env/index.ts';
 import { decideLocalApproval, listPendingLocalApprovals } from '../server/modules.ts';
-import { scpPaths } from './channel.ts';
+import { scpPaths } from './scp.ts';
 import { kinds, type SshHarness, startSshHarness, streamText } from './testing/harness.ts';
 
 const { sshd } = await testEnv(['sshd']);

@@ -2,6 +2,7 @@
 // upstream host keys or without its own host key is refused: the sidecar never trusts on first use.
 import { readFile } from 'node:fs/promises';
 import type { SidecarConfig, SidecarTarget } from '../config/index.ts';
+import { createMasker, PG_TYPE } from '../policy/index.ts';
 import type { CoreRuntime } from '../session/index.ts';
 import { DEFAULT_SSH_LIMITS, type SshLimits, type SshRuntime } from './context.ts';
 import { createSshGuard } from './guard.ts';
@@ -34,5 +35,16 @@ export async function buildSshRuntime(
     allowEnv: new Set(ssh.allowEnv),
     allowDirectTcpip: new Set(ssh.allowDirectTcpip.map((d) => `${d.host}:${d.port}`)),
     limits: { ...DEFAULT_SSH_LIMITS, ...limits },
+    ...(ssh.maskOutput && config.masking.detectors.length > 0
+      ? {
+          outputMask: {
+            // Detectors only: column rules name SQL columns and JSON fields, terminal output has none.
+            row: createMasker({ ...config.masking, columns: [] }).forColumns([
+              { name: 'terminal', dataTypeID: PG_TYPE.text, format: 'text' },
+            ]),
+            keepOriginals: config.masking.keepOriginals,
+          },
+        }
+      : {}),
   };
 }

@@ -298,6 +298,21 @@ export class SshSession {
     return this.homeDir;
   }
 
+  /** Whether a path on the host is a directory; undefined when the host has no sftp to ask. */
+  isDirectory(path: string): Promise<boolean | undefined> {
+    return new Promise((resolve) => {
+      const upstream = this.upstream;
+      if (!upstream) return resolve(undefined);
+      upstream.sftp((err, sftp) => {
+        if (err) return resolve(undefined);
+        sftp.stat(path, (e, st) => {
+          sftp.end();
+          resolve(!e && st.isDirectory());
+        });
+      });
+    });
+  }
+
   // ---------------------------------------------------------------- shutdown
 
   /** Shutdown: tell the channels, close both sides, end the recording. */

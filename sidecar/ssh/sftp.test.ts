@@ -92,3 +92,20 @@ test('the framer splits and joins packets across chunks and refuses absurd lengt
   bad.push(u32(10 * 1024 * 1024));
   assert.match(String(bad.error), /sftp packet/);
 });
+
+test('the framer returns the same packets whatever the cuts, large writes included', () => {
+  const packets = [
+    packet(FXP.STAT, u32(1), str('/a')),
+    packet(FXP.WRITE, u32(2), str('h'), Buffer.alloc(8), str('x'.repeat(32 * 1024))),
+    packet(FXP.WRITE, u32(3), str('h'), Buffer.alloc(8), str('y'.repeat(70_000))),
+    packet(FXP.CLOSE, u32(4), str('h')),
+  ];
+  const stream = Buffer.concat(packets);
+  for (const step of [1, 2, 3, 5, 4096, 32 * 1024, 32 * 1024 + 7, stream.length]) {
+    const f = new PacketFramer();
+    const got: Buffer[] = [];
+    for (let i = 0; i < stream.length; i += step) got.push(...f.push(stream.subarray(i, i + step)));
+    assert.equal(f.error, undefined);
+    assert.deepEqual(got, packets, `step ${step}`);
+  }
+});

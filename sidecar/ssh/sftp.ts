@@ -140,25 +140,61 @@ class Reader {
   }
 }
 
-/** Splits a byte stream into sftp packets (length-prefixed). */
+/**
+ * Splits a byte stream into sftp packets (length-prefixed). A packet inside one chunk is a view of
+ * it; only a packet cut across chunks is copied, once (a 32 KiB WRITE always is: it is a little
+ * larger than an SSH packet).
+ */
 export class PacketFramer {
-  private buf: Buffer = Buffer.alloc(0);
+  /** The start of a packet cut by the end of the last chunk. */
+  private parts: Buffer[] = [];
+  private partsLen = 0;
   error: string | undefined;
+
+  private lengthOk(len: number): boolean {
+    if (len >= 1 && len <= MAX_PACKET) return true;
+    this.error = `sftp packet of ${len} bytes`;
+    return false;
+  }
+
   push(chunk: Buffer): Buffer[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: Buffer[] = [];
-    let pos = 0;
-    while (this.buf.length - pos >= 4) {
-      const len = this.buf.readUInt32BE(pos);
-      if (len < 1 || len > MAX_PACKET) {
-        this.error = `sftp packet of ${len} bytes`;
+    let c = chunk;
+    if (this.partsLen > 0) {
+      if (this.partsLen < 4) {
+        const take = Math.min(4 - this.partsLen, c.length);
+        this.parts.push(c.subarray(0, take));
+        this.partsLen += take;
+        c = c.subarray(take);
+        if (this.partsLen < 4) return out;
+        this.parts = [Buffer.concat(this.parts, this.partsLen)];
+      }
+      const len = this.parts[0]!.readUInt32BE(0);
+      if (!this.lengthOk(len)) return out;
+      const need = 4 + len - this.partsLen;
+      if (c.length < need) {
+        this.parts.push(c);
+        this.partsLen += c.length;
         return out;
       }
-      if (this.buf.length - pos < 4 + len) break;
-      out.push(this.buf.subarray(pos, pos + 4 + len));
+      this.parts.push(c.subarray(0, need));
+      out.push(Buffer.concat(this.parts, 4 + len));
+      this.parts = [];
+      this.partsLen = 0;
+      c = c.subarray(need);
+    }
+    let pos = 0;
+    while (c.length - pos >= 4) {
+      const len = c.readUInt32BE(pos);
+      if (!this.lengthOk(len)) return out;
+      if (c.length - pos < 4 + len) break;
+      out.push(c.subarray(pos, pos + 4 + len));
       pos += 4 + len;
     }
-    this.buf = pos === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(pos);
+    if (pos < c.length) {
+      this.parts = [c.subarray(pos)];
+      this.partsLen = c.length - pos;
+    }
     return out;
   }
 }

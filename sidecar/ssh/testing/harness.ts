@@ -90,6 +90,8 @@ export interface SshHarnessOptions {
   upstreamHostKeys?: string[];
   allowEnv?: string[];
   allowDirectTcpip?: { host: string; port: number }[];
+  /** ssh.maskOutput (with `config.masking` detectors). */
+  maskOutput?: boolean;
   /** Log the sidecar in upstream with the private key instead of the password. */
   upstreamKey?: boolean;
   /** More identity settings (liveness, offboarding) next to the harness's issuer. */
@@ -137,6 +139,7 @@ export async function startSshHarness(sshd: SshdInfo, options: SshHarnessOptions
           upstreamHostKeys: options.upstreamHostKeys ?? upstreamLines,
           allowEnv: options.allowEnv ?? [],
           allowDirectTcpip: options.allowDirectTcpip ?? [],
+          ...(options.maskOutput ? { maskOutput: true } : {}),
           hostKeyFile,
         },
       },
