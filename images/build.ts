@@ -502,7 +502,12 @@ export async function buildImages(out: string): Promise<BuiltImage[]> {
       await touchEpoch(roots.node);
       return { layer: await layer(layout, 'node', roots.node), components };
     });
-    const depsKey = [recipe, await sha256File(join(repo, 'package-lock.json'))];
+    // The lock, and how native bindings are built after npm install (ssh2's, by this script).
+    const depsKey = [
+      recipe,
+      await sha256File(join(repo, 'package-lock.json')),
+      await sha256File(join(repo, 'scripts', 'build-ssh2-binding.sh')),
+    ];
     const deps = await cachedLayer(layout, 'node_modules', depsKey, async () => {
       const components = await nodeModulesRootfs(roots.deps);
       await touchEpoch(roots.deps);
