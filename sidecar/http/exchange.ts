@@ -24,6 +24,9 @@ import { Scrubber, scrubBuffer, secretValues } from './scrub.ts';
 import { type HttpSession, IdentityRefused } from './session.ts';
 import { WatchRelay } from './watch.ts';
 
+/** Responses up to this size with a Content-Length are read whole and sent in one write. */
+const SMALL_BODY_BYTES = 64 * 1024;
+
 export async function handleExchange(
   session: HttpSession,
   rt: HttpRuntime,
@@ -311,10 +314,32 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
     );
     return;
   }
-  res.writeHead(upstream.statusCode, respHeaders);
-  const scrub = new Scrubber(secrets);
-  const done = await streamBody(upstream.body, [scrub, captureTransform(respCapture)], res, session);
-  if (scrub.hits > 0) scrubbed();
+  let done = true;
+  const length = Number(upstream.headers['content-length'] ?? Number.NaN);
+  if (length <= SMALL_BODY_BYTES) {
+    // A small body of known length: read whole, then headers and body leave in one write (no
+    // stream pipeline per exchange; see "HTTP and Kubernetes API targets" in docs/benchmarks.md).
+    let out: Buffer;
+    try {
+      out = Buffer.from(await upstream.body.arrayBuffer());
+    } catch (err) {
+      session.logger.debug({ err }, 'response body cut by the upstream');
+      out = Buffer.alloc(0);
+      done = false;
+    }
+    if (!done) res.destroy();
+    else {
+      if (scrubBuffer(out, secrets) > 0) scrubbed();
+      respCapture.update(out);
+      res.writeHead(upstream.statusCode, respHeaders);
+      res.end(out);
+    }
+  } else {
+    res.writeHead(upstream.statusCode, respHeaders);
+    const scrub = new Scrubber(secrets);
+    done = await streamBody(upstream.body, [scrub, captureTransform(respCapture)], res, session);
+    if (scrub.hits > 0) scrubbed();
+  }
   const bodySummary = respCapture.summary(contentType);
   let refs: ReturnType<typeof objectRefs> | undefined;
   if (rt.kube && bodySummary.text && !bodySummary.truncated && isJson(contentType)) {
