@@ -91,7 +91,7 @@ if (!isMainThread) {
       });
       w.once('message', (rate: number) => {
         const used = process.threadCpuUsage(before);
-        (runs[name] ??= []).push({ rate, cpuUs: (used.user + used.system) / (rate * seconds) });
+        runs[name] = [...(runs[name] ?? []), { rate, cpuUs: (used.user + used.system) / (rate * seconds) }];
         resolve(rate);
       });
       w.once('error', reject);
