@@ -97,7 +97,6 @@ if (!isMainThread) {
       w.once('error', reject);
     });
   const modes = values.durability.split(',') as ('strict' | 'batched')[];
-  const profiler = process.env.BENCH_CPU_PROF ? await startProfiler() : undefined;
   // Rounds of every path back to back: the ratios compare runs made under the same load.
   for (let round = 0; round < Number(values.rounds); round++) {
     await load('direct', `https://127.0.0.1:${port}/items`, '', pki.ca.certPem);
@@ -106,11 +105,13 @@ if (!isMainThread) {
     await relay.close();
     for (const durability of modes) {
       const h = await harness(durability);
+      // The profile covers the sidecar's load runs of the first round only.
+      const profiler = process.env.BENCH_CPU_PROF && round === 0 ? await startProfiler() : undefined;
       await load(durability, `${h.base}/items`, h.token);
+      if (profiler) process.stdout.write(`cpu profile (${durability}): ${await profiler()}\n`);
       await h.close();
     }
   }
-  if (profiler) process.stdout.write(`cpu profile: ${await profiler()}\n`);
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const rate = (name: string) => median(runs[name]!.map((r) => r.rate));
   const cpu = (name: string) => median(runs[name]!.map((r) => r.cpuUs));
