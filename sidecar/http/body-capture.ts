@@ -73,3 +73,56 @@ export function captureTransform(capture: BodyCapture): Transform {
     },
   });
 }
+
+/**
+ * The tap a request body streams through: it feeds the capture and, once the body has ended,
+ * records the request (`record`). holdLast (durability strict): the body's last chunk is held until
+ * that record is durable, so the upstream never has the whole request before its event is on disk.
+ * A body cut short is recorded as far as it came.
+ */
+export function requestTap(
+  capture: BodyCapture,
+  record: () => Promise<void>,
+  holdLast: boolean,
+): { tap: Transform; recorded: Promise<void> } {
+  let held: Buffer | undefined;
+  let started: Promise<void> | undefined;
+  const once = () => {
+    started ??= record();
+    return started;
+  };
+  let settle!: { resolve: () => void; reject: (err: Error) => void };
+  const recorded = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  recorded.catch(() => undefined);
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      capture.update(chunk);
+      if (!holdLast) {
+        cb(null, chunk);
+        return;
+      }
+      const out = held;
+      held = chunk;
+      cb(null, out);
+    },
+    flush(cb: TransformCallback) {
+      once().then(
+        () => {
+          settle.resolve();
+          cb(null, held);
+        },
+        (err: Error) => {
+          settle.reject(err);
+          cb(err);
+        },
+      );
+    },
+  });
+  tap.once('close', () => {
+    if (started) return;
+    once().then(settle.resolve, settle.reject);
+  });
+  return { tap, recorded };
+}

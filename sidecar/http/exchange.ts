@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { kubeRequestHeaders, kubeStatus, mustMaskSecrets, objectRefs } from '../kube/exchange.ts';
 import { type KubeRequestInfo, kubeRequestInfo, recordedAttributes } from '../kube/request-info.ts';
 import { maskSecretRequestText, maskSecrets } from '../kube/secrets.ts';
-import { BodyCapture, captureTransform } from './body-capture.ts';
+import { BodyCapture, captureTransform, requestTap } from './body-capture.ts';
 import type { HttpRuntime } from './context.ts';
 import {
   downstreamResponseHeaders,
@@ -152,7 +152,7 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
 
   const withBody = hasBody(req);
   const reqCapture = new BodyCapture(rt.http.bodyCapBytes);
-  let requestRecorded: Promise<void> | undefined;
+  let requestRecorded: Promise<void>;
   const recordRequest = () => {
     const event = withBody
       ? { ...requestEvent, body: requestBody(reqCapture.summary(mime(req.headers)), secretsMasked) }
@@ -169,10 +169,12 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
   });
   let body: Readable | null = null;
   if (withBody) {
-    const tap = captureTransform(reqCapture);
-    req.once('error', (err) => tap.destroy(err));
-    body = req.pipe(tap);
-    requestRecorded = new Promise<void>((resolve) => tap.once('end', resolve)).then(recordRequest);
+    // Strict recording: the body streams upstream, but its last chunk only once the request event
+    // (with the whole body's length and hash) is durable.
+    const t = requestTap(reqCapture, recordRequest, rt.strictRecording);
+    req.once('error', (err) => t.tap.destroy(err));
+    body = req.pipe(t.tap);
+    requestRecorded = t.recorded;
   } else {
     requestRecorded = recordRequest();
     // Strict recording: a request without a body goes upstream only once its event is durable.

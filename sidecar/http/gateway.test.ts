@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { harSchema } from '../../cli/export/testing/har-schema.ts';
 import { run } from '../../cli/program.ts';
-import type { RecordedEvent } from '../../recording/index.ts';
+import type { RecordedEvent, Recorder } from '../../recording/index.ts';
 import { runProcess } from '../postgres/testing/harness.ts';
 import { decideLocalApproval, listPendingLocalApprovals } from '../server/modules.ts';
 import { REDACTED } from './headers.ts';
@@ -173,6 +173,59 @@ describe('http target', () => {
     assert.equal(upload.body.sha256, sha);
     assert.equal(upload.body.truncated, true);
     assert.equal(upload.body.text.length, 1024);
+  });
+
+  test('durability strict: the upstream has the whole request body only once the request event is durable', async () => {
+    // Hook the recorder: hold the acknowledgement of the upload's request event until the upstream
+    // has the whole body (or a second has passed). Under strict the body's last chunk waits for
+    // that acknowledgement, so the upstream cannot have it yet.
+    const recorder = (h.sidecar as unknown as { recorder: Recorder }).recorder;
+    const start = recorder.startSession.bind(recorder);
+    const url = `/upload?durable=${Date.now()}`;
+    let ended = false;
+    const endedBeforeDurable: boolean[] = [];
+    up.onUploadEnd = (u) => {
+      if (u === url) ended = true;
+    };
+    recorder.startSession = async (...args) => {
+      const session = await start(...args);
+      const append = session.append.bind(session);
+      session.append = (event) => {
+        const appended = append(event);
+        if (event.kind !== 'http.request' || event.payload.url !== url) return appended;
+        return appended.then(async () => {
+          for (const deadline = Date.now() + 1000; !ended && Date.now() < deadline; )
+            await new Promise((r) => setTimeout(r, 10));
+          endedBeforeDurable.push(ended);
+        });
+      };
+      return session;
+    };
+    try {
+      const chunk = Buffer.alloc(256 * 1024, 'd');
+      const res = await request(`${h.base}${url}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${h.token}`,
+          'content-type': 'application/octet-stream',
+          // A known length: the upstream knows the body is whole at its last byte.
+          'content-length': String(3 * chunk.length),
+        },
+        body: Readable.from([chunk, chunk, chunk]),
+      });
+      assert.equal(res.statusCode, 200);
+      assert.deepEqual(await res.body.json(), {
+        bytes: 3 * chunk.length,
+        sha256: createHash('sha256')
+          .update(Buffer.concat([chunk, chunk, chunk]))
+          .digest('hex'),
+      });
+    } finally {
+      up.onUploadEnd = undefined;
+      recorder.startSession = start;
+    }
+    assert.deepEqual(endedBeforeDurable, [false]);
+    assert.equal(ended, true);
   });
 
   test('a blocked method never reaches the upstream; the agent reads the rule', async () => {
