@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { harSchema } from '../../cli/export/testing/har-schema.ts';
 import { run } from '../../cli/program.ts';
 import type { RecordedEvent, Recorder } from '../../recording/index.ts';
@@ -184,6 +184,7 @@ describe('http target', () => {
     const url = `/upload?durable=${Date.now()}`;
     let ended = false;
     const endedBeforeDurable: boolean[] = [];
+    const fresh = new Client(h.base);
     up.onUploadEnd = (u) => {
       if (u === url) ended = true;
     };
@@ -203,7 +204,9 @@ describe('http target', () => {
     };
     try {
       const chunk = Buffer.alloc(256 * 1024, 'd');
+      // A connection of its own: a new session, started through the hooked recorder.
       const res = await request(`${h.base}${url}`, {
+        dispatcher: fresh,
         method: 'POST',
         headers: {
           authorization: `Bearer ${h.token}`,
@@ -223,6 +226,7 @@ describe('http target', () => {
     } finally {
       up.onUploadEnd = undefined;
       recorder.startSession = start;
+      await fresh.close();
     }
     assert.deepEqual(endedBeforeDurable, [false]);
     assert.equal(ended, true);
