@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { kubeRequestHeaders, kubeStatus } from '../kube/exchange.ts';
+import { PortForwardReader } from '../kube/portforward.ts';
 import { kubeRequestInfo, recordedAttributes } from '../kube/request-info.ts';
 import type { HttpRuntime } from './context.ts';
 import { presentedToken, redactHeaders, upstreamRequestHeaders } from './headers.ts';
@@ -176,8 +177,30 @@ async function upgrade(
       bytes: f.bytes,
     });
   };
-  const fromAgent = new FrameReader(cap, record('client'));
-  const fromUpstream = new FrameReader(cap, record('server'));
+  // kubectl port-forward (SPDY/3.1 tunnelled in the WebSocket): each forwarded stream's port and
+  // bytes each way, recorded when it ends.
+  const pf =
+    info?.subresource === 'portforward' && /^SPDY\/3\.1\+portforward\.k8s\.io$/i.test(subprotocol)
+      ? new PortForwardReader((s) =>
+          rec.add(
+            'http.portforward',
+            'internal',
+            {
+              exchange: id,
+              streamId: s.streamId,
+              ...(s.port !== undefined ? { port: s.port } : {}),
+              ...(s.streamType !== undefined ? { streamType: s.streamType } : {}),
+              ...(s.requestId !== undefined ? { requestId: s.requestId } : {}),
+              bytesToPod: s.bytesToPod,
+              bytesFromPod: s.bytesFromPod,
+              ...(s.reset ? { reset: true } : {}),
+            },
+            `port-forward ${info.namespace}/${info.name}:${s.port ?? '?'} ${s.streamType ?? ''}`.trim(),
+          ),
+        )
+      : undefined;
+  const fromAgent = new FrameReader(cap, record('client'), pf ? (p) => pf.fromClient.push(p) : undefined);
+  const fromUpstream = new FrameReader(cap, record('server'), pf ? (p) => pf.fromServer.push(p) : undefined);
   const upSocket = up.socket;
   socket.on('data', (c: Buffer) => fromAgent.push(c));
   upSocket.on('data', (c: Buffer) => fromUpstream.push(c));
@@ -195,6 +218,7 @@ async function upgrade(
     const close = () => {
       socket.destroy();
       upSocket.destroy();
+      pf?.close();
     };
     socket.once('close', () => {
       close();
