@@ -123,7 +123,7 @@ async function upgrade(
   if (rt.kube && info) Object.assign(headers, kubeRequestHeaders(rt, session, info, req.headers, false));
   let up: { headers: Record<string, string | string[] | undefined>; socket: Duplex };
   try {
-    up = (await rt.upstream.pool.upgrade({
+    up = (await rt.upstream.upgradePool.upgrade({
       path: url,
       method: 'GET',
       headers,
