@@ -57,6 +57,8 @@ export function createHttpGuard(rules: readonly Guardrail[], target: string, kub
   };
 }
 
+const STREAMING = new Set(['exec', 'attach', 'portforward']);
+
 function anyOf(list: readonly string[] | undefined, value: string | undefined): boolean {
   return list === undefined || list.includes('*') || (value !== undefined && list.includes(value));
 }
@@ -68,8 +70,12 @@ export function kubeMatches(
   // Resource terms never match a non-resource request (/healthz, /version, discovery).
   const resourceTerms = m.apiGroups || m.resources || m.subresources || m.namespaces || m.names;
   if (resourceTerms && !info.isResourceRequest) return false;
+  // exec, attach and port-forward as a WebSocket are GETs (RequestInfo verb get), as SPDY POSTs:
+  // the apiserver authorizes the WebSocket form for create as well, and so does a rule here, so
+  // `verbs: [create], subresources: [exec]` catches kubectl 1.31+ too.
+  const streaming = info.verb === 'get' && info.resource === 'pods' && STREAMING.has(info.subresource ?? '');
   return (
-    anyOf(m.verbs, info.verb) &&
+    (anyOf(m.verbs, info.verb) || (streaming && anyOf(m.verbs, 'create'))) &&
     anyOf(m.apiGroups, info.apiGroup) &&
     anyOf(m.resources, info.resource) &&
     anyOf(m.subresources, info.subresource) &&
