@@ -52,7 +52,11 @@ async function upgrade(
   head: Buffer,
 ) {
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-    reply(socket, rt, 400, `chaperone: upgrade to ${req.headers.upgrade} is refused (only websocket)`);
+    // kubectl falls back to SPDY when its WebSocket upgrade is refused: it hears the refusal again
+    // (not recorded twice) instead of a message about SPDY.
+    const earlier = await earlierRefusal(session, rt, req);
+    if (earlier) reply(socket, rt, 403, earlier);
+    else reply(socket, rt, 400, `chaperone: upgrade to ${req.headers.upgrade} is refused (only websocket)`);
     return;
   }
   const parsed = parseRequestTarget(req.url ?? '');
@@ -110,6 +114,7 @@ async function upgrade(
   }
   if (refusal !== undefined) {
     rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: refusal });
+    rememberRefusal(session, url, refusal);
     reply(socket, rt, 403, refusal);
     return;
   }
@@ -231,6 +236,32 @@ async function upgrade(
     socket.once('error', close);
     upSocket.once('error', close);
   });
+}
+
+/** WebSocket upgrades refused in the last seconds, by agent and URL (kubectl's SPDY fallback). */
+const refusals = new Map<string, { message: string; at: number }>();
+const REFUSAL_TTL_MS = 30_000;
+
+function rememberRefusal(session: HttpSession, url: string, message: string): void {
+  if (refusals.size >= 1000) refusals.delete(refusals.keys().next().value!);
+  refusals.set(`${session.subject}\n${url}`, { message, at: Date.now() });
+}
+
+/** The refusal of this agent's WebSocket upgrade of the same URL, if one was just made. */
+async function earlierRefusal(session: HttpSession, rt: HttpRuntime, req: IncomingMessage) {
+  const parsed = parseRequestTarget(req.url ?? '');
+  if (!parsed.ok || refusals.size === 0) return undefined;
+  try {
+    await session.authenticate(rt, presentedToken(req.headers, rt.http.identityHeader));
+  } catch {
+    return undefined;
+  }
+  const t = parsed.target;
+  const key = `${session.subject}\n${t.query ? `${t.rawPath}?${t.query}` : t.rawPath}`;
+  const r = refusals.get(key);
+  if (!r || Date.now() - r.at > REFUSAL_TTL_MS) return undefined;
+  refusals.delete(key);
+  return r.message;
 }
 
 function recordTerminal(session: HttpSession, channel: string, direction: 'client' | 'server', data: Buffer) {
