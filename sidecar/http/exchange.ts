@@ -3,7 +3,7 @@
 // response, and record both halves. Bodies stream both ways; only a response that must be masked
 // is held, up to maskCapBytes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable, Transform } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { kubeRequestHeaders, kubeStatus, mustMaskSecrets, objectRefs } from '../kube/exchange.ts';
@@ -11,6 +11,7 @@ import { type KubeRequestInfo, kubeRequestInfo, recordedAttributes } from '../ku
 import { maskSecretRequestText, maskSecrets } from '../kube/secrets.ts';
 import { BodyCapture, captureTransform, requestTap } from './body-capture.ts';
 import type { HttpRuntime } from './context.ts';
+import type { GuardBody } from './guard.ts';
 import {
   downstreamResponseHeaders,
   presentedToken,
@@ -110,18 +111,26 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
   });
   const detail = { method, path: target.path, ...(info ? { kubernetes: recordedAttributes(info) } : {}) };
   let refusal: string | undefined;
+  let readBody: GuardRead | undefined;
   if (plan.refused) {
     refusal = `chaperone: request refused: ${plan.refused}`;
     session.refuse('chaperone-headers', refusal, summary);
   } else {
-    const decision = rt.guard.decide(method, target.path, info);
+    // A rule with jsonBody conditions: the body is read (up to maskCapBytes) before the decision.
+    let guardBody: GuardBody | undefined;
+    if (hasBody(req) && rt.guard.needsBody(method, target.path, info)) {
+      readBody = await readForGuard(req, rt.http.maskCapBytes);
+      guardBody = readBody.rest ? 'unreadable' : jsonForGuard(Buffer.concat(readBody.chunks));
+    }
+    const decision = rt.guard.decide(method, target.path, info, guardBody);
     // requireApproval: the request (and its body) waits unread until a reviewer decides.
     refusal = await session.decide(decision, summary, detail);
   }
   if (refusal !== undefined) {
     rec.add('http.request', 'client', requestEvent, summary);
     rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: refusal });
-    refuse(rt, res, 403, refusal);
+    // A body the guard left unread: the connection closes after the answer instead of reading it.
+    refuse(rt, res, 403, refusal, readBody?.rest !== undefined);
     return;
   }
 
@@ -173,7 +182,7 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
     // (with the whole body's length and hash) is durable.
     const t = requestTap(reqCapture, recordRequest, rt.strictRecording);
     req.once('error', (err) => t.tap.destroy(err));
-    body = req.pipe(t.tap);
+    body = (readBody ? replay(readBody) : req).pipe(t.tap);
     requestRecorded = t.recorded;
   } else {
     requestRecorded = recordRequest();
@@ -360,6 +369,44 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
       ...(done ? {} : { error: 'stream cut' }),
     }),
   );
+}
+
+interface GuardRead {
+  chunks: Buffer[];
+  /** The rest of the body when it is longer than the cap (the guard did not see it whole). */
+  rest: AsyncIterator<Buffer> | undefined;
+}
+
+/** Reads a request body for the guard, up to `cap` bytes (the rest stays unread). */
+async function readForGuard(req: IncomingMessage, cap: number): Promise<GuardRead> {
+  const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return { chunks, rest: undefined };
+    chunks.push(r.value);
+    size += r.value.length;
+    if (size > cap) return { chunks, rest: it };
+  }
+}
+
+/** The body the guard read, then whatever it left, as one stream. */
+function replay(read: GuardRead): Readable {
+  return Readable.from(
+    (async function* () {
+      yield* read.chunks;
+      if (read.rest) for (let r = await read.rest.next(); !r.done; r = await read.rest.next()) yield r.value;
+    })(),
+  );
+}
+
+function jsonForGuard(body: Buffer): GuardBody {
+  try {
+    return { json: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)) };
+  } catch {
+    return 'unreadable';
+  }
 }
 
 /** A request body for the recording: Secret values masked when the policy does not allow them. */

@@ -42,6 +42,16 @@ before(async () => {
           message: 'deletes need a human',
         },
         { name: 'admin-approval', match: { pathPattern: '(?i)^/admin(/|$)' }, action: 'requireApproval' },
+        {
+          name: 'no-wipe',
+          match: {
+            httpMethods: ['POST'],
+            pathPattern: '^/echo$',
+            jsonBody: [{ field: 'job.action', pattern: '^wipe' }],
+          },
+          action: 'block',
+          message: 'wipes need a human',
+        },
       ],
       masking: {
         columns: [{ pattern: '^ssn$', strategy: 'redact' }],
@@ -247,6 +257,45 @@ describe('http target', () => {
     assert.equal(up.seen.length, before);
     const events = await h.waitForSession((evs) => find(evs, 'policy.blocked').length > 0);
     assert.equal(find(events, 'policy.blocked')[0]!.payload.rule, 'no-delete');
+  });
+
+  test('a JSON-body condition blocks the request it names; other bodies reach the upstream intact; an unreadable or oversized body is refused', async () => {
+    const post = (body: string) =>
+      request(`${h.base}/echo`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json' },
+        body,
+      });
+    const before = up.seen.length;
+    const blocked = await post(JSON.stringify({ job: { action: 'wipe-everything' } }));
+    assert.equal(blocked.statusCode, 403);
+    assert.match(await blocked.body.text(), /blocked by rule no-wipe: wipes need a human/);
+    const unreadable = await post('{"job": {"action": "wipe"');
+    assert.equal(unreadable.statusCode, 403);
+    await unreadable.body.text();
+    assert.equal(up.seen.length, before, 'nothing blocked reached the upstream');
+    // Over maskCapBytes (8 MiB): the guard cannot read it whole, so the condition holds.
+    const huge = await post(JSON.stringify({ job: { action: 'list' }, pad: 'x'.repeat(9 * 1024 * 1024) }));
+    assert.equal(huge.statusCode, 403);
+    await huge.body.text();
+    assert.equal(up.seen.length, before, 'nothing blocked reached the upstream');
+    const fine = JSON.stringify({ job: { action: 'list' }, pad: 'x'.repeat(100_000) });
+    const allowed = await post(fine);
+    assert.equal(allowed.statusCode, 200);
+    assert.equal(((await allowed.body.json()) as { body: string }).body, fine);
+    // Both refusals recorded (the requests may have used different connections, so sessions).
+    let blockedEvents = 0;
+    for (const deadline = Date.now() + 20_000; blockedEvents < 3 && Date.now() < deadline; ) {
+      blockedEvents = 0;
+      for (const id of await h.sessionIds())
+        blockedEvents += find(
+          await h.events(id).catch(() => []),
+          'policy.blocked',
+          (p) => p.rule === 'no-wipe',
+        ).length;
+      if (blockedEvents < 3) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(blockedEvents, 3);
   });
 
   test('requireApproval holds the request until a reviewer decides', async () => {
