@@ -114,7 +114,7 @@ async function upgrade(
   }
   if (refusal !== undefined) {
     rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: refusal });
-    rememberRefusal(session, url, refusal);
+    rememberRefusal(session, rt, url, refusal);
     reply(socket, rt, 403, refusal);
     return;
   }
@@ -238,13 +238,13 @@ async function upgrade(
   });
 }
 
-/** WebSocket upgrades refused in the last seconds, by agent and URL (kubectl's SPDY fallback). */
+/** WebSocket upgrades refused in the last seconds, by target, agent and URL (kubectl's SPDY fallback). */
 const refusals = new Map<string, { message: string; at: number }>();
 const REFUSAL_TTL_MS = 30_000;
 
-function rememberRefusal(session: HttpSession, url: string, message: string): void {
+function rememberRefusal(session: HttpSession, rt: HttpRuntime, url: string, message: string): void {
   if (refusals.size >= 1000) refusals.delete(refusals.keys().next().value!);
-  refusals.set(`${session.subject}\n${url}`, { message, at: Date.now() });
+  refusals.set(`${rt.target.name}\n${session.subject}\n${url}`, { message, at: Date.now() });
 }
 
 /** The refusal of this agent's WebSocket upgrade of the same URL, if one was just made. */
@@ -257,7 +257,7 @@ async function earlierRefusal(session: HttpSession, rt: HttpRuntime, req: Incomi
     return undefined;
   }
   const t = parsed.target;
-  const key = `${session.subject}\n${t.query ? `${t.rawPath}?${t.query}` : t.rawPath}`;
+  const key = `${rt.target.name}\n${session.subject}\n${t.query ? `${t.rawPath}?${t.query}` : t.rawPath}`;
   const r = refusals.get(key);
   if (!r || Date.now() - r.at > REFUSAL_TTL_MS) return undefined;
   refusals.delete(key);
