@@ -1,9 +1,12 @@
 // HTTP target throughput and Kubernetes target latency, each under a minute:
 // - small GETs (a 200-byte JSON) with 16 concurrent keep-alive clients for 8 s: direct to the
-//   HTTPS upstream vs through the sidecar (recording every exchange to a file:// store). The load
-//   client and the upstream run in worker threads, the sidecar on the main thread.
+//   HTTPS upstream, through a bare Node reverse proxy (node:http + an undici Pool, no identity, no
+//   recording: what any Node proxy costs on this machine), and through the sidecar (recording every
+//   exchange to a file:// store, production segment size). The load client and the upstream run in
+//   worker threads, the relay and the sidecar on the main thread.
 // - `kubectl get pods` 10 times direct vs through the Kubernetes target (real apiserver).
-//   node bench/http.bench.ts [--seconds 8] [--no-kube]
+//   node bench/http.bench.ts [--seconds 8] [--no-kube] [--durability strict,batched] [--rounds 1]
+// BENCH_CPU_PROF=1 writes a V8 CPU profile of the sidecar's thread (the main one) to bench/out/.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
@@ -48,7 +51,12 @@ if (!isMainThread) {
   }
 } else {
   const { values } = parseArgs({
-    options: { seconds: { type: 'string', default: '8' }, 'no-kube': { type: 'boolean', default: false } },
+    options: {
+      seconds: { type: 'string', default: '8' },
+      'no-kube': { type: 'boolean', default: false },
+      durability: { type: 'string', default: 'strict,batched' },
+      rounds: { type: 'string', default: '1' },
+    },
   });
   const seconds = Number(values.seconds);
   const { generateControlPlanePki } = await import('../test/env/kube-certs.ts');
@@ -69,26 +77,58 @@ if (!isMainThread) {
         http: { credential: 'bearer' },
       },
       durability,
+      segmentSeconds: 10,
     });
-  const load = (url: string, token: string, ca?: string) =>
+  // The proxy's cost per request: CPU time of this thread (where the relay or the sidecar runs),
+  // which other work on the machine moves much less than the request rate.
+  const runs: Record<string, { rate: number; cpuUs: number }[]> = {};
+  const load = (name: string, url: string, token: string, ca?: string) =>
     new Promise<number>((resolve, reject) => {
+      const before = process.threadCpuUsage();
       const w = new Worker(new URL(import.meta.url), {
         workerData: { kind: 'load', url, ca, seconds },
         env: { ...process.env, BENCH_TOKEN: token },
       });
-      w.once('message', resolve);
+      w.once('message', (rate: number) => {
+        const used = process.threadCpuUsage(before);
+        runs[name] = [...(runs[name] ?? []), { rate, cpuUs: (used.user + used.system) / (rate * seconds) }];
+        resolve(rate);
+      });
       w.once('error', reject);
     });
-  const direct = await load(`https://127.0.0.1:${port}/items`, '', pki.ca.certPem);
-  const rates: Record<string, number> = {};
-  for (const durability of ['strict', 'batched'] as const) {
-    const h = await harness(durability);
-    rates[durability] = await load(`${h.base}/items`, h.token);
-    await h.close();
+  const modes = values.durability.split(',') as ('strict' | 'batched')[];
+  // Rounds of every path back to back: the ratios compare runs made under the same load.
+  for (let round = 0; round < Number(values.rounds); round++) {
+    await load('direct', `https://127.0.0.1:${port}/items`, '', pki.ca.certPem);
+    const relay = await startRelay(port, pki.ca.certPem);
+    await load('relay', `${relay.base}/items`, '');
+    await relay.close();
+    for (const durability of modes) {
+      const h = await harness(durability);
+      // The profile covers the sidecar's load runs of the first round only.
+      const profiler = process.env.BENCH_CPU_PROF && round === 0 ? await startProfiler() : undefined;
+      await load(durability, `${h.base}/items`, h.token);
+      if (profiler) process.stdout.write(`cpu profile (${durability}): ${await profiler()}\n`);
+      await h.close();
+    }
   }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const rate = (name: string) => median(runs[name]!.map((r) => r.rate));
+  const cpu = (name: string) => median(runs[name]!.map((r) => r.cpuUs));
+  const direct = rate('direct');
+  const relayed = rate('relay');
   const out = [
-    `machine: ${cpus().length} cores, load ${loadavg()[0]!.toFixed(1)}`,
-    `small GET, 16 keep-alive clients, ${seconds} s: direct ${direct.toFixed(0)} req/s; via sidecar, durability strict ${rates.strict!.toFixed(0)} req/s (${(rates.strict! / direct).toFixed(2)}x), batched ${rates.batched!.toFixed(0)} req/s (${(rates.batched! / direct).toFixed(2)}x)`,
+    `machine: ${cpus().length} cores, load ${loadavg()[0]!.toFixed(1)}; ${values.rounds} rounds, medians`,
+    `small GET, 16 keep-alive clients, ${seconds} s: direct ${direct.toFixed(0)} req/s; bare relay ${relayed.toFixed(0)} req/s (${(relayed / direct).toFixed(2)}x); via sidecar, ${modes
+      .map((m) => `durability ${m} ${rate(m).toFixed(0)} req/s (${(rate(m) / direct).toFixed(2)}x)`)
+      .join(', ')}`,
+    `sidecar / bare relay: ${modes.map((m) => `${m} ${(rate(m) / relayed).toFixed(2)}`).join(', ')}`,
+    `proxy thread CPU per request (user+sys): relay ${cpu('relay').toFixed(0)} µs, ${modes
+      .map((m) => `${m} ${cpu(m).toFixed(0)} µs`)
+      .join(', ')}`,
+    `each round (req/s): ${Object.entries(runs)
+      .map(([k, v]) => `${k} ${v.map((r) => r.rate.toFixed(0)).join('/')}`)
+      .join(', ')}`,
   ];
   process.stdout.write(`${out.join('\n')}\n`);
   await upstream.terminate();
@@ -169,4 +209,55 @@ if (!isMainThread) {
   }
   await rm(dir, { recursive: true, force: true });
   process.exit(0);
+}
+
+/** The bare relay: node:http in front of an undici Pool to the upstream, bodies piped both ways. */
+async function startRelay(port: number, ca: string): Promise<{ base: string; close(): Promise<void> }> {
+  const { createServer: createHttpServer } = await import('node:http');
+  const { pipeline } = await import('node:stream/promises');
+  const pool = new Pool(`https://127.0.0.1:${port}`, { connect: { ca }, connections: 64 });
+  const server = createHttpServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    const { host: _h, connection: _c, ...headers } = req.headers;
+    pool
+      .request({
+        method: req.method as 'GET',
+        path: req.url ?? '/',
+        headers,
+        body: req.method === 'GET' ? null : req,
+      })
+      .then(async (r) => {
+        res.writeHead(r.statusCode, r.headers as Record<string, string>);
+        await pipeline(r.body, res);
+      })
+      .catch(() => res.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await pool.close();
+    },
+  };
+}
+
+/** Starts the inspector's CPU profiler on this thread; the returned function stops it and writes the file. */
+async function startProfiler(): Promise<() => Promise<string>> {
+  const { Session } = await import('node:inspector/promises');
+  const { mkdir } = await import('node:fs/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    const out = join(import.meta.dirname, 'out');
+    await mkdir(out, { recursive: true });
+    const file = join(out, `http-${Date.now()}.cpuprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    session.disconnect();
+    return file;
+  };
 }

@@ -9,6 +9,8 @@ export const HttpKinds = {
   websocket: 'http.websocket',
   /** One event of a Kubernetes watch (or another newline-delimited JSON stream), as relayed. */
   watch: 'http.watch',
+  /** One forwarded stream of a Kubernetes port-forward (kubectl port-forward), once it is over. */
+  portForward: 'http.portforward',
 } as const;
 
 /** Header values as sent; credentials and cookies are replaced by "[redacted]" before recording. */
@@ -82,6 +84,22 @@ export const WebSocketMessageSchema = z.object({
   bytes: z.number().int().min(0),
 });
 
+export const PortForwardStreamSchema = z.object({
+  exchange: z.string().min(1),
+  /** The SPDY stream id inside the WebSocket. */
+  streamId: z.number().int().min(0),
+  /** The pod's port, from the stream's headers. */
+  port: z.number().int().min(1).max(65535).optional(),
+  /** data (the forwarded bytes) or error (the kubelet's error text for the port). */
+  streamType: z.string().optional(),
+  /** kubectl's id of one forwarded TCP connection (its data and error streams share it). */
+  requestId: z.string().optional(),
+  bytesToPod: z.number().int().min(0),
+  bytesFromPod: z.number().int().min(0),
+  /** Ended by a reset instead of both sides finishing. */
+  reset: z.boolean().optional(),
+});
+
 export type HttpRequestEvent = z.infer<typeof HttpRequestSchema>;
 export type HttpResponseEvent = z.infer<typeof HttpResponseSchema>;
 export type WebSocketMessage = z.infer<typeof WebSocketMessageSchema>;
@@ -93,4 +111,5 @@ export const httpPayloadSchemas: Record<string, z.ZodType> = {
   [HttpKinds.response]: HttpResponseSchema,
   [HttpKinds.websocket]: WebSocketMessageSchema,
   [HttpKinds.watch]: WatchEventSchema,
+  [HttpKinds.portForward]: PortForwardStreamSchema,
 };

@@ -343,6 +343,29 @@ export const guardrailSchema = z
           })
           .optional()
           .describe('kubernetes: request attributes as the apiserver sees them (each list: any matches).'),
+        jsonBody: z
+          .array(
+            z.object({
+              field: z
+                .string()
+                .min(1)
+                .max(256)
+                .describe('Dot path into the JSON request body: spec.replicas, items.0.name.'),
+              pattern: re2PatternSchema.describe(
+                'RE2 run on the value: a string as it is, anything else as its JSON text.',
+              ),
+            }),
+          )
+          .min(1)
+          .max(16)
+          .optional()
+          .describe(
+            'http/kubernetes: conditions on the JSON request body (all must hold; an absent field does not). A body that is not JSON or is larger than http.maskCapBytes meets them: what the sidecar cannot read is not waved through. Needs httpMethods or kubernetes in the same rule.',
+          ),
+      })
+      .refine((m) => m.jsonBody === undefined || m.httpMethods !== undefined || m.kubernetes !== undefined, {
+        message:
+          'jsonBody needs httpMethods or kubernetes in the same match (so the rule names HTTP requests)',
       })
       .describe('All given fields must match.'),
     action: guardrailActionSchema.describe(

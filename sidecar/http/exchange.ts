@@ -3,14 +3,15 @@
 // response, and record both halves. Bodies stream both ways; only a response that must be masked
 // is held, up to maskCapBytes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable, Transform } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { kubeRequestHeaders, kubeStatus, mustMaskSecrets, objectRefs } from '../kube/exchange.ts';
 import { type KubeRequestInfo, kubeRequestInfo, recordedAttributes } from '../kube/request-info.ts';
 import { maskSecretRequestText, maskSecrets } from '../kube/secrets.ts';
-import { BodyCapture, captureTransform } from './body-capture.ts';
+import { BodyCapture, captureTransform, requestTap } from './body-capture.ts';
 import type { HttpRuntime } from './context.ts';
+import type { GuardBody } from './guard.ts';
 import {
   downstreamResponseHeaders,
   presentedToken,
@@ -23,6 +24,9 @@ import type { HttpBody } from './record.ts';
 import { Scrubber, scrubBuffer, secretValues } from './scrub.ts';
 import { type HttpSession, IdentityRefused } from './session.ts';
 import { WatchRelay } from './watch.ts';
+
+/** Responses up to this size with a Content-Length are read whole and sent in one write. */
+const SMALL_BODY_BYTES = 64 * 1024;
 
 export async function handleExchange(
   session: HttpSession,
@@ -107,18 +111,26 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
   });
   const detail = { method, path: target.path, ...(info ? { kubernetes: recordedAttributes(info) } : {}) };
   let refusal: string | undefined;
+  let readBody: GuardRead | undefined;
   if (plan.refused) {
     refusal = `chaperone: request refused: ${plan.refused}`;
     session.refuse('chaperone-headers', refusal, summary);
   } else {
-    const decision = rt.guard.decide(method, target.path, info);
+    // A rule with jsonBody conditions: the body is read (up to maskCapBytes) before the decision.
+    let guardBody: GuardBody | undefined;
+    if (hasBody(req) && rt.guard.needsBody(method, target.path, info)) {
+      readBody = await readForGuard(req, rt.http.maskCapBytes);
+      guardBody = readBody.rest ? 'unreadable' : jsonForGuard(Buffer.concat(readBody.chunks));
+    }
+    const decision = rt.guard.decide(method, target.path, info, guardBody);
     // requireApproval: the request (and its body) waits unread until a reviewer decides.
     refusal = await session.decide(decision, summary, detail);
   }
   if (refusal !== undefined) {
     rec.add('http.request', 'client', requestEvent, summary);
     rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: refusal });
-    refuse(rt, res, 403, refusal);
+    // A body the guard left unread: the connection closes after the answer instead of reading it.
+    refuse(rt, res, 403, refusal, readBody?.rest !== undefined);
     return;
   }
 
@@ -149,7 +161,7 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
 
   const withBody = hasBody(req);
   const reqCapture = new BodyCapture(rt.http.bodyCapBytes);
-  let requestRecorded: Promise<void> | undefined;
+  let requestRecorded: Promise<void>;
   const recordRequest = () => {
     const event = withBody
       ? { ...requestEvent, body: requestBody(reqCapture.summary(mime(req.headers)), secretsMasked) }
@@ -166,10 +178,12 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
   });
   let body: Readable | null = null;
   if (withBody) {
-    const tap = captureTransform(reqCapture);
-    req.once('error', (err) => tap.destroy(err));
-    body = req.pipe(tap);
-    requestRecorded = new Promise<void>((resolve) => tap.once('end', resolve)).then(recordRequest);
+    // Strict recording: the body streams upstream, but its last chunk only once the request event
+    // (with the whole body's length and hash) is durable.
+    const t = requestTap(reqCapture, recordRequest, rt.strictRecording);
+    req.once('error', (err) => t.tap.destroy(err));
+    body = (readBody ? replay(readBody) : req).pipe(t.tap);
+    requestRecorded = t.recorded;
   } else {
     requestRecorded = recordRequest();
     // Strict recording: a request without a body goes upstream only once its event is durable.
@@ -311,10 +325,32 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
     );
     return;
   }
-  res.writeHead(upstream.statusCode, respHeaders);
-  const scrub = new Scrubber(secrets);
-  const done = await streamBody(upstream.body, [scrub, captureTransform(respCapture)], res, session);
-  if (scrub.hits > 0) scrubbed();
+  let done = true;
+  const length = Number(upstream.headers['content-length'] ?? Number.NaN);
+  if (length <= SMALL_BODY_BYTES) {
+    // A small body of known length: read whole, then headers and body leave in one write (no
+    // stream pipeline per exchange; see "HTTP and Kubernetes API targets" in docs/benchmarks.md).
+    let out: Buffer;
+    try {
+      out = Buffer.from(await upstream.body.arrayBuffer());
+    } catch (err) {
+      session.logger.debug({ err }, 'response body cut by the upstream');
+      out = Buffer.alloc(0);
+      done = false;
+    }
+    if (!done) res.destroy();
+    else {
+      if (scrubBuffer(out, secrets) > 0) scrubbed();
+      respCapture.update(out);
+      res.writeHead(upstream.statusCode, respHeaders);
+      res.end(out);
+    }
+  } else {
+    res.writeHead(upstream.statusCode, respHeaders);
+    const scrub = new Scrubber(secrets);
+    done = await streamBody(upstream.body, [scrub, captureTransform(respCapture)], res, session);
+    if (scrub.hits > 0) scrubbed();
+  }
   const bodySummary = respCapture.summary(contentType);
   let refs: ReturnType<typeof objectRefs> | undefined;
   if (rt.kube && bodySummary.text && !bodySummary.truncated && isJson(contentType)) {
@@ -333,6 +369,44 @@ async function exchange(session: HttpSession, rt: HttpRuntime, req: IncomingMess
       ...(done ? {} : { error: 'stream cut' }),
     }),
   );
+}
+
+interface GuardRead {
+  chunks: Buffer[];
+  /** The rest of the body when it is longer than the cap (the guard did not see it whole). */
+  rest: AsyncIterator<Buffer> | undefined;
+}
+
+/** Reads a request body for the guard, up to `cap` bytes (the rest stays unread). */
+async function readForGuard(req: IncomingMessage, cap: number): Promise<GuardRead> {
+  const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return { chunks, rest: undefined };
+    chunks.push(r.value);
+    size += r.value.length;
+    if (size > cap) return { chunks, rest: it };
+  }
+}
+
+/** The body the guard read, then whatever it left, as one stream. */
+function replay(read: GuardRead): Readable {
+  return Readable.from(
+    (async function* () {
+      yield* read.chunks;
+      if (read.rest) for (let r = await read.rest.next(); !r.done; r = await read.rest.next()) yield r.value;
+    })(),
+  );
+}
+
+function jsonForGuard(body: Buffer): GuardBody {
+  try {
+    return { json: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)) };
+  } catch {
+    return 'unreadable';
+  }
 }
 
 /** A request body for the recording: Secret values masked when the policy does not allow them. */

@@ -8,10 +8,10 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { harSchema } from '../../cli/export/testing/har-schema.ts';
 import { run } from '../../cli/program.ts';
-import type { RecordedEvent } from '../../recording/index.ts';
+import type { RecordedEvent, Recorder } from '../../recording/index.ts';
 import { runProcess } from '../postgres/testing/harness.ts';
 import { decideLocalApproval, listPendingLocalApprovals } from '../server/modules.ts';
 import { REDACTED } from './headers.ts';
@@ -42,6 +42,16 @@ before(async () => {
           message: 'deletes need a human',
         },
         { name: 'admin-approval', match: { pathPattern: '(?i)^/admin(/|$)' }, action: 'requireApproval' },
+        {
+          name: 'no-wipe',
+          match: {
+            httpMethods: ['POST'],
+            pathPattern: '^/echo$',
+            jsonBody: [{ field: 'job.action', pattern: '^wipe' }],
+          },
+          action: 'block',
+          message: 'wipes need a human',
+        },
       ],
       masking: {
         columns: [{ pattern: '^ssn$', strategy: 'redact' }],
@@ -175,6 +185,63 @@ describe('http target', () => {
     assert.equal(upload.body.text.length, 1024);
   });
 
+  test('durability strict: the upstream has the whole request body only once the request event is durable', async () => {
+    // Hook the recorder: hold the acknowledgement of the upload's request event until the upstream
+    // has the whole body (or a second has passed). Under strict the body's last chunk waits for
+    // that acknowledgement, so the upstream cannot have it yet.
+    const recorder = (h.sidecar as unknown as { recorder: Recorder }).recorder;
+    const start = recorder.startSession.bind(recorder);
+    const url = `/upload?durable=${Date.now()}`;
+    let ended = false;
+    const endedBeforeDurable: boolean[] = [];
+    const fresh = new Client(h.base);
+    up.onUploadEnd = (u) => {
+      if (u === url) ended = true;
+    };
+    recorder.startSession = async (...args) => {
+      const session = await start(...args);
+      const append = session.append.bind(session);
+      session.append = (event) => {
+        const appended = append(event);
+        if (event.kind !== 'http.request' || event.payload.url !== url) return appended;
+        return appended.then(async () => {
+          for (const deadline = Date.now() + 1000; !ended && Date.now() < deadline; )
+            await new Promise((r) => setTimeout(r, 10));
+          endedBeforeDurable.push(ended);
+        });
+      };
+      return session;
+    };
+    try {
+      const chunk = Buffer.alloc(256 * 1024, 'd');
+      // A connection of its own: a new session, started through the hooked recorder.
+      const res = await request(`${h.base}${url}`, {
+        dispatcher: fresh,
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${h.token}`,
+          'content-type': 'application/octet-stream',
+          // A known length: the upstream knows the body is whole at its last byte.
+          'content-length': String(3 * chunk.length),
+        },
+        body: Readable.from([chunk, chunk, chunk]),
+      });
+      assert.equal(res.statusCode, 200);
+      assert.deepEqual(await res.body.json(), {
+        bytes: 3 * chunk.length,
+        sha256: createHash('sha256')
+          .update(Buffer.concat([chunk, chunk, chunk]))
+          .digest('hex'),
+      });
+    } finally {
+      up.onUploadEnd = undefined;
+      recorder.startSession = start;
+      await fresh.close();
+    }
+    assert.deepEqual(endedBeforeDurable, [false]);
+    assert.equal(ended, true);
+  });
+
   test('a blocked method never reaches the upstream; the agent reads the rule', async () => {
     const before = up.seen.length;
     const r = await curl([
@@ -190,6 +257,45 @@ describe('http target', () => {
     assert.equal(up.seen.length, before);
     const events = await h.waitForSession((evs) => find(evs, 'policy.blocked').length > 0);
     assert.equal(find(events, 'policy.blocked')[0]!.payload.rule, 'no-delete');
+  });
+
+  test('a JSON-body condition blocks the request it names; other bodies reach the upstream intact; an unreadable or oversized body is refused', async () => {
+    const post = (body: string) =>
+      request(`${h.base}/echo`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${h.token}`, 'content-type': 'application/json' },
+        body,
+      });
+    const before = up.seen.length;
+    const blocked = await post(JSON.stringify({ job: { action: 'wipe-everything' } }));
+    assert.equal(blocked.statusCode, 403);
+    assert.match(await blocked.body.text(), /blocked by rule no-wipe: wipes need a human/);
+    const unreadable = await post('{"job": {"action": "wipe"');
+    assert.equal(unreadable.statusCode, 403);
+    await unreadable.body.text();
+    assert.equal(up.seen.length, before, 'nothing blocked reached the upstream');
+    // Over maskCapBytes (8 MiB): the guard cannot read it whole, so the condition holds.
+    const huge = await post(JSON.stringify({ job: { action: 'list' }, pad: 'x'.repeat(9 * 1024 * 1024) }));
+    assert.equal(huge.statusCode, 403);
+    await huge.body.text();
+    assert.equal(up.seen.length, before, 'nothing blocked reached the upstream');
+    const fine = JSON.stringify({ job: { action: 'list' }, pad: 'x'.repeat(100_000) });
+    const allowed = await post(fine);
+    assert.equal(allowed.statusCode, 200);
+    assert.equal(((await allowed.body.json()) as { body: string }).body, fine);
+    // Both refusals recorded (the requests may have used different connections, so sessions).
+    let blockedEvents = 0;
+    for (const deadline = Date.now() + 20_000; blockedEvents < 3 && Date.now() < deadline; ) {
+      blockedEvents = 0;
+      for (const id of await h.sessionIds())
+        blockedEvents += find(
+          await h.events(id).catch(() => []),
+          'policy.blocked',
+          (p) => p.rule === 'no-wipe',
+        ).length;
+      if (blockedEvents < 3) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(blockedEvents, 3);
   });
 
   test('requireApproval holds the request until a reviewer decides', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
+import { guardrailSchema } from '../../crds/schema/session-policy.ts';
 import { createMasker } from '../policy/index.ts';
 import { BodyCapture } from './body-capture.ts';
 import { createHttpGuard } from './guard.ts';
@@ -122,6 +123,77 @@ test('http guardrails: methods and RE2 path, first match wins, rules for other p
   assert.deepEqual(guard.decide('GET', '/ADMIN/users'), { action: 'requireApproval', rule: 'admin' });
   assert.deepEqual(guard.decide('GET', '/administrator'), { action: 'allow' });
   assert.deepEqual(guard.decide('GET', '/x'), { action: 'allow' });
+});
+
+test('http guardrails: jsonBody conditions read the body only when a rule needs it; unreadable bodies meet them', () => {
+  const guard = createHttpGuard(
+    [
+      { name: 'reads', match: { httpMethods: ['GET'] }, action: 'allow' },
+      {
+        name: 'no-wipe',
+        match: {
+          httpMethods: ['POST'],
+          jsonBody: [
+            { field: 'action', pattern: '^wipe' },
+            { field: 'target.0.env', pattern: '^prod$' },
+          ],
+        },
+        action: 'block',
+      },
+      {
+        name: 'big-scale',
+        match: { httpMethods: ['PUT'], jsonBody: [{ field: 'spec.replicas', pattern: '^[0-9]{3,}$' }] },
+        action: 'requireApproval',
+      },
+    ],
+    'api',
+    false,
+  );
+  assert.equal(guard.needsBody('GET', '/x'), false);
+  assert.equal(guard.needsBody('POST', '/x'), true);
+  assert.equal(guard.needsBody('DELETE', '/x'), false);
+  const wipe = { json: { action: 'wipe-all', target: [{ env: 'prod' }] } };
+  assert.equal(guard.decide('POST', '/x', undefined, wipe).rule, 'no-wipe');
+  assert.equal(
+    guard.decide('POST', '/x', undefined, { json: { action: 'wipe-all', target: [{ env: 'dev' }] } }).action,
+    'allow',
+  );
+  assert.equal(guard.decide('POST', '/x', undefined, { json: { action: 'read' } }).action, 'allow');
+  // Inherited properties are not fields of the body.
+  assert.equal(
+    guard.decide('POST', '/x', undefined, { json: { action: 'wipe', target: { 0: { env: 'prod' } } } }).rule,
+    'no-wipe',
+  );
+  assert.equal(
+    guard.decide('POST', '/x', undefined, { json: { action: 'wipe', target: [] } }).action,
+    'allow',
+  );
+  assert.equal(guard.decide('POST', '/x', undefined, 'unreadable').rule, 'no-wipe');
+  assert.equal(guard.decide('POST', '/x').action, 'allow', 'no body: no field holds');
+  // Numbers are matched as their JSON text.
+  assert.equal(
+    guard.decide('PUT', '/x', undefined, { json: { spec: { replicas: 500 } } }).action,
+    'requireApproval',
+  );
+  assert.equal(guard.decide('PUT', '/x', undefined, { json: { spec: { replicas: 5 } } }).action, 'allow');
+  assert.equal(
+    guard.decide('PUT', '/x', undefined, { json: { constructor: 1, spec: { toString: 1 } } }).action,
+    'allow',
+  );
+});
+
+test('guardrail schema: jsonBody needs httpMethods or kubernetes in the same rule', () => {
+  const rule = { name: 'r', action: 'block', match: { jsonBody: [{ field: 'a', pattern: 'x' }] } };
+  assert.equal(guardrailSchema.safeParse(rule).success, false);
+  assert.equal(
+    guardrailSchema.safeParse({ ...rule, match: { ...rule.match, httpMethods: ['POST'] } }).success,
+    true,
+  );
+  assert.equal(
+    guardrailSchema.safeParse({ ...rule, match: { ...rule.match, kubernetes: { verbs: ['create'] } } })
+      .success,
+    true,
+  );
 });
 
 test('response masking: named JSON fields whole, detectors in every string, text bodies', () => {

@@ -7,14 +7,21 @@ import { Transform, type TransformCallback } from 'node:stream';
 /** Values shorter than this are not scrubbed (too likely to match ordinary text). */
 const MIN_SECRET = 8;
 
+/** By credential headers object: upstream.ts hands out the same object until the Secret is read again. */
+const secretsOf = new WeakMap<Record<string, string>, Buffer[]>();
+
 export function secretValues(headers: Record<string, string>): Buffer[] {
+  const known = secretsOf.get(headers);
+  if (known) return known;
   const out: Buffer[] = [];
   for (const v of Object.values(headers)) {
     const bare = v.replace(/^(Bearer|Basic)\s+/i, '');
     for (const s of new Set([v, bare])) if (s.length >= MIN_SECRET) out.push(Buffer.from(s));
   }
   // Longest first: "Bearer x" is scrubbed whole before "x" alone.
-  return out.sort((a, b) => b.length - a.length);
+  out.sort((a, b) => b.length - a.length);
+  secretsOf.set(headers, out);
+  return out;
 }
 
 export function scrubBuffer(buf: Buffer, secrets: readonly Buffer[]): number {

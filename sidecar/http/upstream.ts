@@ -14,7 +14,13 @@ export class UpstreamConfigError extends Error {}
 const CREDENTIAL_TTL_MS = 5_000;
 
 export interface HttpUpstream {
+  /** Requests: HTTP/2 when the upstream offers it (ALPN), else HTTP/1.1 keep-alive. */
   pool: Pool;
+  /**
+   * Upgrades (WebSocket; kubectl exec, attach, port-forward): HTTP/1.1 only, since over HTTP/2
+   * undici would need RFC 8441 extended CONNECT, which the apiserver (and most servers) lack.
+   */
+  upgradePool: Pool;
   origin: string;
   /** Headers that carry the sidecar's credential (added to every request, redacted in recordings). */
   credentialHeaders(): Promise<Record<string, string>>;
@@ -80,11 +86,13 @@ export async function createUpstream(target: SidecarTarget): Promise<HttpUpstrea
     bodyTimeout: 0,
     headersTimeout: 300_000,
   });
+  const upgradePool = new Pool(origin, { connect, connections: 64, allowH2: false, headersTimeout: 300_000 });
   const dir = target.credentialsDir;
   let cached: { at: number; headers: Record<string, string> } | undefined;
   const defaultPort = scheme === 'https' ? 443 : 80;
   return {
     pool,
+    upgradePool,
     origin,
     host:
       target.upstream.port === defaultPort
@@ -99,7 +107,9 @@ export async function createUpstream(target: SidecarTarget): Promise<HttpUpstrea
       cached = { at: now, headers };
       return headers;
     },
-    close: () => pool.close(),
+    close: async () => {
+      await Promise.all([pool.close(), upgradePool.close()]);
+    },
   };
 
   async function read(): Promise<Record<string, string>> {

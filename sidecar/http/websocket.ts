@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { kubeRequestHeaders, kubeStatus } from '../kube/exchange.ts';
+import { PortForwardReader } from '../kube/portforward.ts';
 import { kubeRequestInfo, recordedAttributes } from '../kube/request-info.ts';
 import type { HttpRuntime } from './context.ts';
 import { presentedToken, redactHeaders, upstreamRequestHeaders } from './headers.ts';
@@ -51,7 +52,11 @@ async function upgrade(
   head: Buffer,
 ) {
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-    reply(socket, rt, 400, `chaperone: upgrade to ${req.headers.upgrade} is refused (only websocket)`);
+    // kubectl falls back to SPDY when its WebSocket upgrade is refused: it hears the refusal again
+    // (not recorded twice) instead of a message about SPDY.
+    const earlier = await earlierRefusal(session, rt, req);
+    if (earlier) reply(socket, rt, 403, earlier);
+    else reply(socket, rt, 400, `chaperone: upgrade to ${req.headers.upgrade} is refused (only websocket)`);
     return;
   }
   const parsed = parseRequestTarget(req.url ?? '');
@@ -109,6 +114,7 @@ async function upgrade(
   }
   if (refusal !== undefined) {
     rec.add('http.response', 'server', { exchange: id, status: 403, headers: {}, error: refusal });
+    rememberRefusal(session, rt, url, refusal);
     reply(socket, rt, 403, refusal);
     return;
   }
@@ -122,7 +128,7 @@ async function upgrade(
   if (rt.kube && info) Object.assign(headers, kubeRequestHeaders(rt, session, info, req.headers, false));
   let up: { headers: Record<string, string | string[] | undefined>; socket: Duplex };
   try {
-    up = (await rt.upstream.pool.upgrade({
+    up = (await rt.upstream.upgradePool.upgrade({
       path: url,
       method: 'GET',
       headers,
@@ -176,8 +182,30 @@ async function upgrade(
       bytes: f.bytes,
     });
   };
-  const fromAgent = new FrameReader(cap, record('client'));
-  const fromUpstream = new FrameReader(cap, record('server'));
+  // kubectl port-forward (SPDY/3.1 tunnelled in the WebSocket): each forwarded stream's port and
+  // bytes each way, recorded when it ends.
+  const pf =
+    info?.subresource === 'portforward' && /^SPDY\/3\.1\+portforward\.k8s\.io$/i.test(subprotocol)
+      ? new PortForwardReader((s) =>
+          rec.add(
+            'http.portforward',
+            'internal',
+            {
+              exchange: id,
+              streamId: s.streamId,
+              ...(s.port !== undefined ? { port: s.port } : {}),
+              ...(s.streamType !== undefined ? { streamType: s.streamType } : {}),
+              ...(s.requestId !== undefined ? { requestId: s.requestId } : {}),
+              bytesToPod: s.bytesToPod,
+              bytesFromPod: s.bytesFromPod,
+              ...(s.reset ? { reset: true } : {}),
+            },
+            `port-forward ${info.namespace}/${info.name}:${s.port ?? '?'} ${s.streamType ?? ''}`.trim(),
+          ),
+        )
+      : undefined;
+  const fromAgent = new FrameReader(cap, record('client'), pf ? (p) => pf.fromClient.push(p) : undefined);
+  const fromUpstream = new FrameReader(cap, record('server'), pf ? (p) => pf.fromServer.push(p) : undefined);
   const upSocket = up.socket;
   socket.on('data', (c: Buffer) => fromAgent.push(c));
   upSocket.on('data', (c: Buffer) => fromUpstream.push(c));
@@ -195,6 +223,7 @@ async function upgrade(
     const close = () => {
       socket.destroy();
       upSocket.destroy();
+      pf?.close();
     };
     socket.once('close', () => {
       close();
@@ -207,6 +236,32 @@ async function upgrade(
     socket.once('error', close);
     upSocket.once('error', close);
   });
+}
+
+/** WebSocket upgrades refused in the last seconds, by target, agent and URL (kubectl's SPDY fallback). */
+const refusals = new Map<string, { message: string; at: number }>();
+const REFUSAL_TTL_MS = 30_000;
+
+function rememberRefusal(session: HttpSession, rt: HttpRuntime, url: string, message: string): void {
+  if (refusals.size >= 1000) refusals.delete(refusals.keys().next().value!);
+  refusals.set(`${rt.target.name}\n${session.subject}\n${url}`, { message, at: Date.now() });
+}
+
+/** The refusal of this agent's WebSocket upgrade of the same URL, if one was just made. */
+async function earlierRefusal(session: HttpSession, rt: HttpRuntime, req: IncomingMessage) {
+  const parsed = parseRequestTarget(req.url ?? '');
+  if (!parsed.ok || refusals.size === 0) return undefined;
+  try {
+    await session.authenticate(rt, presentedToken(req.headers, rt.http.identityHeader));
+  } catch {
+    return undefined;
+  }
+  const t = parsed.target;
+  const key = `${rt.target.name}\n${session.subject}\n${t.query ? `${t.rawPath}?${t.query}` : t.rawPath}`;
+  const r = refusals.get(key);
+  if (!r || Date.now() - r.at > REFUSAL_TTL_MS) return undefined;
+  refusals.delete(key);
+  return r.message;
 }
 
 function recordTerminal(session: HttpSession, channel: string, direction: 'client' | 'server', data: Buffer) {

@@ -30,10 +30,13 @@ export class FrameReader {
   error: string | undefined;
   private readonly cap: number;
   private readonly onFrame: (f: Frame) => void;
+  private readonly onPayload: ((part: Buffer) => void) | undefined;
 
-  constructor(cap: number, onFrame: (f: Frame) => void) {
+  /** onPayload: every payload byte of data messages (text, binary), unmasked, as it arrives. */
+  constructor(cap: number, onFrame: (f: Frame) => void, onPayload?: (part: Buffer) => void) {
     this.cap = cap;
     this.onFrame = onFrame;
+    this.onPayload = onPayload;
   }
 
   push(chunk: Buffer): void {
@@ -100,6 +103,12 @@ export class FrameReader {
   }
 
   private payload(part: Buffer): void {
+    const data = this.current!.opcode === 'binary' || this.current!.opcode === 'text';
+    if (this.onPayload && data && part.length > 0) {
+      const all = Buffer.from(part);
+      if (this.mask) for (let i = 0; i < all.length; i++) all[i]! ^= this.mask[(this.offset + i) % 4]!;
+      this.onPayload(all);
+    }
     if (this.keptBytes < this.cap) {
       const keep = Buffer.from(part.subarray(0, this.cap - this.keptBytes));
       if (this.mask) for (let i = 0; i < keep.length; i++) keep[i]! ^= this.mask[(this.offset + i) % 4]!;

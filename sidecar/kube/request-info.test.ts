@@ -155,6 +155,21 @@ test('kubernetes guardrail terms: any listed value matches, resource terms never
   assert.equal(kubeMatches({ verbs: ['delete'], resources: ['pods'] }, del), false);
   const exec = kubeRequestInfo('GET', '/api/v1/namespaces/prod/pods/p/exec', 'command=sh');
   assert.equal(kubeMatches({ subresources: ['exec', 'attach'], namespaces: ['prod'] }, exec), true);
+  // kubectl 1.31+ execs over a WebSocket (GET): a create rule still matches, as the apiserver
+  // authorizes it for create too; so does a get rule (RequestInfo's verb).
+  assert.equal(exec.verb, 'get');
+  assert.equal(kubeMatches({ verbs: ['create'], resources: ['pods'], subresources: ['exec'] }, exec), true);
+  assert.equal(kubeMatches({ verbs: ['get'], subresources: ['exec'] }, exec), true);
+  const pf = kubeRequestInfo('GET', '/api/v1/namespaces/prod/pods/p/portforward', '');
+  assert.equal(kubeMatches({ verbs: ['create'], subresources: ['portforward'] }, pf), true);
+  assert.equal(
+    kubeMatches({ verbs: ['create'] }, kubeRequestInfo('GET', '/api/v1/namespaces/prod/pods/p', '')),
+    false,
+  );
+  assert.equal(
+    kubeMatches({ verbs: ['create'] }, kubeRequestInfo('GET', '/api/v1/namespaces/prod/pods/p/log', '')),
+    false,
+  );
   assert.equal(kubeMatches({ resources: ['*'] }, kubeRequestInfo('GET', '/version', '')), false);
   assert.equal(kubeMatches({ verbs: ['get'] }, kubeRequestInfo('GET', '/version', '')), true);
 });

@@ -48,6 +48,8 @@ export interface HttpHarnessOptions {
   pod?: { serviceAccount?: string; namespace?: string; pod?: string };
   /** recording.durability (default: strict, as failClosed implies). */
   durability?: 'strict' | 'batched';
+  /** recording.segment.maxSeconds (default 1: tests read sessions back soon). */
+  segmentSeconds?: number;
 }
 
 export async function startHttpHarness(options: HttpHarnessOptions): Promise<HttpHarness> {
@@ -81,7 +83,7 @@ export async function startHttpHarness(options: HttpHarnessOptions): Promise<Htt
       signingKeyFile,
       keyId: key.keyId,
       spoolDir: join(dir, 'spool'),
-      segment: { maxSeconds: 1 },
+      segment: { maxSeconds: options.segmentSeconds ?? 1 },
       ...(options.durability ? { durability: options.durability } : {}),
     },
     ...options.config,

@@ -21,6 +21,8 @@ export interface UpstreamServer {
   /** A client certificate the CA issued (mTLS tests). */
   client: { certPem: string; keyPem: string };
   seen: SeenRequest[];
+  /** Called when an /upload body has fully arrived, before the answer (a test looks around then). */
+  onUploadEnd?: ((url: string) => Promise<void> | void) | undefined;
   close(): Promise<void>;
 }
 
@@ -72,7 +74,8 @@ export async function startUpstreamServer(
           bytes += c.length;
           hash.update(c);
         });
-        req.on('end', () => {
+        req.on('end', async () => {
+          await upstream.onUploadEnd?.(req.url ?? '');
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }));
         });
@@ -152,7 +155,7 @@ export async function startUpstreamServer(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
+  const upstream: UpstreamServer = {
     port,
     caPem: pki.ca.certPem,
     client: pki.admin,
@@ -163,4 +166,5 @@ export async function startUpstreamServer(
         server.close(() => resolve());
       }),
   };
+  return upstream;
 }
