@@ -3,6 +3,8 @@
 // approval -> forward or refuse) and result capture (sampling, masking, recording).
 export {
   addSample,
+  encodeResultPayload,
+  jsonNumber,
   MASK_EVERYTHING,
   nowNs,
   type ResultCapture,

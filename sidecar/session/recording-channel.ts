@@ -15,9 +15,12 @@ interface AppendGroup {
 interface HeldEvent {
   kind: string;
   direction: 'client' | 'server' | 'internal';
-  payload: Record<string, unknown>;
+  /** The payload, or its JSON already encoded (addEncoded). */
+  payload: Record<string, unknown> | string;
   summary: string | undefined;
 }
+
+const NO_PAYLOAD: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 export class RecordingChannel {
   private pending = 0;
@@ -58,6 +61,30 @@ export class RecordingChannel {
     payload: Record<string, unknown>,
     summary?: string,
     urgent = false,
+  ): Promise<void> | undefined {
+    return this.put(kind, direction, payload, summary, urgent);
+  }
+
+  /**
+   * add() with the payload already encoded as JSON, exactly as JSON.stringify would write it (a
+   * gateway's template for its per-statement events; see EventInput.payloadJson).
+   */
+  addEncoded(
+    kind: string,
+    direction: 'client' | 'server' | 'internal',
+    payloadJson: string,
+    summary?: string,
+    urgent = false,
+  ): Promise<void> | undefined {
+    return this.put(kind, direction, payloadJson, summary, urgent);
+  }
+
+  private put(
+    kind: string,
+    direction: 'client' | 'server' | 'internal',
+    payload: Record<string, unknown> | string,
+    summary: string | undefined,
+    urgent: boolean,
   ): Promise<void> | undefined {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
     if (!this.recording || this.failed) return undefined;
@@ -103,13 +130,15 @@ export class RecordingChannel {
   private append(
     kind: string,
     direction: 'client' | 'server' | 'internal',
-    payload: Record<string, unknown>,
+    payload: Record<string, unknown> | string,
     summary: string | undefined,
     urgent: boolean,
   ): Promise<void> {
     this.pending++;
     const settled = (this.recording as SessionRecording).append(
-      urgent ? { kind, direction, payload, summary, urgent } : { kind, direction, payload, summary },
+      typeof payload === 'string'
+        ? { kind, direction, payload: NO_PAYLOAD, payloadJson: payload, summary, urgent }
+        : { kind, direction, payload, payloadJson: undefined, summary, urgent },
     );
     // The recorder acknowledges a whole group commit with one promise: count the events waiting on
     // it instead of attaching one reaction per event.
