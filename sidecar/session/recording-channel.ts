@@ -11,21 +11,15 @@ interface AppendGroup {
   done: boolean;
 }
 
-/** An append made while the channel is held (see hold()). */
-interface HeldEvent {
-  kind: string;
-  direction: 'client' | 'server' | 'internal';
-  /** The payload, or its JSON already encoded (addEncoded). */
-  payload: Record<string, unknown> | string;
-  summary: string | undefined;
-}
+/** One event as the recorder takes it; built once, and queued as is while the channel is held. */
+type EventInput = Parameters<SessionRecording['append']>[0];
 
 const NO_PAYLOAD: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 export class RecordingChannel {
   private pending = 0;
   private holding = false;
-  private readonly held: HeldEvent[] = [];
+  private readonly held: EventInput[] = [];
   private group: AppendGroup | undefined;
   private waiters: (() => void)[] = [];
   private readonly recording: SessionRecording | undefined;
@@ -88,14 +82,19 @@ export class RecordingChannel {
   ): Promise<void> | undefined {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
     if (!this.recording || this.failed) return undefined;
+    // One object shape for both (a string payload is pre-encoded JSON).
+    const input: EventInput =
+      typeof payload === 'string'
+        ? { kind, direction, payload: NO_PAYLOAD, payloadJson: payload, summary, urgent }
+        : { kind, direction, payload, payloadJson: undefined, summary, urgent };
     if (this.holding) {
       if (!urgent) {
-        this.held.push({ kind, direction, payload, summary });
+        this.held.push(input);
         return undefined;
       }
       this.appendHeld(); // an event someone waits on goes after the ones before it
     }
-    return this.append(kind, direction, payload, summary, urgent);
+    return this.append(input);
   }
 
   /**
@@ -120,26 +119,16 @@ export class RecordingChannel {
     try {
       for (const e of held) {
         if (this.failed) break;
-        this.append(e.kind, e.direction, e.payload, e.summary, false);
+        this.append(e);
       }
     } finally {
       held.length = 0;
     }
   }
 
-  private append(
-    kind: string,
-    direction: 'client' | 'server' | 'internal',
-    payload: Record<string, unknown> | string,
-    summary: string | undefined,
-    urgent: boolean,
-  ): Promise<void> {
+  private append(input: EventInput): Promise<void> {
     this.pending++;
-    const settled = (this.recording as SessionRecording).append(
-      typeof payload === 'string'
-        ? { kind, direction, payload: NO_PAYLOAD, payloadJson: payload, summary, urgent }
-        : { kind, direction, payload, payloadJson: undefined, summary, urgent },
-    );
+    const settled = (this.recording as SessionRecording).append(input);
     // The recorder acknowledges a whole group commit with one promise: count the events waiting on
     // it instead of attaching one reaction per event.
     const group = this.group;
