@@ -5,30 +5,24 @@
 // the appends, so the run's idle loop is included (a fraction of a µs per statement).
 //   node bench/append.bench.ts [--statements 100000] [--sessions 16] [--rate 8000]
 // --rate 0: unpaced, 256 statements per group commit (the per-event work, with group costs shared).
-// --encoded: the payloads pre-encoded from the gateway's templates (EventInput.payloadJson), as the
-// PostgreSQL gateway appends them; without it, the generic JSON.stringify of each payload object.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateSigningKey, openRecorder } from '../recording/index.ts';
 import { sampleHeader } from '../recording/testing/fixtures.ts';
-import { resultFieldsJson, simpleQueryJson } from '../sidecar/postgres/event-json.ts';
 import { SIDECAR_COMMIT_WINDOW_MS } from '../sidecar/server/runtime.ts';
-import { encodeResultPayload } from '../sidecar/session/index.ts';
 
 const { values } = parseArgs({
   options: {
     statements: { type: 'string', default: '100000' },
     sessions: { type: 'string', default: '16' },
     rate: { type: 'string', default: '8000' },
-    encoded: { type: 'boolean', default: false },
   },
 });
 const statements = Number(values.statements);
 const sessions = Number(values.sessions);
 const rate = Number(values.rate);
-const encoded = values.encoded;
 
 const dir = await mkdtemp(join(tmpdir(), 'chaperone-append-bench-'));
 try {
@@ -43,30 +37,7 @@ try {
     Array.from({ length: sessions }, () => recorder.startSession(sampleHeader())),
   );
   const sql = 'SELECT abalance FROM pgbench_accounts WHERE aid = 48213;';
-  const columns = ['abalance'];
   const statement = async (rec: (typeof recs)[number], i: number) => {
-    if (encoded) {
-      const q = rec.append({
-        kind: 'pg.query',
-        direction: 'client',
-        payload: {},
-        payloadJson: simpleQueryJson(sql),
-        summary: sql,
-      });
-      const sample = [[String(i % 10000)]];
-      const r = rec.append({
-        kind: 'pg.result',
-        direction: 'server',
-        payload: {},
-        payloadJson: encodeResultPayload(
-          resultFieldsJson('SELECT 1', 1),
-          0.123,
-          { maskedCells: 0, sample, originals: undefined },
-          columns,
-        ),
-      });
-      return Promise.all([q, r]);
-    }
     const query = rec.append({
       kind: 'pg.query',
       direction: 'client',
@@ -120,7 +91,7 @@ try {
   await Promise.all(recs.map((r) => r.end({ reason: 'bench' })));
   await recorder.close();
   process.stdout.write(
-    `${statements} statements (2 events each), ${sessions} sessions: CPU ${((cpu.user + cpu.system) / statements).toFixed(2)} µs per statement (user ${(cpu.user / statements).toFixed(2)}, system ${(cpu.system / statements).toFixed(2)}; main thread ${((main.user + main.system) / statements).toFixed(2)})${encoded ? ', encoded' : ''}; wall ${((wall * 1000) / statements).toFixed(2)} µs\n`,
+    `${statements} statements (2 events each), ${sessions} sessions: CPU ${((cpu.user + cpu.system) / statements).toFixed(2)} µs per statement (user ${(cpu.user / statements).toFixed(2)}, system ${(cpu.system / statements).toFixed(2)}; main thread ${((main.user + main.system) / statements).toFixed(2)}); wall ${((wall * 1000) / statements).toFixed(2)} µs\n`,
   );
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -78,12 +78,6 @@ export interface EventInput {
   kind: string;
   direction: Direction;
   payload: Record<string, unknown>;
-  /**
-   * The payload already encoded, exactly as `JSON.stringify(payload)` would write it: a gateway's
-   * hand-written encoder for its busiest events (one template, only the varying fields encoded).
-   * When set, `payload` is not read. Only for kinds without a payload schema (those are validated).
-   */
-  payloadJson?: string;
   /** When the bytes were seen, if not "now". */
   at?: { wallMs: number; monoNs: bigint };
   /**

@@ -91,15 +91,6 @@ function checkInput(input: EventInput): RecordingError | undefined {
     return new RecordingError(`event direction must be client, server or internal (got ${String(d)})`);
   }
   const schema = info.schema;
-  if (input.payloadJson !== undefined) {
-    // Pre-encoded: the caller's encoder vouches for the JSON; kinds with a schema are validated, so
-    // they always go the generic way.
-    if (schema) return new RecordingError(`payload of ${input.kind} cannot be pre-encoded`);
-    const j = input.payloadJson;
-    if (typeof j !== 'string' || j.charCodeAt(0) !== 0x7b || j.charCodeAt(j.length - 1) !== 0x7d)
-      return new RecordingError(`encoded payload of ${input.kind} must be a JSON object`);
-    return undefined;
-  }
   if (typeof input.payload !== 'object' || input.payload === null || Array.isArray(input.payload)) {
     return new RecordingError(`payload of ${input.kind} must be a JSON object`);
   }
@@ -209,9 +200,9 @@ export class SessionWriter implements SessionRecording, ReplayTarget {
   }
 
   private write(input: EventInput, wallMs: number, monoNs: bigint): Promise<void> {
-    let payloadJson = input.payloadJson;
+    let payloadJson: string | undefined;
     try {
-      payloadJson ??= JSON.stringify(input.payload);
+      payloadJson = JSON.stringify(input.payload);
     } catch (err) {
       return Promise.reject(
         new RecordingError(`payload of ${input.kind} is not JSON: ${(err as Error).message}`),

@@ -384,9 +384,8 @@ describe('recording under attack', () => {
       const append = session.append.bind(session);
       session.append = (event) => {
         const appended = append(event);
-        // The gateway hands pg.query over pre-encoded (EventInput.payloadJson).
-        const payload = event.payloadJson !== undefined ? JSON.parse(event.payloadJson) : event.payload;
-        if (event.kind !== 'pg.query' || payload.sql !== 'INSERT INTO durable_t VALUES (1)') return appended;
+        if (event.kind !== 'pg.query' || event.payload.sql !== 'INSERT INTO durable_t VALUES (1)')
+          return appended;
         return Promise.all([
           appended,
           direct('SELECT count(*) FROM durable_t').then((n) => seen.push(n)),

@@ -28,7 +28,6 @@ import {
 import { BackendFramer, decodeBackend } from './backend.ts';
 import { WriteCoalescer } from './coalesce.ts';
 import type { GatewayServices, PostgresRuntime } from './context.ts';
-import { resultFieldsJson, simpleQueryJson } from './event-json.ts';
 import {
   type BindMessage,
   decodeBind,
@@ -207,9 +206,6 @@ function columnsOf(raw: Buffer): ColumnInfo[] {
   );
   return msg.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID, format: f.format }));
 }
-
-/** pg.result's payload object when its fields come pre-encoded (never read nor changed). */
-const NO_FIELDS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 /** Column names as recorded, computed once per column list (lists are shared, never mutated). */
 const columnNames = new WeakMap<ColumnInfo[], string[]>();
@@ -897,10 +893,10 @@ export class PostgresSession {
     if (protocol === 'simple') {
       const stmt = this.newStatementRecord(sql, undefined);
       const rt = this.rt();
-      const recorded = this.rec!.addEncoded(
+      const recorded = this.rec!.add(
         'pg.query',
         'client',
-        simpleQueryJson(sql),
+        { sql, protocol: 'simple' },
         sql,
         rt.strictRecording,
       );
@@ -1263,11 +1259,9 @@ export class PostgresSession {
       stmt.copy = undefined;
       this.copyIn = undefined;
     }
-    const rows = rowsFromTag(tag) ?? stmt.rows;
     recordResult(rec, this.metrics, stmt, {
       kind: 'pg.result',
-      payload: NO_FIELDS,
-      payloadFieldsJson: resultFieldsJson(tag, rows),
+      payload: { commandTag: tag, rows: rowsFromTag(tag) ?? stmt.rows },
       columns: stmt.columns ? namesOf(stmt.columns) : undefined,
       named: { sql: stmt.sql },
     });

@@ -75,12 +75,6 @@ export interface ResultEvent {
   kind: string;
   /** Protocol fields first (e.g. commandTag, rows). */
   payload: Record<string, unknown>;
-  /**
-   * The same protocol fields already encoded, as JSON.stringify writes them inside an object
-   * (`"commandTag":"SELECT 1","rows":1`): the event is then encoded from this template, without
-   * building and walking the payload object (its bytes are the same; `payload` is not read).
-   */
-  payloadFieldsJson?: string;
   /** Column (field) names of the result, if known. */
   columns: string[] | undefined;
   /** Fields naming the command in policy.masked (e.g. { sql }). */
@@ -94,19 +88,14 @@ export function recordResult(
   c: ResultCapture,
   ev: ResultEvent,
 ): void {
-  const durationMs = Number(nowNs() - c.startNs) / 1e6;
-  if (ev.payloadFieldsJson !== undefined) {
-    rec.addEncoded(ev.kind, 'server', encodeResultPayload(ev.payloadFieldsJson, durationMs, c, ev.columns));
-  } else {
-    const payload = ev.payload;
-    payload.durationMs = durationMs;
-    payload.maskedCells = c.maskedCells;
-    if (ev.columns) payload.columns = ev.columns;
-    if (c.sample.length > 0) payload.rowsSample = c.sample;
-    // Only when the policy asks (masking.keepOriginals): the recording then holds sensitive data.
-    if (c.originals) payload.unmaskedRowsSample = c.originals;
-    rec.add(ev.kind, 'server', payload);
-  }
+  const payload = ev.payload;
+  payload.durationMs = Number(nowNs() - c.startNs) / 1e6;
+  payload.maskedCells = c.maskedCells;
+  if (ev.columns) payload.columns = ev.columns;
+  if (c.sample.length > 0) payload.rowsSample = c.sample;
+  // Only when the policy asks (masking.keepOriginals): the recording then holds sensitive data.
+  if (c.originals) payload.unmaskedRowsSample = c.originals;
+  rec.add(ev.kind, 'server', payload);
   if (c.maskedCells > 0) {
     const plans = c.rowMasker?.plans ?? [];
     const fields = plans.filter((p) => p !== null).map((p) => p.column);
@@ -127,37 +116,4 @@ export function recordResult(
     metrics.maskedCells(c.maskedCells);
   }
   resetCapture(c);
-}
-
-/** A number as JSON.stringify writes it (non-finite ones as null). */
-export function jsonNumber(n: number): string {
-  return Number.isFinite(n) ? `${n}` : 'null';
-}
-
-/** Column-name lists are shared and never mutated: their JSON is computed once per list. */
-const columnsJson = new WeakMap<readonly string[], string>();
-
-/**
- * A result event's payload, byte for byte what JSON.stringify writes for the generic path's object
- * ({ ...fields, durationMs, maskedCells, columns?, rowsSample?, unmaskedRowsSample? }), from the
- * protocol's fields pre-encoded (`fieldsJson`, without braces) and the capture.
- */
-export function encodeResultPayload(
-  fieldsJson: string,
-  durationMs: number,
-  c: Pick<ResultCapture, 'maskedCells' | 'sample' | 'originals'>,
-  columns: readonly string[] | undefined,
-): string {
-  let json = `{${fieldsJson}${fieldsJson === '' ? '' : ','}"durationMs":${jsonNumber(durationMs)},"maskedCells":${jsonNumber(c.maskedCells)}`;
-  if (columns) {
-    let cols = columnsJson.get(columns);
-    if (cols === undefined) {
-      cols = JSON.stringify(columns);
-      columnsJson.set(columns, cols);
-    }
-    json += `,"columns":${cols}`;
-  }
-  if (c.sample.length > 0) json += `,"rowsSample":${JSON.stringify(c.sample)}`;
-  if (c.originals) json += `,"unmaskedRowsSample":${JSON.stringify(c.originals)}`;
-  return `${json}}`;
 }

@@ -3,8 +3,6 @@
 // approval -> forward or refuse) and result capture (sampling, masking, recording).
 export {
   addSample,
-  encodeResultPayload,
-  jsonNumber,
   MASK_EVERYTHING,
   nowNs,
   type ResultCapture,

@@ -14,8 +14,6 @@ interface AppendGroup {
 /** One event as the recorder takes it; built once, and queued as is while the channel is held. */
 type EventInput = Parameters<SessionRecording['append']>[0];
 
-const NO_PAYLOAD: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
-
 export class RecordingChannel {
   private pending = 0;
   private holding = false;
@@ -56,37 +54,9 @@ export class RecordingChannel {
     summary?: string,
     urgent = false,
   ): Promise<void> | undefined {
-    return this.put(kind, direction, payload, summary, urgent);
-  }
-
-  /**
-   * add() with the payload already encoded as JSON, exactly as JSON.stringify would write it (a
-   * gateway's template for its per-statement events; see EventInput.payloadJson).
-   */
-  addEncoded(
-    kind: string,
-    direction: 'client' | 'server' | 'internal',
-    payloadJson: string,
-    summary?: string,
-    urgent = false,
-  ): Promise<void> | undefined {
-    return this.put(kind, direction, payloadJson, summary, urgent);
-  }
-
-  private put(
-    kind: string,
-    direction: 'client' | 'server' | 'internal',
-    payload: Record<string, unknown> | string,
-    summary: string | undefined,
-    urgent: boolean,
-  ): Promise<void> | undefined {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
     if (!this.recording || this.failed) return undefined;
-    // One object shape for both (a string payload is pre-encoded JSON).
-    const input: EventInput =
-      typeof payload === 'string'
-        ? { kind, direction, payload: NO_PAYLOAD, payloadJson: payload, summary, urgent }
-        : { kind, direction, payload, payloadJson: undefined, summary, urgent };
+    const input: EventInput = { kind, direction, payload, summary, urgent };
     if (this.holding) {
       if (!urgent) {
         this.held.push(input);
