@@ -82,14 +82,16 @@ try {
   }
   await run(Math.min(20_000, statements)); // warm-up
   const cpu0 = process.cpuUsage();
+  const main0 = process.threadCpuUsage();
   const t0 = performance.now();
   await run(statements);
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const main = process.threadCpuUsage(main0);
   await Promise.all(recs.map((r) => r.end({ reason: 'bench' })));
   await recorder.close();
   process.stdout.write(
-    `${statements} statements (2 events each), ${sessions} sessions: CPU ${((cpu.user + cpu.system) / statements).toFixed(2)} µs per statement (user ${(cpu.user / statements).toFixed(2)}, system ${(cpu.system / statements).toFixed(2)}); wall ${((wall * 1000) / statements).toFixed(2)} µs\n`,
+    `${statements} statements (2 events each), ${sessions} sessions: CPU ${((cpu.user + cpu.system) / statements).toFixed(2)} µs per statement (user ${(cpu.user / statements).toFixed(2)}, system ${(cpu.system / statements).toFixed(2)}; main thread ${((main.user + main.system) / statements).toFixed(2)}); wall ${((wall * 1000) / statements).toFixed(2)} µs\n`,
   );
 } finally {
   await rm(dir, { recursive: true, force: true });

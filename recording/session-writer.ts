@@ -1,9 +1,9 @@
 // One recorded session: assigns sequence numbers, journals each event (group commit), buffers the
 // open segment in memory, and seals it (compress, hash, chain, sign, persist) off the append path.
 import { createHash } from 'node:crypto';
+import type { z } from 'zod';
 import { RecordingError } from './errors.ts';
 import {
-  DirectionSchema,
   type EventInput,
   type Gap,
   isReservedKind,
@@ -62,21 +62,38 @@ interface Snapshot {
   totals: SessionTotals;
 }
 
-function checkInput(input: EventInput): RecordingError | undefined {
-  if (typeof input?.kind !== 'string' || input.kind.length === 0 || input.kind.length > 200) {
+/** What the writer knows of a kind once it has seen it: its JSON and its payload schema, if any. */
+interface KindInfo {
+  json: string;
+  schema: z.ZodType | undefined;
+}
+
+const kinds = new Map<string, KindInfo>();
+
+/** A valid, unreserved kind's info (cached: a gateway appends the same few kinds all along). */
+function kindInfo(kind: unknown): KindInfo | RecordingError {
+  const known = typeof kind === 'string' ? kinds.get(kind) : undefined;
+  if (known) return known;
+  if (typeof kind !== 'string' || kind.length === 0 || kind.length > 200) {
     return new RecordingError('event kind must be a non-empty string of at most 200 characters');
   }
-  if (isReservedKind(input.kind))
-    return new RecordingError(`event kind ${input.kind} is reserved for the recorder`);
-  if (!DirectionSchema.options.includes(input.direction)) {
-    return new RecordingError(
-      `event direction must be client, server or internal (got ${String(input.direction)})`,
-    );
+  if (isReservedKind(kind)) return new RecordingError(`event kind ${kind} is reserved for the recorder`);
+  const info = { json: JSON.stringify(kind), schema: knownPayloadSchemas[kind] };
+  if (kinds.size < 10_000) kinds.set(kind, info);
+  return info;
+}
+
+function checkInput(input: EventInput): RecordingError | undefined {
+  const info = kindInfo(input?.kind);
+  if (info instanceof RecordingError) return info;
+  const d = input.direction;
+  if (d !== 'client' && d !== 'server' && d !== 'internal') {
+    return new RecordingError(`event direction must be client, server or internal (got ${String(d)})`);
   }
+  const schema = info.schema;
   if (typeof input.payload !== 'object' || input.payload === null || Array.isArray(input.payload)) {
     return new RecordingError(`payload of ${input.kind} must be a JSON object`);
   }
-  const schema = knownPayloadSchemas[input.kind];
   if (schema) {
     const r = schema.safeParse(input.payload);
     if (!r.success)
@@ -87,18 +104,12 @@ function checkInput(input: EventInput): RecordingError | undefined {
   return undefined;
 }
 
-const kindJson = new Map<string, string>();
-
 /**
  * The start of an event line, up to the payload; the line is head + payload JSON + "}". Field
  * order is fixed (seq first: the journal reader relies on it).
  */
 function lineHead(seq: number, wallMs: number, monoNs: bigint, direction: string, kind: string): string {
-  let k = kindJson.get(kind);
-  if (k === undefined) {
-    k = JSON.stringify(kind);
-    if (kindJson.size < 10_000) kindJson.set(kind, k);
-  }
+  const k = kinds.get(kind)?.json ?? JSON.stringify(kind);
   return `{"seq":${seq},"wallMs":${wallMs},"monoNs":"${monoNs}","direction":"${direction}","kind":${k},"payload":`;
 }
 

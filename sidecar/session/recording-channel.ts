@@ -11,18 +11,13 @@ interface AppendGroup {
   done: boolean;
 }
 
-/** An append made while the channel is held (see hold()). */
-interface HeldEvent {
-  kind: string;
-  direction: 'client' | 'server' | 'internal';
-  payload: Record<string, unknown>;
-  summary: string | undefined;
-}
+/** One event as the recorder takes it; built once, and queued as is while the channel is held. */
+type EventInput = Parameters<SessionRecording['append']>[0];
 
 export class RecordingChannel {
   private pending = 0;
   private holding = false;
-  private readonly held: HeldEvent[] = [];
+  private readonly held: EventInput[] = [];
   private group: AppendGroup | undefined;
   private waiters: (() => void)[] = [];
   private readonly recording: SessionRecording | undefined;
@@ -61,14 +56,15 @@ export class RecordingChannel {
   ): Promise<void> | undefined {
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
     if (!this.recording || this.failed) return undefined;
+    const input: EventInput = { kind, direction, payload, summary, urgent };
     if (this.holding) {
       if (!urgent) {
-        this.held.push({ kind, direction, payload, summary });
+        this.held.push(input);
         return undefined;
       }
       this.appendHeld(); // an event someone waits on goes after the ones before it
     }
-    return this.append(kind, direction, payload, summary, urgent);
+    return this.append(input);
   }
 
   /**
@@ -93,24 +89,16 @@ export class RecordingChannel {
     try {
       for (const e of held) {
         if (this.failed) break;
-        this.append(e.kind, e.direction, e.payload, e.summary, false);
+        this.append(e);
       }
     } finally {
       held.length = 0;
     }
   }
 
-  private append(
-    kind: string,
-    direction: 'client' | 'server' | 'internal',
-    payload: Record<string, unknown>,
-    summary: string | undefined,
-    urgent: boolean,
-  ): Promise<void> {
+  private append(input: EventInput): Promise<void> {
     this.pending++;
-    const settled = (this.recording as SessionRecording).append(
-      urgent ? { kind, direction, payload, summary, urgent } : { kind, direction, payload, summary },
-    );
+    const settled = (this.recording as SessionRecording).append(input);
     // The recorder acknowledges a whole group commit with one promise: count the events waiting on
     // it instead of attaching one reaction per event.
     const group = this.group;
