@@ -5,13 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import {
@@ -20,7 +14,13 @@ import {
   createKubernetesApprovalBackend,
   type UnauthorisedDecision,
 } from './index.ts';
-import { APPROVAL_API, type ApprovalObject, approvalNamespaceWithAgent, until } from './testing/approvals.ts';
+import {
+  APPROVAL_API,
+  type ApprovalObject,
+  approvalNamespaceWithAgent,
+  reviewerIn,
+  until,
+} from './testing/approvals.ts';
 
 const env = await testEnv(['kube']);
 const { group, version, plural } = APPROVAL_API;
@@ -50,11 +50,7 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
         items: Approval[];
       }
     ).items.filter((a) => a.spec.sessionId === sessionId);
-  const decide = (name: string, decision: Record<string, unknown>) =>
-    custom.patchNamespacedCustomObjectStatus(
-      { group, version, plural, namespace: ns, name, body: { status: { decision } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+  const { decide } = reviewerIn(admin, ns);
 
   before(async () => {
     agentConfig = await approvalNamespaceWithAgent(admin, env.kube, ns);

@@ -12,27 +12,19 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
-import {
-  APPROVAL_API,
-  type ApprovalObject,
-  approvalNamespaceWithAgent,
-  until,
-} from '../kubernetes-approvals/testing/approvals.ts';
+import { approvalNamespaceWithAgent, reviewerIn, until } from '../kubernetes-approvals/testing/approvals.ts';
 import { type Harness, kinds, startHarness } from '../postgres/testing/harness.ts';
 
 const env = await testEnv(['kube', 'postgres']);
-const { group, version, plural } = APPROVAL_API;
-type Approval = ApprovalObject;
 const TIMEOUT_SECONDS = 3;
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
 
 describe('approvals.reviewers enforced by the sidecar (no admission webhook)', { timeout: 120_000 }, () => {
   const admin = kubeConfigFor(env.kube);
-  const custom = admin.makeApiClient(CustomObjectsApi);
   const core = admin.makeApiClient(CoreV1Api);
   const ns = `sidecar-reviewers-${randomBytes(3).toString('hex')}`;
   const alerts: string[] = [];
@@ -47,12 +39,8 @@ describe('approvals.reviewers enforced by the sidecar (no admission webhook)', {
   let dir: string;
   let h: Harness;
 
-  const pending = async (): Promise<Approval | undefined> => {
-    const list = (await custom.listNamespacedCustomObject({ group, version, plural, namespace: ns })) as {
-      items: Approval[];
-    };
-    return list.items.find((a) => a.status?.decision === undefined);
-  };
+  const reviewer = reviewerIn(admin, ns);
+  const pending = reviewer.pending;
 
   before(async () => {
     alertServer.listen(0, '127.0.0.1');
@@ -93,17 +81,7 @@ describe('approvals.reviewers enforced by the sidecar (no admission webhook)', {
     const run = h.psql(['-c', 'TRUNCATE kube_reviewers_t'], { token: h.token });
     const approval = await until('the SessionApproval', pending);
     // What a non-reviewer with RBAC on sessionapprovals/status can write when no webhook stamps it.
-    await custom.patchNamespacedCustomObjectStatus(
-      {
-        group,
-        version,
-        plural,
-        namespace: ns,
-        name: approval.metadata.name,
-        body: { status: { decision: { approved: true, approver: 'mallory', reason: 'ship it' } } },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await reviewer.decide(approval.metadata.name, { approved: true, approver: 'mallory', reason: 'ship it' });
 
     const result = await run;
     assert.notEqual(result.code, 0, 'psql fails');

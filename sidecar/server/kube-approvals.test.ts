@@ -8,42 +8,24 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
-import {
-  APPROVAL_API,
-  type ApprovalObject,
-  approvalNamespaceWithAgent,
-  until,
-} from '../kubernetes-approvals/testing/approvals.ts';
+import { approvalNamespaceWithAgent, reviewerIn, until } from '../kubernetes-approvals/testing/approvals.ts';
 import { AGENT_SUBJECT, type Harness, kinds, startHarness } from '../postgres/testing/harness.ts';
 
 const env = await testEnv(['kube', 'postgres']);
-const { group, version, plural } = APPROVAL_API;
-type Approval = ApprovalObject;
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
 
 describe('approvals.backend kubernetes through the postgres gateway', { timeout: 120_000 }, () => {
   const admin = kubeConfigFor(env.kube);
-  const custom = admin.makeApiClient(CustomObjectsApi);
   const core = admin.makeApiClient(CoreV1Api);
   const ns = `sidecar-approvals-${randomBytes(3).toString('hex')}`;
   let dir: string;
   let h: Harness;
 
-  const pending = async (): Promise<Approval | undefined> => {
-    const list = (await custom.listNamespacedCustomObject({ group, version, plural, namespace: ns })) as {
-      items: Approval[];
-    };
-    return list.items.find((a) => a.status?.decision === undefined);
-  };
-  const decide = (name: string, decision: Record<string, unknown>) =>
-    custom.patchNamespacedCustomObjectStatus(
-      { group, version, plural, namespace: ns, name, body: { status: { decision } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+  const { pending, decide } = reviewerIn(admin, ns);
 
   before(async () => {
     const agentConfig = await approvalNamespaceWithAgent(admin, env.kube, ns);

@@ -5,10 +5,12 @@ import { readFile } from 'node:fs/promises';
 import {
   ApiextensionsV1Api,
   CoreV1Api,
+  CustomObjectsApi,
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
   RbacAuthorizationV1Api,
+  setHeaderOptions,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { parse } from 'yaml';
@@ -104,4 +106,26 @@ export async function approvalNamespaceWithAgent(
     { name: 'agent', token: token.status!.token },
   );
   return agent;
+}
+
+/** The reviewer's side of SessionApprovals in one namespace, acting as `admin`. */
+export function reviewerIn(admin: KubeConfig, namespace: string) {
+  const custom = admin.makeApiClient(CustomObjectsApi);
+  const list = async () =>
+    (
+      (await custom.listNamespacedCustomObject({ ...APPROVAL_API, namespace })) as {
+        items: ApprovalObject[];
+      }
+    ).items;
+  return {
+    list,
+    /** The first SessionApproval nobody decided yet. */
+    pending: async () => (await list()).find((a) => a.status?.decision === undefined),
+    /** Writes a decision into the status, as a reviewer (or anyone with RBAC on the status) can. */
+    decide: (name: string, decision: Record<string, unknown>) =>
+      custom.patchNamespacedCustomObjectStatus(
+        { ...APPROVAL_API, namespace, name, body: { status: { decision } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+  };
 }
