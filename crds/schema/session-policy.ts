@@ -7,6 +7,7 @@ import {
   conditionSchema,
   dnsLabelSchema,
   labelSelectorSchema,
+  type Protocol,
   portSchema,
   protocolSchema,
   re2PatternSchema,
@@ -375,6 +376,30 @@ export const guardrailSchema = z
   })
   .describe('A guardrail rule.');
 export type Guardrail = z.infer<typeof guardrailSchema>;
+
+/**
+ * The protocols each match condition speaks of. A rule applies to a protocol's traffic only when
+ * every condition it sets speaks of that protocol, so a rule written for one gateway never fires,
+ * half-read, in another. Every condition must be listed (the type checks it).
+ */
+export const GUARDRAIL_CONDITION_PROTOCOLS = {
+  sqlClasses: ['postgres'],
+  statementTypes: ['postgres'],
+  sqlPattern: ['postgres'],
+  commandPattern: ['ssh'],
+  httpMethods: ['http', 'kubernetes'],
+  pathPattern: ['http', 'kubernetes', 'ssh'],
+  kubernetes: ['kubernetes'],
+  jsonBody: ['http', 'kubernetes'],
+} as const satisfies Record<keyof Guardrail['match'], readonly Protocol[]>;
+
+export function guardrailAppliesTo(match: Guardrail['match'], protocol: Protocol): boolean {
+  return (Object.keys(GUARDRAIL_CONDITION_PROTOCOLS) as (keyof Guardrail['match'])[]).every(
+    (condition) =>
+      match[condition] === undefined ||
+      (GUARDRAIL_CONDITION_PROTOCOLS[condition] as readonly Protocol[]).includes(protocol),
+  );
+}
 
 export const maskStrategySchema = z
   .enum(['redact', 'partial', 'hash'])

@@ -2,7 +2,7 @@
 // Kubernetes terms (and no SQL or shell terms), first match wins. Paths are matched decoded
 // (sidecar/http/path.ts), methods upper-case.
 import { RE2JS } from 're2js';
-import type { Guardrail, GuardrailAction } from '../../crds/index.ts';
+import { type Guardrail, type GuardrailAction, guardrailAppliesTo } from '../../crds/index.ts';
 import type { KubeRequestInfo } from '../kube/request-info.ts';
 
 export interface HttpDecision {
@@ -25,11 +25,7 @@ interface CompiledRule {
 export type GuardBody = { json: unknown } | 'unreadable';
 
 function appliesTo(rule: Guardrail, kube: boolean): boolean {
-  const m = rule.match;
-  if (m.sqlClasses || m.statementTypes || m.sqlPattern !== undefined || m.commandPattern !== undefined)
-    return false;
-  if (m.kubernetes && !kube) return false;
-  return true;
+  return guardrailAppliesTo(rule.match, kube ? 'kubernetes' : 'http');
 }
 
 export interface HttpGuard {

@@ -2,7 +2,7 @@
 // reconstructed at Enter, `pathPattern` (RE2) on the paths of sftp and scp file operations. First
 // match wins, as for SQL; rules with SQL or HTTP fields never apply here.
 import { RE2JS } from 're2js';
-import type { Guardrail } from '../../crds/index.ts';
+import { type Guardrail, guardrailAppliesTo } from '../../crds/index.ts';
 import type { GuardDecision } from '../session/index.ts';
 
 interface CompiledRule {
@@ -27,24 +27,13 @@ export interface SshGuard {
   pathRules: number;
 }
 
-function foreign(r: Guardrail): boolean {
-  const m = r.match;
-  return (
-    m.sqlClasses !== undefined ||
-    m.statementTypes !== undefined ||
-    m.sqlPattern !== undefined ||
-    m.httpMethods !== undefined ||
-    m.kubernetes !== undefined
-  );
-}
-
 function compile(rules: readonly Guardrail[], target: string, field: 'commandPattern' | 'pathPattern') {
   const other = field === 'commandPattern' ? 'pathPattern' : 'commandPattern';
   return rules
     .filter(
       (r) =>
         (r.targets === undefined || r.targets.includes(target)) &&
-        !foreign(r) &&
+        guardrailAppliesTo(r.match, 'ssh') &&
         r.match[field] !== undefined &&
         r.match[other] === undefined,
     )

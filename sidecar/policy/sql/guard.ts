@@ -1,6 +1,11 @@
 // Guardrail rules for SQL: evaluated in order, first match wins, default allow.
 import { RE2JS } from 're2js';
-import type { Guardrail, GuardrailAction, SqlClass } from '../../../crds/index.ts';
+import {
+  type Guardrail,
+  type GuardrailAction,
+  guardrailAppliesTo,
+  type SqlClass,
+} from '../../../crds/index.ts';
 import { classifySql, loadSqlParser, type SqlClassification } from './classify.ts';
 import { LEXING_RULE } from './lexing.ts';
 import { SHAPE_SAFE_TYPES, sqlShape } from './shape.ts';
@@ -44,13 +49,7 @@ interface CompiledRule {
 
 /** Rules meant for other protocols (ssh commands, http paths) never match SQL. */
 function appliesToSql(rule: Guardrail): boolean {
-  const m = rule.match;
-  return (
-    m.commandPattern === undefined &&
-    m.httpMethods === undefined &&
-    m.pathPattern === undefined &&
-    m.kubernetes === undefined
-  );
+  return guardrailAppliesTo(rule.match, 'postgres');
 }
 
 export function compileSqlRules(rules: readonly Guardrail[], target: string): CompiledRule[] {
