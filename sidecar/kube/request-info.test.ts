@@ -206,6 +206,44 @@ test('secret masking: objects, lists, watch events, tables and the last-applied 
   };
   maskSecrets(table, true);
   assert.equal(table.rows[0]!.object.data.k, MASKED_DATA);
+  // kubectl's tables carry only the metadata of each row (PartialObjectMetadata); the last-applied
+  // annotation in it still holds the whole Secret as applied.
+  const applied = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', stringData: { password: 'hunter2' } });
+  const metaRow = (kind: string) => ({
+    kind: 'Table',
+    rows: [
+      {
+        cells: ['db', 'Opaque', 1],
+        object: {
+          kind,
+          metadata: {
+            name: 'db',
+            annotations: { 'kubectl.kubernetes.io/last-applied-configuration': applied },
+          },
+        },
+      },
+    ],
+  });
+  const metaTable = metaRow('PartialObjectMetadata');
+  assert.deepEqual(maskSecrets(metaTable, true), ['rows[0].object.metadata.annotations']);
+  assert.doesNotMatch(JSON.stringify(metaTable), /hunter2/);
+  const metaList = {
+    kind: 'PartialObjectMetadataList',
+    items: [
+      {
+        kind: 'PartialObjectMetadata',
+        metadata: {
+          name: 'db',
+          annotations: { 'kubectl.kubernetes.io/last-applied-configuration': applied },
+        },
+      },
+    ],
+  };
+  maskSecrets(metaList, true);
+  assert.doesNotMatch(JSON.stringify(metaList), /hunter2/);
+  // Outside a secrets reply, another resource's metadata is left alone.
+  const other = metaRow('PartialObjectMetadata');
+  assert.deepEqual(maskSecrets(other, false), []);
   // A ConfigMap's data is not a Secret's.
   const cm = { kind: 'ConfigMap', metadata: { name: 'c' }, data: { k: 'v' } };
   assert.deepEqual(maskSecrets(cm, false), []);

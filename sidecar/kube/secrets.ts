@@ -57,12 +57,20 @@ export function maskSecrets(doc: unknown, secretsResource: boolean): string[] {
     }
     if (!isObject(v)) return;
     const kind = v.kind;
-    const isSecret = kind === 'Secret' || (secretContext && kind === undefined && isObject(v.metadata));
+    // In a secrets reply, a list item carries no kind and a Table row's object may be only its
+    // metadata (PartialObjectMetadata), whose last-applied annotation still holds the whole Secret.
+    const isSecret =
+      kind === 'Secret' ||
+      (secretContext && (kind === undefined || kind === 'PartialObjectMetadata') && isObject(v.metadata));
     if (isSecret) maskSecretObject(v, paths, at ? `${at}.` : '');
     for (const [k, child] of Object.entries(v)) {
       if (isSecret && (k === 'data' || k === 'stringData')) continue;
       // A list's items, a watch event's object, a Table row's object are Secrets in a secrets reply.
-      const inherits = (secretContext || kind === 'SecretList') && ['items', 'object', 'rows'].includes(k);
+      const inherits =
+        (secretContext ||
+          kind === 'SecretList' ||
+          (secretsResource && kind === 'PartialObjectMetadataList')) &&
+        ['items', 'object', 'rows'].includes(k);
       walk(child, join(at, k), inherits);
     }
   };
