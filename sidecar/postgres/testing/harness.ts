@@ -38,6 +38,14 @@ export interface Harness extends SidecarHarness {
   };
 }
 
+/** A guardrail that blocks DROP and tells the agent why (`DROP TABLE is not allowed`). */
+export const NO_DROP: NonNullable<SidecarConfigInput['guardrails']>[number] = {
+  name: 'no-drop',
+  match: { sqlClasses: ['drop'] },
+  action: 'block',
+  message: 'DROP TABLE is not allowed',
+};
+
 export interface HarnessOptions {
   config?: Partial<SidecarConfigInput>;
   limits?: Partial<PostgresLimits>;
