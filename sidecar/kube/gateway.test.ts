@@ -12,8 +12,8 @@ import type { RecordedEvent } from '../../recording/index.ts';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import { type HttpHarness, startHttpHarness } from '../http/testing/harness.ts';
-import { runProcess } from '../postgres/testing/harness.ts';
 import { decideLocalApproval, listPendingLocalApprovals } from '../server/modules.ts';
+import { runProcess } from '../testing/harness.ts';
 import { MASKED_DATA } from './secrets.ts';
 
 const { kube } = await testEnv(['kube']);

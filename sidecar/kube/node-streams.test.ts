@@ -16,7 +16,7 @@ import { type KubeInfo, type NodeInfo, testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import { NODE_TOLERATION } from '../../test/env/node.ts';
 import { type HttpHarness, startHttpHarness } from '../http/testing/harness.ts';
-import { runProcess } from '../postgres/testing/harness.ts';
+import { runProcess } from '../testing/harness.ts';
 
 const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
 const skip = wanted.includes('node')

@@ -8,13 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { serialize } from 'pg-protocol/dist/serializer.js';
+import type { RecordedEvent } from '../../recording/index.ts';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
 import { unprivilegedUser } from '../../test/env/postgres-user.ts';
 import type { Recorder } from '../server/modules.ts';
 import { B, errorFields } from './protocol.ts';
 import { RawClient, typesOf } from './raw-client.ts';
-import { type Harness, kinds, type RecordedEventLike, runProcess, startHarness } from './testing/harness.ts';
+import { type Harness, kinds, runProcess, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
@@ -32,7 +33,7 @@ const resetVictim = async () => {
 };
 const victimRows = () => direct('SELECT count(*) FROM victim');
 
-const blockedBy = (rule: string) => (events: RecordedEventLike[]) =>
+const blockedBy = (rule: string) => (events: RecordedEvent[]) =>
   kinds(events, 'policy.blocked').some((e) => e.payload.rule === rule);
 
 describe('attacks on the postgres data path', () => {

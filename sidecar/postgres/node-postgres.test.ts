@@ -11,7 +11,7 @@ import { psql as psqlRaw } from '../../test/env/postgres.ts';
 import { until } from '../../test/testing/until.ts';
 import { B, errorFields } from './protocol.ts';
 import { RawClient, typesOf } from './raw-client.ts';
-import { type Harness, kinds, startHarness } from './testing/harness.ts';
+import { type Harness, kinds, NO_DROP, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
@@ -25,12 +25,7 @@ describe('node-postgres through the sidecar', () => {
     h = await startHarness(env.postgres, {
       config: {
         guardrails: [
-          {
-            name: 'no-drop',
-            match: { sqlClasses: ['drop'] },
-            action: 'block',
-            message: 'DROP TABLE is not allowed',
-          },
+          NO_DROP,
           { name: 'approve-truncate', match: { sqlClasses: ['truncate'] }, action: 'requireApproval' },
         ],
         masking: {

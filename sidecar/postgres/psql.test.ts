@@ -6,7 +6,7 @@ import { listSessions, openStore } from '../../recording/index.ts';
 import { testEnv } from '../../test/env/index.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
 import { until } from '../../test/testing/until.ts';
-import { type Harness, kinds, startHarness } from './testing/harness.ts';
+import { type Harness, kinds, NO_DROP, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres']);
 const psqlDirect = async (info: typeof env.postgres, sql: string) => (await psqlRaw(info, sql)).trim();
@@ -17,12 +17,7 @@ describe('psql through the sidecar', () => {
     h = await startHarness(env.postgres, {
       config: {
         guardrails: [
-          {
-            name: 'no-drop',
-            match: { sqlClasses: ['drop'] },
-            action: 'block',
-            message: 'DROP TABLE is not allowed',
-          },
+          NO_DROP,
           { name: 'no-mass-delete', match: { sqlClasses: ['deleteWithoutWhere'] }, action: 'block' },
         ],
       },

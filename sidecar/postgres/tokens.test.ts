@@ -8,10 +8,11 @@ import { createPublicKey } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt, decodeProtectedHeader, type JWK, SignJWT } from 'jose';
+import type { RecordedEvent } from '../../recording/index.ts';
 import { testEnv } from '../../test/env/index.ts';
 import { oidcToken } from '../../test/env/oidc.ts';
 import { newKey } from '../identity/testing/local-issuer.ts';
-import { type Harness, kinds, type RecordedEventLike, startHarness } from './testing/harness.ts';
+import { type Harness, kinds, startHarness } from './testing/harness.ts';
 
 const env = await testEnv(['postgres', 'oidc']);
 const { oidc } = env;
@@ -55,7 +56,7 @@ describe('agent tokens through the postgres gateway (real OIDC provider, real ps
   after(() => h?.close());
 
   /** psql with `token` as its password; asserts it is refused with `message` and recorded with `code`. */
-  async function refused(token: string, code: string, message: RegExp): Promise<RecordedEventLike[]> {
+  async function refused(token: string, code: string, message: RegExp): Promise<RecordedEvent[]> {
     const r = await h.psql(['-c', 'SELECT 1'], { token });
     assert.notEqual(r.code, 0, 'psql fails');
     assert.equal(r.stdout, '');

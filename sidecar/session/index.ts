@@ -1,6 +1,7 @@
 // The protocol-independent session core every gateway (postgres, ssh, http, kubernetes) builds on:
 // login (identity -> credentials -> recording -> upstream), the command decision (guardrail, alert,
-// approval -> forward or refuse) and result capture (sampling, masking, recording).
+// approval -> forward or refuse), result capture (sampling, masking, recording) and the listener
+// life (bind, track sessions, stop accepting, drain).
 export {
   addSample,
   MASK_EVERYTHING,
@@ -20,6 +21,12 @@ export {
   type GuardDecision,
   type Verdict,
 } from './decision.ts';
+export {
+  GatewayListener,
+  type GatewayListenerOptions,
+  type ListenedSession,
+  type ListenerRuntime,
+} from './gateway-listener.ts';
 export { type HeaderInput, sessionHeader } from './header.ts';
 export { type LoginRequest, type LoginResult, SessionCore } from './login.ts';
 export { RecordingChannel } from './recording-channel.ts';

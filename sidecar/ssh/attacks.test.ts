@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import ssh2 from 'ssh2';
+import type ssh2 from 'ssh2';
 import { testEnv } from '../../test/env/index.ts';
 import { run } from '../../test/env/net.ts';
 import { AGENT_SUBJECT, kinds, type SshHarness, startSshHarness, streamText } from './testing/harness.ts';
@@ -131,17 +131,7 @@ describe('ssh gateway under attack', () => {
       (evs) => kinds(evs, 'policy.blocked').filter((e) => e.payload.rule === 'sftp-links').length >= 2,
     );
     // A path longer than any real one (ssh2's client sends what OpenSSH's would not).
-    const client = new ssh2.Client();
-    await new Promise<void>((resolve, reject) => {
-      client.once('ready', () => resolve()).once('error', reject);
-      client.connect({
-        host: '127.0.0.1',
-        port: h.port,
-        username: 'agent',
-        password: h.token,
-        hostVerifier: () => true,
-      });
-    });
+    const client = await h.connect();
     t.after(() => client.end());
     const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) =>
       client.sftp((err, s) => (err ? reject(err) : resolve(s))),
@@ -183,17 +173,7 @@ describe('identity revoked mid-session', () => {
       await h.close();
       await rm(dir, { recursive: true, force: true });
     });
-    const client = new ssh2.Client();
-    await new Promise<void>((resolve, reject) => {
-      client.once('ready', () => resolve()).once('error', reject);
-      client.connect({
-        host: '127.0.0.1',
-        port: h.port,
-        username: 'agent',
-        password: h.token,
-        hostVerifier: () => true,
-      });
-    });
+    const client = await h.connect();
     let stderr = '';
     const closed = new Promise<void>((resolve, reject) => {
       client.shell({ term: 'xterm', cols: 80, rows: 24 }, (err, stream) => {

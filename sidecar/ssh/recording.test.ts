@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import ssh2 from 'ssh2';
 import { play } from '../../cli/commands/play.ts';
 import { run } from '../../cli/program.ts';
 import { readSession } from '../../recording/index.ts';
@@ -27,17 +26,7 @@ describe('ssh recordings for auditors', () => {
   before(async () => {
     h = await startSshHarness(sshd);
     // An interactive shell with a real PTY size and a window change, from ssh2's client.
-    const client = new ssh2.Client();
-    await new Promise<void>((resolve, reject) => {
-      client.once('ready', () => resolve()).once('error', reject);
-      client.connect({
-        host: '127.0.0.1',
-        port: h.port,
-        username: 'agent',
-        password: h.token,
-        hostVerifier: () => true,
-      });
-    });
+    const client = await h.connect();
     await new Promise<void>((resolve, reject) => {
       client.shell({ term: 'xterm', cols: 80, rows: 24 }, (err, stream) => {
         if (err) return reject(err);
