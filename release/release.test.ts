@@ -16,35 +16,16 @@ import { ASSET_TYPES, assetSources } from '../cli/serve/assets.ts';
 import { generateSigningKey, openRecorder } from '../recording/index.ts';
 import { s3OptionsFor, s3UrlFor, sampleHeader, sqlEvents } from '../recording/testing/fixtures.ts';
 import { testEnv } from '../test/env/index.ts';
+import { type RunResult, runProcess } from '../test/testing/run-process.ts';
 import { type Artefacts, defaultOptions, ELF_MACHINE, elfMachine, release, sha256File } from './build.ts';
 
 const env = await testEnv(['minio']);
 const exec = promisify(execFile);
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Ran = RunResult;
 
 function run(file: string, args: string[], envVars: NodeJS.ProcessEnv, argv0?: string): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      env: envVars,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(argv0 ? { argv0 } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProcess(file, args, { env: envVars, timeoutMs: 10 * 60_000, ...(argv0 ? { argv0 } : {}) });
 }
 
 /**

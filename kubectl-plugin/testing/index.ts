@@ -6,6 +6,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
 import type { KubeInfo } from '../../test/env/index.ts';
+import { type RunResult, runProcess } from '../../test/testing/run-process.ts';
 
 export const PLUGIN_MAIN = join(import.meta.dirname, '..', 'main.ts');
 
@@ -63,11 +64,7 @@ export async function pluginBinDir(dir: string): Promise<string> {
   return bin;
 }
 
-export interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type Ran = RunResult;
 
 /** Runs `kubectl chaperone <args>` as the user of `kubeconfig`, the plugin found on PATH by kubectl. */
 export function kubectlChaperone(
@@ -89,23 +86,7 @@ export function run(
   env: NodeJS.ProcessEnv,
   timeoutMs = 60_000,
 ): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runProcess(command, args, { env, timeoutMs });
 }
 
 /** A long-running command (kubectl chaperone watch): its lines so far, and a way to wait for one. */

@@ -4,7 +4,6 @@
 // recording store (file:// or MinIO) read back with the recording reader, and a runner for real
 // client programs. Each protocol's harness (sidecar/<protocol>/testing/harness.ts) adds its target
 // and its clients.
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,37 +23,7 @@ export const AGENT_SUBJECT = 'agent-alice';
 /** The audience the harness's issuer is trusted for. */
 export const TOKEN_AUDIENCE = 'chaperone';
 
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a program to its end (killed after `timeoutMs`, 60 s by default), `stdin` written and closed. */
-export function runProcess(
-  command: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; stdin?: string; timeoutMs?: number },
-): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(opts.stdin ?? '');
-  });
-}
+export { type RunResult, runProcess } from '../../test/testing/run-process.ts';
 
 export const kinds = <E extends { kind: string }>(events: E[], kind: string) =>
   events.filter((e) => e.kind === kind);
