@@ -6,7 +6,7 @@ import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { type RecordedEvent, readSession } from '../recording/index.ts';
-import { sampleHeader, tempDir } from '../recording/testing/fixtures.ts';
+import { awsEnvFor, sampleHeader, tempDir } from '../recording/testing/fixtures.ts';
 import {
   appendStatements,
   type FileTestStore,
@@ -83,12 +83,7 @@ describe('chaperone CLI', () => {
     s3Url = s3Store.url;
     fileStore = await fileTestStore('cli-file', { key, dir: join(dir, 'file') });
     fileUrl = fileStore.url;
-    awsEnv = {
-      AWS_ENDPOINT_URL: env.minio.endpoint,
-      AWS_REGION: env.minio.region,
-      AWS_ACCESS_KEY_ID: env.minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: env.minio.secretAccessKey,
-    };
+    awsEnv = awsEnvFor(env.minio);
     const rec = await s3Store.recorder({ seal: { maxBytes: 4096 } });
     const pods = [
       { pod: 'etl-1', subject: 'alice', target: 'orders-db', namespace: 'team-a' },
