@@ -1,6 +1,7 @@
 // A store for one test to record into and read back: a temporary spool, a fresh store (a prefix of
 // the MinIO bucket, or a file:// directory) and a signing key; recorded SQL sessions; the objects of
 // a session as plain S3 tools see them (to read, tamper with or lock).
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { MinioInfo } from '../../test/env/types.ts';
@@ -31,6 +32,8 @@ export interface TestStore {
   key: TestKey;
   /** The store as a reader (the CLI, an auditor) opens it. */
   open(): SegmentStore;
+  /** Writes `key`'s public half to `<dir>/signing.pub` (for --public-key); its path. */
+  publicKeyFile(): Promise<string>;
   /** A recorder writing into this store, signed with `key`; `options` override any of that. */
   recorder(options?: Partial<RecorderOptions>): Promise<Recorder>;
 }
@@ -56,6 +59,11 @@ function testStore(dir: string, url: string, s3: S3Options | undefined, key: Tes
     s3,
     key,
     open: () => openStore(url, s3),
+    publicKeyFile: async () => {
+      const file = join(dir, 'signing.pub');
+      await writeFile(file, key.publicKeyPem);
+      return file;
+    },
     recorder: (options = {}) =>
       openRecorder({
         spoolDir,
