@@ -5,12 +5,17 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { MinioInfo } from '../../test/env/types.ts';
-import type { EventInput, SessionHeaderInput } from '../events.ts';
-import { generateSigningKey } from '../keys.ts';
-import { openRecorder, type Recorder, type RecorderOptions } from '../recorder.ts';
-import { openStore } from '../stores/open-store.ts';
-import type { S3Options } from '../stores/s3-store.ts';
-import type { SegmentStore } from '../stores/store.ts';
+import {
+  type EventInput,
+  generateSigningKey,
+  openRecorder,
+  openStore,
+  type Recorder,
+  type RecorderOptions,
+  type S3Options,
+  type SegmentStore,
+  type SessionHeaderInput,
+} from '../index.ts';
 import { rawS3, recordedDate, s3OptionsFor, s3UrlFor, sqlEvents, tempDir } from './fixtures.ts';
 import { sampleHeader } from './sample-header.ts';
 
@@ -21,7 +26,7 @@ export interface TestKey {
 }
 
 export interface TestStore {
-  /** A temporary directory for this store's spools (removed after the test file). */
+  /** This store's directory: its spool, and a file store (see `TestStoreOptions.dir`). */
   dir: string;
   /** The spool of `recorder()` unless the options name another. */
   spoolDir: string;
