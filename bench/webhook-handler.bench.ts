@@ -13,6 +13,7 @@ import { LABELS, WEBHOOK_PATHS } from '../webhook/constants.ts';
 import type { RawSessionPolicy } from '../webhook/policy.ts';
 import { buildWebhookServer } from '../webhook/server.ts';
 import { createTestCa, issueServingCert } from '../webhook/testing/pki.ts';
+import { agentPod, benchPolicySpec } from './testing/webhook-pods.ts';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '3000' } } });
 const requests = Number(values.requests);
@@ -22,25 +23,7 @@ const policy: RawSessionPolicy = {
   apiVersion: 'chaperone.dev/v1alpha1',
   kind: 'SessionPolicy',
   metadata: { name: 'bench', namespace, generation: 1, uid: 'u-1' },
-  spec: {
-    podSelector: {},
-    targets: [
-      {
-        name: 'db',
-        protocol: 'postgres',
-        upstream: { host: '10.0.0.50', port: 5432 },
-        listenPort: 15432,
-        transparent: true,
-      },
-      {
-        name: 'bastion',
-        protocol: 'ssh',
-        upstream: { host: 'bastion.example', port: 22 },
-        listenPort: 15022,
-      },
-    ],
-    recording: { store: { url: 's3://recordings/bench' }, signingKeySecret: { name: 'signing-key' } },
-  },
+  spec: benchPolicySpec,
   status: {
     observedGeneration: 1,
     conditions: [{ type: 'Ready', status: 'True', reason: 'Rendered', observedGeneration: 1 }],
@@ -70,15 +53,7 @@ const server = await buildWebhookServer({
 });
 await server.app.ready();
 
-const pod = (name: string): V1Pod => ({
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: { name, namespace, labels: { app: 'agent' } },
-  spec: {
-    securityContext: { runAsUser: 1000 },
-    containers: [{ name: 'agent', image: 'registry.example/agent:1' }],
-  },
-});
+const pod = (name: string): V1Pod => ({ apiVersion: 'v1', kind: 'Pod', ...agentPod(name, namespace) });
 const review = (uid: string, object: V1Pod) => ({
   apiVersion: 'admission.k8s.io/v1',
   kind: 'AdmissionReview',

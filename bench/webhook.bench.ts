@@ -15,6 +15,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { startEnv } from '../test/env/index.ts';
 import { WebhookHarness } from '../webhook/testing/harness.ts';
 import { type Histogram, histogramDelta, parseHistogram, quantile } from './prometheus.ts';
+import { agentPod, benchPolicySpec } from './testing/webhook-pods.ts';
 
 const { values } = parseArgs({
   options: {
@@ -117,32 +118,8 @@ try {
   delete process.env.NODE_OPTIONS;
   const apiserverPid = await pidOnPort(Number(new URL(env.info.kube!.server).port));
   const ns = await h.recordedNamespace('bench');
-  await h.createPolicy(ns, 'bench', {
-    podSelector: {},
-    targets: [
-      {
-        name: 'db',
-        protocol: 'postgres',
-        upstream: { host: '10.0.0.50', port: 5432 },
-        listenPort: 15432,
-        transparent: true,
-      },
-      {
-        name: 'bastion',
-        protocol: 'ssh',
-        upstream: { host: 'bastion.example', port: 22 },
-        listenPort: 15022,
-      },
-    ],
-    recording: { store: { url: 's3://recordings/bench' }, signingKeySecret: { name: 'signing-key' } },
-  });
-  const pod = (name: string): V1Pod => ({
-    metadata: { name, labels: { app: 'agent' } },
-    spec: {
-      securityContext: { runAsUser: 1000 },
-      containers: [{ name: 'agent', image: 'registry.example/agent:1' }],
-    },
-  });
+  await h.createPolicy(ns, 'bench', benchPolicySpec);
+  const pod = (name: string): V1Pod => agentPod(name);
   const injected = async () => {
     const probe = await h.core.createNamespacedPod({ namespace: ns, body: pod('probe'), dryRun: 'All' });
     return probe.spec?.initContainers?.some((c) => c.name === 'chaperone') ?? false;

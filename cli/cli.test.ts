@@ -5,17 +5,18 @@ import { execFile } from 'node:child_process';
 import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { openRecorder, openStore, type RecordedEvent, readSession } from '../recording/index.ts';
+import { type RecordedEvent, readSession } from '../recording/index.ts';
+import { awsEnvFor, sampleHeader, tempDir } from '../recording/testing/fixtures.ts';
 import {
-  rawS3,
-  recordedDate,
-  s3OptionsFor,
-  s3UrlFor,
-  sampleHeader,
-  sqlEvents,
-  tempDir,
-} from '../recording/testing/fixtures.ts';
+  appendStatements,
+  type FileTestStore,
+  fileTestStore,
+  type MinioTestStore,
+  minioTestStore,
+  rawBucket,
+  recordStatements,
+  type TestKey,
+} from '../recording/testing/test-store.ts';
 import { testEnv } from '../test/env/index.ts';
 
 const main = new URL('./main.ts', import.meta.url).pathname;
@@ -59,7 +60,10 @@ function assertOneLineError(r: Result, code: number, pattern: RegExp): void {
 describe('chaperone CLI', () => {
   let keyBase: string;
   let otherKeyBase: string;
+  let key: TestKey;
+  let s3Store: MinioTestStore;
   let s3Url: string;
+  let fileStore: FileTestStore;
   let fileUrl: string;
   let awsEnv: NodeJS.ProcessEnv;
   const ids: string[] = [];
@@ -71,23 +75,16 @@ describe('chaperone CLI', () => {
     const made = await cli(['keygen', '--out', keyBase]);
     assert.equal(made.code, 0, made.stderr);
     assert.equal((await cli(['keygen', '--out', otherKeyBase])).code, 0);
-    const privateKey = await readFile(`${keyBase}.key`, 'utf8');
-    s3Url = s3UrlFor(env.minio, 'cli');
-    fileUrl = `file://${join(dir, 'store')}`;
-    awsEnv = {
-      AWS_ENDPOINT_URL: env.minio.endpoint,
-      AWS_REGION: env.minio.region,
-      AWS_ACCESS_KEY_ID: env.minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: env.minio.secretAccessKey,
+    key = {
+      privateKeyPem: await readFile(`${keyBase}.key`, 'utf8'),
+      publicKeyPem: await readFile(`${keyBase}.pub`, 'utf8'),
     };
-    const s3 = s3OptionsFor(env.minio);
-    const rec = await openRecorder({
-      spoolDir: join(dir, 'spool'),
-      store: s3Url,
-      s3,
-      signingKey: privateKey,
-      seal: { maxBytes: 4096 },
-    });
+    s3Store = await minioTestStore(env.minio, 'cli', { key, dir: join(dir, 's3') });
+    s3Url = s3Store.url;
+    fileStore = await fileTestStore('cli-file', { key, dir: join(dir, 'file') });
+    fileUrl = fileStore.url;
+    awsEnv = awsEnvFor(env.minio);
+    const rec = await s3Store.recorder({ seal: { maxBytes: 4096 } });
     const pods = [
       { pod: 'etl-1', subject: 'alice', target: 'orders-db', namespace: 'team-a' },
       { pod: 'etl-2', subject: 'bob', target: 'billing-db', namespace: 'team-b' },
@@ -99,7 +96,7 @@ describe('chaperone CLI', () => {
           identity: { pod: p.pod, subject: p.subject, namespace: p.namespace },
         }),
       );
-      for (let i = 0; i < 30; i++) for (const e of sqlEvents(i)) await s.append(e);
+      await appendStatements(s, 30);
       await s.append({
         kind: 'policy.blocked',
         direction: 'internal',
@@ -109,11 +106,7 @@ describe('chaperone CLI', () => {
       ids.push(s.sessionId);
     }
     await rec.close({ deadlineMs: 60_000 });
-    const frec = await openRecorder({
-      spoolDir: join(dir, 'spool2'),
-      store: fileUrl,
-      signingKey: privateKey,
-    });
+    const frec = await fileStore.recorder();
     const fs = await frec.startSession(sampleHeader());
     await fs.append({ kind: 'ssh.stdin', direction: 'client', payload: { data: 'ls -la\n' } });
     await fs.end({ reason: 'exit 0' });
@@ -172,12 +165,7 @@ describe('chaperone CLI', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as RecordedEvent);
     const expected: RecordedEvent[] = [];
-    for await (const ev of readSession(
-      await import('../recording/index.ts').then((m) => m.openStore(s3Url, s3OptionsFor(env.minio))),
-      ids[0]!,
-    )) {
-      expected.push(ev);
-    }
+    for await (const ev of readSession(s3Store.open(), ids[0]!)) expected.push(ev);
     assert.deepEqual(got, expected);
     assert.equal(got.length, 63);
     const human = await cli(['--store', fileUrl, 'sessions', 'cat', fileId]);
@@ -200,17 +188,11 @@ describe('chaperone CLI', () => {
     assert.match(all.stdout, /2 of 2 sessions verified/);
 
     // Tamper with a segment of the second session: --all now fails and names it.
-    const client = rawS3(env.minio);
-    const prefix = s3Url.slice(`s3://${env.minio.bucket}/`.length);
-    const date = await recordedDate(openStore(s3Url, s3OptionsFor(env.minio)), ids[1]!);
-    const Key = `${prefix}/sessions/date=${date}/namespace=team-b/session=${ids[1]}/seg-000002.zst`;
-    const body = Buffer.from(
-      await (
-        await client.send(new GetObjectCommand({ Bucket: env.minio.bucket, Key }))
-      ).Body!.transformToByteArray(),
-    );
+    const bucket = rawBucket(env.minio);
+    const Key = `${(await s3Store.locate(ids[1]!, 'team-b')).folder}seg-000002.zst`;
+    const body = await bucket.get(Key);
     body[10]! ^= 0xff;
-    await client.send(new PutObjectCommand({ Bucket: env.minio.bucket, Key, Body: body }));
+    await bucket.put(Key, body);
     const bad = await cli(['verify', '--all', '--json', '--public-key', `${keyBase}.pub`], e);
     assert.equal(bad.code, 3);
     const reports = bad.stdout
@@ -298,28 +280,20 @@ describe('chaperone CLI', () => {
   });
 
   test('verify --require-ended fails a session whose tail (final segment and index) was cut', async () => {
-    const cutUrl = `file://${join(dir, 'cut-store')}`;
-    const privateKey = await readFile(`${keyBase}.key`, 'utf8');
-    const rec = await openRecorder({
-      spoolDir: join(dir, 'spool-cut'),
-      store: cutUrl,
-      signingKey: privateKey,
-      seal: { maxBytes: 2048 },
-    });
-    const s = await rec.startSession(sampleHeader());
-    for (let i = 0; i < 40; i++) for (const e of sqlEvents(i)) await s.append(e);
-    await s.end({ reason: 'done' });
+    const cut = await fileTestStore('cli-cut', { key });
+    const rec = await cut.recorder({ seal: { maxBytes: 2048 } });
+    const sessionId = await recordStatements(rec, 40);
     await rec.close();
     // Without Object Lock whoever holds the bucket can remove the end of a session with its index.
-    const files = (await readdir(join(dir, 'cut-store'), { recursive: true })).map(String);
-    const segments = files.filter((f) => f.includes(s.sessionId) && /seg-\d+\.zst$/.test(f)).sort();
+    const files = (await readdir(cut.root, { recursive: true })).map(String);
+    const segments = files.filter((f) => f.includes(sessionId) && /seg-\d+\.zst$/.test(f)).sort();
     assert.ok(segments.length > 2, `several segments (${segments.length})`);
     const last = segments.at(-1)!;
-    for (const f of [last, last.replace(/\.zst$/, '.manifest.json')]) await rm(join(dir, 'cut-store', f));
-    for (const f of files.filter((f) => f.startsWith('index/') && f.endsWith(`${s.sessionId}.json`))) {
-      await rm(join(dir, 'cut-store', f));
+    for (const f of [last, last.replace(/\.zst$/, '.manifest.json')]) await rm(join(cut.root, f));
+    for (const f of files.filter((f) => f.startsWith('index/') && f.endsWith(`${sessionId}.json`))) {
+      await rm(join(cut.root, f));
     }
-    const args = ['verify', s.sessionId, '--store', cutUrl, '--public-key', `${keyBase}.pub`];
+    const args = ['verify', sessionId, '--store', cut.url, '--public-key', `${keyBase}.pub`];
     const lenient = await cli(args);
     assert.equal(lenient.code, 0, lenient.stdout + lenient.stderr);
     assert.match(lenient.stdout, /not ended/);
@@ -329,7 +303,7 @@ describe('chaperone CLI', () => {
 
   test('a store directory with a space in its path; a reader that closes the pipe early', async () => {
     const spaced = join(dir, 'store with space');
-    await cp(join(dir, 'store'), spaced, { recursive: true });
+    await cp(fileStore.root, spaced, { recursive: true });
     const listed = await cli(['sessions', 'ls', '--store', spaced]);
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, new RegExp(fileId));

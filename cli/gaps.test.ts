@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { generateSigningKey, openRecorder } from '../recording/index.ts';
 import { runAndKill } from '../recording/testing/crash-run.ts';
-import { s3OptionsFor, s3UrlFor, tempDir } from '../recording/testing/fixtures.ts';
+import { awsEnvFor, s3OptionsFor, s3UrlFor, tempDir } from '../recording/testing/fixtures.ts';
 import { testEnv } from '../test/env/index.ts';
 import { describeGap } from './format.ts';
 
@@ -91,10 +91,7 @@ describe('chaperone CLI and gap events', () => {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_ENDPOINT_URL: env.minio.endpoint,
-      AWS_REGION: env.minio.region,
-      AWS_ACCESS_KEY_ID: env.minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: env.minio.secretAccessKey,
+      ...awsEnvFor(env.minio),
       CHAPERONE_STORE: url,
     };
     assert.ok((await readFile(pub, 'utf8')).includes('PUBLIC KEY'));

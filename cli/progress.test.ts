@@ -1,22 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { generateSigningKey, openRecorder } from '../recording/index.ts';
-import { sampleHeader, sqlEvents, tempDir } from '../recording/testing/fixtures.ts';
+import { sampleHeader, sqlEvents } from '../recording/testing/fixtures.ts';
+import { fileTestStore } from '../recording/testing/test-store.ts';
 
 const exec = promisify(execFile);
 const main = new URL('./main.ts', import.meta.url).pathname;
 
 test('verify --all draws a progress bar on a terminal and never into a pipe', async () => {
-  const dir = await tempDir('progress');
-  const key = generateSigningKey();
-  const pub = join(dir, 'k.pub');
-  await writeFile(pub, key.publicKeyPem);
-  const store = `file://${join(dir, 'store')}`;
-  const rec = await openRecorder({ spoolDir: join(dir, 'spool'), store, signingKey: key.privateKeyPem });
+  const fixture = await fileTestStore('progress');
+  const pub = await fixture.publicKeyFile();
+  const store = fixture.url;
+  const rec = await fixture.recorder();
   for (let i = 0; i < 3; i++) {
     const s = await rec.startSession(sampleHeader());
     for (const e of sqlEvents(i)) await s.append(e);

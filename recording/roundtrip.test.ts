@@ -3,27 +3,17 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { zstdDecompressSync } from 'node:zlib';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { testEnv } from '../test/env/index.ts';
 import {
   type EventInput,
   generateSigningKey,
   listSessions,
-  openRecorder,
-  openStore,
   type RecordedEvent,
   verifySession,
 } from './index.ts';
-import {
-  collectEvents,
-  rawS3,
-  recordedDate,
-  s3OptionsFor,
-  s3UrlFor,
-  sampleHeader,
-  sqlEvents,
-  tempDir,
-} from './testing/fixtures.ts';
+import { collectEvents, sampleHeader, sqlEvents } from './testing/fixtures.ts';
+import { fileTestStore, minioTestStore, rawBucket } from './testing/test-store.ts';
 
 const collect = collectEvents;
 
@@ -45,15 +35,8 @@ function assertSameEvents(got: RecordedEvent[], sent: EventInput[]): void {
 
 describe('round trip through the file:// store', () => {
   test('every event reads back in order, the header and end frame them, verify passes', async () => {
-    const dir = await tempDir('rt-file');
-    const key = generateSigningKey();
-    const url = `file://${join(dir, 'store')}`;
-    const rec = await openRecorder({
-      spoolDir: join(dir, 'spool'),
-      store: url,
-      signingKey: key.privateKeyPem,
-      seal: { maxBytes: 8 * 1024 },
-    });
+    const fixture = await fileTestStore('rt-file');
+    const rec = await fixture.recorder({ seal: { maxBytes: 8 * 1024 } });
     const session = await rec.startSession(sampleHeader());
     const sent: EventInput[] = [
       {
@@ -97,7 +80,7 @@ describe('round trip through the file:// store', () => {
     await session.end({ reason: 'client terminated', counts: { statements: 300 } });
     await rec.close();
 
-    const store = openStore(url);
+    const store = fixture.open();
     const events = await collect(store, session.sessionId);
     assertSameEvents(events, sent);
     const first = events[0]!;
@@ -108,7 +91,7 @@ describe('round trip through the file:// store', () => {
     assert.equal(last.kind, 'session.end');
     assert.equal(last.payload.reason, 'client terminated');
 
-    const report = await verifySession(store, session.sessionId, key.publicKeyPem);
+    const report = await verifySession(store, session.sessionId, fixture.key.publicKeyPem);
     assert.equal(report.ok, true, JSON.stringify(report.failure));
     assert.equal(report.complete, true);
     assert.ok(report.segments > 3, `several segments sealed (${report.segments})`);
@@ -129,14 +112,8 @@ describe('round trip through the file:// store', () => {
   });
 
   test('bad input is refused with a clear error and loses nothing', async () => {
-    const dir = await tempDir('rt-bad');
-    const key = generateSigningKey();
-    const url = `file://${join(dir, 'store')}`;
-    const rec = await openRecorder({
-      spoolDir: join(dir, 'spool'),
-      store: url,
-      signingKey: key.privateKeyPem,
-    });
+    const fixture = await fileTestStore('rt-bad');
+    const rec = await fixture.recorder();
     await assert.rejects(
       rec.startSession({ ...sampleHeader(), protocol: 'ftp' as 'ssh' }),
       /invalid session header: protocol/,
@@ -166,7 +143,7 @@ describe('round trip through the file:// store', () => {
     await assert.rejects(s.append({ kind: 'late', direction: 'client', payload: {} }), /has ended/);
     await rec.close();
     await assert.rejects(rec.startSession(sampleHeader()), /closed/);
-    const events = await collect(openStore(url), 'fixed-id-1');
+    const events = await collect(fixture.open(), 'fixed-id-1');
     assert.deepEqual(
       events.map((e) => e.kind),
       ['session.start', 'ok', 'session.end'],
@@ -174,19 +151,13 @@ describe('round trip through the file:// store', () => {
   });
 
   test('a second recorder cannot take a spool in use', async () => {
-    const dir = await tempDir('rt-lock');
-    const key = generateSigningKey();
-    const opts = {
-      spoolDir: join(dir, 'spool'),
-      store: `file://${join(dir, 'store')}`,
-      signingKey: key.privateKeyPem,
-    };
-    const rec = await openRecorder(opts);
+    const fixture = await fileTestStore('rt-lock');
+    const rec = await fixture.recorder();
     // Same pid counts as a stale owner (container restart), so fake another live owner: pid 1.
     await rec.close();
     const { writeFile } = await import('node:fs/promises');
-    await writeFile(join(dir, 'spool', 'LOCK'), '1');
-    await assert.rejects(openRecorder(opts), /in use by process 1/);
+    await writeFile(join(fixture.spoolDir, 'LOCK'), '1');
+    await assert.rejects(fixture.recorder(), /in use by process 1/);
   });
 });
 
@@ -194,18 +165,8 @@ describe('round trip through MinIO', async () => {
   const env = await testEnv(['minio']);
 
   test('concurrent sessions read back event for event; objects carry SHA-256 checksums', async () => {
-    const dir = await tempDir('rt-s3');
-    const key = generateSigningKey();
-    const url = s3UrlFor(env.minio, 'roundtrip');
-    const s3 = s3OptionsFor(env.minio);
-    const rec = await openRecorder({
-      spoolDir: join(dir, 'spool'),
-      store: url,
-      s3,
-      signingKey: key.privateKeyPem,
-      keyId: 'test-key-2026',
-      seal: { maxBytes: 16 * 1024, maxMs: 200 },
-    });
+    const fixture = await minioTestStore(env.minio, 'roundtrip');
+    const rec = await fixture.recorder({ keyId: 'test-key-2026', seal: { maxBytes: 16 * 1024, maxMs: 200 } });
     const targets = ['orders-db', 'billing-db', 'orders-db'];
     const sessions = await Promise.all(
       targets.map((name, i) =>
@@ -236,32 +197,29 @@ describe('round trip through MinIO', async () => {
     await rec.close({ deadlineMs: 60_000 });
     assert.equal(rec.status().pendingSegments, 0);
 
-    const store = openStore(url, s3);
+    const store = fixture.open();
     for (const [i, s] of sessions.entries()) {
       assertSameEvents(await collect(store, s.sessionId), sent[i]!);
-      const report = await verifySession(store, s.sessionId, { 'test-key-2026': key.publicKeyPem });
+      const report = await verifySession(store, s.sessionId, { 'test-key-2026': fixture.key.publicKeyPem });
       assert.equal(report.ok, true, JSON.stringify(report.failure));
       assert.deepEqual(report.keyIds, ['test-key-2026']);
     }
 
     // Plain S3 tools: the layout is Hive-partitioned, segments are zstd JSON Lines with checksums.
-    const client = rawS3(env.minio);
-    const prefix = url.slice(`s3://${env.minio.bucket}/`.length);
-    const listed = await client.send(
-      new ListObjectsV2Command({ Bucket: env.minio.bucket, Prefix: `${prefix}/index/` }),
+    const bucket = rawBucket(env.minio);
+    const { prefix } = fixture;
+    const listed = await bucket.client.send(
+      new ListObjectsV2Command({ Bucket: bucket.name, Prefix: `${prefix}/index/` }),
     );
     const indexKeys = (listed.Contents ?? []).map((o) => o.Key!.slice(prefix.length + 1)).sort();
     assert.equal(indexKeys.length, 3);
     for (const k of indexKeys)
       assert.match(k, /^index\/date=\d{4}-\d{2}-\d{2}\/namespace=(agents|other)\/[0-9a-f-]{36}\.json$/);
-    const s0 = sessions[0]!.sessionId;
-    const date = await recordedDate(store, s0);
-    const segKey = `${prefix}/sessions/date=${date}/namespace=agents/session=${s0}/seg-000001.zst`;
-    const head = await client.send(
-      new HeadObjectCommand({ Bucket: env.minio.bucket, Key: segKey, ChecksumMode: 'ENABLED' }),
+    const segKey = `${(await fixture.locate(sessions[0]!.sessionId, 'agents')).folder}seg-000001.zst`;
+    const head = await bucket.client.send(
+      new HeadObjectCommand({ Bucket: bucket.name, Key: segKey, ChecksumMode: 'ENABLED' }),
     );
-    const got = await client.send(new GetObjectCommand({ Bucket: env.minio.bucket, Key: segKey }));
-    const body = Buffer.from(await got.Body!.transformToByteArray());
+    const body = await bucket.get(segKey);
     assert.equal(head.ChecksumSHA256, createHash('sha256').update(body).digest('base64'));
     const lines = zstdDecompressSync(body).toString('utf8').trimEnd().split('\n');
     assert.equal(JSON.parse(lines[0]!).kind, 'session.start');

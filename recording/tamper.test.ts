@@ -1,35 +1,25 @@
 // The tamper corpus: each way of altering a stored recording is detected, with its own reason.
 
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { testEnv } from '../test/env/index.ts';
 import {
   canonicalJson,
   generateSigningKey,
   loadSigningKey,
-  openRecorder,
   openStore,
   readSession,
   VerificationError,
   verifySession,
 } from './index.ts';
 import { signDocument } from './keys.ts';
-import {
-  rawS3,
-  recordedDate,
-  s3OptionsFor,
-  s3UrlFor,
-  sampleHeader,
-  sqlEvents,
-  tempDir,
-} from './testing/fixtures.ts';
+import { s3OptionsFor, s3UrlFor } from './testing/fixtures.ts';
+import { minioTestStore, type RawBucket, rawBucket, recordStatements } from './testing/test-store.ts';
 
 const env = await testEnv(['minio']);
 const key = generateSigningKey();
 const s3 = s3OptionsFor(env.minio);
-let client: S3Client;
+let bucket: RawBucket;
 
 interface Recorded {
   url: string;
@@ -41,44 +31,17 @@ interface Recorded {
 }
 
 async function record(name: string, signingKeyPem = key.privateKeyPem): Promise<Recorded> {
-  const dir = await tempDir(`tamper-${name}`);
-  const url = s3UrlFor(env.minio, `tamper-${name}`);
-  const rec = await openRecorder({
-    spoolDir: join(dir, 'spool'),
-    store: url,
-    s3,
-    signingKey: signingKeyPem,
-    seal: { maxBytes: 4096 },
-  });
-  const s = await rec.startSession(sampleHeader());
-  for (let i = 0; i < 60; i++) for (const e of sqlEvents(i)) await s.append(e);
-  await s.end({ reason: 'done' });
+  const store = await minioTestStore(env.minio, `tamper-${name}`, { key });
+  const rec = await store.recorder({ signingKey: signingKeyPem, seal: { maxBytes: 4096 } });
+  const id = await recordStatements(rec, 60);
   await rec.close({ deadlineMs: 60_000 });
-  const prefix = url.slice(`s3://${env.minio.bucket}/`.length);
-  const date = await recordedDate(openStore(url, s3), s.sessionId);
-  const report = await verifySession(openStore(url, s3), s.sessionId, key.publicKeyPem);
-  return {
-    url,
-    id: s.sessionId,
-    folder: `${prefix}/sessions/date=${date}/namespace=agents/session=${s.sessionId}/`,
-    indexKey: `${prefix}/index/date=${date}/namespace=agents/${s.sessionId}.json`,
-    segments: report.segments,
-  };
+  const { folder, index } = await store.locate(id, 'agents');
+  const report = await verifySession(store.open(), id, key.publicKeyPem);
+  return { url: store.url, id, folder, indexKey: index, segments: report.segments };
 }
 
 const seg = (n: number) => `seg-${String(n).padStart(6, '0')}.zst`;
 const man = (n: number) => `seg-${String(n).padStart(6, '0')}.manifest.json`;
-
-async function get(k: string): Promise<Buffer> {
-  const out = await client.send(new GetObjectCommand({ Bucket: env.minio.bucket, Key: k }));
-  return Buffer.from(await out.Body!.transformToByteArray());
-}
-async function put(k: string, body: Buffer): Promise<void> {
-  await client.send(new PutObjectCommand({ Bucket: env.minio.bucket, Key: k, Body: body }));
-}
-async function del(k: string): Promise<void> {
-  await client.send(new DeleteObjectCommand({ Bucket: env.minio.bucket, Key: k }));
-}
 
 async function expectFailure(r: Recorded, reason: string, segment?: number) {
   const report = await verifySession(openStore(r.url, s3), r.id, key.publicKeyPem);
@@ -91,7 +54,7 @@ async function expectFailure(r: Recorded, reason: string, segment?: number) {
 
 describe('tamper corpus (MinIO)', () => {
   before(() => {
-    client = rawS3(env.minio);
+    bucket = rawBucket(env.minio);
   });
 
   test('an untouched recording verifies', async () => {
@@ -103,9 +66,9 @@ describe('tamper corpus (MinIO)', () => {
 
   test('a flipped byte in a segment: segment-tampered, at that segment', async () => {
     const r = await record('flip');
-    const body = await get(r.folder + seg(3));
+    const body = await bucket.get(r.folder + seg(3));
     body[Math.floor(body.length / 2)]! ^= 0x01;
-    await put(r.folder + seg(3), body);
+    await bucket.put(r.folder + seg(3), body);
     await expectFailure(r, 'segment-tampered', 3);
     // Readers stop there too, instead of returning altered events.
     await assert.rejects(
@@ -121,45 +84,45 @@ describe('tamper corpus (MinIO)', () => {
 
   test('a deleted segment: segment-missing', async () => {
     const r = await record('delete');
-    await del(r.folder + seg(2));
-    await del(r.folder + man(2));
+    await bucket.del(r.folder + seg(2));
+    await bucket.del(r.folder + man(2));
     await expectFailure(r, 'segment-missing', 2);
     const r2 = await record('delete-object-only');
-    await del(r2.folder + seg(4));
+    await bucket.del(r2.folder + seg(4));
     await expectFailure(r2, 'segment-missing', 4);
   });
 
   test('two segments swapped: segment-reordered', async () => {
     const r = await record('swap');
-    const [a, b] = await Promise.all([get(r.folder + seg(2)), get(r.folder + seg(3))]);
-    await put(r.folder + seg(2), b);
-    await put(r.folder + seg(3), a);
+    const [a, b] = await Promise.all([bucket.get(r.folder + seg(2)), bucket.get(r.folder + seg(3))]);
+    await bucket.put(r.folder + seg(2), b);
+    await bucket.put(r.folder + seg(3), a);
     await expectFailure(r, 'segment-reordered', 2);
     // Swapping segment and manifest together (renaming both) is caught by the signed index.
     const r2 = await record('swap-pairs');
     const [s2, m2, s3b, m3] = await Promise.all([
-      get(r2.folder + seg(2)),
-      get(r2.folder + man(2)),
-      get(r2.folder + seg(3)),
-      get(r2.folder + man(3)),
+      bucket.get(r2.folder + seg(2)),
+      bucket.get(r2.folder + man(2)),
+      bucket.get(r2.folder + seg(3)),
+      bucket.get(r2.folder + man(3)),
     ]);
     await Promise.all([
-      put(r2.folder + seg(2), s3b),
-      put(r2.folder + man(2), m3),
-      put(r2.folder + seg(3), s2),
-      put(r2.folder + man(3), m2),
+      bucket.put(r2.folder + seg(2), s3b),
+      bucket.put(r2.folder + man(2), m3),
+      bucket.put(r2.folder + seg(3), s2),
+      bucket.put(r2.folder + man(3), m2),
     ]);
     await expectFailure(r2, 'segment-reordered', 2);
   });
 
   test('the last segment truncated: segment-truncated; the tail removed: session-truncated', async () => {
     const r = await record('truncate');
-    const last = await get(r.folder + seg(r.segments));
-    await put(r.folder + seg(r.segments), last.subarray(0, last.length - 7));
+    const last = await bucket.get(r.folder + seg(r.segments));
+    await bucket.put(r.folder + seg(r.segments), last.subarray(0, last.length - 7));
     await expectFailure(r, 'segment-truncated', r.segments);
     const r2 = await record('drop-tail');
-    await del(r2.folder + seg(r2.segments));
-    await del(r2.folder + man(r2.segments));
+    await bucket.del(r2.folder + seg(r2.segments));
+    await bucket.del(r2.folder + man(r2.segments));
     const report = await expectFailure(r2, 'session-truncated');
     assert.match(
       report.failure!.message,
@@ -169,27 +132,27 @@ describe('tamper corpus (MinIO)', () => {
 
   test('an edited index: index-tampered', async () => {
     const r = await record('index');
-    const index = JSON.parse((await get(r.indexKey)).toString('utf8'));
+    const index = JSON.parse((await bucket.get(r.indexKey)).toString('utf8'));
     index.subject = 'someone-else';
-    await put(r.indexKey, Buffer.from(`${canonicalJson(index)}\n`));
+    await bucket.put(r.indexKey, Buffer.from(`${canonicalJson(index)}\n`));
     await expectFailure(r, 'index-tampered');
   });
 
   test('a manifest re-signed with another key: wrong-key; edited without re-signing: bad-signature', async () => {
     const attacker = loadSigningKey(generateSigningKey().privateKeyPem);
     const r = await record('resign');
-    const m = JSON.parse((await get(r.folder + man(2))).toString('utf8'));
+    const m = JSON.parse((await bucket.get(r.folder + man(2))).toString('utf8'));
     const forged = signDocument(
       { ...m, keyId: attacker.keyId, keyFingerprint: attacker.fingerprint, signature: undefined },
       attacker,
     );
-    await put(r.folder + man(2), Buffer.from(`${canonicalJson(forged)}\n`));
+    await bucket.put(r.folder + man(2), Buffer.from(`${canonicalJson(forged)}\n`));
     await expectFailure(r, 'wrong-key', 2);
 
     const r2 = await record('edit-manifest');
-    const m2 = JSON.parse((await get(r2.folder + man(3))).toString('utf8'));
+    const m2 = JSON.parse((await bucket.get(r2.folder + man(3))).toString('utf8'));
     m2.events += 1;
-    await put(r2.folder + man(3), Buffer.from(`${canonicalJson(m2)}\n`));
+    await bucket.put(r2.folder + man(3), Buffer.from(`${canonicalJson(m2)}\n`));
     await expectFailure(r2, 'bad-signature', 3);
   });
 

@@ -4,8 +4,9 @@ import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { generateSigningKey, openRecorder } from '../../recording/index.ts';
-import { sampleHeader, sqlEvents, tempDir } from '../../recording/testing/fixtures.ts';
+import { generateSigningKey } from '../../recording/index.ts';
+import { sampleHeader, sqlEvents } from '../../recording/testing/fixtures.ts';
+import { appendStatements, fileTestStore } from '../../recording/testing/test-store.ts';
 import { run } from '../program.ts';
 import { VERIFY_SCRIPT } from './verify-script.ts';
 
@@ -44,24 +45,17 @@ async function redoSums(dir: string): Promise<void> {
 }
 
 test('an evidence bundle verifies with sha256sum and openssl alone, and fails when any byte changes', async () => {
-  const dir = await tempDir('evidence');
-  const key = generateSigningKey();
-  const pub = join(dir, 'signing.pub');
-  await writeFile(pub, key.publicKeyPem);
-  const store = `file://${join(dir, 'store')}`;
+  const fixture = await fileTestStore('evidence');
+  const { dir, url: store } = fixture;
+  const pub = await fixture.publicKeyFile();
   // Small segments: each session spans several, so the chain is exercised.
-  const rec = await openRecorder({
-    spoolDir: join(dir, 'spool'),
-    store,
-    signingKey: key.privateKeyPem,
-    seal: { maxBytes: 6000 },
-  });
+  const rec = await fixture.recorder({ seal: { maxBytes: 6000 } });
   const ids: string[] = [];
   for (const ns of ['agents', 'billing']) {
     const s = await rec.startSession(
       sampleHeader({ identity: { ...sampleHeader().identity, namespace: ns } }),
     );
-    for (let i = 0; i < 12; i++) for (const e of sqlEvents(i)) await s.append(e);
+    await appendStatements(s, 12);
     await s.end({ reason: 'client closed' });
     ids.push(s.sessionId);
   }
@@ -154,12 +148,10 @@ test('an evidence bundle verifies with sha256sum and openssl alone, and fails wh
 });
 
 test('evidence by filter, and refusals', async () => {
-  const dir = await tempDir('evidence-filter');
-  const key = generateSigningKey();
-  const pub = join(dir, 'signing.pub');
-  await writeFile(pub, key.publicKeyPem);
-  const store = `file://${join(dir, 'store')}`;
-  const rec = await openRecorder({ spoolDir: join(dir, 'spool'), store, signingKey: key.privateKeyPem });
+  const fixture = await fileTestStore('evidence-filter');
+  const { dir, url: store } = fixture;
+  const pub = await fixture.publicKeyFile();
+  const rec = await fixture.recorder();
   const s = await rec.startSession(sampleHeader());
   for (const e of sqlEvents(1)) await s.append(e);
   await s.end({ reason: 'done' });

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { generateSigningKey, openRecorder, type RecordedEvent } from '../../recording/index.ts';
-import { sampleHeader, tempDir } from '../../recording/testing/fixtures.ts';
+import type { RecordedEvent } from '../../recording/index.ts';
+import { sampleHeader } from '../../recording/testing/fixtures.ts';
+import { fileTestStore } from '../../recording/testing/test-store.ts';
 import { run } from '../program.ts';
 import { asciicastLines } from './asciicast.ts';
 
@@ -88,10 +89,9 @@ test('asciicast: a named channel, and a clear error when there is none', async (
 });
 
 test('chaperone sessions export --format asciicast writes a recorded terminal session to a file', async () => {
-  const dir = await tempDir('export-asciicast');
-  const key = generateSigningKey();
-  const store = `file://${join(dir, 'store')}`;
-  const rec = await openRecorder({ spoolDir: join(dir, 'spool'), store, signingKey: key.privateKeyPem });
+  const fixture = await fileTestStore('export-asciicast');
+  const { dir, url: store } = fixture;
+  const rec = await fixture.recorder();
   const s = await rec.startSession(sampleHeader({ protocol: 'ssh' }));
   await s.append({
     kind: 'terminal.open',
@@ -107,7 +107,7 @@ test('chaperone sessions export --format asciicast writes a recorded terminal se
   await s.end({ reason: 'exit 0' });
   await rec.close();
   // The recorder refuses a payload that does not match the terminal contract.
-  const rec2 = await openRecorder({ spoolDir: join(dir, 'spool2'), store, signingKey: key.privateKeyPem });
+  const rec2 = await fixture.recorder({ spoolDir: join(dir, 'spool2') });
   const s2 = await rec2.startSession(sampleHeader({ protocol: 'ssh' }));
   await assert.rejects(
     s2.append({ kind: 'terminal.output', direction: 'server', payload: { channel: '0', data: 1 } }),

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { generateSigningKey, openRecorder, type RecordedEvent } from '../../recording/index.ts';
-import { sampleHeader, tempDir } from '../../recording/testing/fixtures.ts';
+import type { RecordedEvent } from '../../recording/index.ts';
+import { sampleHeader } from '../../recording/testing/fixtures.ts';
+import { fileTestStore } from '../../recording/testing/test-store.ts';
 import { run } from '../program.ts';
 import { harChunks } from './har.ts';
 import { harSchema } from './testing/har-schema.ts';
@@ -108,10 +109,9 @@ test('HAR 1.2: exchanges, bodies, cookies, query strings and WebSocket messages,
 });
 
 test('chaperone sessions export --format har: a recorded HTTP session to a file; other protocols refused', async () => {
-  const dir = await tempDir('export-har');
-  const key = generateSigningKey();
-  const store = `file://${join(dir, 'store')}`;
-  const rec = await openRecorder({ spoolDir: join(dir, 'spool'), store, signingKey: key.privateKeyPem });
+  const fixture = await fileTestStore('export-har');
+  const { dir, url: store } = fixture;
+  const rec = await fixture.recorder();
   const s = await rec.startSession(sampleHeader({ protocol: 'kubernetes' }));
   await s.append({
     kind: 'http.request',

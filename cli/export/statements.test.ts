@@ -2,17 +2,16 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { generateSigningKey, openRecorder } from '../../recording/index.ts';
-import { sampleHeader, tempDir } from '../../recording/testing/fixtures.ts';
+import { sampleHeader } from '../../recording/testing/fixtures.ts';
+import { fileTestStore, type TestStore } from '../../recording/testing/test-store.ts';
 import { run } from '../program.ts';
 import { csvCell } from './csv.ts';
 import { STATEMENT_FIELDS } from './statements.ts';
 
 /** A PostgreSQL session as the gateway records it: answered, blocked, approved, failed, unanswered. */
-async function recordSqlSession(dir: string): Promise<{ store: string; id: string }> {
-  const key = generateSigningKey();
-  const store = `file://${join(dir, 'store')}`;
-  const rec = await openRecorder({ spoolDir: join(dir, 'spool'), store, signingKey: key.privateKeyPem });
+async function recordSqlSession(fixture: TestStore): Promise<{ store: string; id: string }> {
+  const store = fixture.url;
+  const rec = await fixture.recorder();
   const s = await rec.startSession(sampleHeader());
   const add = (kind: string, direction: 'client' | 'server' | 'internal', payload: Record<string, unknown>) =>
     s.append({ kind, direction, payload });
@@ -58,8 +57,9 @@ async function recordSqlSession(dir: string): Promise<{ store: string; id: strin
 }
 
 test('jsonl and csv exports: each statement with its result, blocked and approved ones marked', async () => {
-  const dir = await tempDir('export-sql');
-  const { store, id } = await recordSqlSession(dir);
+  const fixture = await fileTestStore('export-sql');
+  const { dir } = fixture;
+  const { store, id } = await recordSqlSession(fixture);
   const io = { out: () => {}, err: (t: string) => assert.fail(t) };
   const jsonlFile = join(dir, 's.jsonl');
   assert.equal(

@@ -2,41 +2,24 @@
 // it: credentials and endpoint from the standard AWS environment variables.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { generateSigningKey, openRecorder, openStore } from '../../recording/index.ts';
-import {
-  s3OptionsFor,
-  s3UrlFor,
-  sampleHeader,
-  sqlEvents,
-  tempDir,
-} from '../../recording/testing/fixtures.ts';
+import { generateSigningKey, openStore } from '../../recording/index.ts';
+import { awsEnvFor, s3OptionsFor, s3UrlFor, sampleHeader } from '../../recording/testing/fixtures.ts';
+import { appendStatements, minioTestStore } from '../../recording/testing/test-store.ts';
 import { testEnv } from '../../test/env/index.ts';
-import { run } from '../program.ts';
+import { runCaptured } from '../testing/run.ts';
 import { generateSessions } from './testing/generate.ts';
 
 const env = await testEnv(['minio']);
 const exec = promisify(execFile);
 
-process.env.AWS_ENDPOINT_URL = env.minio.endpoint;
-process.env.AWS_REGION = env.minio.region;
-process.env.AWS_ACCESS_KEY_ID = env.minio.accessKeyId;
-process.env.AWS_SECRET_ACCESS_KEY = env.minio.secretAccessKey;
+Object.assign(process.env, awsEnvFor(env.minio));
 
 async function cli(args: string[]): Promise<string> {
-  let out = '';
-  let err = '';
-  const code = await run(args, {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-  });
+  const { code, out, err } = await runCaptured(args);
   assert.equal(code, 0, err);
   return out;
 }
@@ -69,19 +52,12 @@ test('index build and sessions search over MinIO', async () => {
 });
 
 test('an evidence bundle from MinIO verifies with the standard tools', async () => {
-  const dir = await tempDir('evidence-s3');
-  const url = s3UrlFor(env.minio, 'evidence');
-  const key = generateSigningKey();
-  const pub = join(dir, 'k.pub');
-  await writeFile(pub, key.publicKeyPem);
-  const rec = await openRecorder({
-    spoolDir: join(dir, 'spool'),
-    store: openStore(url, s3OptionsFor(env.minio)),
-    signingKey: key.privateKeyPem,
-    seal: { maxBytes: 4096 },
-  });
+  const fixture = await minioTestStore(env.minio, 'evidence');
+  const { dir, url } = fixture;
+  const pub = await fixture.publicKeyFile();
+  const rec = await fixture.recorder({ store: fixture.open(), seal: { maxBytes: 4096 } });
   const s = await rec.startSession(sampleHeader());
-  for (let i = 0; i < 10; i++) for (const e of sqlEvents(i)) await s.append(e);
+  await appendStatements(s, 10);
   await s.end({ reason: 'client closed' });
   await rec.close();
   const zip = join(dir, 'b.zip');

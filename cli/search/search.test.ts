@@ -7,6 +7,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { generateSigningKey, loadSigningKey, openStore, type SessionIndex } from '../../recording/index.ts';
 import { tempDir } from '../../recording/testing/fixtures.ts';
 import { run } from '../program.ts';
+import { runCaptured } from '../testing/run.ts';
 import { schemaTable } from './columns.ts';
 import { parquetKey } from './partitions.ts';
 import { generateSessions, putIndex, syntheticIndex } from './testing/generate.ts';
@@ -15,19 +16,7 @@ const DAY = 86_400_000;
 const START = Date.UTC(2026, 10, 19); // 19 November 2026, five days of sessions
 const OPTS = { count: 150, startMs: START, days: 5, openEvery: 10 };
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await run(args, {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-  });
-  return { code, out, err };
-}
+const cli = runCaptured;
 
 const jsonLines = (s: string) =>
   s

@@ -30,6 +30,16 @@ export function s3OptionsFor(info: MinioInfo): S3Options {
   };
 }
 
+/** The AWS_* variables with which a process (the CLI, plain S3 tools) reaches this MinIO. */
+export function awsEnvFor(info: MinioInfo): NodeJS.ProcessEnv {
+  return {
+    AWS_ENDPOINT_URL: info.endpoint,
+    AWS_REGION: info.region,
+    AWS_ACCESS_KEY_ID: info.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: info.secretAccessKey,
+  };
+}
+
 /** A fresh prefix in the MinIO bucket, so test files sharing one MinIO do not see each other. */
 export function s3UrlFor(info: MinioInfo, name: string): string {
   return `s3://${info.bucket}/${name}-${randomBytes(4).toString('hex')}`;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { testEnv } from '../../test/env/index.ts';
 import { kubeConfigFor } from '../../test/env/kube.ts';
 import {
@@ -14,21 +14,12 @@ import {
   createKubernetesApprovalBackend,
   type UnauthorisedDecision,
 } from './index.ts';
-import {
-  APPROVAL_API,
-  type ApprovalObject,
-  approvalNamespaceWithAgent,
-  reviewerIn,
-  until,
-} from './testing/approvals.ts';
+import { approvalNamespaceWithAgent, reviewerIn, until } from './testing/approvals.ts';
 
 const env = await testEnv(['kube']);
-const { group, version, plural } = APPROVAL_API;
-type Approval = ApprovalObject;
 
 describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
   const admin = kubeConfigFor(env.kube);
-  const custom = admin.makeApiClient(CustomObjectsApi);
   const core = admin.makeApiClient(CoreV1Api);
   const ns = `approvals-${randomBytes(3).toString('hex')}`;
   let agentConfig: KubeConfig;
@@ -44,13 +35,12 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
     statement: 'UPDATE invoices SET paid = true',
     timeoutMs,
   });
+  const { list, decide } = reviewerIn(admin, ns);
   const approvalsOf = async (sessionId: string) =>
-    (
-      (await custom.listNamespacedCustomObject({ group, version, plural, namespace: ns })) as {
-        items: Approval[];
-      }
-    ).items.filter((a) => a.spec.sessionId === sessionId);
-  const { decide } = reviewerIn(admin, ns);
+    (await list()).filter((a) => a.spec.sessionId === sessionId);
+  /** Waits until the session has made `count` SessionApprovals. */
+  const approvalsMade = (what: string, sessionId: string, count: number) =>
+    until(what, async () => ((await approvalsOf(sessionId)).length === count ? true : undefined));
 
   before(async () => {
     agentConfig = await approvalNamespaceWithAgent(admin, env.kube, ns);
@@ -87,15 +77,11 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
   it('resolves denied on a negative decision, numbering further requests of the session', async () => {
     const backend = createKubernetesApprovalBackend({ namespace: ns, kubeConfig: agentConfig });
     const first = backend.request(request('sess-deny', 30_000));
-    await until('first approval', async () =>
-      (await approvalsOf('sess-deny')).length === 1 ? true : undefined,
-    );
+    await approvalsMade('first approval', 'sess-deny', 1);
     await decide('sess-deny-1', { approved: false, reason: 'not today', approver: 'bob' });
     assert.deepEqual(await first, { approved: false, approver: 'bob', reason: 'not today' });
     const second = backend.request(request('sess-deny', 30_000));
-    await until('second approval', async () =>
-      (await approvalsOf('sess-deny')).length === 2 ? true : undefined,
-    );
+    await approvalsMade('second approval', 'sess-deny', 2);
     await decide('sess-deny-2', { approved: false });
     assert.deepEqual(await second, { approved: false });
   });
@@ -127,17 +113,22 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
     const reviewers = { users: ['alice'], groups: ['dba'] };
     const firstApproval = async (sessionId: string) =>
       until(`the SessionApproval of ${sessionId}`, async () => (await approvalsOf(sessionId))[0]);
-
-    it('does not obey an approval written by a non-reviewer: it waits, reports it once, and times out naming it', async () => {
+    /** A backend obeying only `reviewers`; `seen` collects the decisions it did not obey. */
+    const reviewedBackend = (options: { onWarning?: (w: string) => void } = {}) => {
       const seen: UnauthorisedDecision[] = [];
-      const warnings: string[] = [];
       const backend = createKubernetesApprovalBackend({
         namespace: ns,
         kubeConfig: agentConfig,
         reviewers,
-        onWarning: (w) => warnings.push(w),
         onUnauthorisedDecision: (s) => seen.push(s),
+        ...options,
       });
+      return { backend, seen };
+    };
+
+    it('does not obey an approval written by a non-reviewer: it waits, reports it once, and times out naming it', async () => {
+      const warnings: string[] = [];
+      const { backend, seen } = reviewedBackend({ onWarning: (w) => warnings.push(w) });
       const pending = backend.request(request('sess-intruder', 4000));
       const approval = await firstApproval('sess-intruder');
       await decide(approval.metadata.name, {
@@ -175,13 +166,7 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
     });
 
     it('does not obey a denial written by a non-reviewer either', async () => {
-      const seen: UnauthorisedDecision[] = [];
-      const backend = createKubernetesApprovalBackend({
-        namespace: ns,
-        kubeConfig: agentConfig,
-        reviewers,
-        onUnauthorisedDecision: (s) => seen.push(s),
-      });
+      const { backend, seen } = reviewedBackend();
       const pending = backend.request(request('sess-intruder-deny', 2500));
       const approval = await firstApproval('sess-intruder-deny');
       await decide(approval.metadata.name, { approved: false, approver: 'mallory' });
@@ -192,13 +177,7 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
     });
 
     it('obeys a reviewer named as a user, and one of a reviewer group', async () => {
-      const seen: UnauthorisedDecision[] = [];
-      const backend = createKubernetesApprovalBackend({
-        namespace: ns,
-        kubeConfig: agentConfig,
-        reviewers,
-        onUnauthorisedDecision: (s) => seen.push(s),
-      });
+      const { backend, seen } = reviewedBackend();
       const byUser = backend.request(request('sess-reviewer', 30_000));
       await decide((await firstApproval('sess-reviewer')).metadata.name, {
         approved: true,
@@ -221,9 +200,7 @@ describe('Kubernetes approval backend', { timeout: 120_000 }, () => {
     const backend = createKubernetesApprovalBackend({ namespace: ns, kubeConfig: agentConfig });
     const controller = new AbortController();
     const pending = backend.request(request('sess-cancel', 30_000), controller.signal);
-    await until('approval created', async () =>
-      (await approvalsOf('sess-cancel')).length === 1 ? true : undefined,
-    );
+    await approvalsMade('approval created', 'sess-cancel', 1);
     controller.abort();
     const decision = await pending;
     assert.equal(decision.approved, false);

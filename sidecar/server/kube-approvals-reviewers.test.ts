@@ -4,29 +4,21 @@
 // client writes into the status. A non-reviewer's approval is not obeyed: the statement waits until
 // the timeout and never runs, the sighting is logged and alerted, and the recorded denial names it.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api } from '@kubernetes/client-node';
 import { testEnv } from '../../test/env/index.ts';
-import { kubeConfigFor } from '../../test/env/kube.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
-import { approvalNamespaceWithAgent, reviewerIn, until } from '../kubernetes-approvals/testing/approvals.ts';
-import { type Harness, kinds, startHarness } from '../postgres/testing/harness.ts';
+import { until } from '../kubernetes-approvals/testing/approvals.ts';
+import { kinds } from '../postgres/testing/harness.ts';
+import { kubeApprovalsSidecar } from './testing/kube-approvals.ts';
 
 const env = await testEnv(['kube', 'postgres']);
 const TIMEOUT_SECONDS = 3;
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
 
 describe('approvals.reviewers enforced by the sidecar (no admission webhook)', { timeout: 120_000 }, () => {
-  const admin = kubeConfigFor(env.kube);
-  const core = admin.makeApiClient(CoreV1Api);
-  const ns = `sidecar-reviewers-${randomBytes(3).toString('hex')}`;
   const alerts: string[] = [];
   const alertServer = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -36,47 +28,29 @@ describe('approvals.reviewers enforced by the sidecar (no admission webhook)', {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     });
   });
-  let dir: string;
-  let h: Harness;
+  let alertPort = 0;
 
-  const reviewer = reviewerIn(admin, ns);
-  const pending = reviewer.pending;
-
+  // Hooks declared around the sidecar's: the alert server listens before it starts, closes after it stops.
   before(async () => {
     alertServer.listen(0, '127.0.0.1');
     await once(alertServer, 'listening');
-    const alertPort = (alertServer.address() as AddressInfo).port;
-    const agentConfig = await approvalNamespaceWithAgent(admin, env.kube, ns);
-    dir = await mkdtemp(join(tmpdir(), 'chaperone-kube-reviewers-'));
-    const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, agentConfig.exportConfig(), { mode: 0o600 });
-    h = await startHarness(env.postgres, {
-      config: {
-        guardrails: [
-          { name: 'approve-truncate', match: { sqlClasses: ['truncate'] }, action: 'requireApproval' },
-        ],
-        approvals: {
-          backend: 'kubernetes',
-          timeoutSeconds: TIMEOUT_SECONDS,
-          reviewers: { users: ['alice'], groups: ['dba'] },
-        },
-        alerts: { webhookUrl: `http://127.0.0.1:${alertPort}/hooks/T000/B000/x`, on: ['approval'] },
-      },
-      sidecar: {
-        pod: { serviceAccount: 'agent', pod: 'agent-0', namespace: ns, node: 'node-1', podUid: 'uid-1' },
-        env: { KUBECONFIG: kubeconfig },
-      },
-    });
+    alertPort = (alertServer.address() as AddressInfo).port;
   });
-
-  after(async () => {
-    await h?.close();
+  const sidecar = kubeApprovalsSidecar(env, {
+    name: 'sidecar-reviewers',
+    approvals: { timeoutSeconds: TIMEOUT_SECONDS, reviewers: { users: ['alice'], groups: ['dba'] } },
+    config: () => ({
+      alerts: { webhookUrl: `http://127.0.0.1:${alertPort}/hooks/T000/B000/x`, on: ['approval'] },
+    }),
+  });
+  after(() => {
     alertServer.close();
-    await core.deleteNamespace({ name: ns }).catch(() => undefined);
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
+  const { reviewer } = sidecar;
+  const pending = reviewer.pending;
 
   test('a non-reviewer’s approval is not obeyed: the statement times out unrun, alerted and recorded', async () => {
+    const h = sidecar.harness();
     await direct('CREATE TABLE kube_reviewers_t (id int); INSERT INTO kube_reviewers_t VALUES (1), (2)');
     const run = h.psql(['-c', 'TRUNCATE kube_reviewers_t'], { token: h.token });
     const approval = await until('the SessionApproval', pending);

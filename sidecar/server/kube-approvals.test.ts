@@ -3,57 +3,25 @@
 // (reached through KUBECONFIG, as outside a cluster), a requireApproval rule, and real psql. The
 // test plays the reviewer through the status subresource.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { describe, test } from 'node:test';
 import { testEnv } from '../../test/env/index.ts';
-import { kubeConfigFor } from '../../test/env/kube.ts';
 import { psql as psqlRaw } from '../../test/env/postgres.ts';
-import { approvalNamespaceWithAgent, reviewerIn, until } from '../kubernetes-approvals/testing/approvals.ts';
-import { AGENT_SUBJECT, type Harness, kinds, startHarness } from '../postgres/testing/harness.ts';
+import { until } from '../kubernetes-approvals/testing/approvals.ts';
+import { AGENT_SUBJECT, kinds } from '../postgres/testing/harness.ts';
+import { kubeApprovalsSidecar } from './testing/kube-approvals.ts';
 
 const env = await testEnv(['kube', 'postgres']);
 const direct = async (sql: string) => (await psqlRaw(env.postgres, sql)).trim();
 
 describe('approvals.backend kubernetes through the postgres gateway', { timeout: 120_000 }, () => {
-  const admin = kubeConfigFor(env.kube);
-  const core = admin.makeApiClient(CoreV1Api);
-  const ns = `sidecar-approvals-${randomBytes(3).toString('hex')}`;
-  let dir: string;
-  let h: Harness;
-
-  const { pending, decide } = reviewerIn(admin, ns);
-
-  before(async () => {
-    const agentConfig = await approvalNamespaceWithAgent(admin, env.kube, ns);
-    dir = await mkdtemp(join(tmpdir(), 'chaperone-kube-approvals-'));
-    const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, agentConfig.exportConfig(), { mode: 0o600 });
-
-    h = await startHarness(env.postgres, {
-      config: {
-        guardrails: [
-          { name: 'approve-truncate', match: { sqlClasses: ['truncate'] }, action: 'requireApproval' },
-        ],
-        approvals: { backend: 'kubernetes', timeoutSeconds: 60 },
-      },
-      sidecar: {
-        pod: { serviceAccount: 'agent', pod: 'agent-0', namespace: ns, node: 'node-1', podUid: 'uid-1' },
-        env: { KUBECONFIG: kubeconfig },
-      },
-    });
+  const sidecar = kubeApprovalsSidecar(env, {
+    name: 'sidecar-approvals',
+    approvals: { timeoutSeconds: 60 },
   });
-
-  after(async () => {
-    await h?.close();
-    await core.deleteNamespace({ name: ns }).catch(() => undefined);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const { pending, decide } = sidecar.reviewer;
 
   test('a guarded statement waits for the SessionApproval, runs once approved, and a denial errors', async () => {
+    const h = sidecar.harness();
     await direct('CREATE TABLE kube_approve_t (id int); INSERT INTO kube_approve_t VALUES (1), (2)');
 
     const approvedRun = h.psql(['-v', 'ON_ERROR_STOP=1', '-c', 'TRUNCATE kube_approve_t'], {

@@ -4,10 +4,12 @@
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
+  type EventInput,
   generateSigningKey,
   openRecorder,
   type S3Options,
   type SessionHeaderInput,
+  type SessionRecording,
 } from '../../../recording/index.ts';
 import { sampleHeader } from '../../../recording/testing/fixtures.ts';
 
@@ -18,6 +20,24 @@ export const TERMINAL_TEXT = 'hello-from-the-terminal';
 export const TERMINAL_SUBJECT = 'alice@example.com';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+/** A statement as the PostgreSQL gateway records it (simple query protocol). */
+const query = (sql: string): EventInput => ({
+  kind: 'pg.query',
+  direction: 'client',
+  payload: { sql, protocol: 'simple' },
+  summary: sql,
+});
+/** A statement's result as recorded (cells already masked). */
+const result = (payload: Record<string, unknown>): EventInput => ({
+  kind: 'pg.result',
+  direction: 'server',
+  payload,
+});
+
+async function appendAll(session: SessionRecording, events: EventInput[]): Promise<void> {
+  for (const e of events) await session.append(e);
+}
 
 export interface Recorded {
   sql: string;
@@ -41,16 +61,9 @@ export async function recordFixtures(
   const start = async (h: Partial<SessionHeaderInput>) => rec.startSession(sampleHeader(h));
 
   const sql = await start({});
-  await sql.append({
-    kind: 'pg.query',
-    direction: 'client',
-    payload: { sql: 'SELECT id, email FROM customers LIMIT 2', protocol: 'simple' },
-    summary: 'SELECT id, email FROM customers LIMIT 2',
-  });
-  await sql.append({
-    kind: 'pg.result',
-    direction: 'server',
-    payload: {
+  await appendAll(sql, [
+    query('SELECT id, email FROM customers LIMIT 2'),
+    result({
       commandTag: 'SELECT 2',
       rows: 2,
       columns: ['id', 'email'],
@@ -59,51 +72,33 @@ export async function recordFixtures(
         ['2', '***'],
       ],
       maskedCells: 2,
-    },
-  });
-  await sql.append({
-    kind: 'pg.query',
-    direction: 'client',
-    payload: { sql: XSS_SQL, protocol: 'simple' },
-    summary: XSS_SQL,
-  });
-  await sql.append({
-    kind: 'pg.result',
-    direction: 'server',
-    payload: {
+    }),
+    query(XSS_SQL),
+    result({
       commandTag: 'SELECT 1',
       rows: 1,
       columns: ['note'],
       rowsSample: [['<b>bold?</b>']],
       maskedCells: 0,
+    }),
+    {
+      kind: 'policy.blocked',
+      direction: 'internal',
+      payload: { rule: 'no-drop', reason: 'DROP is not allowed for agents', command: BLOCKED_SQL },
     },
-  });
-  await sql.append({
-    kind: 'policy.blocked',
-    direction: 'internal',
-    payload: { rule: 'no-drop', reason: 'DROP is not allowed for agents', command: BLOCKED_SQL },
-  });
-  await sql.append({
-    kind: 'approval.requested',
-    direction: 'internal',
-    payload: { approval: 'a-1', reason: 'destructive statement', command: APPROVED_SQL },
-  });
-  await sql.append({
-    kind: 'approval.granted',
-    direction: 'internal',
-    payload: { approval: 'a-1', approver: 'carol@example.com', reason: 'ticket OPS-7' },
-  });
-  await sql.append({
-    kind: 'pg.query',
-    direction: 'client',
-    payload: { sql: APPROVED_SQL, protocol: 'simple' },
-    summary: APPROVED_SQL,
-  });
-  await sql.append({
-    kind: 'pg.result',
-    direction: 'server',
-    payload: { commandTag: 'DELETE 1', rows: 1, maskedCells: 0 },
-  });
+    {
+      kind: 'approval.requested',
+      direction: 'internal',
+      payload: { approval: 'a-1', reason: 'destructive statement', command: APPROVED_SQL },
+    },
+    {
+      kind: 'approval.granted',
+      direction: 'internal',
+      payload: { approval: 'a-1', approver: 'carol@example.com', reason: 'ticket OPS-7' },
+    },
+    query(APPROVED_SQL),
+    result({ commandTag: 'DELETE 1', rows: 1, maskedCells: 0 }),
+  ]);
   await sql.end({ reason: 'client closed' });
 
   const term = await start({
@@ -117,41 +112,37 @@ export async function recordFixtures(
     },
   });
   const t0 = { wallMs: Date.now(), mono: process.hrtime.bigint() };
-  const at = (ms: number) => ({ wallMs: t0.wallMs + ms, monoNs: t0.mono + BigInt(ms) * 1_000_000n });
-  await term.append({
-    kind: 'terminal.open',
-    direction: 'client',
-    payload: { channel: '0', mode: 'shell', pty: { term: 'xterm-256color', cols: 80, rows: 24 } },
-    at: at(0),
+  /** A terminal event `ms` after the session's start. */
+  const at = (
+    ms: number,
+    kind: string,
+    direction: EventInput['direction'],
+    payload: Record<string, unknown>,
+  ) => ({
+    kind,
+    direction,
+    payload,
+    at: { wallMs: t0.wallMs + ms, monoNs: t0.mono + BigInt(ms) * 1_000_000n },
   });
-  await term.append({
-    kind: 'terminal.output',
-    direction: 'server',
-    payload: { channel: '0', stream: 'stdout', data: b64('$ ') },
-    at: at(100),
-  });
-  await term.append({
-    kind: 'terminal.input',
-    direction: 'client',
-    payload: { channel: '0', stream: 'stdin', data: b64(`echo ${TERMINAL_TEXT}\r`) },
-    at: at(300),
-  });
-  await term.append({
-    kind: 'terminal.output',
-    direction: 'server',
-    payload: {
+  await appendAll(term, [
+    at(0, 'terminal.open', 'client', {
+      channel: '0',
+      mode: 'shell',
+      pty: { term: 'xterm-256color', cols: 80, rows: 24 },
+    }),
+    at(100, 'terminal.output', 'server', { channel: '0', stream: 'stdout', data: b64('$ ') }),
+    at(300, 'terminal.input', 'client', {
+      channel: '0',
+      stream: 'stdin',
+      data: b64(`echo ${TERMINAL_TEXT}\r`),
+    }),
+    at(400, 'terminal.output', 'server', {
       channel: '0',
       stream: 'stdout',
       data: b64(`echo ${TERMINAL_TEXT}\r\n\x1b[32m${TERMINAL_TEXT}\x1b[0m\r\n$ `),
-    },
-    at: at(400),
-  });
-  await term.append({
-    kind: 'terminal.exit',
-    direction: 'server',
-    payload: { channel: '0', code: 0 },
-    at: at(600),
-  });
+    }),
+    at(600, 'terminal.exit', 'server', { channel: '0', code: 0 }),
+  ]);
   await term.end({ reason: 'exit 0' });
 
   const http = await start({

@@ -50,43 +50,42 @@ function looks() {
   };
 }
 
+/** A local backend asked for a decision (30 s timeout), once its request is on disk. */
+async function pendingLocalRequest() {
+  const dir = await tempDir();
+  const seen = looks();
+  const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20, onNoDecision: seen.onNoDecision });
+  let settled = false;
+  const decision = backend.request(request(30_000)).finally(() => {
+    settled = true;
+  });
+  const [pending] = await waitForPending(dir);
+  return { dir, seen, decision, pending: pending!, settled: () => settled };
+}
+
 describe('local approval backend', () => {
   it('waits until a reviewer approves through a decision file', async () => {
-    const dir = await tempDir();
-    const seen = looks();
-    const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20, onNoDecision: seen.onNoDecision });
-    let settled = false;
-    const decision = backend.request(request(30_000)).finally(() => {
-      settled = true;
-    });
-    const [pending] = await waitForPending(dir);
-    assert.equal(pending!.statement, 'DELETE FROM orders WHERE id = 7');
-    assert.equal(pending!.subject, 'system:serviceaccount:agents:bot');
-    assert.match(pending!.howToDecide, /decision\.json/);
+    const { dir, seen, decision, pending, settled } = await pendingLocalRequest();
+    assert.equal(pending.statement, 'DELETE FROM orders WHERE id = 7');
+    assert.equal(pending.subject, 'system:serviceaccount:agents:bot');
+    assert.match(pending.howToDecide, /decision\.json/);
     await seen.twoMore();
-    assert.equal(settled, false, 'still waiting without a decision');
-    await decideLocalApproval(dir, pending!.id, { approved: true, approver: 'ann', reason: 'looks fine' });
+    assert.equal(settled(), false, 'still waiting without a decision');
+    await decideLocalApproval(dir, pending.id, { approved: true, approver: 'ann', reason: 'looks fine' });
     assert.deepEqual(await decision, { approved: true, approver: 'ann', reason: 'looks fine' });
     assert.deepEqual(await listPendingLocalApprovals(dir), []);
-    const closed = JSON.parse(await readFile(join(dir, `${pending!.id}.closed.json`), 'utf8'));
+    const closed = JSON.parse(await readFile(join(dir, `${pending.id}.closed.json`), 'utf8'));
     assert.equal(closed.outcome.approved, true);
   });
 
   it('returns a denial with the reviewer and reason', async () => {
-    const dir = await tempDir();
-    const seen = looks();
-    const backend = createLocalApprovalBackend(dir, { pollIntervalMs: 20, onNoDecision: seen.onNoDecision });
-    let settled = false;
-    const decision = backend.request(request(30_000)).finally(() => {
-      settled = true;
-    });
-    const [pending] = await waitForPending(dir);
+    const { dir, seen, decision, pending, settled } = await pendingLocalRequest();
     // a half-written or invalid file is ignored until it is valid
-    await writeFile(join(dir, `${pending!.id}.decision.json`), '{"approved": tr');
+    await writeFile(join(dir, `${pending.id}.decision.json`), '{"approved": tr');
     await seen.twoMore();
-    assert.equal(settled, false, 'the half-written decision was read and ignored');
+    assert.equal(settled(), false, 'the half-written decision was read and ignored');
     await writeFile(
-      join(dir, `${pending!.id}.decision.json`),
+      join(dir, `${pending.id}.decision.json`),
       '{"approved": false, "approver": "bob", "reason": "not now"}',
     );
     assert.deepEqual(await decision, { approved: false, approver: 'bob', reason: 'not now' });
