@@ -8,7 +8,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { kubeRequestHeaders, kubeStatus } from '../kube/exchange.ts';
-import { PortForwardReader } from '../kube/portforward.ts';
+import { type ForwardedStream, PortForwardReader } from '../kube/portforward.ts';
+import { ChannelPortForwardReader, requestedPorts } from '../kube/portforward-channels.ts';
 import { kubeRequestInfo, recordedAttributes } from '../kube/request-info.ts';
 import type { HttpRuntime } from './context.ts';
 import { presentedToken, redactHeaders, upstreamRequestHeaders } from './headers.ts';
@@ -169,12 +170,40 @@ async function upgrade(
       `${info.subresource} ${info.namespace}/${info.name}${command ? `: ${command}` : ''}`,
     );
   }
+  // Port-forward: each forwarded stream's port and bytes each way, recorded when it ends. kubectl
+  // tunnels SPDY/3.1 in the WebSocket; client libraries speak the plain channel protocol.
+  const forwarded = (s: ForwardedStream) =>
+    rec.add(
+      'http.portforward',
+      'internal',
+      {
+        exchange: id,
+        streamId: s.streamId,
+        ...(s.port !== undefined ? { port: s.port } : {}),
+        ...(s.streamType !== undefined ? { streamType: s.streamType } : {}),
+        ...(s.requestId !== undefined ? { requestId: s.requestId } : {}),
+        bytesToPod: s.bytesToPod,
+        bytesFromPod: s.bytesFromPod,
+        ...(s.reset ? { reset: true } : {}),
+      },
+      `port-forward ${info?.namespace}/${info?.name}:${s.port ?? '?'} ${s.streamType ?? ''}`.trim(),
+    );
+  const portForward = info?.subresource === 'portforward';
+  const pf =
+    portForward && /^SPDY\/3\.1\+portforward\.k8s\.io$/i.test(subprotocol)
+      ? new PortForwardReader(forwarded)
+      : undefined;
+  const channels =
+    portForward && /^v[45]\.channel\.k8s\.io$/.test(subprotocol)
+      ? new ChannelPortForwardReader(requestedPorts(t.query), forwarded)
+      : undefined;
   const cap = rt.http.bodyCapBytes;
   const record = (direction: 'client' | 'server') => (f: Frame) => {
     if (terminal && (f.opcode === 'binary' || f.opcode === 'text') && f.first && f.data.length > 0) {
       recordTerminal(session, id, direction, f.data);
       return;
     }
+    channels?.frame(direction, f);
     rec.add('http.websocket', direction, {
       exchange: id,
       opcode: f.opcode,
@@ -182,28 +211,6 @@ async function upgrade(
       bytes: f.bytes,
     });
   };
-  // kubectl port-forward (SPDY/3.1 tunnelled in the WebSocket): each forwarded stream's port and
-  // bytes each way, recorded when it ends.
-  const pf =
-    info?.subresource === 'portforward' && /^SPDY\/3\.1\+portforward\.k8s\.io$/i.test(subprotocol)
-      ? new PortForwardReader((s) =>
-          rec.add(
-            'http.portforward',
-            'internal',
-            {
-              exchange: id,
-              streamId: s.streamId,
-              ...(s.port !== undefined ? { port: s.port } : {}),
-              ...(s.streamType !== undefined ? { streamType: s.streamType } : {}),
-              ...(s.requestId !== undefined ? { requestId: s.requestId } : {}),
-              bytesToPod: s.bytesToPod,
-              bytesFromPod: s.bytesFromPod,
-              ...(s.reset ? { reset: true } : {}),
-            },
-            `port-forward ${info.namespace}/${info.name}:${s.port ?? '?'} ${s.streamType ?? ''}`.trim(),
-          ),
-        )
-      : undefined;
   const fromAgent = new FrameReader(cap, record('client'), pf ? (p) => pf.fromClient.push(p) : undefined);
   const fromUpstream = new FrameReader(cap, record('server'), pf ? (p) => pf.fromServer.push(p) : undefined);
   const upSocket = up.socket;
@@ -224,6 +231,7 @@ async function upgrade(
       socket.destroy();
       upSocket.destroy();
       pf?.close();
+      channels?.close();
     };
     socket.once('close', () => {
       close();
