@@ -503,6 +503,25 @@ export async function jobOutcome(
   )?.type as 'Complete' | 'Failed' | undefined;
 }
 
+/** The name of the (first) pod of Job `name`; empty while the job controller has made none. */
+export async function jobPodName(
+  kubectl: ReturnType<typeof kubectlFor>,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  const out = await kubectl([
+    'get',
+    'pods',
+    '-n',
+    namespace,
+    '-l',
+    `job-name=${name}`,
+    '-o',
+    'jsonpath={.items[0].metadata.name}',
+  ]);
+  return out.trim();
+}
+
 /** The `chaperone` CLI of this checkout against the recording store in MinIO (as an auditor runs it). */
 export function auditorCli(minio: MinioInfo, store: string) {
   return async (args: string[]): Promise<CommandResult> =>
