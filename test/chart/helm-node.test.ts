@@ -27,7 +27,7 @@ import {
   helmRelease,
   jobOutcome,
   kubectlFor,
-  POLICY_NAME,
+  policyReady,
   pushChart,
 } from '../e2e/testing/cluster.ts';
 import { freshWorkDir, type StoryServers, startStoryServers } from '../e2e/testing/story.ts';
@@ -247,14 +247,7 @@ describe('the chart on the real node, from the registry', { skip }, () => {
   test('an injected Job completes and its recording verifies', async (t) => {
     if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
     await apply(pendingPolicy);
-    await kubectl([
-      'wait',
-      '-n',
-      agents,
-      `sessionpolicy/${POLICY_NAME}`,
-      '--for=condition=Ready',
-      '--timeout=120s',
-    ]);
+    await policyReady(kubectl, agents);
     await kubectl(['label', 'namespace', agents, 'chaperone.dev/recording=enabled']);
     await apply([agentJob({ name: 'report', namespace: agents, node: node!, db, pgPort })]);
     const outcome = await until('the Job to finish', () => jobOutcome(kubectl, agents, 'report'), wait);

@@ -23,6 +23,7 @@ import {
   jobPodName,
   kubectlFor,
   POLICY_NAME,
+  policyReady,
   pushChart,
 } from './testing/cluster.ts';
 import { type StoryServers, startStoryServers } from './testing/story.ts';
@@ -185,14 +186,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       'the policy: Postgres target orders-db on 127.0.0.1:15432 in the pod, service-account token required,',
     );
     say('DROP/TRUNCATE blocked, card numbers masked, recording to MinIO with Object Lock (7 days)');
-    await kubectl([
-      'wait',
-      '-n',
-      names.agents,
-      `sessionpolicy/${POLICY_NAME}`,
-      '--for=condition=Ready',
-      '--timeout=120s',
-    ]).catch(async (error: Error) => {
+    await policyReady(kubectl, names.agents).catch(async (error: Error) => {
       const status = await kubectl(['get', '-n', names.agents, `sessionpolicy/${POLICY_NAME}`, '-o', 'yaml']);
       throw new DemoFailure(`${error.message}\n${status}`);
     });

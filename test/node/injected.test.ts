@@ -30,7 +30,7 @@ import {
   jobOutcome,
   jobPodName,
   kubectlFor,
-  POLICY_NAME,
+  policyReady,
   REPO,
 } from '../e2e/testing/cluster.ts';
 import { freshWorkDir, type StoryServers, startStoryServers } from '../e2e/testing/story.ts';
@@ -40,7 +40,7 @@ import { freePort, httpOk, type OwnedProcess, spawnOwned, waitUntil } from '../e
 import { NODE_TOLERATION, safetyNetDrops } from '../env/node.ts';
 import { psql as adminPsql } from '../env/postgres.ts';
 import { nodePartSkip } from '../testing/exclusive.ts';
-import { until as poll, type UntilOptions } from '../testing/until.ts';
+import { until as poll } from '../testing/until.ts';
 import { httpdPod } from './testing/pods.ts';
 
 const exec = promisify(execFile);
@@ -198,14 +198,7 @@ describe('the injected story on the real node', { skip }, () => {
       prefix: names.prefix,
     });
     for (const object of objects) await apply(object);
-    await kubectl([
-      'wait',
-      '-n',
-      names.agents,
-      `sessionpolicy/${POLICY_NAME}`,
-      '--for=condition=Ready',
-      '--timeout=90s',
-    ]);
+    await policyReady(kubectl, names.agents, '90s');
   });
 
   after(async () => {

@@ -281,6 +281,22 @@ export const POLICY_NAME = 'orders-agents';
 export const AGENT_LABELS = { app: 'report-agent' };
 export const AGENT_SERVICE_ACCOUNT = 'report-agent';
 
+/** Waits (kubectl wait) until the operator reports the story's SessionPolicy Ready. */
+export function policyReady(
+  kubectl: ReturnType<typeof kubectlFor>,
+  namespace: string,
+  timeout = '120s',
+): Promise<string> {
+  return kubectl([
+    'wait',
+    '-n',
+    namespace,
+    `sessionpolicy/${POLICY_NAME}`,
+    '--for=condition=Ready',
+    `--timeout=${timeout}`,
+  ]);
+}
+
 /**
  * What the platform team applies in the agents' namespace: the agent's ServiceAccount, the Secrets
  * only the sidecar mounts (database login, S3 keys, signing key) and the SessionPolicy: a Postgres
