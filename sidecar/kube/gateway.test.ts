@@ -248,14 +248,11 @@ describe('kubernetes target with kubectl', () => {
         ],
       },
     });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns,
-      body: {
-        metadata: { name: 'impersonate-agent' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'impersonate-agent' },
-        subjects: [{ kind: 'ServiceAccount', name: 'chaperone-impersonator', namespace: ns }],
-      },
-    });
+    await target.bindRole(
+      'impersonate-agent',
+      { kind: 'Role', name: 'impersonate-agent' },
+      'chaperone-impersonator',
+    );
     const file = join(dir, 'imp', 'config');
     const imp = await target.startSidecar({
       kubeconfig: file,
@@ -268,14 +265,7 @@ describe('kubernetes target with kubectl', () => {
       const r = await runProcess(kube.kubectl, ['get', 'configmaps'], { env });
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, new RegExp(`system:serviceaccount:${ns}:agent.*cannot list`));
-      await rbac.createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: 'agent-view' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
-          subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: ns }],
-        },
-      });
+      await target.bindRole('agent-view', { kind: 'ClusterRole', name: 'view' }, 'agent');
       let ok = await runProcess(kube.kubectl, ['get', 'configmaps', '-o', 'name'], { env });
       const until = Date.now() + 10_000;
       while (ok.code !== 0 && Date.now() < until) {

@@ -34,6 +34,12 @@ export interface KubeTarget {
   rbac: RbacAuthorizationV1Api;
   /** A token of service account `name` of the namespace (created if need be), valid for an hour. */
   serviceAccountToken(name: string, audience?: string): Promise<string>;
+  /** Binds `role` (a ClusterRole, or a Role of the namespace) to service account `serviceAccount`. */
+  bindRole(
+    binding: string,
+    role: { kind: 'ClusterRole' | 'Role'; name: string },
+    serviceAccount: string,
+  ): Promise<void>;
   /** A sidecar with the Kubernetes target, once it has written the agent's kubeconfig. */
   startSidecar(options?: KubeSidecarOptions): Promise<HttpHarness>;
   /** Stops every sidecar started, deletes the namespace and the files. */
@@ -71,6 +77,16 @@ export async function startKubeTarget(
     });
     return r.status?.token ?? assert.fail('TokenRequest returned no token');
   };
+  const bindRole: KubeTarget['bindRole'] = async (binding, role, serviceAccount) => {
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: binding },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', ...role },
+        subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }],
+      },
+    });
+  };
   try {
     await core.createNamespace({ body: { metadata: { name: namespace } } });
     if (options.forPods) {
@@ -82,14 +98,7 @@ export async function startKubeTarget(
     }
     // The sidecar's own identity upstream: a service account with edit rights in the namespace.
     const upstreamToken = await serviceAccountToken('chaperone-upstream');
-    await rbac.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: 'chaperone-upstream-edit' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-        subjects: [{ kind: 'ServiceAccount', name: 'chaperone-upstream', namespace }],
-      },
-    });
+    await bindRole('chaperone-upstream-edit', { kind: 'ClusterRole', name: 'edit' }, 'chaperone-upstream');
     const tokenFile = join(dir, 'agent-token');
     await writeFile(tokenFile, await serviceAccountToken('agent', 'chaperone'));
     const caFile = join(dir, 'ca.crt');
@@ -121,7 +130,7 @@ export async function startKubeTarget(
       });
       return sidecar;
     };
-    return { namespace, dir, kubeconfig, core, rbac, serviceAccountToken, startSidecar, close };
+    return { namespace, dir, kubeconfig, core, rbac, serviceAccountToken, bindRole, startSidecar, close };
   } catch (error) {
     await close();
     throw error;
