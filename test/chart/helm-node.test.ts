@@ -26,6 +26,7 @@ import {
   helmFor,
   helmRelease,
   jobOutcome,
+  jobPodName,
   kubectlFor,
   policyReady,
   pushChart,
@@ -338,18 +339,7 @@ describe('the chart on the real node, from the registry', { skip }, () => {
       },
       wait,
     );
-    const heldPod = (
-      await kubectl([
-        'get',
-        'pods',
-        '-n',
-        agents,
-        '-l',
-        'job-name=held',
-        '-o',
-        'jsonpath={.items[0].metadata.name}',
-      ])
-    ).trim();
+    const heldPod = await jobPodName(kubectl, agents, 'held');
     const before = new Set((await webhookPods()).map((p) => p.metadata.name));
     const creating = createPodsUntilStopped();
     await until('pods admitted before the upgrade', () => creating.state.injected >= 3, wait);
