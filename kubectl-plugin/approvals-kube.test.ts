@@ -15,6 +15,7 @@ import { until } from '../sidecar/kubernetes-approvals/testing/approvals.ts';
 import { type Harness, kinds, startHarness } from '../sidecar/postgres/testing/harness.ts';
 import { testEnv } from '../test/env/index.ts';
 import { psql as psqlRaw } from '../test/env/postgres.ts';
+import { ordersPolicySpec } from '../webhook/testing/fixtures.ts';
 import { WebhookHarness } from '../webhook/testing/harness.ts';
 import { follow, kubectlChaperone, pluginBinDir, userWithRules } from './testing/index.ts';
 
@@ -92,20 +93,14 @@ describe('kubectl chaperone with a sidecar holding statements for approval', { t
       },
     });
     // The SessionPolicy the requests name (the webhook checks its reviewers), recording where the sidecar does.
-    await wh.createPolicy(ns, 'test-policy', {
-      podSelector: { matchLabels: { app: 'agent' } },
-      targets: [
-        {
-          name: 'orders-db',
-          protocol: 'postgres',
-          upstream: { host: '10.213.0.2', port: 5432 },
-          listenPort: 15432,
-          credentialsSecret: { name: 'orders-db-credentials' },
-        },
-      ],
-      recording: { store: { url: h.storeUrl }, signingKeySecret: { name: 'signing-key' } },
-      approvals: { reviewers: { users: [`system:serviceaccount:${ns}:reviewer`] } },
-    });
+    await wh.createPolicy(
+      ns,
+      'test-policy',
+      ordersPolicySpec({
+        recording: { store: { url: h.storeUrl }, signingKeySecret: { name: 'signing-key' } },
+        approvals: { reviewers: { users: [`system:serviceaccount:${ns}:reviewer`] } },
+      }),
+    );
     await direct(`CREATE TABLE ${table} (id int); INSERT INTO ${table} VALUES (1), (2)`);
   });
 

@@ -8,10 +8,11 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { testEnv } from '../test/env/index.ts';
 import { WebhookHarness } from '../webhook/testing/harness.ts';
+import { refusalOf } from '../webhook/testing/refusal.ts';
 import type { CheckResult } from './policy-check.ts';
 import { kubectlChaperone, pluginBinDir, userWithRules } from './testing/index.ts';
 
@@ -45,19 +46,6 @@ function injectedShape(pod: V1Pod) {
     containers: (pod.spec?.containers ?? []).map(mounts),
     volumes: (pod.spec?.volumes ?? []).filter((v) => !generated(v.name)),
   };
-}
-
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ApiException) {
-      const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
-      return String(body?.message ?? '');
-    }
-    throw error;
-  }
-  assert.fail('expected the apiserver to refuse the pod');
 }
 
 describe('kubectl chaperone policy check agrees with the webhook on the golden pods', {
@@ -148,7 +136,9 @@ describe('kubectl chaperone policy check agrees with the webhook on the golden p
     assert.equal(r.code, 3, r.stderr);
     const result = JSON.parse(r.stdout) as CheckResult;
     assert.equal(result.verdict, 'refused');
-    const real = await refusal(h.createPod(ns, pod));
+    const real =
+      (await refusalOf(h.createPod(ns, pod)))?.message ??
+      assert.fail('expected the apiserver to refuse the pod');
     assert.match(real, /hostNetwork/);
     assert.equal(result.message, real);
   });

@@ -3,59 +3,29 @@
 // namespaces alone, and with the webhook down opted-in namespaces fail closed while kube-system and
 // the system namespace keep working.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { testEnv } from '../test/env/index.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from './constants.ts';
-import { agentPod } from './testing/fixtures.ts';
+import { agentPod, ordersPolicySpec } from './testing/fixtures.ts';
 import { RUN_LABEL, WebhookHarness } from './testing/harness.ts';
+import { type LateWebhook, startLateWebhook } from './testing/late-webhook.ts';
+import { refusal } from './testing/refusal.ts';
 
 const { kube } = await testEnv(['kube']);
 const h = new WebhookHarness(kube);
 
-const policySpec = {
-  podSelector: { matchLabels: { app: 'agent' } },
-  targets: [
-    {
-      name: 'orders-db',
-      protocol: 'postgres',
-      upstream: { host: '10.213.0.2', port: 5432 },
-      listenPort: 15432,
-      credentialsSecret: { name: 'orders-db-credentials' },
-      transparent: true,
-    },
-  ],
-  recording: { store: { url: 's3://recordings/test' }, signingKeySecret: { name: 'signing-key' } },
-};
+const policySpec = ordersPolicySpec({ target: { transparent: true } });
 
 function names(containers: V1Container[] | undefined): string[] {
   return (containers ?? []).map((c) => c.name);
-}
-
-/** The apiserver's message for a refused request (what kubectl prints). */
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ApiException) {
-      const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
-      return `${error.code} ${body?.message ?? ''}`;
-    }
-    throw error;
-  }
-  assert.fail('expected the apiserver to refuse the request');
 }
 
 let ns: string;
 
 describe('pod webhook in kube-apiserver', () => {
   before(async () => {
-    await h.start();
-    ns = await h.recordedNamespace('agents');
-    await h.createPolicy(ns, 'orders', policySpec);
-    await h.waitUntilActive(ns, agentPod('probe'));
+    ns = await h.startInRecordedNamespace('agents', { orders: policySpec });
   });
   after(() => h.cleanup());
 
@@ -134,18 +104,15 @@ describe('pod webhook in kube-apiserver', () => {
   });
 
   describe('reinvocation', () => {
-    let late: Server;
+    let late: LateWebhook | undefined;
     before(async () => {
-      // Another mutating webhook, called after ours (configurations run in name order), adds a container.
-      late = createServer({ key: h.serving.keyPem, cert: h.serving.certPem }, (req, res) => {
-        let body = '';
-        req.on('data', (d) => {
-          body += d;
-        });
-        req.on('end', () => {
-          const review = JSON.parse(body);
-          const pod = review.request.object as V1Pod;
-          const patch = pod.spec!.containers.some((c) => c.name === 'late-agent')
+      // Another mutating webhook, called after ours, adds a container.
+      late = await startLateWebhook(h, {
+        name: 'late',
+        objectSelector: { matchLabels: { late: 'true' } },
+        reinvocationPolicy: 'Never',
+        patch: (pod) =>
+          pod.spec!.containers.some((c) => c.name === 'late-agent')
             ? []
             : [
                 {
@@ -153,50 +120,10 @@ describe('pod webhook in kube-apiserver', () => {
                   path: '/spec/containers/-',
                   value: { name: 'late-agent', image: 'registry.example/late:1' },
                 },
-              ];
-          res.setHeader('content-type', 'application/json');
-          res.end(
-            JSON.stringify({
-              apiVersion: 'admission.k8s.io/v1',
-              kind: 'AdmissionReview',
-              response: {
-                uid: review.request.uid,
-                allowed: true,
-                patchType: 'JSONPatch',
-                patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
-              },
-            }),
-          );
-        });
-      });
-      await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve));
-      const port = (late.address() as AddressInfo).port;
-      await h.mustKubectl(['apply', '-f', '-'], {
-        apiVersion: 'admissionregistration.k8s.io/v1',
-        kind: 'MutatingWebhookConfiguration',
-        metadata: { name: `zzz-late-${h.id}` },
-        webhooks: [
-          {
-            name: 'late.test.chaperone.dev',
-            clientConfig: {
-              url: `https://127.0.0.1:${port}/`,
-              caBundle: Buffer.from(h.ca.certPem).toString('base64'),
-            },
-            rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
-            namespaceSelector: { matchLabels: { [RUN_LABEL]: h.id } },
-            objectSelector: { matchLabels: { late: 'true' } },
-            sideEffects: 'None',
-            admissionReviewVersions: ['v1'],
-            failurePolicy: 'Fail',
-            reinvocationPolicy: 'Never',
-          },
-        ],
+              ],
       });
     });
-    after(async () => {
-      await h.kubectl(['delete', 'mutatingwebhookconfiguration', `zzz-late-${h.id}`, '--ignore-not-found']);
-      late.close();
-    });
+    after(() => late?.close());
 
     it('a later webhook adding a container gets it injected on reinvocation, without a second sidecar', async () => {
       const deadline = Date.now() + 30_000;

@@ -4,10 +4,7 @@
 // namespace; a later mutating webhook that tampers with the pod, or names a rendering nobody
 // published, is still refused.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, type V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { testEnv } from '../test/env/index.ts';
 import { parseWebhookConfig } from './config.ts';
@@ -15,37 +12,14 @@ import { ANNOTATIONS, CONTAINERS, RENDERER_REGISTRY, WEBHOOK_PATHS } from './con
 import { type RunningWebhook, startWebhook } from './main.ts';
 import { rendererConfigMapName } from './renderer-registry.ts';
 import { renderingHash, renderingOf } from './rendering.ts';
-import { agentPod } from './testing/fixtures.ts';
+import { agentPod, ordersPolicySpec } from './testing/fixtures.ts';
 import { RUN_LABEL, WebhookHarness } from './testing/harness.ts';
+import { type LateWebhook, startLateWebhook } from './testing/late-webhook.ts';
+import { refusalOf } from './testing/refusal.ts';
 import { renderWebhookConfigurations } from './webhook-configurations.ts';
 
 const { kube } = await testEnv(['kube']);
 const h = new WebhookHarness(kube);
-
-const policySpec = {
-  podSelector: { matchLabels: { app: 'agent' } },
-  targets: [
-    {
-      name: 'orders-db',
-      protocol: 'postgres',
-      upstream: { host: '10.213.0.2', port: 5432 },
-      listenPort: 15432,
-      credentialsSecret: { name: 'orders-db-credentials' },
-    },
-  ],
-  recording: { store: { url: 's3://recordings/test' }, signingKeySecret: { name: 'signing-key' } },
-};
-
-async function refusal(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    if (!(error instanceof ApiException)) throw error;
-    const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
-    return `${error.code} ${body?.message ?? ''}`;
-  }
-}
 
 /** Validating admissions replica B answered so far (its own metrics). */
 async function validationsOf(webhook: RunningWebhook): Promise<number> {
@@ -65,7 +39,7 @@ describe('a rollout: mutating on replica A, validating on replica B with other s
   let ns: string;
   let hashA: string;
   let hashB: string;
-  let late: Server;
+  let late: LateWebhook | undefined;
 
   before(async () => {
     await h.start();
@@ -86,12 +60,12 @@ describe('a rollout: mutating on replica A, validating on replica B with other s
     });
     await h.mustKubectl(['apply', '-f', '-'], stringify(validating));
     ns = await h.recordedNamespace('rollout');
-    await h.createPolicy(ns, 'orders', policySpec);
+    await h.createPolicy(ns, 'orders', ordersPolicySpec());
     // The apiserver picks the new validating configuration up asynchronously: wait until B answers.
     const deadline = Date.now() + 30_000;
     for (let i = 0; ; i++) {
       const before = await validationsOf(b);
-      await refusal(
+      await refusalOf(
         h.core.createNamespacedPod({ namespace: ns, body: agentPod(`probe-${i}`), dryRun: 'All' }),
       );
       if ((await validationsOf(b)) > before) break;
@@ -101,8 +75,7 @@ describe('a rollout: mutating on replica A, validating on replica B with other s
   });
 
   after(async () => {
-    await h.kubectl(['delete', 'mutatingwebhookconfiguration', `zzz-tamper-${h.id}`, '--ignore-not-found']);
-    late?.close();
+    await late?.close();
     await h.cleanup();
     await b?.stop();
   });
@@ -132,66 +105,26 @@ describe('a rollout: mutating on replica A, validating on replica B with other s
     before(async () => {
       // Called after ours (configurations run in name order) and again after our reinvocation
       // (IfNeeded), so its change is in the final object.
-      late = createServer({ key: h.serving.keyPem, cert: h.serving.certPem }, (req, res) => {
-        let body = '';
-        req.on('data', (d) => {
-          body += d;
-        });
-        req.on('end', () => {
-          const review = JSON.parse(body);
-          const pod = review.request.object as V1Pod;
+      late = await startLateWebhook(h, {
+        name: 'tamper',
+        objectSelector: { matchExpressions: [{ key: 'tamper', operator: 'Exists' }] },
+        reinvocationPolicy: 'IfNeeded',
+        patch: (pod) => {
           const index = (pod.spec?.initContainers ?? []).findIndex((c) => c.name === CONTAINERS.sidecar);
           const tamper = pod.metadata?.labels?.tamper;
           const key = ANNOTATIONS.renderedWith.replace('/', '~1');
-          const patch =
-            index < 0
-              ? []
-              : tamper === 'image'
-                ? [
-                    {
-                      op: 'replace',
-                      path: `/spec/initContainers/${index}/image`,
-                      value: 'evil.example/chaperone:1',
-                    },
-                  ]
-                : [{ op: 'replace', path: `/metadata/annotations/${key}`, value: 'ffffffffffffffff' }];
-          res.setHeader('content-type', 'application/json');
-          res.end(
-            JSON.stringify({
-              apiVersion: 'admission.k8s.io/v1',
-              kind: 'AdmissionReview',
-              response: {
-                uid: review.request.uid,
-                allowed: true,
-                patchType: 'JSONPatch',
-                patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
-              },
-            }),
-          );
-        });
-      });
-      await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve));
-      const port = (late.address() as AddressInfo).port;
-      await h.mustKubectl(['apply', '-f', '-'], {
-        apiVersion: 'admissionregistration.k8s.io/v1',
-        kind: 'MutatingWebhookConfiguration',
-        metadata: { name: `zzz-tamper-${h.id}` },
-        webhooks: [
-          {
-            name: 'tamper.test.chaperone.dev',
-            clientConfig: {
-              url: `https://127.0.0.1:${port}/`,
-              caBundle: Buffer.from(h.ca.certPem).toString('base64'),
-            },
-            rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
-            namespaceSelector: { matchLabels: { [RUN_LABEL]: h.id } },
-            objectSelector: { matchExpressions: [{ key: 'tamper', operator: 'Exists' }] },
-            sideEffects: 'None',
-            admissionReviewVersions: ['v1'],
-            failurePolicy: 'Fail',
-            reinvocationPolicy: 'IfNeeded',
-          },
-        ],
+          return index < 0
+            ? []
+            : tamper === 'image'
+              ? [
+                  {
+                    op: 'replace',
+                    path: `/spec/initContainers/${index}/image`,
+                    value: 'evil.example/chaperone:1',
+                  },
+                ]
+              : [{ op: 'replace', path: `/metadata/annotations/${key}`, value: 'ffffffffffffffff' }];
+        },
       });
     });
 
@@ -199,13 +132,13 @@ describe('a rollout: mutating on replica A, validating on replica B with other s
     async function tamperedRefusal(kind: string): Promise<string> {
       const deadline = Date.now() + 30_000;
       for (let i = 0; ; i++) {
-        const message = await refusal(
+        const refused = await refusalOf(
           h.createPod(
             ns,
             agentPod(`tamper-${kind}-${i}`, (p) => Object.assign(p.metadata!.labels!, { tamper: kind })),
           ),
         );
-        if (message) return message;
+        if (refused) return `${refused.code} ${refused.message}`;
         if (Date.now() > deadline) assert.fail(`tampered pods (${kind}) kept being admitted for 30 s`);
         await new Promise((r) => setTimeout(r, 200));
       }

@@ -3,102 +3,50 @@
 // with its own token; guardrails, approvals, Secret masking and watches, read back from the recording.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import type { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { RecordedEvent } from '../../recording/index.ts';
 import { testEnv } from '../../test/env/index.ts';
-import { kubeConfigFor } from '../../test/env/kube.ts';
-import { type HttpHarness, startHttpHarness } from '../http/testing/harness.ts';
+import type { HttpHarness } from '../http/testing/harness.ts';
 import { decideLocalApproval, listPendingLocalApprovals } from '../server/modules.ts';
 import { runProcess } from '../testing/harness.ts';
 import { MASKED_DATA } from './secrets.ts';
+import { type KubeTarget, startKubeTarget } from './testing/target.ts';
 
 const { kube } = await testEnv(['kube']);
-const kc = kubeConfigFor(kube);
-const core = kc.makeApiClient(CoreV1Api);
-const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
 const ns = `kube-gw-${randomBytes(3).toString('hex')}`;
 const SECRET_VALUE = 'hunter2-very-secret';
 
+let target: KubeTarget;
+let core: CoreV1Api;
+let rbac: RbacAuthorizationV1Api;
 let h: HttpHarness;
 let dir: string;
 let kubeconfig: string;
 
-async function saToken(name: string, audience?: string): Promise<string> {
-  await core
-    .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } })
-    .catch(() => undefined);
-  const r = await core.createNamespacedServiceAccountToken({
-    name,
-    namespace: ns,
-    body: { spec: { ...(audience ? { audiences: [audience] } : {}), expirationSeconds: 3600 } },
-  });
-  return r.status?.token ?? assert.fail('TokenRequest returned no token');
-}
-
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'chaperone-kube-gw-'));
-  await core.createNamespace({ body: { metadata: { name: ns } } });
-  // The sidecar's own identity upstream: a service account with edit rights in the namespace.
-  const upstreamToken = await saToken('chaperone-upstream');
-  await rbac.createNamespacedRoleBinding({
-    namespace: ns,
-    body: {
-      metadata: { name: 'chaperone-upstream-edit' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-      subjects: [{ kind: 'ServiceAccount', name: 'chaperone-upstream', namespace: ns }],
-    },
+  target = await startKubeTarget(kube, ns);
+  ({ core, rbac, dir, kubeconfig } = target);
+  h = await target.startSidecar({
+    guardrails: [
+      {
+        name: 'protect-configmap',
+        match: { kubernetes: { verbs: ['delete'], resources: ['configmaps'], names: ['protected'] } },
+        action: 'block',
+        message: 'this one stays',
+      },
+      {
+        name: 'approve-delete',
+        match: { kubernetes: { verbs: ['delete'], resources: ['configmaps'], names: ['needs-approval'] } },
+        action: 'requireApproval',
+      },
+    ],
   });
-  const agentToken = await saToken('agent', 'chaperone');
-  const tokenFile = join(dir, 'agent-token');
-  await writeFile(tokenFile, agentToken);
-  kubeconfig = join(dir, 'kube', 'config');
-  const caFile = join(dir, 'ca.crt');
-  await writeFile(caFile, kube.caPem);
-  const url = new URL(kube.server);
-  h = await startHttpHarness({
-    target: {
-      name: 'kube',
-      protocol: 'kubernetes',
-      upstream: { host: url.hostname, port: Number(url.port) },
-      tls: { caFile },
-      agentKubeconfig: { file: kubeconfig, tokenFile, namespace: ns },
-    },
-    credentials: { token: upstreamToken },
-    issuers: [{ issuer: kube.serviceAccountIssuer, audiences: ['chaperone'], kubernetes: true, caFile }],
-    pod: { serviceAccount: 'agent', namespace: ns },
-    config: {
-      guardrails: [
-        {
-          name: 'protect-configmap',
-          match: { kubernetes: { verbs: ['delete'], resources: ['configmaps'], names: ['protected'] } },
-          action: 'block',
-          message: 'this one stays',
-        },
-        {
-          name: 'approve-delete',
-          match: { kubernetes: { verbs: ['delete'], resources: ['configmaps'], names: ['needs-approval'] } },
-          action: 'requireApproval',
-        },
-      ],
-    },
-  });
-  // The sidecar writes the agent's kubeconfig (its serving CA inside) once it listens.
-  const deadline = Date.now() + 10_000;
-  while (!(await stat(kubeconfig).catch(() => undefined))) {
-    if (Date.now() > deadline) throw new Error('the sidecar wrote no kubeconfig');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 });
 
-after(async () => {
-  await h?.close();
-  await core.deleteNamespace({ name: ns }).catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => target?.close());
 
 function kubectl(args: string[], stdin?: string, timeoutMs = 60_000) {
   return runProcess(kube.kubectl, ['--request-timeout=30s', ...args], {
@@ -285,7 +233,7 @@ describe('kubernetes target with kubectl', () => {
   });
 
   test('impersonate mode: the apiserver sees the agent, with only the right to impersonate that one service account', async () => {
-    const upstreamToken = await saToken('chaperone-impersonator');
+    const upstreamToken = await target.serviceAccountToken('chaperone-impersonator');
     await rbac.createNamespacedRole({
       namespace: ns,
       body: {
@@ -300,55 +248,24 @@ describe('kubernetes target with kubectl', () => {
         ],
       },
     });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns,
-      body: {
-        metadata: { name: 'impersonate-agent' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'impersonate-agent' },
-        subjects: [{ kind: 'ServiceAccount', name: 'chaperone-impersonator', namespace: ns }],
-      },
-    });
-    const url = new URL(kube.server);
+    await target.bindRole(
+      'impersonate-agent',
+      { kind: 'Role', name: 'impersonate-agent' },
+      'chaperone-impersonator',
+    );
     const file = join(dir, 'imp', 'config');
-    const imp = await startHttpHarness({
-      target: {
-        name: 'kube',
-        protocol: 'kubernetes',
-        upstream: { host: url.hostname, port: Number(url.port) },
-        tls: { caFile: join(dir, 'ca.crt') },
-        kubernetes: { upstreamAuth: 'impersonate' },
-        agentKubeconfig: { file, tokenFile: join(dir, 'agent-token'), namespace: ns },
-      },
-      credentials: { token: upstreamToken },
-      issuers: [
-        {
-          issuer: kube.serviceAccountIssuer,
-          audiences: ['chaperone'],
-          kubernetes: true,
-          caFile: join(dir, 'ca.crt'),
-        },
-      ],
-      pod: { serviceAccount: 'agent', namespace: ns },
+    const imp = await target.startSidecar({
+      kubeconfig: file,
+      upstreamToken,
+      kubernetes: { upstreamAuth: 'impersonate' },
     });
     try {
-      const deadline = Date.now() + 10_000;
-      while (!(await stat(file).catch(() => undefined))) {
-        if (Date.now() > deadline) throw new Error('no kubeconfig');
-        await new Promise((r) => setTimeout(r, 50));
-      }
       const env = { PATH: process.env.PATH, HOME: dir, KUBECONFIG: file };
       // The agent's own service account has no RBAC here: the apiserver refuses it by name.
       const r = await runProcess(kube.kubectl, ['get', 'configmaps'], { env });
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, new RegExp(`system:serviceaccount:${ns}:agent.*cannot list`));
-      await rbac.createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: 'agent-view' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
-          subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: ns }],
-        },
-      });
+      await target.bindRole('agent-view', { kind: 'ClusterRole', name: 'view' }, 'agent');
       let ok = await runProcess(kube.kubectl, ['get', 'configmaps', '-o', 'name'], { env });
       const until = Date.now() + 10_000;
       while (ok.code !== 0 && Date.now() < until) {

@@ -5,29 +5,27 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { run } from '../../cli/program.ts';
 import type { RecordedEvent } from '../../recording/index.ts';
 import { type KubeInfo, type NodeInfo, testEnv } from '../../test/env/index.ts';
-import { kubeConfigFor } from '../../test/env/kube.ts';
 import { NODE_TOLERATION } from '../../test/env/node.ts';
-import { type HttpHarness, startHttpHarness } from '../http/testing/harness.ts';
+import { httpdPod } from '../../test/node/testing/pods.ts';
+import { nodePartSkip } from '../../test/testing/exclusive.ts';
+import type { HttpHarness } from '../http/testing/harness.ts';
 import { runProcess } from '../testing/harness.ts';
+import { type KubeTarget, startKubeTarget } from './testing/target.ts';
 
-const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
-const skip = wanted.includes('node')
-  ? false
-  : 'the real node runs only with CHAPERONE_TEST_ENV_PARTS=...,node';
+const skip = nodePartSkip();
 
 describe('kubectl exec -it and port-forward through the Kubernetes target, on the real node', {
   skip,
 }, () => {
   let kube: KubeInfo;
   let node: NodeInfo;
+  let target: KubeTarget | undefined;
   let h: HttpHarness;
   let dir: string;
   let kubeconfig: string;
@@ -39,89 +37,31 @@ describe('kubectl exec -it and port-forward through the Kubernetes target, on th
 
   before(async () => {
     ({ kube, node } = await testEnv(['kube', 'node']));
-    const kc = kubeConfigFor(kube);
-    const core = kc.makeApiClient(CoreV1Api);
-    dir = await mkdtemp(join(tmpdir(), 'chaperone-kube-streams-'));
-    await core.createNamespace({ body: { metadata: { name: ns } } });
     // Pods are admitted once kube-controller-manager has made the namespace's default ServiceAccount.
-    for (const deadline = Date.now() + 60_000; ; ) {
-      const sa = await core
-        .readNamespacedServiceAccount({ name: 'default', namespace: ns })
-        .catch(() => undefined);
-      if (sa) break;
-      if (Date.now() > deadline) throw new Error('no default ServiceAccount');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const token = async (name: string, audience?: string) => {
-      await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } });
-      const r = await core.createNamespacedServiceAccountToken({
-        name,
-        namespace: ns,
-        body: { spec: { ...(audience ? { audiences: [audience] } : {}), expirationSeconds: 3600 } },
-      });
-      return r.status?.token ?? assert.fail('TokenRequest returned no token');
-    };
-    // The sidecar acts upstream as a service account with edit rights (pods/exec, pods/portforward).
-    const upstreamToken = await token('chaperone-upstream');
-    await kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
-      namespace: ns,
-      body: {
-        metadata: { name: 'chaperone-upstream-edit' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-        subjects: [{ kind: 'ServiceAccount', name: 'chaperone-upstream', namespace: ns }],
-      },
-    });
-    const tokenFile = join(dir, 'agent-token');
-    await writeFile(tokenFile, await token('agent', 'chaperone'));
-    kubeconfig = join(dir, 'kube', 'config');
-    const caFile = join(dir, 'ca.crt');
-    await writeFile(caFile, kube.caPem);
-    const url = new URL(kube.server);
-    h = await startHttpHarness({
-      target: {
-        name: 'kube',
-        protocol: 'kubernetes',
-        upstream: { host: url.hostname, port: Number(url.port) },
-        tls: { caFile },
-        agentKubeconfig: { file: kubeconfig, tokenFile, namespace: ns },
-      },
-      credentials: { token: upstreamToken },
-      issuers: [{ issuer: kube.serviceAccountIssuer, audiences: ['chaperone'], kubernetes: true, caFile }],
-      pod: { serviceAccount: 'agent', namespace: ns },
-      config: {
-        guardrails: [
-          {
-            name: 'no-exec-here',
-            match: { kubernetes: { verbs: ['create'], subresources: ['exec'], names: ['guarded'] } },
-            action: 'block',
-            message: 'no shells in this pod',
-          },
-        ],
-      },
+    target = await startKubeTarget(kube, ns, { forPods: true });
+    ({ dir, kubeconfig } = target);
+    const core = target.core;
+    h = await target.startSidecar({
+      guardrails: [
+        {
+          name: 'no-exec-here',
+          match: { kubernetes: { verbs: ['create'], subresources: ['exec'], names: ['guarded'] } },
+          action: 'block',
+          message: 'no shells in this pod',
+        },
+      ],
     });
     // A pod on the node: a shell to exec into, and busybox httpd on 8080 to forward to.
     await core.createNamespacedPod({
       namespace: ns,
-      body: {
-        metadata: { name: pod },
-        spec: {
-          tolerations: [NODE_TOLERATION],
-          terminationGracePeriodSeconds: 0,
-          containers: [
-            {
-              name: 'main',
-              image: node.testImage,
-              command: [
-                'sh',
-                '-c',
-                'mkdir -p /tmp/www && echo chaperone-port-forward > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
-              ],
-              ports: [{ containerPort: 8080 }],
-              readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-            },
-          ],
-        },
-      },
+      body: httpdPod({
+        name: pod,
+        image: node.testImage,
+        page: 'chaperone-port-forward',
+        container: 'main',
+        declarePort: true,
+        terminationGracePeriodSeconds: 0,
+      }),
     });
     // The pod the guardrail protects: kubectl reads it before it asks for the exec.
     await core.createNamespacedPod({
@@ -140,17 +80,9 @@ describe('kubectl exec -it and port-forward through the Kubernetes target, on th
       const described = await admin(['describe', '-n', ns, `pod/${pod}`]);
       assert.fail(`pod ${pod} not ready: ${ready.stderr}\n${described.stdout}`);
     }
-    for (const deadline = Date.now() + 10_000; !(await stat(kubeconfig).catch(() => undefined)); ) {
-      if (Date.now() > deadline) throw new Error('the sidecar wrote no kubeconfig');
-      await new Promise((r) => setTimeout(r, 50));
-    }
   });
 
-  after(async () => {
-    await h?.close();
-    if (kube) await admin(['delete', 'namespace', ns, '--wait=false']);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => target?.close());
 
   const agentEnv = () => ({ PATH: process.env.PATH, HOME: dir, KUBECONFIG: kubeconfig, TERM: 'xterm' });
 

@@ -6,29 +6,21 @@
 // webhook/iptables-netns.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { CONTAINERS, LABELS } from '../../webhook/constants.ts';
-import { agentPod } from '../../webhook/testing/fixtures.ts';
+import { agentPod, ordersPolicySpec } from '../../webhook/testing/fixtures.ts';
 import { WebhookHarness } from '../../webhook/testing/harness.ts';
+import { refusal } from '../../webhook/testing/refusal.ts';
 import { testEnv } from '../env/index.ts';
 
 const { kube } = await testEnv(['kube']);
 
 const BREAK_GLASS = 'chaperone-break-glass';
 
-const ordersPolicy = {
-  podSelector: { matchLabels: { app: 'agent' } },
-  targets: [
-    {
-      name: 'orders-db',
-      protocol: 'postgres',
-      upstream: { host: 'orders-db.data.svc.cluster.local', port: 5432 },
-      listenPort: 15432,
-      credentialsSecret: { name: 'orders-db-credentials' },
-    },
-  ],
+const ordersPolicy = ordersPolicySpec({
+  target: { upstream: { host: 'orders-db.data.svc.cluster.local', port: 5432 } },
   recording: { store: { url: 's3://recordings/orders' }, signingKeySecret: { name: 'signing-key' } },
-};
+});
 // A second policy of the namespace, selecting other pods: its Secrets are protected from every pod.
 const billingPolicy = {
   ...ordersPolicy,
@@ -37,20 +29,6 @@ const billingPolicy = {
   alerts: { webhookUrlSecret: { name: 'billing-alerts', key: 'url' } },
 };
 
-/** The apiserver's message for a refused request (what kubectl prints). */
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ApiException) {
-      const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
-      return `${error.code} ${body?.message ?? ''}`;
-    }
-    throw error;
-  }
-  assert.fail('expected the apiserver to refuse the request');
-}
-
 const REFUSED = /^403 admission webhook "pods\.chaperone\.dev" denied the request: chaperone: /;
 
 describe('attacks on admission (real webhook, real kube-apiserver)', () => {
@@ -58,11 +36,11 @@ describe('attacks on admission (real webhook, real kube-apiserver)', () => {
   let ns: string;
 
   before(async () => {
-    await h.start({ breakGlassGroups: [BREAK_GLASS] });
-    ns = await h.recordedNamespace('attacks');
-    await h.createPolicy(ns, 'orders', ordersPolicy);
-    await h.createPolicy(ns, 'billing', billingPolicy);
-    await h.waitUntilActive(ns, agentPod('probe'));
+    ns = await h.startInRecordedNamespace(
+      'attacks',
+      { orders: ordersPolicy, billing: billingPolicy },
+      { config: { breakGlassGroups: [BREAK_GLASS] } },
+    );
   });
   after(() => h.cleanup());
 

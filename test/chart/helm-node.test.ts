@@ -9,36 +9,29 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { generateSigningKey } from '../../recording/index.ts';
 import {
   AGENT_LABELS,
   AGENT_SERVICE_ACCOUNT,
   agentJob,
-  agentNamespaceObjects,
   agentSections,
   auditorCli,
   CARD,
-  controllerUser,
-  createOrdersDatabase,
-  dropOrdersDatabase,
-  exposeOnNode,
   helmFor,
   helmRelease,
   jobOutcome,
+  jobPodName,
   kubectlFor,
-  type NodeExposed,
-  nodeValues,
-  type OrdersDatabase,
-  POLICY_NAME,
+  policyReady,
   pushChart,
 } from '../e2e/testing/cluster.ts';
+import { freshWorkDir, type StoryServers, startStoryServers } from '../e2e/testing/story.ts';
 import { testEnv } from '../env/index.ts';
 import { kubeConfigFor } from '../env/kube-kubeconfig.ts';
 import { safetyNetDrops } from '../env/node.ts';
@@ -65,11 +58,11 @@ describe('the chart on the real node, from the registry', { skip }, () => {
   const node = env?.node;
   const kubectl = kube ? kubectlFor(kube) : async () => '';
   const helm = kube ? helmFor(kube) : undefined;
-  const exposed: NodeExposed[] = [];
   let workDir = '';
   let chart: { ref: string; version: string };
   let values: Record<string, unknown>;
-  let db: OrdersDatabase | undefined;
+  let servers: StoryServers | undefined;
+  let db: StoryServers['db'];
   let pgPort = 0;
   let publicKeyFile = '';
   const wait = { timeoutMs: 240_000, intervalMs: 500 };
@@ -162,21 +155,12 @@ describe('the chart on the real node, from the registry', { skip }, () => {
 
   before(async () => {
     if (!env || imagesMissing) return;
-    const base = join(homedir(), '.cache', 'chaperone', 'chart-node');
-    await rm(base, { recursive: true, force: true });
-    await mkdir(base, { recursive: true });
-    workDir = await mkdtemp(join(base, 'run-'));
-    const pg = await exposeOnNode(env.node, env.postgres.port);
-    const s3 = await exposeOnNode(env.node, Number(new URL(env.minio.endpoint).port));
-    exposed.push(pg, s3);
-    pgPort = pg.port;
-    db = await createOrdersDatabase(env.postgres, id);
-    values = nodeValues({
-      kube: env.kube,
-      node: env.node,
-      storagePort: s3.port,
-      controllerUser: await controllerUser(env.kube),
-    });
+    workDir = await freshWorkDir(join(homedir(), '.cache', 'chaperone', 'chart-node'));
+    servers = await startStoryServers(env, id, workDir);
+    const s3 = servers.s3;
+    ({ db, publicKeyFile } = servers);
+    pgPort = servers.pg.port;
+    values = await servers.chartValues();
     // The search index builder, run on demand by its test (a schedule that never fires by itself here).
     values.indexer = {
       enabled: true,
@@ -189,23 +173,9 @@ describe('the chart on the real node, from the registry', { skip }, () => {
       },
       tolerations: (values.operator as { tolerations: unknown[] }).tolerations,
     };
-    const signing = generateSigningKey();
-    publicKeyFile = join(workDir, 'recording-signing.pub');
-    await writeFile(publicKeyFile, signing.publicKeyPem);
     await kubectl(['create', 'namespace', agents]);
     // Objects of the agents' namespace wait for the CRDs (the chart installs them); the Secrets now.
-    pendingPolicy = agentNamespaceObjects({
-      namespace: agents,
-      kube: env.kube,
-      node: env.node,
-      minio: env.minio,
-      db,
-      pgPort: pg.port,
-      s3Port: s3.port,
-      bucket,
-      prefix,
-      signingKeyPem: signing.privateKeyPem,
-    });
+    pendingPolicy = servers.namespaceObjects({ namespace: agents, bucket, prefix });
   });
   let pendingPolicy: Record<string, unknown>[] = [];
 
@@ -215,8 +185,7 @@ describe('the chart on the real node, from the registry', { skip }, () => {
     await quiet(kubectl(['delete', 'namespace', agents, '--wait=false']));
     await quiet(helm!(['uninstall', release, '--namespace', system]));
     await quiet(kubectl(['delete', 'namespace', system, '--wait=true', '--timeout=120s']));
-    for (const e of exposed) await e.close();
-    if (db) await quiet(dropOrdersDatabase(env.postgres, db));
+    await servers?.close();
   });
 
   test('helm push, then helm install from oci://: the operator and the webhook become Ready', async (t) => {
@@ -238,32 +207,21 @@ describe('the chart on the real node, from the registry', { skip }, () => {
       assert.match(d.spec.template.spec.containers[0]!.image, new RegExp(`^${node!.registry}/chaperone/`));
     }
     // The operator filled caBundle of the chart's webhook configurations.
-    const mutating = JSON.parse(
-      await kubectl([
-        'get',
-        'mutatingwebhookconfigurations',
-        '-l',
-        `app.kubernetes.io/instance=${release}`,
-        '-o',
-        'json',
-      ]),
-    ) as { items: { webhooks: { clientConfig: { caBundle?: string } }[] }[] };
-    assert.equal(mutating.items.length, 1);
+    const mutating = async () =>
+      JSON.parse(
+        await kubectl([
+          'get',
+          'mutatingwebhookconfigurations',
+          '-l',
+          `app.kubernetes.io/instance=${release}`,
+          '-o',
+          'json',
+        ]),
+      ) as { items: { webhooks: { clientConfig: { caBundle?: string } }[] }[] };
+    assert.equal((await mutating()).items.length, 1);
     await until(
       'caBundle in every webhook',
-      async () => {
-        const m = JSON.parse(
-          await kubectl([
-            'get',
-            'mutatingwebhookconfigurations',
-            '-l',
-            `app.kubernetes.io/instance=${release}`,
-            '-o',
-            'json',
-          ]),
-        ) as typeof mutating;
-        return m.items[0]!.webhooks.every((w) => w.clientConfig.caBundle);
-      },
+      async () => (await mutating()).items[0]!.webhooks.every((w) => w.clientConfig.caBundle),
       wait,
     );
   });
@@ -290,16 +248,9 @@ describe('the chart on the real node, from the registry', { skip }, () => {
   test('an injected Job completes and its recording verifies', async (t) => {
     if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
     await apply(pendingPolicy);
-    await kubectl([
-      'wait',
-      '-n',
-      agents,
-      `sessionpolicy/${POLICY_NAME}`,
-      '--for=condition=Ready',
-      '--timeout=120s',
-    ]);
+    await policyReady(kubectl, agents);
     await kubectl(['label', 'namespace', agents, 'chaperone.dev/recording=enabled']);
-    await apply([agentJob({ name: 'report', namespace: agents, node: node!, db: db!, pgPort })]);
+    await apply([agentJob({ name: 'report', namespace: agents, node: node!, db, pgPort })]);
     const outcome = await until('the Job to finish', () => jobOutcome(kubectl, agents, 'report'), wait);
     const logs = await kubectl(['logs', '-n', agents, 'job/report', '-c', 'agent']).catch(
       (e: Error) => e.message,
@@ -377,9 +328,7 @@ describe('the chart on the real node, from the registry', { skip }, () => {
   test('helm upgrade with changed values while pods are created and a session runs: no admission error', async (t) => {
     if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
     // A session held open across the upgrade: one statement every 200 ms for 150 s.
-    await apply([
-      agentJob({ name: 'held', namespace: agents, node: node!, db: db!, pgPort, holdSeconds: 150 }),
-    ]);
+    await apply([agentJob({ name: 'held', namespace: agents, node: node!, db, pgPort, holdSeconds: 150 })]);
     await until(
       'the held session to start',
       async () => {
@@ -390,18 +339,7 @@ describe('the chart on the real node, from the registry', { skip }, () => {
       },
       wait,
     );
-    const heldPod = (
-      await kubectl([
-        'get',
-        'pods',
-        '-n',
-        agents,
-        '-l',
-        'job-name=held',
-        '-o',
-        'jsonpath={.items[0].metadata.name}',
-      ])
-    ).trim();
+    const heldPod = await jobPodName(kubectl, agents, 'held');
     const before = new Set((await webhookPods()).map((p) => p.metadata.name));
     const creating = createPodsUntilStopped();
     await until('pods admitted before the upgrade', () => creating.state.injected >= 3, wait);

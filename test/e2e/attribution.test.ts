@@ -13,26 +13,14 @@ import pg from 'pg';
 import { podIdentityFromEnv } from '../../sidecar/identity/index.ts';
 import { kinds, startHarness } from '../../sidecar/postgres/testing/harness.ts';
 import { LAUNCHED_BY_ANNOTATION } from '../../webhook/attribution/index.ts';
+import { ordersPolicySpec } from '../../webhook/testing/fixtures.ts';
 import { WebhookHarness } from '../../webhook/testing/harness.ts';
 import { testEnv } from '../env/index.ts';
+import { until } from '../testing/until.ts';
 
 const exec = promisify(execFile);
 const { kube, postgres } = await testEnv(['kube', 'postgres']);
 const h = new WebhookHarness(kube);
-
-const policySpec = {
-  podSelector: { matchLabels: { app: 'agent' } },
-  targets: [
-    {
-      name: 'orders-db',
-      protocol: 'postgres',
-      upstream: { host: '10.213.0.2', port: 5432 },
-      listenPort: 15432,
-      credentialsSecret: { name: 'orders-db-credentials' },
-    },
-  ],
-  recording: { store: { url: 's3://recordings/test' }, signingKeySecret: { name: 'signing-key' } },
-};
 
 const podTemplate = {
   metadata: { labels: { app: 'agent' } },
@@ -50,16 +38,6 @@ function launcherOf(obj: { metadata?: { annotations?: Record<string, string> } }
     : (JSON.parse(raw) as { username: string; via: { kind: string; name?: string } });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 let ns: string;
 const as = (user: string, args: string[], input?: object) =>
   h.kubectl([`--as=${user}`, '-n', ns, ...args], input);
@@ -67,13 +45,14 @@ const as = (user: string, args: string[], input?: object) =>
 describe('attribution: who launched the workload', () => {
   before(async () => {
     // The test control plane's controller manager authenticates as the admin certificate.
-    await h.start({ templateControllers: ['chaperone-test-admin'] });
-    ns = await h.recordedNamespace('attr');
-    await h.createPolicy(ns, 'orders', policySpec);
-    await h.waitUntilActive(ns, {
-      metadata: { name: 'probe', labels: { app: 'agent' } },
-      spec: podTemplate.spec,
-    } as V1Pod);
+    ns = await h.startInRecordedNamespace(
+      'attr',
+      { orders: ordersPolicySpec() },
+      {
+        config: { templateControllers: ['chaperone-test-admin'] },
+        probe: { metadata: { name: 'probe', labels: { app: 'agent' } }, spec: podTemplate.spec } as V1Pod,
+      },
+    );
     // alice and bob may create and change pods and workloads in the namespace, nothing more.
     const rbac = h.kc.makeApiClient(RbacAuthorizationV1Api);
     await rbac.createNamespacedRole({
@@ -120,10 +99,14 @@ describe('attribution: who launched the workload', () => {
     assert.deepEqual(stamped?.via, { kind: 'Job', namespace: ns, name: 'nightly' });
 
     // The job controller (system:kube-controller-manager) creates the pod: the stamp is carried.
-    const pod = await until('the job controller creates the pod', async () => {
-      const list = await h.core.listNamespacedPod({ namespace: ns, labelSelector: 'job-name=nightly' });
-      return list.items[0];
-    }).catch(async (error) => {
+    const pod = await until(
+      'the job controller creates the pod',
+      async () => {
+        const list = await h.core.listNamespacedPod({ namespace: ns, labelSelector: 'job-name=nightly' });
+        return list.items[0];
+      },
+      { intervalMs: 200 },
+    ).catch(async (error) => {
       throw new Error(
         `${error.message}; events: ${await h.kubectl(['-n', ns, 'get', 'events', '-o', 'custom-columns=R:.reason,M:.message']).then((r) => r.out)}`,
       );

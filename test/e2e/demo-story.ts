@@ -4,35 +4,29 @@
 // and run by kubelet; an auditor lists, verifies and replays the recording from MinIO. Every step
 // checks what it shows and throws DemoFailure when the product does not behave as described.
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
-import { generateSigningKey } from '../../recording/index.ts';
 import { s3ClientFor } from '../env/minio.ts';
 import type { KubeInfo, MinioInfo, NodeInfo, PostgresInfo } from '../env/types.ts';
 import { until as poll } from '../testing/until.ts';
 import {
   AGENT_LABELS,
   agentJob,
-  agentNamespaceObjects,
   agentSections,
   auditorCli,
   CARD,
-  controllerUser,
-  createOrdersDatabase,
-  dropOrdersDatabase,
-  exposeOnNode,
   helmFor,
   helmRelease,
   jobOutcome,
+  jobPodName,
   kubectlFor,
-  type NodeExposed,
-  nodeValues,
-  type OrdersDatabase,
   POLICY_NAME,
+  policyReady,
   pushChart,
 } from './testing/cluster.ts';
+import { type StoryServers, startStoryServers } from './testing/story.ts';
 
 /** Chaperone's images the story needs in the node's registry (`make images`). */
 const IMAGES = ['operator', 'webhook', 'sidecar', 'init', 'cli'] as const;
@@ -97,8 +91,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   let stepNo = 0;
   const step = (title: string) => print(`\n${++stepNo}. ${title}\n`);
   const say = (text: string) => print(`   ${text.trimEnd().replaceAll('\n', '\n   ')}\n`);
-  const exposed: NodeExposed[] = [];
-  let db: OrdersDatabase | undefined;
+  let servers: StoryServers | undefined;
   let installed = false;
 
   try {
@@ -121,10 +114,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     for (const name of IMAGES) say(`${name.padEnd(9)} ${images[name]}`);
 
     step('Outside the cluster: PostgreSQL with the orders database, and MinIO for the recordings');
-    db = await createOrdersDatabase(env.postgres, id);
-    const pg = await exposeOnNode(env.node, env.postgres.port);
-    const s3 = await exposeOnNode(env.node, Number(new URL(env.minio.endpoint).port));
-    exposed.push(pg, s3);
+    servers = await startStoryServers(env, id, workDir);
+    const { db, pg, s3, publicKeyFile } = servers;
     say(`database ${db.name} with a customer's card number, owned by role ${db.user}`);
     say('(its password goes only into a Secret the sidecar mounts; the agent never sees it)');
     say(`PostgreSQL at ${env.node.ip}:${pg.port}, MinIO at ${env.node.ip}:${s3.port} (the node's address)`);
@@ -139,12 +130,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     say(`pushed ${chart.ref}:${chart.version}`);
 
     step('Install Chaperone with helm from the registry');
-    const values = nodeValues({
-      kube: env.kube,
-      node: env.node,
-      storagePort: s3.port,
-      controllerUser: await controllerUser(env.kube),
-    });
+    const values = await servers.chartValues();
     const release = {
       kube: env.kube,
       release: names.release,
@@ -183,20 +169,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     );
 
     step('Opt a namespace in and apply a SessionPolicy');
-    const signing = generateSigningKey();
-    const publicKeyFile = join(workDir, 'recording-signing.pub');
-    await writeFile(publicKeyFile, signing.publicKeyPem);
-    const objects = agentNamespaceObjects({
+    const objects = servers.namespaceObjects({
       namespace: names.agents,
-      kube: env.kube,
-      node: env.node,
-      minio: env.minio,
-      db,
-      pgPort: pg.port,
-      s3Port: s3.port,
       bucket: names.bucket,
       prefix: names.prefix,
-      signingKeyPem: signing.privateKeyPem,
     });
     const policyFile = join(workDir, 'sessionpolicy.yaml');
     await writeFile(policyFile, objects.map((o) => stringify(o)).join('---\n'));
@@ -210,14 +186,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       'the policy: Postgres target orders-db on 127.0.0.1:15432 in the pod, service-account token required,',
     );
     say('DROP/TRUNCATE blocked, card numbers masked, recording to MinIO with Object Lock (7 days)');
-    await kubectl([
-      'wait',
-      '-n',
-      names.agents,
-      `sessionpolicy/${POLICY_NAME}`,
-      '--for=condition=Ready',
-      '--timeout=120s',
-    ]).catch(async (error: Error) => {
+    await policyReady(kubectl, names.agents).catch(async (error: Error) => {
       const status = await kubectl(['get', '-n', names.agents, `sessionpolicy/${POLICY_NAME}`, '-o', 'yaml']);
       throw new DemoFailure(`${error.message}\n${status}`);
     });
@@ -247,19 +216,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     await writeFile(jobFile, stringify(job));
     say(`$ kubectl apply -f ${jobFile}   # the agent: Node speaking the Postgres protocol, as UID 1000`);
     say(await kubectl(['apply', '-f', jobFile]));
-    const podName = await until('the Job to create its pod', async () => {
-      const name = await kubectl([
-        'get',
-        'pods',
-        '-n',
-        names.agents,
-        '-l',
-        'job-name=report',
-        '-o',
-        'jsonpath={.items[0].metadata.name}',
-      ]);
-      return name.trim() || undefined;
-    });
+    const podName = await until(
+      'the Job to create its pod',
+      async () => (await jobPodName(kubectl, names.agents, 'report')) || undefined,
+    );
     const pod = JSON.parse(await kubectl(['get', 'pod', '-n', names.agents, podName, '-o', 'json'])) as {
       spec: { initContainers?: { name: string; image: string; restartPolicy?: string }[] };
     };
@@ -398,17 +358,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       });
       await quiet('system namespace', () => kubectlRaw(['delete', 'namespace', names.system, '--wait=true']));
     }
-    for (const e of exposed) await quiet('relay', () => e.close());
-    if (db) {
-      const orders = db;
-      await quiet('database', () => dropOrdersDatabase(env.postgres, orders));
-    }
+    await servers?.close((what, error) => say(`cleanup: ${what}: ${error.message}`));
   }
-}
-
-/** A directory for this run's files; those of earlier runs are removed, the last one is kept to read. */
-export async function demoWorkDir(base: string): Promise<string> {
-  await rm(base, { recursive: true, force: true });
-  await mkdir(base, { recursive: true });
-  return mkdtemp(join(base, 'run-'));
 }

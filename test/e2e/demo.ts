@@ -9,8 +9,9 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startEnv } from '../env/index.ts';
-import { DemoFailure, demoWorkDir, runDemo } from './demo-story.ts';
+import { DemoFailure, runDemo } from './demo-story.ts';
 import { REPO } from './testing/cluster.ts';
+import { freshWorkDir } from './testing/story.ts';
 
 const exec = promisify(execFile);
 const print = (text: string) => process.stdout.write(text);
@@ -71,7 +72,7 @@ async function main(): Promise<number> {
     'Starting the local cluster and servers (cached builds from ~/.cache/chaperone; the first run builds them)...\n',
   );
   const env = await startEnv(['kube', 'node', 'minio', 'postgres']);
-  const workDir = await demoWorkDir(join(cache, 'demo'));
+  const workDir = await freshWorkDir(join(cache, 'demo'));
   let code = 0;
   try {
     const { kube, node, minio, postgres } = env.info;

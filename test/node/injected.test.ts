@@ -12,36 +12,39 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { generateSigningKey } from '../../recording/index.ts';
+import { installCrds } from '../../operator/testing/kube.ts';
 import { renderWebhookConfigurations } from '../../webhook/index.ts';
 import {
   AGENT_SCRIPT,
-  agentNamespaceObjects,
+  agentJob,
   agentSections,
+  auditorCli,
   CARD,
-  createOrdersDatabase,
-  dropOrdersDatabase,
-  exposeOnNode,
-  type NodeExposed,
-  type OrdersDatabase,
+  controllerUser,
+  jobOutcome,
+  jobPodName,
+  kubectlFor,
+  policyReady,
+  REPO,
 } from '../e2e/testing/cluster.ts';
+import { freshWorkDir, type StoryServers, startStoryServers } from '../e2e/testing/story.ts';
 import { type KubeInfo, type MinioInfo, type NodeInfo, type PostgresInfo, testEnv } from '../env/index.ts';
+import { kubeConfigFor } from '../env/kube.ts';
 import { freePort, httpOk, type OwnedProcess, spawnOwned, waitUntil } from '../env/net.ts';
 import { NODE_TOLERATION, safetyNetDrops } from '../env/node.ts';
 import { psql as adminPsql } from '../env/postgres.ts';
+import { nodePartSkip } from '../testing/exclusive.ts';
+import { until as poll } from '../testing/until.ts';
+import { httpdPod } from './testing/pods.ts';
 
 const exec = promisify(execFile);
-const REPO = join(import.meta.dirname, '..', '..');
-const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
-const skip = wanted.includes('node')
-  ? false
-  : 'the real node runs only with CHAPERONE_TEST_ENV_PARTS=...,node';
+const skip = nodePartSkip();
 
 // At the top level: parts this file starts itself (MinIO and PostgreSQL under `make node-test`) then
 // stop after the whole file, not after the hook that asked for them.
@@ -64,59 +67,36 @@ describe('the injected story on the real node', { skip }, () => {
     prefix: `node-${id}`,
     runLabel: 'chaperone.dev/node-run',
   };
-  const dbName = `orders_${id}`;
   const processes: OwnedProcess[] = [];
-  const exposed: NodeExposed[] = [];
-  let db: OrdersDatabase | undefined;
+  let servers: StoryServers | undefined;
+  let dbName: string;
   let pgRelay: number;
   let s3Relay: number;
   let publicKeyFile: string;
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const run = exec(kube.kubectl, [`--kubeconfig=${kube.kubeconfigPath}`, ...args], { maxBuffer: 16 << 20 });
-    if (input !== undefined) run.child.stdin?.end(input);
-    return (await run).stdout;
-  };
-  /** The user the admin kubeconfig authenticates as (kube-controller-manager uses it too). */
-  const kubeUser = async () =>
-    (
-      JSON.parse(await kubectl(['auth', 'whoami', '-o', 'json'])) as {
-        status: { userInfo: { username: string } };
-      }
-    ).status.userInfo.username;
+  const kubectl = (args: string[], input?: string) => kubectlFor(kube)(args, input);
   const apply = (object: unknown) => kubectl(['apply', '-f', '-'], JSON.stringify(object));
   const cli = async (args: string[]): Promise<{ code: number; out: string }> => {
-    try {
-      const { stdout, stderr } = await exec(process.execPath, [join(REPO, 'cli', 'main.ts'), ...args], {
-        env: {
-          ...process.env,
-          CHAPERONE_STORE: `s3://${names.bucket}/${names.prefix}`,
-          AWS_ENDPOINT_URL: minio.endpoint,
-          AWS_REGION: minio.region,
-          AWS_ACCESS_KEY_ID: minio.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-        },
-        maxBuffer: 16 << 20,
-      });
-      return { code: 0, out: stdout + stderr };
-    } catch (error) {
-      const e = error as { code?: number; stdout?: string; stderr?: string };
-      return { code: typeof e.code === 'number' ? e.code : 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-    }
+    const r = await auditorCli(minio, `s3://${names.bucket}/${names.prefix}`)(args);
+    return { code: r.code, out: r.stdout + r.stderr };
   };
-  const until = async <T>(what: string, probe: () => Promise<T | undefined>, ms = 90_000): Promise<T> => {
-    const deadline = Date.now() + ms;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await probe();
-        if (v !== undefined) return v;
-      } catch (error) {
-        last = error;
-      }
-      if (Date.now() > deadline) assert.fail(`${what}: not seen in ${ms / 1000} s (${String(last ?? '')})`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+  const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> =>
+    poll(what, probe, { timeoutMs, intervalMs: 250 });
+  /** Runs `<name>/main.ts` of this checkout on the host with `config` (a file in workDir) until `healthy`. */
+  const hostProcess = async (
+    name: 'operator' | 'webhook',
+    config: object,
+    args: string[],
+    healthy: () => Promise<boolean>,
+  ) => {
+    const file = join(workDir, `${name}.yaml`);
+    await writeFile(file, stringify(config));
+    const child = spawnOwned(process.execPath, [join(REPO, name, 'main.ts'), '--config', file, ...args], {
+      name: `chaperone-${name}`,
+      logFile: join(workDir, `${name}.log`),
+    });
+    processes.push(child);
+    await waitUntil(name, healthy, { process: child });
   };
 
   before(async () => {
@@ -128,52 +108,33 @@ describe('the injected story on the real node', { skip }, () => {
       return;
     }
     // This run's configs and logs (operator, webhook, pod, sidecar, memory peaks): the last run's stay.
-    const base = join(homedir(), '.cache', 'chaperone', 'node-injected');
-    await rm(base, { recursive: true, force: true });
-    await mkdir(base, { recursive: true });
-    workDir = await mkdtemp(join(base, 'run-'));
+    workDir = await freshWorkDir(join(homedir(), '.cache', 'chaperone', 'node-injected'));
     const apiPort = Number(new URL(kube.server).port);
 
     // PostgreSQL and MinIO, reachable from pods on the node's address; never from the uplink.
-    const pg = await exposeOnNode(node, postgres.port);
-    const s3 = await exposeOnNode(node, Number(new URL(minio.endpoint).port));
-    exposed.push(pg, s3);
-    pgRelay = pg.port;
-    s3Relay = s3.port;
-    db = await createOrdersDatabase(postgres, id);
+    servers = await startStoryServers(env, id, workDir);
+    dbName = servers.db.name;
+    pgRelay = servers.pg.port;
+    s3Relay = servers.s3.port;
+    publicKeyFile = servers.publicKeyFile;
 
-    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(REPO, 'crds')]);
-    await kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/sessionpolicies.chaperone.dev',
-      'crd/sessionapprovals.chaperone.dev',
-    ]);
+    await installCrds(kubeConfigFor(kube));
     await kubectl(['create', 'namespace', names.system]);
 
     const operatorPort = await freePort();
-    const operatorConfig = join(workDir, 'operator.yaml');
-    await writeFile(
-      operatorConfig,
-      stringify({
+    await hostProcess(
+      'operator',
+      {
         systemNamespace: names.system,
         watchNamespace: names.agents,
         certificates: { localUrl: true, webhookSelector: `${names.runLabel}=${id}` },
         // Pods reach the apiserver through the kubernetes Service: after DNAT, the node's address.
         networkPolicy: { apiServer: [{ host: node.ip, port: apiPort }] },
         server: { host: '127.0.0.1', port: operatorPort },
-      }),
+      },
+      ['--kubeconfig', kube.kubeconfigPath],
+      () => httpOk(`http://127.0.0.1:${operatorPort}/readyz`),
     );
-    const operator = spawnOwned(
-      process.execPath,
-      [join(REPO, 'operator', 'main.ts'), '--config', operatorConfig, '--kubeconfig', kube.kubeconfigPath],
-      { name: 'chaperone-operator', logFile: join(workDir, 'operator.log') },
-    );
-    processes.push(operator);
-    await waitUntil('operator', () => httpOk(`http://127.0.0.1:${operatorPort}/readyz`), {
-      process: operator,
-    });
     const caPem = await until('webhook TLS Secret from the operator', async () => {
       const ca = await kubectl([
         'get',
@@ -190,10 +151,9 @@ describe('the injected story on the real node', { skip }, () => {
     await writeFile(caFile, caPem);
 
     const webhookPort = await freePort();
-    const webhookConfig = join(workDir, 'webhook.yaml');
-    await writeFile(
-      webhookConfig,
-      stringify({
+    await hostProcess(
+      'webhook',
+      {
         sidecarImage: images.sidecar,
         initImage: images.init,
         initCommand: ['/usr/local/bin/node', '/app/webhook/init/main.ts'],
@@ -203,28 +163,16 @@ describe('the injected story on the real node', { skip }, () => {
         dns: { resolvers: [node.clusterDnsIp], discoverService: null },
         // The test environment's kube-controller-manager creates Job pods as the admin user (no
         // per-controller service accounts): name it as the controller copying the Job's template.
-        templateControllers: [await kubeUser()],
+        templateControllers: [await controllerUser(kube)],
         // The sidecar runs with the webhook's default resources: the limit is part of what is proven.
         kubeconfig: kube.kubeconfigPath,
-      }),
-    );
-    const webhook = spawnOwned(
-      process.execPath,
-      [join(REPO, 'webhook', 'main.ts'), '--config', webhookConfig],
-      {
-        name: 'chaperone-webhook',
-        logFile: join(workDir, 'webhook.log'),
       },
-    );
-    processes.push(webhook);
-    await waitUntil(
-      'webhook',
+      [],
       () =>
         exec('curl', ['-sf', '--cacert', caFile, `https://127.0.0.1:${webhookPort}/healthz`]).then(
           () => true,
           () => false,
         ),
-      { process: webhook },
     );
     const { mutating, validating } = renderWebhookConfigurations({
       client: { mode: 'url', baseUrl: `https://127.0.0.1:${webhookPort}` },
@@ -243,31 +191,14 @@ describe('the injected story on the real node', { skip }, () => {
       'chaperone.dev/recording=enabled',
       `${names.runLabel}=${id}`,
     ]);
-    const signing = generateSigningKey();
-    publicKeyFile = join(workDir, 'recording-signing.pub');
-    await writeFile(publicKeyFile, signing.publicKeyPem);
     // The same ServiceAccount, Secrets and SessionPolicy as the demo story (test/e2e/testing/cluster.ts).
-    const objects = agentNamespaceObjects({
+    const objects = servers.namespaceObjects({
       namespace: names.agents,
-      kube,
-      node,
-      minio,
-      db,
-      pgPort: pgRelay,
-      s3Port: s3Relay,
       bucket: names.bucket,
       prefix: names.prefix,
-      signingKeyPem: signing.privateKeyPem,
     });
     for (const object of objects) await apply(object);
-    await kubectl([
-      'wait',
-      '-n',
-      names.agents,
-      'sessionpolicy/orders-agents',
-      '--for=condition=Ready',
-      '--timeout=90s',
-    ]);
+    await policyReady(kubectl, names.agents, '90s');
   });
 
   after(async () => {
@@ -280,43 +211,16 @@ describe('the injected story on the real node', { skip }, () => {
     );
     for (const p of processes.reverse()) await quiet(p.stop());
     await quiet(kubectl(['delete', 'namespace', names.system, '--wait=false']));
-    for (const e of exposed) await e.close();
-    if (db) await quiet(dropOrdersDatabase(postgres, db));
+    await servers?.close();
   });
 
   let agentOut: Record<string, string> = {};
 
   test('a Job in an opted-in namespace is injected, runs init, sidecar and agent in order, and completes', async (t) => {
     if (imagesMissing) return t.skip('no Chaperone images: run `make images`');
-    await apply({
-      apiVersion: 'batch/v1',
-      kind: 'Job',
-      metadata: { name: 'report', namespace: names.agents },
-      spec: {
-        backoffLimit: 0,
-        template: {
-          metadata: { labels: { app: 'report-agent' } },
-          spec: {
-            tolerations: [NODE_TOLERATION],
-            serviceAccountName: 'report-agent',
-            restartPolicy: 'Never',
-            securityContext: { runAsUser: 1000, runAsGroup: 1000 },
-            containers: [
-              {
-                name: 'agent',
-                image: node.chaperoneImages.cli,
-                command: ['/usr/local/bin/node', '-e', AGENT_SCRIPT],
-                env: [
-                  { name: 'DB', value: dbName },
-                  { name: 'DIRECT_HOST', value: node.ip },
-                  { name: 'DIRECT_PORT', value: String(pgRelay) },
-                ],
-              },
-            ],
-          },
-        },
-      },
-    });
+    await apply(
+      agentJob({ name: 'report', namespace: names.agents, node, db: servers!.db, pgPort: pgRelay }),
+    );
     // Peak memory of each container of the node while the Job runs (cgroup v1), for docs/benchmarks.md.
     const peaks = new Map<string, number>();
     const sampler = setInterval(() => {
@@ -337,32 +241,10 @@ describe('the injected story on the real node', { skip }, () => {
         .catch(() => {});
     }, 200);
     // Complete or Failed, whichever the Job reaches (a refused or crashing pod fails it early).
-    const done = await until(
-      'the Job to finish',
-      async () => {
-        const job = JSON.parse(await kubectl(['get', '-n', names.agents, 'job/report', '-o', 'json'])) as {
-          status?: { conditions?: { type: string; status: string }[] };
-        };
-        return job.status?.conditions?.find(
-          (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
-        )?.type;
-      },
-      240_000,
-    );
+    const done = await until('the Job to finish', () => jobOutcome(kubectl, names.agents, 'report'), 240_000);
     clearInterval(sampler);
     const events = await kubectl(['get', 'events', '-n', names.agents]).catch(() => '');
-    const podName = (
-      await kubectl([
-        'get',
-        'pods',
-        '-n',
-        names.agents,
-        '-l',
-        'job-name=report',
-        '-o',
-        'jsonpath={.items[0].metadata.name}',
-      ])
-    ).trim();
+    const podName = await jobPodName(kubectl, names.agents, 'report');
     const pod = JSON.parse(await kubectl(['get', 'pod', '-n', names.agents, podName, '-o', 'json'])) as {
       spec: { initContainers?: { name: string; image: string; restartPolicy?: string }[] };
       status: {
@@ -490,26 +372,15 @@ describe('the injected story on the real node', { skip }, () => {
         containers: [{ name: 'main', image: node.testImage, command: ['sleep', '3600'] }],
       },
     });
-    await apply({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'web', namespace: names.policyCheck, labels: { app: 'web' } },
-      spec: {
-        tolerations: [NODE_TOLERATION],
-        containers: [
-          {
-            name: 'httpd',
-            image: node.testImage,
-            command: [
-              'sh',
-              '-c',
-              'mkdir -p /tmp/www && echo web > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
-            ],
-            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-          },
-        ],
-      },
-    });
+    await apply(
+      httpdPod({
+        name: 'web',
+        namespace: names.policyCheck,
+        labels: { app: 'web' },
+        image: node.testImage,
+        page: 'web',
+      }),
+    );
     await apply(sleeper('as-sidecar', { app: 'report-agent' }, 15999));
     await apply(sleeper('bystander', {}, 1000));
     await apply({

@@ -7,12 +7,11 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { type KubeInfo, type NodeInfo, testEnv } from '../env/index.ts';
 import { NODE_TOLERATION, safetyNetDrops } from '../env/node.ts';
+import { nodePartSkip } from '../testing/exclusive.ts';
+import { httpdPod } from './testing/pods.ts';
 
 const exec = promisify(execFile);
-const wanted = (process.env.CHAPERONE_TEST_ENV_PARTS ?? '').split(',').map((p) => p.trim());
-const skip = wanted.includes('node')
-  ? false
-  : 'the real node runs only with CHAPERONE_TEST_ENV_PARTS=...,node';
+const skip = nodePartSkip();
 
 describe('the real node', { skip }, () => {
   let kube: KubeInfo;
@@ -172,27 +171,16 @@ describe('the real node', { skip }, () => {
   });
 
   test('a pod reaches a Service by its DNS name, and the apiserver through the kubernetes Service', async () => {
-    await apply({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'web', namespace: ns, labels: { app: 'web' } },
-      spec: {
-        tolerations: [NODE_TOLERATION],
-        containers: [
-          {
-            name: 'httpd',
-            image: node.testImage,
-            command: [
-              'sh',
-              '-c',
-              'mkdir -p /tmp/www && echo served-by-web > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
-            ],
-            ports: [{ containerPort: 8080 }],
-            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-          },
-        ],
-      },
-    });
+    await apply(
+      httpdPod({
+        name: 'web',
+        namespace: ns,
+        labels: { app: 'web' },
+        image: node.testImage,
+        page: 'served-by-web',
+        declarePort: true,
+      }),
+    );
     await apply({
       apiVersion: 'v1',
       kind: 'Service',
@@ -268,26 +256,15 @@ describe('the real node', { skip }, () => {
       t.skip('no NetworkPolicy enforcer: build kube-router (test/env/tools/build-go-tools.sh kube-router)');
       return;
     }
-    await apply({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'guarded', namespace: ns, labels: { app: 'guarded' } },
-      spec: {
-        tolerations: [NODE_TOLERATION],
-        containers: [
-          {
-            name: 'httpd',
-            image: node.testImage,
-            command: [
-              'sh',
-              '-c',
-              'mkdir -p /tmp/www && echo guarded > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
-            ],
-            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-          },
-        ],
-      },
-    });
+    await apply(
+      httpdPod({
+        name: 'guarded',
+        namespace: ns,
+        labels: { app: 'guarded' },
+        image: node.testImage,
+        page: 'guarded',
+      }),
+    );
     await apply({
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',

@@ -37,3 +37,32 @@ export function agentPod(name: string, patch: (pod: V1Pod) => void = () => {}): 
   patch(pod);
   return pod;
 }
+
+/** The PostgreSQL target of ordersPolicySpec, on port 15432 in the pod. */
+const ORDERS_TARGET = {
+  name: 'orders-db',
+  protocol: 'postgres',
+  upstream: { host: '10.213.0.2', port: 5432 },
+  listenPort: 15432,
+  credentialsSecret: { name: 'orders-db-credentials' },
+};
+
+/**
+ * The SessionPolicy spec the tests against a real apiserver share: pods labelled app=agent, one
+ * PostgreSQL target `orders-db` (credentials in Secret orders-db-credentials), recordings to S3.
+ * `target` changes fields of the target; every other field replaces the spec's own.
+ */
+export function ordersPolicySpec({
+  target = {},
+  ...spec
+}: {
+  target?: Record<string, unknown>;
+  [field: string]: unknown;
+} = {}) {
+  return {
+    podSelector: { matchLabels: { app: 'agent' } },
+    targets: [{ ...ORDERS_TARGET, ...target }],
+    recording: { store: { url: 's3://recordings/test' }, signingKeySecret: { name: 'signing-key' } },
+    ...spec,
+  };
+}

@@ -22,6 +22,7 @@ import { parseWebhookConfig, type WebhookConfig, type WebhookConfigInput } from 
 import { LABELS, TLS_SECRET_NAME } from '../constants.ts';
 import { type RunningWebhook, startWebhook } from '../main.ts';
 import { renderWebhookConfigurations } from '../webhook-configurations.ts';
+import { agentPod } from './fixtures.ts';
 import { createTestCa, issueServingCert, type ServingCert, type TestCa } from './pki.ts';
 
 const exec = promisify(execFile);
@@ -114,6 +115,22 @@ export class WebhookHarness {
       this.port = Number(new URL(this.webhook.url).port);
     }
     await this.registerConfigurations(this.ca.certPem);
+  }
+
+  /**
+   * start(), then a namespace opted in to recording with these SessionPolicies (Ready, by name),
+   * once the webhook answers there (a dry run of `probe` comes back injected). Returns the namespace.
+   */
+  async startInRecordedNamespace(
+    prefix: string,
+    policies: Record<string, object>,
+    options: { config?: Partial<WebhookConfigInput>; probe?: V1Pod } = {},
+  ): Promise<string> {
+    await this.start(options.config);
+    const namespace = await this.recordedNamespace(prefix);
+    for (const [name, spec] of Object.entries(policies)) await this.createPolicy(namespace, name, spec);
+    await this.waitUntilActive(namespace, options.probe ?? agentPod('probe'));
+    return namespace;
   }
 
   private async startProcess(): Promise<void> {

@@ -281,6 +281,22 @@ export const POLICY_NAME = 'orders-agents';
 export const AGENT_LABELS = { app: 'report-agent' };
 export const AGENT_SERVICE_ACCOUNT = 'report-agent';
 
+/** Waits (kubectl wait) until the operator reports the story's SessionPolicy Ready. */
+export function policyReady(
+  kubectl: ReturnType<typeof kubectlFor>,
+  namespace: string,
+  timeout = '120s',
+): Promise<string> {
+  return kubectl([
+    'wait',
+    '-n',
+    namespace,
+    `sessionpolicy/${POLICY_NAME}`,
+    '--for=condition=Ready',
+    `--timeout=${timeout}`,
+  ]);
+}
+
 /**
  * What the platform team applies in the agents' namespace: the agent's ServiceAccount, the Secrets
  * only the sidecar mounts (database login, S3 keys, signing key) and the SessionPolicy: a Postgres
@@ -501,6 +517,25 @@ export async function jobOutcome(
   return job.status?.conditions?.find(
     (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
   )?.type as 'Complete' | 'Failed' | undefined;
+}
+
+/** The name of the (first) pod of Job `name`; empty while the job controller has made none. */
+export async function jobPodName(
+  kubectl: ReturnType<typeof kubectlFor>,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  const out = await kubectl([
+    'get',
+    'pods',
+    '-n',
+    namespace,
+    '-l',
+    `job-name=${name}`,
+    '-o',
+    'jsonpath={.items[0].metadata.name}',
+  ]);
+  return out.trim();
 }
 
 /** The `chaperone` CLI of this checkout against the recording store in MinIO (as an auditor runs it). */
