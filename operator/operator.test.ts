@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
+  AdmissionregistrationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
@@ -181,6 +182,90 @@ describe('SessionPolicy controller', () => {
       'ConfigMap repaired',
       async () => (await readConfig('alpha')).targets[0]?.listenPort === 16432,
     );
+  });
+
+  it('keeps Ready through a failed apply while the children are current, and not for a new generation', async () => {
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    const webhook = `chaperone-test-refuse-configmaps-${ns}`;
+    const reconcileErrors = async () =>
+      (
+        await core.listNamespacedEvent({
+          namespace: ns,
+          fieldSelector: 'involvedObject.name=alpha,reason=ReconcileError',
+        })
+      ).items.length;
+    const before = await reconcileErrors();
+    // Every ConfigMap write in the namespace now fails, as when the operator's own children webhook
+    // is down during its rollout: nothing listens on port 1.
+    await admission.createValidatingWebhookConfiguration({
+      body: {
+        metadata: { name: webhook },
+        webhooks: [
+          {
+            name: 'refuse.configmaps.chaperone.dev',
+            admissionReviewVersions: ['v1'],
+            sideEffects: 'None',
+            failurePolicy: 'Fail',
+            timeoutSeconds: 2,
+            clientConfig: { url: 'https://127.0.0.1:1/refuse' },
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
+            rules: [
+              {
+                apiGroups: [''],
+                apiVersions: ['v1'],
+                operations: ['CREATE', 'UPDATE'],
+                resources: ['configmaps'],
+              },
+            ],
+          },
+        ],
+      },
+    });
+    try {
+      // Same generation (an annotation): the apply fails, the children are what it would write.
+      await custom.patchNamespacedCustomObject(
+        {
+          group,
+          version,
+          plural,
+          namespace: ns,
+          name: 'alpha',
+          body: { metadata: { annotations: { 'test.chaperone.dev/nudge': '1' } } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      await waitFor('a failed reconcile', async () => (await reconcileErrors()) > before);
+      const kept = await getPolicy('alpha');
+      assert.equal(ready(kept)?.status, 'True', JSON.stringify(kept.status));
+      assert.equal(kept.status?.observedGeneration, kept.metadata.generation);
+
+      // A new generation the operator cannot write: its pods would get a config that is not in place.
+      await custom.patchNamespacedCustomObject({
+        group,
+        version,
+        plural,
+        namespace: ns,
+        name: 'alpha',
+        body: [{ op: 'replace', path: '/spec/targets/0/listenPort', value: 16433 }],
+      });
+      const refused = await waitFor('Ready False for the new generation', async () => {
+        const p = await getPolicy('alpha');
+        return ready(p)?.status === 'False' ? p : undefined;
+      });
+      assert.equal(ready(refused)?.reason, 'ReconcileError');
+      assert.match(ready(refused)?.message ?? '', /refuse\.configmaps\.chaperone\.dev/);
+    } finally {
+      await admission.deleteValidatingWebhookConfiguration({ name: webhook });
+    }
+    // Retried once the writes go through again.
+    const back = await waitFor('Ready again, at the new generation', async () => {
+      const p = await getPolicy('alpha');
+      return ready(p)?.status === 'True' && p.status?.observedGeneration === p.metadata.generation
+        ? p
+        : undefined;
+    });
+    assert.equal((await readConfig('alpha')).targets[0]?.listenPort, 16433);
+    assert.equal(ready(back)?.reason, 'Reconciled');
   });
 
   it('prunes children labelled as ours that no policy renders', async () => {

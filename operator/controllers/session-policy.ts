@@ -2,6 +2,8 @@
 // bootstrap, status conditions and Events. Level-triggered: every event only enqueues the policy's
 // key; the reconcile looks at the whole state and makes it right, so a missed or duplicated event
 // costs nothing.
+
+import { isDeepStrictEqual } from 'node:util';
 import type {
   CoreV1Api,
   CustomObjectsApi,
@@ -77,6 +79,12 @@ interface PolicyStatus {
 }
 
 type ChildObject = V1ConfigMap | V1NetworkPolicy;
+
+/** What one reconcile renders for a policy's children. */
+interface RenderedChildren {
+  configMap: ReturnType<typeof renderConfigMap>;
+  networkPolicy?: ReturnType<typeof renderNetworkPolicy>;
+}
 type PolicyResource = SessionPolicyObject & KubernetesObject & { metadata: SessionPolicyObject['metadata'] };
 
 /** A failed JSON-patch `test` comes back as 422 Invalid without field causes (a schema refusal has causes). */
@@ -244,6 +252,7 @@ export class SessionPolicyController {
     if ((policy.metadata as { deletionTimestamp?: unknown }).deletionTimestamp) return {};
     const { config, logger } = this.#d;
     const subject = this.#subject(policy);
+    let rendered: RenderedChildren | undefined;
     try {
       const spec = parsePolicySpec(policy);
       const sidecarConfig = renderSidecarConfig(policy, {
@@ -251,20 +260,25 @@ export class SessionPolicyController {
         adminPort: config.sidecar.adminPort,
         ...(config.sidecar.kubernetesCaFile ? { kubernetesCaFile: config.sidecar.kubernetesCaFile } : {}),
       });
+      rendered = {
+        configMap: renderConfigMap(policy, sidecarConfig),
+        ...(config.networkPolicy.enabled
+          ? {
+              networkPolicy: renderNetworkPolicy(policy, {
+                dns: config.networkPolicy.dns,
+                approvalsBackend: config.sidecar.approvalsBackend,
+                ...(config.networkPolicy.apiServer ? { apiServer: config.networkPolicy.apiServer } : {}),
+                ...(config.networkPolicy.clusterCidrs
+                  ? { clusterCidrs: config.networkPolicy.clusterCidrs }
+                  : {}),
+              }),
+            }
+          : {}),
+      };
       const secrets = await this.#checkSecrets(namespace, spec);
-      await serverSideApply(this.#d.objects, renderConfigMap(policy, sidecarConfig));
+      await serverSideApply(this.#d.objects, rendered.configMap);
       if (hasSshTargets(spec)) await this.#ensureSshHostKey(policy, spec);
-      if (config.networkPolicy.enabled) {
-        await serverSideApply(
-          this.#d.objects,
-          renderNetworkPolicy(policy, {
-            dns: config.networkPolicy.dns,
-            approvalsBackend: config.sidecar.approvalsBackend,
-            ...(config.networkPolicy.apiServer ? { apiServer: config.networkPolicy.apiServer } : {}),
-            ...(config.networkPolicy.clusterCidrs ? { clusterCidrs: config.networkPolicy.clusterCidrs } : {}),
-          }),
-        );
-      }
+      if (rendered.networkPolicy) await serverSideApply(this.#d.objects, rendered.networkPolicy);
       await this.#pruneStale(policy);
       await this.#bootstrapStorage(spec, secrets);
       const changed = await this.#writeStatus(policy, {
@@ -291,6 +305,16 @@ export class SessionPolicyController {
       }
       const message = errorMessage(error);
       void this.#d.events.emit(subject, 'Warning', 'ReconcileError', message);
+      // A failed call (the apiserver busy, our own children webhook rolling during an upgrade) while
+      // the children in place are exactly this generation's rendering changes nothing pods rely on:
+      // Ready stays as it is and the reconcile is retried. Anything else is not Ready (fail closed).
+      if (rendered && this.#childrenCurrent(policy, rendered)) {
+        logger.warn(
+          { policy: key, err: message },
+          'reconcile failed; the children in place are current, Ready is kept while it is retried',
+        );
+        throw error;
+      }
       await this.#writeStatus(policy, { status: 'False', reason: 'ReconcileError', message }).catch(
         () => undefined,
       );
@@ -453,6 +477,25 @@ export class SessionPolicyController {
     }
     for (const cm of configMaps) await this.#deleteChild('ConfigMap', cm);
     for (const np of networkPolicies) await this.#deleteChild('NetworkPolicy', np);
+  }
+
+  /**
+   * Ready for this very generation, and the cached ConfigMap and NetworkPolicy carry exactly what this
+   * reconcile rendered (data, spec): what an apply would have written is already in place.
+   */
+  #childrenCurrent(policy: SessionPolicyObject, rendered: RenderedChildren): boolean {
+    const status = (policy.status ?? {}) as PolicyStatus;
+    const ready = findCondition(status.conditions, READY);
+    const generation = policy.metadata.generation;
+    if (ready?.status !== 'True' || generation === undefined || status.observedGeneration !== generation)
+      return false;
+    const namespace = policy.metadata.namespace ?? '';
+    const name = childName(policy.metadata.name);
+    const cm = this.#configMaps.get(name, namespace);
+    if (!cm || !isDeepStrictEqual(cm.data ?? {}, rendered.configMap.data ?? {})) return false;
+    if (!rendered.networkPolicy) return true;
+    const np = this.#networkPolicies.get(name, namespace);
+    return np !== undefined && isDeepStrictEqual(np.spec, rendered.networkPolicy.spec);
   }
 
   #childrenOf<T extends ChildObject>(
