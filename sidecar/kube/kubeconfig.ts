@@ -1,6 +1,7 @@
 // The kubeconfig an agent container gets in explicit mode: the sidecar as its API server on
 // loopback over TLS (the sidecar's own certificate as the CA: serving-cert.ts), the agent's own
-// projected token as its credential (read from the file each time, so rotation works).
+// projected token as its credential (kubectl reads the file each time, so rotation works;
+// @kubernetes/client-node reads it when the kubeconfig is loaded).
 import { stringify } from 'yaml';
 
 export interface AgentKubeconfigInput {
@@ -23,7 +24,9 @@ export function agentKubeconfig(input: AgentKubeconfigInput): string {
         },
       },
     ],
-    users: [{ name: 'agent', user: { tokenFile: input.tokenFile } }],
+    // tokenFile for kubectl and client-go; token-file for @kubernetes/client-node, which reads no
+    // other key (each client ignores the other's).
+    users: [{ name: 'agent', user: { tokenFile: input.tokenFile, 'token-file': input.tokenFile } }],
     contexts: [
       {
         name: 'chaperone',

@@ -7,18 +7,27 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { KubeConfig, PortForward } from '@kubernetes/client-node';
 import { run } from '../../cli/program.ts';
 import type { RecordedEvent } from '../../recording/index.ts';
 import { type KubeInfo, type NodeInfo, testEnv } from '../../test/env/index.ts';
 import { NODE_TOLERATION } from '../../test/env/node.ts';
 import { httpdPod } from '../../test/node/testing/pods.ts';
 import { nodePartSkip } from '../../test/testing/exclusive.ts';
+import { until } from '../../test/testing/until.ts';
 import type { HttpHarness } from '../http/testing/harness.ts';
 import { runProcess } from '../testing/harness.ts';
 import { type KubeTarget, startKubeTarget } from './testing/target.ts';
 
 const skip = nodePartSkip();
+
+/** The 101's negotiated subprotocol is the plain channel protocol (v4/v5.channel.k8s.io). */
+const channelProtocol = (headers: unknown) =>
+  /^v[45]\.channel\.k8s\.io$/.test(
+    String((headers as Record<string, unknown>)['sec-websocket-protocol'] ?? ''),
+  );
 
 describe('kubectl exec -it and port-forward through the Kubernetes target, on the real node', {
   skip,
@@ -265,5 +274,43 @@ describe('kubectl exec -it and port-forward through the Kubernetes target, on th
       Number(stream.payload.bytesFromPod) > 'chaperone-port-forward\n'.length,
       JSON.stringify(stream),
     );
+  });
+  test('port-forward over the plain channel protocol (@kubernetes/client-node): recorded per port', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let got = '';
+    output.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    const before = (await h.sessionIds()).length;
+    // A WebSocket (retryCount 0): closed here once the page is through, as an agent would.
+    const ws = (await new PortForward(kc).portForward(ns, pod, [8080], output, null, input)) as {
+      close(): void;
+    };
+    try {
+      input.write('GET /index.html HTTP/1.0\r\n\r\n');
+      await until('the page through the forwarded port', () => got.includes('chaperone-port-forward'), {
+        timeoutMs: 30_000,
+      });
+    } finally {
+      ws.close();
+    }
+    // The sidecar saw the channel protocol (not kubectl's SPDY tunnel) and recorded the port's streams.
+    const events = await recorded(
+      (evs) =>
+        evs.some(
+          (e) => e.kind === 'http.response' && e.payload.status === 101 && channelProtocol(e.payload.headers),
+        ) && evs.some((e) => e.kind === 'http.portforward' && e.payload.streamType === 'data'),
+    );
+    assert.ok((await h.sessionIds()).length >= before);
+    const data = events.find((e) => e.kind === 'http.portforward' && e.payload.streamType === 'data')!;
+    assert.equal(data.payload.port, 8080);
+    assert.equal(data.payload.streamId, 0);
+    assert.equal(data.payload.bytesToPod, 'GET /index.html HTTP/1.0\r\n\r\n'.length, JSON.stringify(data));
+    assert.ok(Number(data.payload.bytesFromPod) > 'chaperone-port-forward\n'.length, JSON.stringify(data));
+    const error = events.find((e) => e.kind === 'http.portforward' && e.payload.streamType === 'error');
+    assert.equal(error?.payload.port, 8080, 'the error channel is named with its port too');
   });
 });
