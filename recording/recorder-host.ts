@@ -3,11 +3,11 @@ import type { Logger } from 'pino';
 import type { Compressor } from './compressor.ts';
 import type { Journal } from './journal.ts';
 import type { SigningKey } from './keys.ts';
-import type { SessionWriter } from './session-writer.ts';
 import type { Spool } from './spool.ts';
 import type { Uploader } from './uploader.ts';
 
-export interface RecorderHost {
+/** Session: the writer the host hears from (session-writer.ts's SessionWriter). */
+export interface RecorderHost<Session> {
   readonly journal: Journal;
   readonly key: SigningKey;
   readonly spool: Spool;
@@ -28,11 +28,11 @@ export interface RecorderHost {
   /** Resolves once the seal backlog is under its bound (immediately when it already is). */
   sealRoom(): Promise<void> | undefined;
   /** A segment is persisted in the spool: its journal bytes are replaced by the stored bytes. */
-  sealed(session: SessionWriter, journalBytes: number, storedBytes: number, index: number): void;
-  blocked(session: SessionWriter): void;
-  unblocked(session: SessionWriter): void;
-  gapOpened(session: SessionWriter): void;
-  gapClosed(session: SessionWriter): void;
+  sealed(session: Session, journalBytes: number, storedBytes: number, index: number): void;
+  blocked(session: Session): void;
+  unblocked(session: Session): void;
+  gapOpened(session: Session): void;
+  gapClosed(session: Session): void;
   /** The final segment is persisted. */
-  finished(session: SessionWriter): void;
+  finished(session: Session): void;
 }

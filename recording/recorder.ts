@@ -118,7 +118,7 @@ const OptionsSchema = z.object({
   maxUnsettledAppends: z.number().int().min(1).optional(),
 });
 
-class RecorderImpl implements Recorder, RecorderHost {
+class RecorderImpl implements Recorder, RecorderHost<SessionWriter> {
   readonly journal: Journal;
   readonly key: SigningKey;
   readonly spool: Spool;

@@ -121,7 +121,7 @@ export class SessionWriter implements SessionRecording, ReplayTarget {
   readonly location: SessionLocation;
   /** Unacknowledged appends the caller keeps at most: what a crash can lose (the crash gap's bound). */
   readonly maxUnsettledAppends: number;
-  private readonly host: RecorderHost;
+  private readonly host: RecorderHost<SessionWriter>;
   private readonly tag: Buffer;
   private nextSeq = 0;
   private seg = new SegmentBuffer();
@@ -154,7 +154,7 @@ export class SessionWriter implements SessionRecording, ReplayTarget {
   /** Recovery: the replayed events included the session's end. */
   private replayedEnd = false;
 
-  constructor(host: RecorderHost, state: SessionState) {
+  constructor(host: RecorderHost<SessionWriter>, state: SessionState) {
     this.host = host;
     this.header = state.header;
     this.sessionId = state.header.sessionId;

@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { slackPayload } from '../policy/alerts/slack.ts';
-import { attributionChain, describeChain, identityAttribution, launcherFromEnv } from './attribution.ts';
+import { attributionChain, describeChain, identityAttribution } from './attribution.ts';
 import type { IdentityError } from './errors.ts';
 import { checkBinding, kubernetesBinding } from './kubernetes.ts';
+import { launcherFromEnv } from './launcher.ts';
 import { daysSince, parseOffboarding } from './offboarding.ts';
 import { podIdentityFromEnv } from './pod.ts';
 

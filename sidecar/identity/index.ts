@@ -1,13 +1,8 @@
 // Public face of sidecar/identity: who the agent is (pod identity plus a verified token).
-export {
-  type AttributionChain,
-  describeChain,
-  identityAttribution,
-  LAUNCHER_ENV,
-  type Launcher,
-} from './attribution.ts';
+export { type AttributionChain, describeChain, identityAttribution } from './attribution.ts';
 export { IdentityError, type IdentityErrorCode } from './errors.ts';
 export type { IssuerConfig, IssuerKeysOptions } from './issuers.ts';
+export { LAUNCHER_ENV, type Launcher } from './launcher.ts';
 export { POD_ENV, type PodIdentity, podIdentityFromEnv, serviceAccountSubject } from './pod.ts';
 export {
   type AgentIdentity,

@@ -1,4 +1,4 @@
-import { type Launcher, launcherFromEnv } from './attribution.ts';
+import { type Launcher, launcherFromEnv } from './launcher.ts';
 
 /** Who the pod is, from the downward API env the webhook sets on the sidecar. */
 export interface PodIdentity {

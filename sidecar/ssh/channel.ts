@@ -5,14 +5,14 @@
 // relayed on shell and exec channels is recorded with the terminal event contract
 // (recording/terminal-events.ts), after output masking when the target asks for it (output-mask.ts).
 import { posix } from 'node:path';
-import type { ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
-import type { Command, Verdict } from '../session/index.ts';
+import type { Client, ClientChannel, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import type { Command, CommandDecider, SessionCore, Verdict } from '../session/index.ts';
+import type { SshRuntime } from './context.ts';
 import { LineTracker } from './line.ts';
 import { type MaskedChunk, OutputMasker } from './output-mask.ts';
+import { SSH_RULES } from './rules.ts';
 import { ScpDecoder, scpPaths } from './scp.ts';
 import { ScpRelay } from './scp-relay.ts';
-import type { SshSession } from './session.ts';
-import { SSH_RULES } from './session.ts';
 import { FXP, PacketFramer, type RequestVerdict, SFTP_STATUS, SftpObserver, statusPacket } from './sftp.ts';
 
 type Mode = 'shell' | 'exec' | 'subsystem';
@@ -23,9 +23,22 @@ function commandOf(text: string, noun = 'command'): Command {
   return { text, noun, named: {}, detail: {} };
 }
 
+/** What a channel needs of its SSH connection (ssh/session.ts's SshSession). */
+export interface ChannelHost {
+  readonly core: SessionCore;
+  readonly decider: CommandDecider;
+  readonly rt: () => SshRuntime;
+  /** The upstream connection, once logged in. */
+  readonly upstream: Client | undefined;
+  refuseForwarding(kind: string, detail: Record<string, unknown>): void;
+  /** The upstream user's home directory (for sftp's relative paths). */
+  home(): Promise<string>;
+  isDirectory(path: string): Promise<boolean | undefined>;
+}
+
 export class SshChannel {
   readonly id: string;
-  private readonly s: SshSession;
+  private readonly s: ChannelHost;
   private pty: PseudoTtyInfo | undefined;
   private readonly env: Record<string, string> = {};
   private agent: ServerChannel | undefined;
@@ -49,7 +62,7 @@ export class SshChannel {
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
 
-  constructor(s: SshSession, id: string, session: Session) {
+  constructor(s: ChannelHost, id: string, session: Session) {
     this.s = s;
     this.id = id;
     this.closed = new Promise((resolve) => {

@@ -2,6 +2,6 @@
 export { DEFAULT_SSH_LIMITS, type SshLimits, type SshRuntime } from './context.ts';
 export { SshGateway } from './gateway.ts';
 export { createSshGuard, type SshGuard } from './guard.ts';
+export { SSH_RULES } from './rules.ts';
 export { buildSshRuntime } from './runtime.ts';
-export { SSH_RULES } from './session.ts';
 export { fingerprint, parseHostKeys } from './upstream.ts';

@@ -5,22 +5,14 @@
 // X11, other subsystems) is refused and recorded.
 import type { AuthContext, Client, Connection, Session } from 'ssh2';
 import { CommandDecider, SessionCore } from '../session/index.ts';
-import { SshChannel } from './channel.ts';
+import { type ChannelHost, SshChannel } from './channel.ts';
 import type { SshRuntime, SshServices } from './context.ts';
+import { SSH_RULES } from './rules.ts';
 import { connectSshUpstream, fingerprint, readSshCredentials, SshUpstreamError } from './upstream.ts';
-
-/** The built-in rules of the ssh gateway, as recorded in policy.blocked. */
-export const SSH_RULES = {
-  hostKey: 'upstream-host-key',
-  forwarding: 'ssh-forwarding',
-  channel: 'ssh-channel',
-  env: 'ssh-env',
-  uncertainLine: 'shell-line-uncertain',
-} as const;
 
 type Phase = 'auth' | 'login' | 'ready' | 'closed';
 
-export class SshSession {
+export class SshSession implements ChannelHost {
   readonly core: SessionCore;
   readonly decider: CommandDecider;
   readonly rt: () => SshRuntime;
