@@ -3,7 +3,8 @@
 // awaiting an append, with the sidecar's commit window, sealing, signing and a file store. Process
 // CPU per statement (user + system, all threads) is robust to a loaded machine; a 1 ms timer paces
 // the appends, so the run's idle loop is included (a fraction of a µs per statement).
-//   node bench/append.bench.ts [--statements 100000] [--sessions 16] [--rate 8000]
+//   node bench/append.bench.ts [--statements 100000] [--sessions 16] [--rate 8000] [--window 2]
+// --window: the journal's group-commit window in ms (default: the sidecar's).
 // --rate 0: unpaced, 256 statements per group commit (the per-event work, with group costs shared).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ const { values } = parseArgs({
     statements: { type: 'string', default: '100000' },
     sessions: { type: 'string', default: '16' },
     rate: { type: 'string', default: '8000' },
+    window: { type: 'string', default: String(SIDECAR_COMMIT_WINDOW_MS) },
   },
 });
 const statements = Number(values.statements);
@@ -31,7 +33,7 @@ try {
     spoolDir: join(dir, 'spool'),
     store: `file://${join(dir, 'store')}`,
     signingKey: key.privateKeyPem,
-    commitWindowMs: SIDECAR_COMMIT_WINDOW_MS,
+    commitWindowMs: Number(values.window),
   });
   const recs = await Promise.all(
     Array.from({ length: sessions }, () => recorder.startSession(sampleHeader())),
