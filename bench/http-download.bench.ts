@@ -3,7 +3,6 @@
 // 100 ms. Prints RSS first / max / last and the rate; checks the recorded length and SHA-256 of the
 // whole body against what the upstream sent. No pass/fail on time: it reports.
 //   node bench/http-download.bench.ts [--mib 1024]
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -11,6 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startHttpHarness } from '../sidecar/http/testing/harness.ts';
 import { startUpstreamServer } from '../sidecar/http/testing/upstream-server.ts';
+import { runProcess } from '../test/testing/run-process.ts';
 
 const { values } = parseArgs({ options: { mib: { type: 'string', default: '1024' } } });
 const bytes = Number(values.mib) * 1024 * 1024;
@@ -39,9 +39,9 @@ const sha256 = expected.digest('hex');
 const rss: number[] = [process.memoryUsage().rss];
 const sampler = setInterval(() => rss.push(process.memoryUsage().rss), 100);
 const started = performance.now();
-const out = await new Promise<string>((resolve, reject) => {
-  let stdout = '';
-  const c = spawn('curl', [
+const run = await runProcess(
+  'curl',
+  [
     '-sS',
     '-o',
     '/dev/null',
@@ -50,12 +50,11 @@ const out = await new Promise<string>((resolve, reject) => {
     '-H',
     `Authorization: Bearer ${h.token}`,
     `${h.base}/download?bytes=${bytes}`,
-  ]);
-  c.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  c.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`curl exit ${code}`))));
-});
+  ],
+  { env: process.env, timeoutMs: 60 * 60_000 },
+);
+if (run.code !== 0) throw new Error(`curl exit ${run.code}: ${run.stderr}`);
+const out = run.stdout;
 const seconds = (performance.now() - started) / 1000;
 clearInterval(sampler);
 rss.push(process.memoryUsage().rss);

@@ -55,6 +55,16 @@ describe('SessionPolicy controller', () => {
 
   const getPolicy = async (name: string) =>
     (await custom.getNamespacedCustomObject({ group, version, plural, namespace: ns, name })) as Policy;
+  /** A new generation: the policy's first target listens on `port`. */
+  const setListenPort = (port: number) =>
+    custom.patchNamespacedCustomObject({
+      group,
+      version,
+      plural,
+      namespace: ns,
+      name: 'alpha',
+      body: [{ op: 'replace', path: '/spec/targets/0/listenPort', value: port }],
+    });
   const ready = (policy: Policy) => policy.status?.conditions?.find((c) => c.type === 'Ready');
   const readConfig = async (name: string) => {
     const cm = await core.readNamespacedConfigMap({ name: childName(name), namespace: ns });
@@ -125,15 +135,7 @@ describe('SessionPolicy controller', () => {
   });
 
   it('follows edits of the policy (new generation in config and status)', async () => {
-    const patch = [{ op: 'replace', path: '/spec/targets/0/listenPort', value: 16432 }];
-    await custom.patchNamespacedCustomObject({
-      group,
-      version,
-      plural,
-      namespace: ns,
-      name: 'alpha',
-      body: patch,
-    });
+    await setListenPort(16432);
     await waitFor(
       'config with the new port',
       async () => (await readConfig('alpha')).targets[0]?.listenPort === 16432,
@@ -240,14 +242,7 @@ describe('SessionPolicy controller', () => {
       assert.equal(kept.status?.observedGeneration, kept.metadata.generation);
 
       // A new generation the operator cannot write: its pods would get a config that is not in place.
-      await custom.patchNamespacedCustomObject({
-        group,
-        version,
-        plural,
-        namespace: ns,
-        name: 'alpha',
-        body: [{ op: 'replace', path: '/spec/targets/0/listenPort', value: 16433 }],
-      });
+      await setListenPort(16433);
       const refused = await waitFor('Ready False for the new generation', async () => {
         const p = await getPolicy('alpha');
         return ready(p)?.status === 'False' ? p : undefined;
