@@ -3,7 +3,6 @@
 // difference between the raw pod and the result.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { isDeepStrictEqual } from 'node:util';
 import type {
   V1Container,
   V1EnvVar,
@@ -12,7 +11,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
-import fastJsonPatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
 import { policyConfigMapName, sshHostKeySecretName, sshKnownHostsName } from '../crds/index.ts';
 import { SIDECAR_PATHS } from '../sidecar/config/index.ts';
 import { cloneJson } from './clone.ts';
@@ -27,6 +26,7 @@ import {
 } from './constants.ts';
 import { ENV as INIT_ENV } from './init/env.ts';
 import { renderIptablesRules } from './iptables.ts';
+import { jsonEqual, jsonPatchOf } from './json.ts';
 import { hardenAgentContainer } from './pod-checks.ts';
 import type { ResolvedPolicy } from './policy.ts';
 
@@ -477,7 +477,7 @@ function reuse<T extends { name: string }>(
   defaults: (item: T) => T,
 ): T {
   const existing = previous?.find((p) => p.name === rendered.name);
-  if (existing && isDeepStrictEqual(defaults(existing), defaults(rendered))) return cloneJson(existing);
+  if (existing && jsonEqual(defaults(existing), defaults(rendered))) return cloneJson(existing);
   return rendered;
 }
 
@@ -530,7 +530,10 @@ export function injectPod(
   return pod;
 }
 
-/** RFC 6902 operations turning the raw admission object into the mutated one. */
-export function renderPodPatch(raw: object, mutated: object): fastJsonPatch.Operation[] {
-  return fastJsonPatch.compare(raw, mutated);
+/**
+ * RFC 6902 operations turning the raw admission object into the mutated one: fast-json-patch's
+ * compare, without its copy of every added value (json.ts), so they share `mutated`'s values.
+ */
+export function renderPodPatch(raw: object, mutated: object): Operation[] {
+  return jsonPatchOf(raw, mutated);
 }

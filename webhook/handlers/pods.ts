@@ -11,6 +11,7 @@ import type { WebhookConfig } from '../config.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from '../constants.ts';
 import { injectPod, renderPodPatch, stripInjection } from '../inject.ts';
 import { NoDnsResolverError } from '../iptables.ts';
+import { jsonEqual } from '../json.ts';
 import {
   closedProbePorts,
   containerViolations,
@@ -319,7 +320,7 @@ export async function validatePod(req: AdmissionRequest, deps: PodHandlerDeps): 
   if (p.kind === 'deny') return deny(p.message);
   if (p.kind === 'skip') return allow();
   // Equal (the common case): no drift, and no patch to compute.
-  if (isDeepStrictEqual(p.raw, p.mutated)) return allow();
+  if (jsonEqual(p.raw, p.mutated)) return allow();
   const drift = renderPodPatch(p.raw, p.mutated);
   if (drift.length === 0) return allow();
   const other = await otherRendering(req, p.raw, deps);
@@ -368,7 +369,6 @@ async function otherRendering(
     config: configWithRendering(deps.config, rendering),
     dnsResolvers: () => rendering.dnsResolvers,
   });
-  if (again.kind === 'mutate' && isDeepStrictEqual(again.raw, again.mutated))
-    return { accepted: true, why: '' };
+  if (again.kind === 'mutate' && jsonEqual(again.raw, again.mutated)) return { accepted: true, why: '' };
   return { accepted: false, why: `${versus}, which renders it differently too)` };
 }
