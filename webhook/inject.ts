@@ -29,6 +29,7 @@ import { renderIptablesRules } from './iptables.ts';
 import { jsonEqual, jsonPatchOf } from './json.ts';
 import { hardenAgentContainer } from './pod-checks.ts';
 import type { ResolvedPolicy } from './policy.ts';
+import { renderingOf } from './rendering.ts';
 
 export const INJECTION_VERSION = 1;
 /** Agent env names with this prefix belong to chaperone and are replaced on every injection. */
@@ -162,10 +163,9 @@ function hasKubeTarget(policy: ResolvedPolicy): boolean {
 function sidecarVolumes(
   policy: ResolvedPolicy,
   config: WebhookConfig,
-  fsGroup?: number,
+  defaultMode: number,
 ): Array<{ volume: V1Volume; mount: V1VolumeMount }> {
   const { spec } = policy;
-  const defaultMode = secretFileMode(fsGroup);
   const out: Array<{ volume: V1Volume; mount: V1VolumeMount }> = [
     {
       volume: { name: VOLUMES.config, configMap: { name: policyConfigMapName(policy.name) } },
@@ -350,6 +350,11 @@ export function sidecarContainer(
   options: InjectOptions,
   fsGroup?: number,
 ): AnyContainer {
+  return renderSidecar(policy, options, secretFileMode(fsGroup));
+}
+
+/** The sidecar container; `defaultMode` (secretFileMode) is all it reads of the pod. */
+function renderSidecar(policy: ResolvedPolicy, options: InjectOptions, defaultMode: number): AnyContainer {
   const { config } = options;
   return {
     name: CONTAINERS.sidecar,
@@ -387,7 +392,7 @@ export function sidecarContainer(
       timeoutSeconds: 2,
       failureThreshold: 3,
     },
-    volumeMounts: [...sidecarVolumes(policy, config, fsGroup).map((v) => v.mount), SERVICE_ACCOUNT_MOUNT],
+    volumeMounts: [...sidecarVolumes(policy, config, defaultMode).map((v) => v.mount), SERVICE_ACCOUNT_MOUNT],
   };
 }
 
@@ -467,18 +472,112 @@ export function withVolumeDefaults(volume: V1Volume): V1Volume {
 }
 
 /**
- * The item already in the pod when it equals what we render, apiserver defaults aside; else the
- * rendered one. Never a subset: a forged field (command, privileged, envFrom, lifecycle, an extra
- * arg) makes the existing item unequal, so it is replaced by what chaperone renders.
+ * The item already in the pod when it equals what we render, apiserver defaults aside; else a copy
+ * of the rendered one. Never a subset: a forged field (command, privileged, envFrom, lifecycle, an
+ * extra arg) makes the existing item unequal, so it is replaced by what chaperone renders.
  */
 function reuse<T extends { name: string }>(
-  rendered: T,
+  rendered: Rendered<T>,
   previous: readonly T[] | undefined,
   defaults: (item: T) => T,
 ): T {
-  const existing = previous?.find((p) => p.name === rendered.name);
-  if (existing && jsonEqual(defaults(existing), defaults(rendered))) return cloneJson(existing);
-  return rendered;
+  const existing = previous?.find((p) => p.name === rendered.item.name);
+  if (existing && jsonEqual(defaults(existing), rendered.defaulted)) return cloneJson(existing);
+  return cloneJson(rendered.item);
+}
+
+/** A rendered item and the same with the apiserver's defaults, both frozen. */
+interface Rendered<T> {
+  item: T;
+  defaulted: T;
+}
+
+/**
+ * Everything injectPod renders that does not depend on the pod, given the one thing it reads of the
+ * pod (the Secret volumes' file mode, from its fsGroup): frozen, shared by every admission with the
+ * same inputs. Callers copy what they put into a pod.
+ */
+interface PodRendering {
+  env: readonly V1EnvVar[];
+  targets: { ssh: boolean; kube: boolean };
+  init: Rendered<AnyContainer>;
+  sidecar: Rendered<AnyContainer>;
+  agentVolumes: ReadonlyArray<Rendered<V1Volume>>;
+  sidecarVolumes: ReadonlyArray<Rendered<V1Volume>>;
+  /** The status annotation (volume names are the rendered ones, whichever copy is kept). */
+  status: string;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function renderPod(policy: ResolvedPolicy, options: InjectOptions, defaultMode: number): PodRendering {
+  const env = agentEnv(policy);
+  const ssh = hasSsh(policy);
+  const container = (item: AnyContainer) => ({ item, defaulted: withContainerDefaults(item) });
+  const volume = (item: V1Volume) => ({ item, defaulted: withVolumeDefaults(item) });
+  const agentVolumes = [
+    volume(cloneJson(AGENT_TOKEN_VOLUME)),
+    ...(ssh ? [volume(knownHostsVolume(policy))] : []),
+  ];
+  const volumes = sidecarVolumes(policy, options.config, defaultMode).map((v) => volume(v.volume));
+  const status: InjectionStatus = {
+    version: INJECTION_VERSION,
+    policy: policy.name,
+    ...(policy.generation !== undefined ? { generation: policy.generation } : {}),
+    containers: [CONTAINERS.init, CONTAINERS.sidecar],
+    volumes: [...agentVolumes.map((v) => v.item.name), ...volumes.map((v) => v.item.name)],
+    agentEnv: env.map((e) => e.name),
+  };
+  return deepFreeze({
+    env,
+    targets: { ssh, kube: hasKubeTarget(policy) },
+    init: container(initContainer(policy, options)),
+    sidecar: container(renderSidecar(policy, options, defaultMode)),
+    agentVolumes,
+    sidecarVolumes: volumes,
+    status: JSON.stringify(status),
+  });
+}
+
+/*
+ * Renderings are remembered per resolved policy object (resolvePolicy hands out one deep-frozen
+ * object per policy object of the informer cache and namespace; a new generation is a new object),
+ * then by the rest of the inputs as content: the config's rendering fields and the effective DNS
+ * resolvers (rendering.ts: everything injectPod reads of the config) and the Secret file mode.
+ * Policies that are not frozen (built by hand, which could change after a call) are rendered afresh
+ * every time. At most RENDERINGS_PER_POLICY entries per policy: config objects of other replicas'
+ * renderings come and go.
+ */
+const renderings = new WeakMap<ResolvedPolicy, Map<string, PodRendering>>();
+const RENDERINGS_PER_POLICY = 32;
+/** Counts for tests: renderings served from the cache and rendered. */
+export const renderingCacheStats = { hits: 0, misses: 0 };
+
+function podRendering(policy: ResolvedPolicy, options: InjectOptions, defaultMode: number): PodRendering {
+  if (!Object.isFrozen(policy) || !Object.isFrozen(policy.spec))
+    return renderPod(policy, options, defaultMode);
+  const key = JSON.stringify([renderingOf(options.config, options.dnsResolvers), defaultMode]);
+  let perPolicy = renderings.get(policy);
+  if (!perPolicy) {
+    perPolicy = new Map();
+    renderings.set(policy, perPolicy);
+  }
+  let rendering = perPolicy.get(key);
+  if (rendering) {
+    renderingCacheStats.hits++;
+    return rendering;
+  }
+  renderingCacheStats.misses++;
+  rendering = renderPod(policy, options, defaultMode);
+  if (perPolicy.size >= RENDERINGS_PER_POLICY) perPolicy.clear();
+  perPolicy.set(key, rendering);
+  return rendering;
 }
 
 /**
@@ -494,38 +593,27 @@ export function injectPod(
 ): V1Pod {
   const pod = cloneJson(stripped);
   const spec = pod.spec!;
-  const env = agentEnv(policy);
-  const ssh = hasSsh(policy);
-  const targets = { ssh, kube: hasKubeTarget(policy) };
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) injectIntoAgent(c, env, targets);
+  const rendering = podRendering(policy, options, secretFileMode(spec.securityContext?.fsGroup));
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+    injectIntoAgent(c, rendering.env, rendering.targets);
   const before = previous?.spec;
-  const fsGroup = spec.securityContext?.fsGroup;
-  const container = (c: AnyContainer) => reuse(c, before?.initContainers, withContainerDefaults);
-  const volume = (v: V1Volume) => reuse(v, before?.volumes, withVolumeDefaults);
-  const volumes = sidecarVolumes(policy, options.config, fsGroup).map((v) => volume(v.volume));
+  const container = (c: Rendered<AnyContainer>) => reuse(c, before?.initContainers, withContainerDefaults);
+  const volume = (v: Rendered<V1Volume>) => reuse(v, before?.volumes, withVolumeDefaults);
   spec.initContainers = [
-    container(initContainer(policy, options)),
-    container(sidecarContainer(policy, options, fsGroup)),
+    container(rendering.init),
+    container(rendering.sidecar),
     ...(spec.initContainers ?? []),
   ];
-  const agentVolumes = [
-    volume(cloneJson(AGENT_TOKEN_VOLUME)),
-    ...(ssh ? [volume(knownHostsVolume(policy))] : []),
+  spec.volumes = [
+    ...(spec.volumes ?? []),
+    ...rendering.agentVolumes.map(volume),
+    ...rendering.sidecarVolumes.map(volume),
   ];
-  spec.volumes = [...(spec.volumes ?? []), ...agentVolumes, ...volumes];
-  const status: InjectionStatus = {
-    version: INJECTION_VERSION,
-    policy: policy.name,
-    ...(policy.generation !== undefined ? { generation: policy.generation } : {}),
-    containers: [CONTAINERS.init, CONTAINERS.sidecar],
-    volumes: [...agentVolumes.map((v) => v.name), ...volumes.map((v) => v.name)],
-    agentEnv: env.map((e) => e.name),
-  };
   pod.metadata ??= {};
   pod.metadata.annotations = {
     ...pod.metadata.annotations,
     [ANNOTATIONS.policy]: policy.name,
-    [ANNOTATIONS.status]: JSON.stringify(status),
+    [ANNOTATIONS.status]: rendering.status,
   };
   return pod;
 }
