@@ -68,19 +68,29 @@ function readStatus(pod: V1Pod): InjectionStatus | undefined {
 
 /** The pod as if chaperone had never touched it (hardening of agent containers aside: it only adds). */
 export function stripInjection(raw: V1Pod): V1Pod {
-  const pod = cloneJson(raw);
+  // Our containers and volumes are dropped before the copy, not copied and dropped.
+  const rawSpec = raw.spec;
+  const kept = rawSpec
+    ? {
+        ...raw,
+        spec: {
+          ...rawSpec,
+          ...(rawSpec.initContainers
+            ? { initContainers: rawSpec.initContainers.filter((c) => !isChaperoneContainer(c)) }
+            : {}),
+          ...(rawSpec.volumes
+            ? { volumes: rawSpec.volumes.filter((v) => !v.name.startsWith(RESERVED_VOLUME_PREFIX)) }
+            : {}),
+        },
+      }
+    : raw;
+  const pod = cloneJson(kept);
   const previous = readStatus(pod);
   const injectedEnv = new Set(previous?.agentEnv ?? []);
   const spec = pod.spec;
   if (spec) {
-    if (spec.initContainers) {
-      spec.initContainers = spec.initContainers.filter((c) => !isChaperoneContainer(c));
-      if (spec.initContainers.length === 0) delete spec.initContainers;
-    }
-    if (spec.volumes) {
-      spec.volumes = spec.volumes.filter((v) => !v.name.startsWith(RESERVED_VOLUME_PREFIX));
-      if (spec.volumes.length === 0) delete spec.volumes;
-    }
+    if (spec.initContainers?.length === 0) delete spec.initContainers;
+    if (spec.volumes?.length === 0) delete spec.volumes;
     for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) {
       if (c.env) {
         c.env = c.env.filter((e) => !e.name.startsWith(RESERVED_ENV_PREFIX) && !injectedEnv.has(e.name));
@@ -482,7 +492,15 @@ function reuse<T extends { name: string }>(
   defaults: (item: T) => T,
 ): T {
   const existing = previous?.find((p) => p.name === rendered.item.name);
-  if (existing && jsonEqual(defaults(existing), rendered.defaulted)) return cloneJson(existing);
+  if (!existing) return cloneJson(rendered.item);
+  // defaults() is idempotent: an item equal to the rendered one, with or without the apiserver's
+  // defaults, has the same defaulted form; only other items need theirs computed.
+  if (
+    jsonEqual(existing, rendered.defaulted) ||
+    jsonEqual(existing, rendered.item) ||
+    jsonEqual(defaults(existing), rendered.defaulted)
+  )
+    return cloneJson(existing);
   return cloneJson(rendered.item);
 }
 
