@@ -3,7 +3,7 @@
 // pod) and answers from a fixed in-memory ClusterReader, as it does from its informer cache. Process
 // CPU time per request is robust to a loaded machine; the patch size is what the apiserver decodes
 // and applies per create.
-//   node bench/webhook-handler.bench.ts [--requests 3000] [--cpu-prof]
+//   node bench/webhook-handler.bench.ts [--requests 3000] [--log-level error] [--cpu-prof]
 import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
@@ -15,7 +15,13 @@ import { buildWebhookServer } from '../webhook/server.ts';
 import { createTestCa, issueServingCert } from '../webhook/testing/pki.ts';
 import { agentPod, benchPolicySpec } from './testing/webhook-pods.ts';
 
-const { values } = parseArgs({ options: { requests: { type: 'string', default: '3000' } } });
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '3000' },
+    // The webhook's default is info: a log line per admission (redirect stdout to measure it).
+    'log-level': { type: 'string', default: 'error' },
+  },
+});
 const requests = Number(values.requests);
 const namespace = 'bench';
 
@@ -49,7 +55,7 @@ const server = await buildWebhookServer({
   config,
   cluster,
   tls: { cert: serving.certPem, key: serving.keyPem },
-  logger: { level: 'error' },
+  logger: { level: values['log-level'] },
 });
 await server.app.ready();
 
