@@ -25,14 +25,13 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
   const x = a as Record<string, unknown>;
   const y = b as Record<string, unknown>;
-  let count = 0;
-  for (const key in x) {
-    if (!Object.hasOwn(x, key)) continue;
+  // Key counts first: an object missing a field (a default, say) is told apart without descending.
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  for (const key of keys) {
     if (!Object.hasOwn(y, key) || !jsonEqual(x[key], y[key])) return false;
-    count++;
   }
-  for (const key in y) if (Object.hasOwn(y, key)) count--;
-  return count === 0;
+  return true;
 }
 
 function escapeKey(key: string): string {
