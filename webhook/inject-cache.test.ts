@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import type { AdmissionRequest } from './admission.ts';
+import { LAUNCHER_ENV } from './attribution/pod.ts';
 import { parseWebhookConfig, type WebhookConfig } from './config.ts';
 import { LABELS } from './constants.ts';
 import { mutatePod, type PodHandlerDeps, validatePod } from './handlers/pods.ts';
@@ -38,6 +39,14 @@ function variant(raw: RawSessionPolicy, change: (p: EditablePolicy) => void) {
   const copy = structuredClone(raw) as EditablePolicy;
   change(copy);
   return resolvePolicy(copy, 'agents');
+}
+
+function deepFrozen<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFrozen(v);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /** A copy that is not frozen: injectPod renders it afresh, never from the cache. */
@@ -109,6 +118,35 @@ describe('injectPod rendering cache', async () => {
     first.spec!.volumes![0]!.name = 'renamed';
     const second = injectPod(stripInjection(plain), resolved, options, plain);
     assert.deepEqual(second, injectPod(stripInjection(plain), uncached(resolved), options, plain));
+  });
+
+  it('never writes into the admission object, nor into what the cache hands out', async () => {
+    const deps: PodHandlerDeps = {
+      cluster: {
+        namespaceLabels: async () => ({ [LABELS.recording]: 'enabled' }),
+        listSessionPolicies: async () => [raw],
+        getSessionPolicy: async () => raw,
+        secretExists: async () => true,
+      },
+      config: testConfig,
+      dnsResolvers: () => testConfig.dns.resolvers,
+    };
+    const review = (object: V1Pod): AdmissionRequest => ({
+      uid: 'u1',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: 'agents',
+      operation: 'CREATE',
+      userInfo: { username: 'alice' },
+      object: deepFrozen(object),
+    });
+    const m = await mutatePod(review(plain), deps);
+    assert.ok(m.allowed && m.patch);
+    const injected = fastJsonPatch.applyPatch(structuredClone(plain), m.patch, true, false).newDocument;
+    // The launcher's env on the sidecar (attribution): validation takes it out of a copy.
+    assert.ok(JSON.stringify(injected).includes(LAUNCHER_ENV));
+    assert.deepEqual(await validatePod(review(injected), deps), { allowed: true });
+    // Writing into a frozen object throws (ESM is strict): both calls ran without one.
   });
 
   it('the validating call refuses a pod rendered for another config, generation or fsGroup', async () => {
