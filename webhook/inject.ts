@@ -24,8 +24,9 @@ import {
   RESERVED_VOLUME_PREFIX,
   VOLUMES,
 } from './constants.ts';
+import { captureEnv, rulesFromCaptureEnv } from './init/capture.ts';
 import { ENV as INIT_ENV } from './init/env.ts';
-import { renderIptablesRules } from './iptables.ts';
+import { type IptablesOptions, renderIptablesRules } from './iptables.ts';
 import { jsonEqual, jsonPatchOf } from './json.ts';
 import { hardenAgentContainer } from './pod-checks.ts';
 import type { ResolvedPolicy } from './policy.ts';
@@ -322,25 +323,30 @@ function resources(r: WebhookConfig['resources']['sidecar']): V1ResourceRequirem
 
 export function initContainer(policy: ResolvedPolicy, options: InjectOptions): V1Container {
   const { config } = options;
-  const rules = renderIptablesRules({
+  const capture: IptablesOptions = {
     sidecarUid: config.sidecarUid,
     sidecarGid: config.sidecarGid,
     dnsResolvers: options.dnsResolvers,
-    adminPort: config.adminPort,
-    inboundPorts: policy.spec.inboundPorts,
     redirects: policy.spec.targets
       .filter((t) => t.transparent && isIP(t.upstream.host) !== 0)
       .map((t) => ({ host: t.upstream.host, port: t.upstream.port, listenPort: t.listenPort })),
-  });
+    adminPort: config.adminPort,
+    inboundPorts: policy.spec.inboundPorts,
+  };
+  // chaperone-init renders the rules from these inputs (a fraction of the rules' size in every pod
+  // spec). Rendered here too: what the renderer refuses (no DNS resolver) refuses the pod now, and
+  // so does anything chaperone-init would not read back into exactly the same rules.
+  const rules = renderIptablesRules(capture);
+  const env = captureEnv(capture);
+  const again = rulesFromCaptureEnv(env);
+  if (again.ipv4 !== rules.ipv4 || again.ipv6 !== rules.ipv6)
+    throw new Error('chaperone-init would render other capture rules from their inputs');
   return {
     name: CONTAINERS.init,
     image: config.initImage ?? config.sidecarImage,
     ...(config.imagePullPolicy ? { imagePullPolicy: config.imagePullPolicy } : {}),
     command: [...config.initCommand],
-    env: [
-      { name: INIT_ENV.ipv4, value: rules.ipv4 },
-      { name: INIT_ENV.ipv6, value: rules.ipv6 },
-    ],
+    env: [{ name: INIT_ENV.capture, value: env }],
     resources: resources(config.resources.init),
     volumeMounts: [SERVICE_ACCOUNT_MOUNT],
     securityContext: {
