@@ -3,7 +3,12 @@
 // injected pod posted with no webhook, and with chaperone's webhooks registered, each measured by the client (every create timed),
 // by the apiserver's own histograms (delta over the run) and by the webhook process (its histograms
 // and CPU time). Starts its own kube env and webhook process.
-//   node bench/webhook.bench.ts [--pods 300] [--concurrency 1,10,50] [--write]
+// Closed loop (--rate closed, the default): each of --concurrency clients creates its next pod as
+// soon as the last one returns, so the machine runs saturated and latency includes its queues.
+// Paced (--rate 40): creates start on a fixed schedule (40 per second), at most --concurrency in
+// flight, so latency is that of an admission on a machine that keeps up ("late" counts creates that
+// started more than 5 ms after their time because --concurrency were already in flight).
+//   node bench/webhook.bench.ts [--pods 300] [--concurrency 1,10,50] [--rate closed,40] [--write]
 // --write replaces the "## Admission webhook" section of docs/benchmarks.md.
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -21,11 +26,19 @@ const { values } = parseArgs({
   options: {
     pods: { type: 'string', default: '300' },
     concurrency: { type: 'string', default: '1,10,50' },
+    rate: { type: 'string', default: 'closed' },
     write: { type: 'boolean', default: false },
   },
 });
 const totalPods = Number(values.pods);
 const concurrencies = values.concurrency.split(',').map(Number);
+/** Creates per second; undefined: closed loop. */
+const rates = values.rate.split(',').map((r) => (r === 'closed' ? undefined : Number(r)));
+for (const r of rates) {
+  if (r !== undefined && !(r > 0))
+    throw new Error(`--rate: "closed" or creates per second, not ${values.rate}`);
+}
+const rateLabel = (rate: number | undefined) => (rate === undefined ? 'closed' : `${rate}/s`);
 
 const TICKS = 100; // USER_HZ
 async function cpuSeconds(pid: number | undefined): Promise<number> {
@@ -87,6 +100,8 @@ type Mode = 'plain' | 'pre-injected' | 'webhook';
 /** What one run measured. */
 interface Run {
   seconds: number;
+  /** Paced runs: creates that started more than 5 ms late (all clients busy). */
+  late?: number;
   client: number[];
   request: Histogram;
   stepAdmit: Histogram;
@@ -159,14 +174,16 @@ try {
     };
   };
 
+  const WARM_UP = 100;
   let podSeq = 0;
-  const measure = async (concurrency: number, mode: Mode): Promise<Run> => {
+  const measure = async (concurrency: number, mode: Mode, rate?: number): Promise<Run> => {
     const withWebhook = mode === 'webhook';
     const body = mode === 'pre-injected' ? preInjected : pod;
     await setWebhook(withWebhook);
     const client = await podCreator(h, concurrency);
-    // Warm-up: connections, JIT, caches.
-    for (let i = 0; i < 2; i++) {
+    // Warm-up: connections, JIT, caches; at least WARM_UP creates, so that the first run (concurrency
+    // 1) does not measure the webhook's JIT compiling its handlers.
+    for (let i = 0; i < Math.max(2, Math.ceil(WARM_UP / concurrency)); i++) {
       await Promise.all(
         Array.from({ length: concurrency }, () => client.create(ns, body(`warm-${podSeq++}`))),
       );
@@ -177,21 +194,45 @@ try {
     const apiCpuBefore = await cpuSeconds(apiserverPid);
     const tlsBefore = withWebhook ? counter(ownBefore, 'chaperone_webhook_tls_connections_total') : 0;
     const latencies: number[] = [];
-    let next = 0;
+    const createOne = async () => {
+      const name = `bench-${podSeq++}`;
+      const t0 = performance.now();
+      const created = await client.create(ns, body(name));
+      latencies.push(performance.now() - t0);
+      const hasSidecar = created.spec?.initContainers?.some((c) => c.name === 'chaperone') ?? false;
+      if (hasSidecar !== (mode !== 'plain')) throw new Error(`pod ${name}: injected=${hasSidecar}`);
+    };
+    let late = 0;
     const started = performance.now();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < totalPods) {
-          next++;
-          const name = `bench-${podSeq++}`;
-          const t0 = performance.now();
-          const created = await client.create(ns, body(name));
-          latencies.push(performance.now() - t0);
-          const hasSidecar = created.spec?.initContainers?.some((c) => c.name === 'chaperone') ?? false;
-          if (hasSidecar !== (mode !== 'plain')) throw new Error(`pod ${name}: injected=${hasSidecar}`);
-        }
-      }),
-    );
+    if (rate === undefined) {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < totalPods) {
+            next++;
+            await createOne();
+          }
+        }),
+      );
+    } else {
+      // Open loop: create i starts at started + i / rate, or when one of `concurrency` slots frees.
+      const inFlight = new Set<Promise<void>>();
+      const failures: unknown[] = [];
+      for (let i = 0; i < totalPods; i++) {
+        const due = started + (i * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        while (inFlight.size >= concurrency) await Promise.race(inFlight);
+        if (performance.now() - due > 5) late++;
+        const p: Promise<void> = createOne()
+          .catch((error: unknown) => void failures.push(error))
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (failures.length > 0) throw failures[0];
+      }
+      await Promise.all(inFlight);
+      if (failures.length > 0) throw failures[0];
+    }
     const seconds = (performance.now() - started) / 1000;
     client.close();
     const cpuAfter = await cpuSeconds(h.process?.pid);
@@ -209,6 +250,7 @@ try {
       histogramDelta(parseHistogram(a, metric, labels), parseHistogram(b, metric, labels));
     const run: Run = {
       seconds,
+      ...(rate === undefined ? {} : { late }),
       client: latencies.sort((x, y) => x - y),
       request: d('apiserver_request_duration_seconds', podCreate),
       stepAdmit: d('apiserver_admission_step_admission_duration_seconds', step('admit')),
@@ -228,6 +270,13 @@ try {
     return run;
   };
 
+  // What the webhook process spends with no admission (informers, timers, GC): a share of every
+  // CPU-per-pod figure, the larger the slower the run.
+  const idle0 = await cpuSeconds(h.process?.pid);
+  const idleStart = performance.now();
+  await new Promise((r) => setTimeout(r, 5000));
+  const idleCpuMsPerSecond =
+    (((await cpuSeconds(h.process?.pid)) - idle0) / ((performance.now() - idleStart) / 1000)) * 1000;
   const ms = (s: number | undefined) => (s === undefined || Number.isNaN(s) ? '–' : (s * 1000).toFixed(1));
   const pct = (sorted: number[], q: number) =>
     sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -235,39 +284,41 @@ try {
     x ? `${ms(x.sum / x.count)} / ${ms(quantile(0.5, x))} / ${ms(quantile(0.99, x))}` : '–';
   const rows: string[] = [];
   const shares: string[] = [];
-  for (const concurrency of concurrencies) {
-    const runs = {
-      off: await measure(concurrency, 'plain'),
-      big: await measure(concurrency, 'pre-injected'),
-      on: await measure(concurrency, 'webhook'),
-    };
-    for (const [label, r] of [
-      ['none', runs.off],
-      ['none, injected pod posted', runs.big],
-      ['chaperone', runs.on],
-    ] as const) {
-      rows.push(
-        `| ${concurrency} | ${label} | ${(totalPods / r.seconds).toFixed(0)} | ${pct(r.client, 0.5).toFixed(1)} / ${pct(r.client, 0.99).toFixed(1)} | ${hist(r.request)} | ${hist(r.stepAdmit)} | ${hist(r.stepValidate)} | ${hist(r.webhookAdmit)} | ${hist(r.webhookValidate)} | ${r.ownMutate ? `${ms(quantile(0.5, r.ownMutate))} / ${ms(quantile(0.99, r.ownMutate))}` : '–'} | ${r.ownMutateDecision ? ms(quantile(0.5, r.ownMutateDecision)) : '–'} | ${r.webhookCpuPerPod !== undefined ? ms(r.webhookCpuPerPod) : '–'} | ${ms(r.apiserverCpuPerPod)} | ${r.tlsConnections ?? '–'} |`,
+  for (const concurrency of concurrencies)
+    for (const rate of rates) {
+      const runs = {
+        off: await measure(concurrency, 'plain', rate),
+        big: await measure(concurrency, 'pre-injected', rate),
+        on: await measure(concurrency, 'webhook', rate),
+      };
+      for (const [label, r] of [
+        ['none', runs.off],
+        ['none, injected pod posted', runs.big],
+        ['chaperone', runs.on],
+      ] as const) {
+        rows.push(
+          `| ${concurrency} | ${rateLabel(rate)}${r.late ? ` (${r.late} late)` : ''} | ${label} | ${(totalPods / r.seconds).toFixed(0)} | ${pct(r.client, 0.5).toFixed(1)} / ${pct(r.client, 0.99).toFixed(1)} | ${hist(r.request)} | ${hist(r.stepAdmit)} | ${hist(r.stepValidate)} | ${hist(r.webhookAdmit)} | ${hist(r.webhookValidate)} | ${r.ownMutate ? `${ms(quantile(0.5, r.ownMutate))} / ${ms(quantile(0.99, r.ownMutate))}` : '–'} | ${r.ownMutateDecision ? ms(quantile(0.5, r.ownMutateDecision)) : '–'} | ${r.webhookCpuPerPod !== undefined ? ms(r.webhookCpuPerPod) : '–'} | ${ms(r.apiserverCpuPerPod)} | ${r.tlsConnections ?? '–'} |`,
+        );
+      }
+      const p = (r: Run, q: number) => pct(r.client, q);
+      const step = (r: Run) => ms((r.stepAdmit.sum + r.stepValidate.sum) / r.stepAdmit.count);
+      shares.push(
+        `- concurrency ${concurrency}, ${rate === undefined ? 'closed loop' : `paced at ${rate} creates/s`}: against the plain pod with no webhook, chaperone adds ${(p(runs.on, 0.5) - p(runs.off, 0.5)).toFixed(1)} ms at p50 and ${(p(runs.on, 0.99) - p(runs.off, 0.99)).toFixed(1)} ms at p99 to a pod create as the client sees it; against the injected pod posted with no webhook, ${(p(runs.on, 0.5) - p(runs.big, 0.5)).toFixed(1)} / ${(p(runs.on, 0.99) - p(runs.big, 0.99)).toFixed(1)} ms. Mean admission (mutating + validating steps): ${step(runs.on)} ms against ${step(runs.off)} ms.`,
       );
     }
-    const p = (r: Run, q: number) => pct(r.client, q);
-    const step = (r: Run) => ms((r.stepAdmit.sum + r.stepValidate.sum) / r.stepAdmit.count);
-    shares.push(
-      `- concurrency ${concurrency}: against the plain pod with no webhook, chaperone adds ${(p(runs.on, 0.5) - p(runs.off, 0.5)).toFixed(1)} ms at p50 and ${(p(runs.on, 0.99) - p(runs.off, 0.99)).toFixed(1)} ms at p99 to a pod create as the client sees it; against the injected pod posted with no webhook, ${(p(runs.on, 0.5) - p(runs.big, 0.5)).toFixed(1)} / ${(p(runs.on, 0.99) - p(runs.big, 0.99)).toFixed(1)} ms. Mean admission (mutating + validating steps): ${step(runs.on)} ms against ${step(runs.off)} ms.`,
-    );
-  }
 
   const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
   const section = [
     '## Admission webhook',
     '',
-    `Date: ${date} UTC. Command: \`node bench/webhook.bench.ts --pods ${totalPods} --concurrency ${concurrencies.join(',')} --write\``,
+    `Date: ${date} UTC. Command: \`node bench/webhook.bench.ts --pods ${totalPods} --concurrency ${concurrencies.join(',')} --rate ${rates.map(rateLabel).join(',').replaceAll('/s', '')} --write\``,
     `(kube-apiserver + etcd of the test environment, the webhook as its own process (\`node webhook/main.ts\`)`,
     `and the client on one machine, ${cpus().length} cores, shared with other work: 1-minute load average ${loadavg()[0]!.toFixed(1)} at the end).`,
     'Pods are admitted and stored, never scheduled. For each concurrency the same number of creates',
     "runs three times: the agent's pod with no webhook registered; the pod as chaperone injects it,",
     "posted with no webhook registered (what storing the bigger pod costs by itself); the agent's pod",
     "with chaperone's mutating and validating pod webhooks registered.",
+    `The webhook process idle: ${idleCpuMsPerSecond.toFixed(1)} ms of CPU per second (included in its CPU per pod).`,
     '',
     "Columns: client-timed pod create p50 / p99 (ms); the apiserver's own histograms as",
     'mean / p50 / p99 in ms (delta over the run; the mean is exact, from _sum/_count, the quantiles are',
@@ -279,8 +330,8 @@ try {
     'decision histogram (p50); CPU columns are process CPU time (user + system) per pod; TLS handshakes',
     'counts the connections the webhook accepted during the run (`chaperone_webhook_tls_connections_total`).',
     '',
-    '| concurrency | webhooks | pods/s | client p50 / p99 | request | step: mutating | step: validating | webhook: mutate | webhook: validate | own mutate p50 / p99 | decide p50 | webhook CPU ms/pod | apiserver CPU ms/pod | TLS handshakes |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| concurrency | load | webhooks | pods/s | client p50 / p99 | request | step: mutating | step: validating | webhook: mutate | webhook: validate | own mutate p50 / p99 | decide p50 | webhook CPU ms/pod | apiserver CPU ms/pod | TLS handshakes |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
     ...shares,

@@ -3,7 +3,6 @@
 // difference between the raw pod and the result.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { isDeepStrictEqual } from 'node:util';
 import type {
   V1Container,
   V1EnvVar,
@@ -12,7 +11,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
-import fastJsonPatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
 import { policyConfigMapName, sshHostKeySecretName, sshKnownHostsName } from '../crds/index.ts';
 import { SIDECAR_PATHS } from '../sidecar/config/index.ts';
 import { cloneJson } from './clone.ts';
@@ -25,10 +24,13 @@ import {
   RESERVED_VOLUME_PREFIX,
   VOLUMES,
 } from './constants.ts';
+import { captureEnv, rulesFromCaptureEnv } from './init/capture.ts';
 import { ENV as INIT_ENV } from './init/env.ts';
-import { renderIptablesRules } from './iptables.ts';
+import { type IptablesOptions, renderIptablesRules } from './iptables.ts';
+import { jsonEqual, jsonPatchOf } from './json.ts';
 import { hardenAgentContainer } from './pod-checks.ts';
 import type { ResolvedPolicy } from './policy.ts';
+import { renderingOf } from './rendering.ts';
 
 export const INJECTION_VERSION = 1;
 /** Agent env names with this prefix belong to chaperone and are replaced on every injection. */
@@ -67,19 +69,29 @@ function readStatus(pod: V1Pod): InjectionStatus | undefined {
 
 /** The pod as if chaperone had never touched it (hardening of agent containers aside: it only adds). */
 export function stripInjection(raw: V1Pod): V1Pod {
-  const pod = cloneJson(raw);
+  // Our containers and volumes are dropped before the copy, not copied and dropped.
+  const rawSpec = raw.spec;
+  const kept = rawSpec
+    ? {
+        ...raw,
+        spec: {
+          ...rawSpec,
+          ...(rawSpec.initContainers
+            ? { initContainers: rawSpec.initContainers.filter((c) => !isChaperoneContainer(c)) }
+            : {}),
+          ...(rawSpec.volumes
+            ? { volumes: rawSpec.volumes.filter((v) => !v.name.startsWith(RESERVED_VOLUME_PREFIX)) }
+            : {}),
+        },
+      }
+    : raw;
+  const pod = cloneJson(kept);
   const previous = readStatus(pod);
   const injectedEnv = new Set(previous?.agentEnv ?? []);
   const spec = pod.spec;
   if (spec) {
-    if (spec.initContainers) {
-      spec.initContainers = spec.initContainers.filter((c) => !isChaperoneContainer(c));
-      if (spec.initContainers.length === 0) delete spec.initContainers;
-    }
-    if (spec.volumes) {
-      spec.volumes = spec.volumes.filter((v) => !v.name.startsWith(RESERVED_VOLUME_PREFIX));
-      if (spec.volumes.length === 0) delete spec.volumes;
-    }
+    if (spec.initContainers?.length === 0) delete spec.initContainers;
+    if (spec.volumes?.length === 0) delete spec.volumes;
     for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) {
       if (c.env) {
         c.env = c.env.filter((e) => !e.name.startsWith(RESERVED_ENV_PREFIX) && !injectedEnv.has(e.name));
@@ -162,10 +174,9 @@ function hasKubeTarget(policy: ResolvedPolicy): boolean {
 function sidecarVolumes(
   policy: ResolvedPolicy,
   config: WebhookConfig,
-  fsGroup?: number,
+  defaultMode: number,
 ): Array<{ volume: V1Volume; mount: V1VolumeMount }> {
   const { spec } = policy;
-  const defaultMode = secretFileMode(fsGroup);
   const out: Array<{ volume: V1Volume; mount: V1VolumeMount }> = [
     {
       volume: { name: VOLUMES.config, configMap: { name: policyConfigMapName(policy.name) } },
@@ -312,25 +323,30 @@ function resources(r: WebhookConfig['resources']['sidecar']): V1ResourceRequirem
 
 export function initContainer(policy: ResolvedPolicy, options: InjectOptions): V1Container {
   const { config } = options;
-  const rules = renderIptablesRules({
+  const capture: IptablesOptions = {
     sidecarUid: config.sidecarUid,
     sidecarGid: config.sidecarGid,
     dnsResolvers: options.dnsResolvers,
-    adminPort: config.adminPort,
-    inboundPorts: policy.spec.inboundPorts,
     redirects: policy.spec.targets
       .filter((t) => t.transparent && isIP(t.upstream.host) !== 0)
       .map((t) => ({ host: t.upstream.host, port: t.upstream.port, listenPort: t.listenPort })),
-  });
+    adminPort: config.adminPort,
+    inboundPorts: policy.spec.inboundPorts,
+  };
+  // chaperone-init renders the rules from these inputs (a fraction of the rules' size in every pod
+  // spec). Rendered here too: what the renderer refuses (no DNS resolver) refuses the pod now, and
+  // so does anything chaperone-init would not read back into exactly the same rules.
+  const rules = renderIptablesRules(capture);
+  const env = captureEnv(capture);
+  const again = rulesFromCaptureEnv(env);
+  if (again.ipv4 !== rules.ipv4 || again.ipv6 !== rules.ipv6)
+    throw new Error('chaperone-init would render other capture rules from their inputs');
   return {
     name: CONTAINERS.init,
     image: config.initImage ?? config.sidecarImage,
     ...(config.imagePullPolicy ? { imagePullPolicy: config.imagePullPolicy } : {}),
     command: [...config.initCommand],
-    env: [
-      { name: INIT_ENV.ipv4, value: rules.ipv4 },
-      { name: INIT_ENV.ipv6, value: rules.ipv6 },
-    ],
+    env: [{ name: INIT_ENV.capture, value: env }],
     resources: resources(config.resources.init),
     volumeMounts: [SERVICE_ACCOUNT_MOUNT],
     securityContext: {
@@ -350,6 +366,11 @@ export function sidecarContainer(
   options: InjectOptions,
   fsGroup?: number,
 ): AnyContainer {
+  return renderSidecar(policy, options, secretFileMode(fsGroup));
+}
+
+/** The sidecar container; `defaultMode` (secretFileMode) is all it reads of the pod. */
+function renderSidecar(policy: ResolvedPolicy, options: InjectOptions, defaultMode: number): AnyContainer {
   const { config } = options;
   return {
     name: CONTAINERS.sidecar,
@@ -387,7 +408,7 @@ export function sidecarContainer(
       timeoutSeconds: 2,
       failureThreshold: 3,
     },
-    volumeMounts: [...sidecarVolumes(policy, config, fsGroup).map((v) => v.mount), SERVICE_ACCOUNT_MOUNT],
+    volumeMounts: [...sidecarVolumes(policy, config, defaultMode).map((v) => v.mount), SERVICE_ACCOUNT_MOUNT],
   };
 }
 
@@ -467,18 +488,120 @@ export function withVolumeDefaults(volume: V1Volume): V1Volume {
 }
 
 /**
- * The item already in the pod when it equals what we render, apiserver defaults aside; else the
- * rendered one. Never a subset: a forged field (command, privileged, envFrom, lifecycle, an extra
- * arg) makes the existing item unequal, so it is replaced by what chaperone renders.
+ * The item already in the pod when it equals what we render, apiserver defaults aside; else a copy
+ * of the rendered one. Never a subset: a forged field (command, privileged, envFrom, lifecycle, an
+ * extra arg) makes the existing item unequal, so it is replaced by what chaperone renders.
  */
 function reuse<T extends { name: string }>(
-  rendered: T,
+  rendered: Rendered<T>,
   previous: readonly T[] | undefined,
   defaults: (item: T) => T,
 ): T {
-  const existing = previous?.find((p) => p.name === rendered.name);
-  if (existing && isDeepStrictEqual(defaults(existing), defaults(rendered))) return cloneJson(existing);
-  return rendered;
+  const existing = previous?.find((p) => p.name === rendered.item.name);
+  if (!existing) return cloneJson(rendered.item);
+  // defaults() is idempotent: an item equal to the rendered one, with or without the apiserver's
+  // defaults, has the same defaulted form; only other items need theirs computed.
+  if (
+    jsonEqual(existing, rendered.defaulted) ||
+    jsonEqual(existing, rendered.item) ||
+    jsonEqual(defaults(existing), rendered.defaulted)
+  )
+    return cloneJson(existing);
+  return cloneJson(rendered.item);
+}
+
+/** A rendered item and the same with the apiserver's defaults, both frozen. */
+interface Rendered<T> {
+  item: T;
+  defaulted: T;
+}
+
+/**
+ * Everything injectPod renders that does not depend on the pod, given the one thing it reads of the
+ * pod (the Secret volumes' file mode, from its fsGroup): frozen, shared by every admission with the
+ * same inputs. Callers copy what they put into a pod.
+ */
+interface PodRendering {
+  env: readonly V1EnvVar[];
+  targets: { ssh: boolean; kube: boolean };
+  init: Rendered<AnyContainer>;
+  sidecar: Rendered<AnyContainer>;
+  agentVolumes: ReadonlyArray<Rendered<V1Volume>>;
+  sidecarVolumes: ReadonlyArray<Rendered<V1Volume>>;
+  /** The status annotation (volume names are the rendered ones, whichever copy is kept). */
+  status: string;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function renderPod(policy: ResolvedPolicy, options: InjectOptions, defaultMode: number): PodRendering {
+  const env = agentEnv(policy);
+  const ssh = hasSsh(policy);
+  const container = (item: AnyContainer) => ({ item, defaulted: withContainerDefaults(item) });
+  const volume = (item: V1Volume) => ({ item, defaulted: withVolumeDefaults(item) });
+  const agentVolumes = [
+    volume(cloneJson(AGENT_TOKEN_VOLUME)),
+    ...(ssh ? [volume(knownHostsVolume(policy))] : []),
+  ];
+  const volumes = sidecarVolumes(policy, options.config, defaultMode).map((v) => volume(v.volume));
+  const status: InjectionStatus = {
+    version: INJECTION_VERSION,
+    policy: policy.name,
+    ...(policy.generation !== undefined ? { generation: policy.generation } : {}),
+    containers: [CONTAINERS.init, CONTAINERS.sidecar],
+    volumes: [...agentVolumes.map((v) => v.item.name), ...volumes.map((v) => v.item.name)],
+    agentEnv: env.map((e) => e.name),
+  };
+  return deepFreeze({
+    env,
+    targets: { ssh, kube: hasKubeTarget(policy) },
+    init: container(initContainer(policy, options)),
+    sidecar: container(renderSidecar(policy, options, defaultMode)),
+    agentVolumes,
+    sidecarVolumes: volumes,
+    status: JSON.stringify(status),
+  });
+}
+
+/*
+ * Renderings are remembered per resolved policy object (resolvePolicy hands out one deep-frozen
+ * object per policy object of the informer cache and namespace; a new generation is a new object),
+ * then by the rest of the inputs as content: the config's rendering fields and the effective DNS
+ * resolvers (rendering.ts: everything injectPod reads of the config) and the Secret file mode.
+ * Policies that are not frozen (built by hand, which could change after a call) are rendered afresh
+ * every time. At most RENDERINGS_PER_POLICY entries per policy: config objects of other replicas'
+ * renderings come and go.
+ */
+const renderings = new WeakMap<ResolvedPolicy, Map<string, PodRendering>>();
+const RENDERINGS_PER_POLICY = 32;
+/** Counts for tests: renderings served from the cache and rendered. */
+export const renderingCacheStats = { hits: 0, misses: 0 };
+
+function podRendering(policy: ResolvedPolicy, options: InjectOptions, defaultMode: number): PodRendering {
+  if (!Object.isFrozen(policy) || !Object.isFrozen(policy.spec))
+    return renderPod(policy, options, defaultMode);
+  const key = JSON.stringify([renderingOf(options.config, options.dnsResolvers), defaultMode]);
+  let perPolicy = renderings.get(policy);
+  if (!perPolicy) {
+    perPolicy = new Map();
+    renderings.set(policy, perPolicy);
+  }
+  let rendering = perPolicy.get(key);
+  if (rendering) {
+    renderingCacheStats.hits++;
+    return rendering;
+  }
+  renderingCacheStats.misses++;
+  rendering = renderPod(policy, options, defaultMode);
+  if (perPolicy.size >= RENDERINGS_PER_POLICY) perPolicy.clear();
+  perPolicy.set(key, rendering);
+  return rendering;
 }
 
 /**
@@ -494,43 +617,35 @@ export function injectPod(
 ): V1Pod {
   const pod = cloneJson(stripped);
   const spec = pod.spec!;
-  const env = agentEnv(policy);
-  const ssh = hasSsh(policy);
-  const targets = { ssh, kube: hasKubeTarget(policy) };
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) injectIntoAgent(c, env, targets);
+  const rendering = podRendering(policy, options, secretFileMode(spec.securityContext?.fsGroup));
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+    injectIntoAgent(c, rendering.env, rendering.targets);
   const before = previous?.spec;
-  const fsGroup = spec.securityContext?.fsGroup;
-  const container = (c: AnyContainer) => reuse(c, before?.initContainers, withContainerDefaults);
-  const volume = (v: V1Volume) => reuse(v, before?.volumes, withVolumeDefaults);
-  const volumes = sidecarVolumes(policy, options.config, fsGroup).map((v) => volume(v.volume));
+  const container = (c: Rendered<AnyContainer>) => reuse(c, before?.initContainers, withContainerDefaults);
+  const volume = (v: Rendered<V1Volume>) => reuse(v, before?.volumes, withVolumeDefaults);
   spec.initContainers = [
-    container(initContainer(policy, options)),
-    container(sidecarContainer(policy, options, fsGroup)),
+    container(rendering.init),
+    container(rendering.sidecar),
     ...(spec.initContainers ?? []),
   ];
-  const agentVolumes = [
-    volume(cloneJson(AGENT_TOKEN_VOLUME)),
-    ...(ssh ? [volume(knownHostsVolume(policy))] : []),
+  spec.volumes = [
+    ...(spec.volumes ?? []),
+    ...rendering.agentVolumes.map(volume),
+    ...rendering.sidecarVolumes.map(volume),
   ];
-  spec.volumes = [...(spec.volumes ?? []), ...agentVolumes, ...volumes];
-  const status: InjectionStatus = {
-    version: INJECTION_VERSION,
-    policy: policy.name,
-    ...(policy.generation !== undefined ? { generation: policy.generation } : {}),
-    containers: [CONTAINERS.init, CONTAINERS.sidecar],
-    volumes: [...agentVolumes.map((v) => v.name), ...volumes.map((v) => v.name)],
-    agentEnv: env.map((e) => e.name),
-  };
   pod.metadata ??= {};
   pod.metadata.annotations = {
     ...pod.metadata.annotations,
     [ANNOTATIONS.policy]: policy.name,
-    [ANNOTATIONS.status]: JSON.stringify(status),
+    [ANNOTATIONS.status]: rendering.status,
   };
   return pod;
 }
 
-/** RFC 6902 operations turning the raw admission object into the mutated one. */
-export function renderPodPatch(raw: object, mutated: object): fastJsonPatch.Operation[] {
-  return fastJsonPatch.compare(raw, mutated);
+/**
+ * RFC 6902 operations turning the raw admission object into the mutated one: fast-json-patch's
+ * compare, without its copy of every added value (json.ts), so they share `mutated`'s values.
+ */
+export function renderPodPatch(raw: object, mutated: object): Operation[] {
+  return jsonPatchOf(raw, mutated);
 }

@@ -7,8 +7,9 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { captureEnv } from './init/capture.ts';
 import { ENV } from './init/env.ts';
-import { renderIptablesRules } from './iptables.ts';
+import { type IptablesOptions, renderIptablesRules } from './iptables.ts';
 import { ADDRESSES, NetnsPair, type User } from './testing/netns.ts';
 
 const exec = promisify(execFile);
@@ -26,15 +27,20 @@ const canRun =
 
 describe('capture rules in network namespaces', { skip: canRun ? false : 'needs root and ip netns' }, () => {
   const net = new NetnsPair();
-  const rules = renderIptablesRules({
+  const options: IptablesOptions = {
     sidecarUid: SIDECAR.uid,
     sidecarGid: SIDECAR.gid,
     dnsResolvers: [ADDRESSES.upstream4],
     redirects: [{ host: ADDRESSES.upstream4, port: 7003, listenPort: 15001 }],
     adminPort: 15090,
     inboundPorts: [{ port: 8080, protocol: 'TCP' }],
-  });
+  };
+  const rules = renderIptablesRules(options);
+  // As the webhook injects it: the rules' inputs, rendered by chaperone-init.
   const applyRules = () =>
+    net.exec(net.pod, undefined, [process.execPath, INIT], { [ENV.capture]: captureEnv(options) });
+  // The rules rendered by the webhook, the other way chaperone-init takes them.
+  const applyRenderedRules = () =>
     net.exec(net.pod, undefined, [process.execPath, INIT], {
       [ENV.ipv4]: rules.ipv4,
       [ENV.ipv6]: rules.ipv6,
@@ -174,6 +180,9 @@ describe('capture rules in network namespaces', { skip: canRun ? false : 'needs 
     await applyRules();
     const again = await save();
     assert.equal(again, first);
+    // The rules rendered by the webhook and those chaperone-init renders from their inputs are the same.
+    await applyRenderedRules();
+    assert.equal(await save(), first);
     assert.equal(first.match(/-A OUTPUT -j CHAPERONE_OUTPUT/g)?.length, 4, 'one jump per table and family');
     assert.equal(first.match(/-A INPUT -j CHAPERONE_INPUT/g)?.length, 2, 'one INPUT jump per family');
   });

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { testEnv } from '../test/env/index.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from './constants.ts';
+import { rulesFromCaptureEnv } from './init/capture.ts';
 import { agentPod, ordersPolicySpec } from './testing/fixtures.ts';
 import { RUN_LABEL, WebhookHarness } from './testing/harness.ts';
 import { type LateWebhook, startLateWebhook } from './testing/late-webhook.ts';
@@ -39,7 +40,9 @@ describe('pod webhook in kube-apiserver', () => {
     assert.equal(sidecar.startupProbe?.httpGet?.path, '/readyz');
     const init = pod.spec!.initContainers![0]!;
     assert.deepEqual(init.securityContext?.capabilities?.add, ['NET_ADMIN', 'NET_RAW']);
-    const rules = init.env?.find((e) => e.name === 'CHAPERONE_IPTABLES_V4')?.value ?? '';
+    const { ipv4: rules } = rulesFromCaptureEnv(
+      init.env?.find((e) => e.name === 'CHAPERONE_CAPTURE')?.value ?? '',
+    );
     assert.match(rules, /-d 10\.213\.0\.2\/32 -p tcp -m tcp --dport 5432 -j REDIRECT --to-ports 15432/);
     const agent = pod.spec!.containers[0]!;
     assert.deepEqual(

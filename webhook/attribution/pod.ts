@@ -3,7 +3,6 @@
 // refused; and on pod updates, refuse any change of the stamp.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { AdmissionRequest } from '../admission.ts';
-import { cloneJson } from '../clone.ts';
 import { CONTAINERS } from '../constants.ts';
 import { LAUNCHED_BY_ANNOTATION } from './launcher.ts';
 import { applyStamp, stampFor } from './objects.ts';
@@ -53,8 +52,15 @@ export function attributePod(
 export function withoutLauncherEnv(pod: V1Pod): V1Pod {
   const sidecar = pod.spec?.initContainers?.find((c) => c.name === CONTAINERS.sidecar);
   if (!sidecar?.env?.some((e) => e.name === LAUNCHER_ENV)) return pod;
-  const copy = cloneJson(pod);
-  const c = copy.spec!.initContainers!.find((x) => x.name === CONTAINERS.sidecar)!;
-  c.env = c.env!.filter((e) => e.name !== LAUNCHER_ENV);
-  return copy;
+  // A copy along the path to that env only; the rest is shared with `pod` (read, never written).
+  const spec = pod.spec!;
+  return {
+    ...pod,
+    spec: {
+      ...spec,
+      initContainers: spec.initContainers!.map((c) =>
+        c === sidecar ? { ...c, env: c.env!.filter((e) => e.name !== LAUNCHER_ENV) } : c,
+      ),
+    },
+  };
 }

@@ -11,6 +11,7 @@ import type { WebhookConfig } from '../config.ts';
 import { ANNOTATIONS, CONTAINERS, LABELS } from '../constants.ts';
 import { injectPod, renderPodPatch, stripInjection } from '../inject.ts';
 import { NoDnsResolverError } from '../iptables.ts';
+import { jsonEqual } from '../json.ts';
 import {
   closedProbePorts,
   containerViolations,
@@ -58,20 +59,40 @@ type Plan =
 
 const PREFIX = 'chaperone: ';
 
+/*
+ * What the checks derive from policies, remembered per object: a raw policy object of the informer
+ * cache stands for one version of the policy (a change is a new object, as resolvePolicy assumes),
+ * and a resolved spec is frozen. Objects read live are new each time and simply miss.
+ */
+const secretsOfPolicy = new WeakMap<RawSessionPolicy, readonly string[]>();
+const secretsOfSpec = new WeakMap<ResolvedPolicy['spec'], readonly string[]>();
+const hostsOfSpec = new WeakMap<ResolvedPolicy['spec'], readonly string[]>();
+
+function remembered<K extends object, V>(memo: WeakMap<K, V>, key: K, compute: (key: K) => V): V {
+  let value = memo.get(key);
+  if (value === undefined) {
+    value = compute(key);
+    memo.set(key, value);
+  }
+  return value;
+}
+
 function checkOptions(
   config: WebhookConfig,
   policies: readonly RawSessionPolicy[],
   policy?: ResolvedPolicy,
 ): PodCheckOptions {
+  // Every Secret any policy of the namespace names, not only the chosen policy's.
+  const secrets = new Set<string>();
+  for (const p of policies)
+    for (const name of remembered(secretsOfPolicy, p, (q) => namedSecrets([q]))) secrets.add(name);
+  if (policy) for (const name of remembered(secretsOfSpec, policy.spec, policySecretNames)) secrets.add(name);
   return {
     sidecarUid: config.sidecarUid,
     sidecarGid: config.sidecarGid,
     requireAgentRunAsUser: config.requireAgentRunAsUser,
-    // Every Secret any policy of the namespace names, not only the chosen policy's.
-    protectedSecrets: [
-      ...new Set([...namedSecrets(policies), ...(policy ? policySecretNames(policy.spec) : [])]),
-    ],
-    sidecarHosts: policy ? sidecarHostNames(policy.spec) : [],
+    protectedSecrets: [...secrets].sort(),
+    sidecarHosts: policy ? remembered(hostsOfSpec, policy.spec, sidecarHostNames) : [],
     scope: policy ? 'injected' : 'bystander',
   };
 }
@@ -319,7 +340,7 @@ export async function validatePod(req: AdmissionRequest, deps: PodHandlerDeps): 
   if (p.kind === 'deny') return deny(p.message);
   if (p.kind === 'skip') return allow();
   // Equal (the common case): no drift, and no patch to compute.
-  if (isDeepStrictEqual(p.raw, p.mutated)) return allow();
+  if (jsonEqual(p.raw, p.mutated)) return allow();
   const drift = renderPodPatch(p.raw, p.mutated);
   if (drift.length === 0) return allow();
   const other = await otherRendering(req, p.raw, deps);
@@ -368,7 +389,6 @@ async function otherRendering(
     config: configWithRendering(deps.config, rendering),
     dnsResolvers: () => rendering.dnsResolvers,
   });
-  if (again.kind === 'mutate' && isDeepStrictEqual(again.raw, again.mutated))
-    return { accepted: true, why: '' };
+  if (again.kind === 'mutate' && jsonEqual(again.raw, again.mutated)) return { accepted: true, why: '' };
   return { accepted: false, why: `${versus}, which renders it differently too)` };
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// chaperone-init: applies the capture rules the webhook rendered into this pod (env
+// chaperone-init: applies the capture rules of this pod: rendered here from the inputs the webhook
+// put into the pod (env CHAPERONE_CAPTURE), or as rendered by the webhook (env
 // CHAPERONE_IPTABLES_V4 / CHAPERONE_IPTABLES_V6, or --ipv4-file/--ipv6-file). Any failure exits
 // non-zero, so the pod never starts without capture.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { applyFamily, type Family, ipv6Enabled } from './apply.ts';
+import { rulesFromCaptureEnv } from './capture.ts';
 import { ENV } from './env.ts';
 
 async function main(): Promise<void> {
@@ -15,10 +17,19 @@ async function main(): Promise<void> {
       'iptables-prefix': { type: 'string', default: '' },
     },
   });
-  const ipv4 = values['ipv4-file'] ? await readFile(values['ipv4-file'], 'utf8') : process.env[ENV.ipv4];
-  const ipv6 = values['ipv6-file'] ? await readFile(values['ipv6-file'], 'utf8') : process.env[ENV.ipv6];
+  const capture = process.env[ENV.capture];
+  const rendered =
+    capture && !values['ipv4-file'] && !values['ipv6-file'] ? rulesFromCaptureEnv(capture) : undefined;
+  const ipv4 =
+    rendered?.ipv4 ??
+    (values['ipv4-file'] ? await readFile(values['ipv4-file'], 'utf8') : process.env[ENV.ipv4]);
+  const ipv6 =
+    rendered?.ipv6 ??
+    (values['ipv6-file'] ? await readFile(values['ipv6-file'], 'utf8') : process.env[ENV.ipv6]);
   if (!ipv4 || !ipv6) {
-    throw new Error(`no rules: set ${ENV.ipv4} and ${ENV.ipv6} (or --ipv4-file and --ipv6-file)`);
+    throw new Error(
+      `no rules: set ${ENV.capture}, or ${ENV.ipv4} and ${ENV.ipv6} (or --ipv4-file and --ipv6-file)`,
+    );
   }
   const prefix = values['iptables-prefix'];
   const families: Family[] = [
