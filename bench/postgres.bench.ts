@@ -31,6 +31,7 @@ import { freePort, run, spawnOwned, tcpAccepts, waitUntil } from '../test/env/ne
 import { oidcToken } from '../test/env/oidc.ts';
 import { createRole, psql } from '../test/env/postgres.ts';
 import { unprivilegedUser } from '../test/env/postgres-user.ts';
+import { cpuSeconds } from './testing/process-stats.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
@@ -234,13 +235,6 @@ async function startSidecar(
       await exited;
     },
   };
-}
-
-/** utime and stime of a process in seconds (Linux /proc). */
-async function cpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 };
 }
 
 /** Peak resident set size of a process in MiB (VmHWM, Linux /proc). */

@@ -4,29 +4,18 @@
 // savings do not add up.
 //   N=300 node bench/webhook-pod-size.bench.ts
 
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { Agent, request } from 'node:https';
-import { promisify } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startEnv } from '../test/env/index.ts';
 import { WebhookHarness } from '../webhook/testing/harness.ts';
+import { podCreator } from './testing/pod-creator.ts';
+import { pidOnPort, totalCpuSeconds } from './testing/process-stats.ts';
 import { agentPod, benchPolicySpec } from './testing/webhook-pods.ts';
 
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 const env = await startEnv(['kube']);
 const h = new WebhookHarness(env.info.kube!);
 try {
   await h.start({ logLevel: 'error' }, true);
-  const { stdout } = await promisify(execFile)('ss', [
-    '-Hltnp',
-    `sport = :${new URL(env.info.kube!.server).port}`,
-  ]);
-  const apiPid = Number(/pid=(\d+)/.exec(stdout)![1]);
+  const apiPid = (await pidOnPort(Number(new URL(env.info.kube!.server).port)))!;
   const ns = await h.recordedNamespace('bench');
   await h.createPolicy(ns, 'bench', benchPolicySpec);
   await h.registerConfigurations(h.ca.certPem);
@@ -52,7 +41,7 @@ try {
   const variants: Record<string, () => V1Pod> = {
     plain: () => agentPod('x'),
     injected: base,
-    'no iptables rules': () => {
+    'no capture env on chaperone-init': () => {
       const p = base();
       for (const e of ours(p)[0]!.env!) e.value = '';
       return p;
@@ -91,36 +80,14 @@ try {
       return p;
     },
   };
-  const opts: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
-  await h.kc.applyToHTTPSOptions(opts);
-  const server = new URL(h.kube.server);
   let seq = 0;
   const N = Number(process.env.N ?? 300);
   for (const [name, make] of Object.entries(variants)) {
-    const agent = new Agent({ keepAlive: true, maxSockets: 10, ...opts });
-    const create = (body: V1Pod) =>
-      new Promise<void>((resolve, reject) => {
-        body.metadata!.name = `v-${seq++}`;
-        const payload = JSON.stringify(body);
-        const req = request(
-          {
-            agent,
-            host: server.hostname,
-            port: server.port,
-            method: 'POST',
-            path: `/api/v1/namespaces/${ns}/pods`,
-            headers: { 'content-type': 'application/json' },
-          },
-          (res) => {
-            res.resume();
-            res.on('end', () =>
-              res.statusCode === 201 ? resolve() : reject(new Error(`${name}: ${res.statusCode}`)),
-            );
-          },
-        );
-        req.on('error', reject);
-        req.end(payload);
-      });
+    const client = await podCreator(h.kc, h.kube.server, 10);
+    const create = async (body: V1Pod) => {
+      body.metadata!.name = `v-${seq++}`;
+      await client.create(ns, body);
+    };
     const run = async (n: number) => {
       let next = 0;
       await Promise.all(
@@ -130,15 +97,15 @@ try {
       );
     };
     await run(50);
-    const c0 = await cpuSeconds(apiPid);
+    const c0 = await totalCpuSeconds(apiPid);
     const t0 = performance.now();
     await run(N);
-    const cpu = ((await cpuSeconds(apiPid)) - c0) / N;
+    const cpu = ((await totalCpuSeconds(apiPid)) - c0) / N;
     const rate = N / ((performance.now() - t0) / 1000);
     process.stdout.write(
       `${name}: apiserver ${(cpu * 1000).toFixed(2)} ms CPU/pod, ${rate.toFixed(0)} pods/s, body ${JSON.stringify(make()).length} B\n`,
     );
-    agent.destroy();
+    client.close();
     await h.core.deleteCollectionNamespacedPod({ namespace: ns });
   }
 } finally {

@@ -10,16 +10,16 @@
 // started more than 5 ms after their time because --concurrency were already in flight).
 //   node bench/webhook.bench.ts [--pods 300] [--concurrency 1,10,50] [--rate closed,40] [--write]
 // --write replaces the "## Admission webhook" section of docs/benchmarks.md.
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:https';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startEnv } from '../test/env/index.ts';
 import { WebhookHarness } from '../webhook/testing/harness.ts';
 import { type Histogram, histogramDelta, parseHistogram, quantile } from './prometheus.ts';
+import { podCreator } from './testing/pod-creator.ts';
+import { pidOnPort, totalCpuSeconds } from './testing/process-stats.ts';
 import { agentPod, benchPolicySpec } from './testing/webhook-pods.ts';
 
 const { values } = parseArgs({
@@ -39,60 +39,6 @@ for (const r of rates) {
     throw new Error(`--rate: "closed" or creates per second, not ${values.rate}`);
 }
 const rateLabel = (rate: number | undefined) => (rate === undefined ? 'closed' : `${rate}/s`);
-
-const TICKS = 100; // USER_HZ
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  if (!pid) return Number.NaN;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
-}
-
-/** The pid listening on a local TCP port (our own child processes: ss may show them). */
-async function pidOnPort(port: number): Promise<number | undefined> {
-  const { stdout } = await promisify(execFile)('ss', ['-Hltnp', `sport = :${port}`]).catch(() => ({
-    stdout: '',
-  }));
-  const m = /pid=(\d+)/.exec(stdout);
-  return m ? Number(m[1]) : undefined;
-}
-
-/**
- * Pod creates over keep-alive connections with a plain JSON body: the client's own cost stays small
- * and equal in both runs (client-node's per-request work would otherwise dominate one create).
- */
-async function podCreator(h: WebhookHarness, concurrency: number) {
-  const options: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
-  await h.kc.applyToHTTPSOptions(options);
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency, ...options });
-  const server = new URL(h.kube.server);
-  const create = (namespace: string, body: V1Pod): Promise<V1Pod> =>
-    new Promise((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const req = request(
-        {
-          agent,
-          host: server.hostname,
-          port: server.port,
-          method: 'POST',
-          path: `/api/v1/namespaces/${namespace}/pods`,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            if (res.statusCode !== 201) reject(new Error(`create pod: ${res.statusCode} ${text}`));
-            else resolve(JSON.parse(text) as V1Pod);
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-  return { create, close: () => agent.destroy() };
-}
 
 /** plain: the agent's pod, no webhook; pre-injected: the injected pod, no webhook; webhook: ours. */
 type Mode = 'plain' | 'pre-injected' | 'webhook';
@@ -180,7 +126,7 @@ try {
     const withWebhook = mode === 'webhook';
     const body = mode === 'pre-injected' ? preInjected : pod;
     await setWebhook(withWebhook);
-    const client = await podCreator(h, concurrency);
+    const client = await podCreator(h.kc, h.kube.server, concurrency);
     // Warm-up: connections, JIT, caches; at least WARM_UP creates, so that the first run (concurrency
     // 1) does not measure the webhook's JIT compiling its handlers.
     for (let i = 0; i < Math.max(2, Math.ceil(WARM_UP / concurrency)); i++) {
@@ -190,8 +136,8 @@ try {
     }
     const before = await apiMetrics();
     const ownBefore = withWebhook ? await h.webhookGet('/metrics') : '';
-    const cpuBefore = await cpuSeconds(h.process?.pid);
-    const apiCpuBefore = await cpuSeconds(apiserverPid);
+    const cpuBefore = await totalCpuSeconds(h.process?.pid);
+    const apiCpuBefore = await totalCpuSeconds(apiserverPid);
     const tlsBefore = withWebhook ? counter(ownBefore, 'chaperone_webhook_tls_connections_total') : 0;
     const latencies: number[] = [];
     const createOne = async () => {
@@ -235,8 +181,8 @@ try {
     }
     const seconds = (performance.now() - started) / 1000;
     client.close();
-    const cpuAfter = await cpuSeconds(h.process?.pid);
-    const apiCpuAfter = await cpuSeconds(apiserverPid);
+    const cpuAfter = await totalCpuSeconds(h.process?.pid);
+    const apiCpuAfter = await totalCpuSeconds(apiserverPid);
     const after = await apiMetrics();
     if (process.env.BENCH_DEBUG)
       process.stderr.write(
@@ -272,11 +218,11 @@ try {
 
   // What the webhook process spends with no admission (informers, timers, GC): a share of every
   // CPU-per-pod figure, the larger the slower the run.
-  const idle0 = await cpuSeconds(h.process?.pid);
+  const idle0 = await totalCpuSeconds(h.process?.pid);
   const idleStart = performance.now();
   await new Promise((r) => setTimeout(r, 5000));
   const idleCpuMsPerSecond =
-    (((await cpuSeconds(h.process?.pid)) - idle0) / ((performance.now() - idleStart) / 1000)) * 1000;
+    (((await totalCpuSeconds(h.process?.pid)) - idle0) / ((performance.now() - idleStart) / 1000)) * 1000;
   const ms = (s: number | undefined) => (s === undefined || Number.isNaN(s) ? '–' : (s * 1000).toFixed(1));
   const pct = (sorted: number[], q: number) =>
     sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
