@@ -5,14 +5,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
-import type { AdmissionRequest } from './admission.ts';
 import { LAUNCHER_ENV } from './attribution/pod.ts';
 import { parseWebhookConfig, type WebhookConfig } from './config.ts';
 import { LABELS } from './constants.ts';
 import { mutatePod, type PodHandlerDeps, validatePod } from './handlers/pods.ts';
 import { injectPod, renderingCacheStats, stripInjection } from './inject.ts';
 import { type RawSessionPolicy, type ResolvedPolicy, resolvePolicy } from './policy.ts';
-import { goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
+import { goldenPolicy, podCreateReview, readYaml, testConfig } from './testing/fixtures.ts';
 
 const configs: Array<[string, WebhookConfig]> = [
   ['test config', testConfig],
@@ -33,6 +32,20 @@ const fsGroups = [undefined, 1000, 2000];
 type EditablePolicy = RawSessionPolicy & {
   spec: { targets: Array<{ listenPort: number }>; recording: { signingKeySecret: { name: string } } };
 };
+
+/** The pod handler's view of a cluster with one policy in an opted-in namespace. */
+function handlerDeps(policy: RawSessionPolicy, config: WebhookConfig): PodHandlerDeps {
+  return {
+    cluster: {
+      namespaceLabels: async () => ({ [LABELS.recording]: 'enabled' }),
+      listSessionPolicies: async () => [policy],
+      getSessionPolicy: async () => policy,
+      secretExists: async () => true,
+    },
+    config,
+    dnsResolvers: () => config.dns.resolvers,
+  };
+}
 
 /** The same policy as a new object: what the informer hands out after a change. */
 function variant(raw: RawSessionPolicy, change: (p: EditablePolicy) => void) {
@@ -121,25 +134,8 @@ describe('injectPod rendering cache', async () => {
   });
 
   it('never writes into the admission object, nor into what the cache hands out', async () => {
-    const deps: PodHandlerDeps = {
-      cluster: {
-        namespaceLabels: async () => ({ [LABELS.recording]: 'enabled' }),
-        listSessionPolicies: async () => [raw],
-        getSessionPolicy: async () => raw,
-        secretExists: async () => true,
-      },
-      config: testConfig,
-      dnsResolvers: () => testConfig.dns.resolvers,
-    };
-    const review = (object: V1Pod): AdmissionRequest => ({
-      uid: 'u1',
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'agents',
-      operation: 'CREATE',
-      userInfo: { username: 'alice' },
-      object: deepFrozen(object),
-    });
+    const deps = handlerDeps(raw, testConfig);
+    const review = (object: V1Pod) => podCreateReview(deepFrozen(object), 'alice');
     const m = await mutatePod(review(plain), deps);
     assert.ok(m.allowed && m.patch);
     const injected = fastJsonPatch.applyPatch(structuredClone(plain), m.patch, true, false).newDocument;
@@ -150,26 +146,7 @@ describe('injectPod rendering cache', async () => {
   });
 
   it('the validating call refuses a pod rendered for another config, generation or fsGroup', async () => {
-    const nsLabels = { [LABELS.recording]: 'enabled' };
-    const deps = (policy: RawSessionPolicy, config: WebhookConfig): PodHandlerDeps => ({
-      cluster: {
-        namespaceLabels: async () => nsLabels,
-        listSessionPolicies: async () => [policy],
-        getSessionPolicy: async () => policy,
-        secretExists: async () => true,
-      },
-      config,
-      dnsResolvers: () => config.dns.resolvers,
-    });
-    const review = (object: V1Pod): AdmissionRequest => ({
-      uid: 'u1',
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'agents',
-      operation: 'CREATE',
-      userInfo: { username: 'alice' },
-      object,
-    });
+    const review = (object: V1Pod) => podCreateReview(object, 'alice');
     const admitted = async (object: V1Pod, d: PodHandlerDeps) => {
       const m = await mutatePod(review(object), d);
       assert.ok(m.allowed);
@@ -180,16 +157,16 @@ describe('injectPod rendering cache', async () => {
     if (next.status) next.status.observedGeneration = next.metadata.generation;
     const [, otherConfig] = configs[1]!;
     // Warm: each rendering is in the cache before the pod made with the other one is validated.
-    const injected = await admitted(plain, deps(raw, testConfig));
-    const otherInjected = await admitted(plain, deps(raw, otherConfig));
-    assert.deepEqual(await validatePod(review(injected), deps(raw, testConfig)), { allowed: true });
-    assert.equal((await validatePod(review(injected), deps(raw, otherConfig))).allowed, false);
-    assert.equal((await validatePod(review(otherInjected), deps(raw, testConfig))).allowed, false);
-    await admitted(plain, deps(next, testConfig));
-    assert.equal((await validatePod(review(injected), deps(next, testConfig))).allowed, false);
+    const injected = await admitted(plain, handlerDeps(raw, testConfig));
+    const otherInjected = await admitted(plain, handlerDeps(raw, otherConfig));
+    assert.deepEqual(await validatePod(review(injected), handlerDeps(raw, testConfig)), { allowed: true });
+    assert.equal((await validatePod(review(injected), handlerDeps(raw, otherConfig))).allowed, false);
+    assert.equal((await validatePod(review(otherInjected), handlerDeps(raw, testConfig))).allowed, false);
+    await admitted(plain, handlerDeps(next, testConfig));
+    assert.equal((await validatePod(review(injected), handlerDeps(next, testConfig))).allowed, false);
     // The fsGroup added after injection changes the Secret volumes' mode we render (0444 -> 0400).
     const withFsGroup = pod(injected, 1000);
-    await admitted(pod(plain, 1000), deps(raw, testConfig));
-    assert.equal((await validatePod(review(withFsGroup), deps(raw, testConfig))).allowed, false);
+    await admitted(pod(plain, 1000), handlerDeps(raw, testConfig));
+    assert.equal((await validatePod(review(withFsGroup), handlerDeps(raw, testConfig))).allowed, false);
   });
 });

@@ -13,7 +13,7 @@ import { mutatePod, type PodHandlerDeps, validatePod } from './handlers/pods.ts'
 import type { RawSessionPolicy } from './policy.ts';
 import type { PublishedRendering, RendererLookup } from './renderer-registry.ts';
 import { renderingHash, renderingOf } from './rendering.ts';
-import { goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
+import { goldenPolicy, podCreateReview, readYaml, testConfig } from './testing/fixtures.ts';
 
 const resolvers = testConfig.dns.resolvers;
 const configA = testConfig;
@@ -53,15 +53,7 @@ function registry(entries: PublishedRendering[]): RendererLookup & { lookups: nu
 }
 
 function request(object: V1Pod): AdmissionRequest {
-  return {
-    uid: 'u1',
-    kind: { group: '', version: 'v1', kind: 'Pod' },
-    resource: { group: '', version: 'v1', resource: 'pods' },
-    namespace: 'agents',
-    operation: 'CREATE',
-    userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-    object,
-  };
+  return podCreateReview(object, 'system:serviceaccount:kube-system:replicaset-controller');
 }
 
 describe('validating a pod another replica rendered', async () => {

@@ -7,7 +7,7 @@ import type { ClusterReader } from './cluster.ts';
 import { LABELS } from './constants.ts';
 import { mutatePod } from './handlers/pods.ts';
 import type { RawSessionPolicy } from './policy.ts';
-import { goldenPolicy, readYaml, testConfig } from './testing/fixtures.ts';
+import { goldenPolicy, podCreateReview, readYaml, testConfig } from './testing/fixtures.ts';
 
 function reader(
   labels: Record<string, string>,
@@ -34,15 +34,10 @@ function reader(
 }
 
 async function request(): Promise<AdmissionRequest> {
-  return {
-    uid: 'u1',
-    kind: { group: '', version: 'v1', kind: 'Pod' },
-    resource: { group: '', version: 'v1', resource: 'pods' },
-    namespace: 'agents',
-    operation: 'CREATE',
-    userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-    object: await readYaml('pods/plain.in.yaml'),
-  };
+  return podCreateReview(
+    await readYaml('pods/plain.in.yaml'),
+    'system:serviceaccount:kube-system:replicaset-controller',
+  );
 }
 
 const optedIn = { [LABELS.recording]: 'enabled' };

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import type { AdmissionRequest } from '../admission.ts';
 import { parseWebhookConfig, type WebhookConfig } from '../config.ts';
 import { type RawSessionPolicy, type ResolvedPolicy, resolvePolicy } from '../policy.ts';
 
@@ -17,6 +18,19 @@ export const testConfig: WebhookConfig = parseWebhookConfig({
   initImage: 'ghcr.io/chaperone/chaperone-init:0.1.0',
   dns: { resolvers: ['10.96.0.10'], discoverService: null },
 });
+
+/** The AdmissionRequest for a pod CREATE in namespace `agents`, by `username`. */
+export function podCreateReview(object: V1Pod, username: string): AdmissionRequest {
+  return {
+    uid: 'u1',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    namespace: 'agents',
+    operation: 'CREATE',
+    userInfo: { username },
+    object,
+  };
+}
 
 export async function goldenPolicy(): Promise<{ raw: RawSessionPolicy; resolved: ResolvedPolicy }> {
   const raw = await readYaml<RawSessionPolicy>('pods/policy.yaml');
