@@ -142,8 +142,7 @@ async function damagedSpool(
   assert.ok(first);
   const last = records.at(-1)!;
   // A cut tail the kill left, or one the damage makes by cutting the last record.
-  const tailOf = async () => (await stat(last.file)).size - last.end;
-  const naturalTail = await tailOf();
+  const naturalTail = (await stat(last.file)).size - last.end;
   // A record of the first session in the middle: records of both sessions follow it.
   const ofFirst = records.filter((r) => r.sessionId === first.sessionId);
   const victim = ofFirst[Math.floor(ofFirst.length / 2)]!;
