@@ -1,7 +1,17 @@
-// Copies of JSON-shaped values (admission objects, rendered containers): a plain recursive copy of
+// Copies of JSON-shaped values (admission objects, rendered containers), and freezing of the ones
+// shared between admissions (resolved policies, cached renderings). A copy is a plain recursive copy of
 // arrays and objects, several times cheaper than structuredClone's serialize/deserialize round
 // trip, which was the largest single cost of an admission. Everything here came from JSON.parse or
 // from object literals, so there are no cycles, Dates, Maps or class instances to keep.
+
+/** Freezes a JSON-shaped value and everything in it (an already frozen object is taken as done). */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
 
 export function cloneJson<T>(value: T): T {
   if (value === null || typeof value !== 'object') return value;

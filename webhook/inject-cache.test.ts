@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import { LAUNCHER_ENV } from './attribution/pod.ts';
+import { deepFreeze } from './clone.ts';
 import { parseWebhookConfig, type WebhookConfig } from './config.ts';
 import { LABELS } from './constants.ts';
 import { mutatePod, type PodHandlerDeps, validatePod } from './handlers/pods.ts';
@@ -52,14 +53,6 @@ function variant(raw: RawSessionPolicy, change: (p: EditablePolicy) => void) {
   const copy = structuredClone(raw) as EditablePolicy;
   change(copy);
   return resolvePolicy(copy, 'agents');
-}
-
-function deepFrozen<T>(value: T): T {
-  if (value !== null && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFrozen(v);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 /** A copy that is not frozen: injectPod renders it afresh, never from the cache. */
@@ -135,7 +128,7 @@ describe('injectPod rendering cache', async () => {
 
   it('never writes into the admission object, nor into what the cache hands out', async () => {
     const deps = handlerDeps(raw, testConfig);
-    const review = (object: V1Pod) => podCreateReview(deepFrozen(object), 'alice');
+    const review = (object: V1Pod) => podCreateReview(deepFreeze(object), 'alice');
     const m = await mutatePod(review(plain), deps);
     assert.ok(m.allowed && m.patch);
     const injected = fastJsonPatch.applyPatch(structuredClone(plain), m.patch, true, false).newDocument;

@@ -14,7 +14,7 @@ import type {
 import type { Operation } from 'fast-json-patch';
 import { policyConfigMapName, sshHostKeySecretName, sshKnownHostsName } from '../crds/index.ts';
 import { SIDECAR_PATHS } from '../sidecar/config/index.ts';
-import { cloneJson } from './clone.ts';
+import { cloneJson, deepFreeze } from './clone.ts';
 import type { WebhookConfig } from './config.ts';
 import {
   AGENT_TOKEN_AUDIENCE,
@@ -530,14 +530,6 @@ interface PodRendering {
   sidecarVolumes: ReadonlyArray<Rendered<V1Volume>>;
   /** The status annotation (volume names are the rendered ones, whichever copy is kept). */
   status: string;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
 
 function renderPod(policy: ResolvedPolicy, options: InjectOptions, defaultMode: number): PodRendering {

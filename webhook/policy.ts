@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { type SessionPolicySpec, sessionPolicySpecSchema, sshHostKeySecretName } from '../crds/index.ts';
+import { deepFreeze } from './clone.ts';
 import { selectorMatches } from './selector.ts';
 
 export interface RawSessionPolicy {
@@ -45,14 +46,6 @@ export type PolicyChoice =
 type Selector = z.infer<typeof sessionPolicySpecSchema.shape.podSelector>;
 const selectors = new WeakMap<RawSessionPolicy, Selector | null>();
 const resolved = new WeakMap<RawSessionPolicy, Map<string, ResolvedPolicy | PolicyInvalidError>>();
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 function selectorOf(policy: RawSessionPolicy): Selector | null {
   let selector = selectors.get(policy);
